@@ -1,0 +1,353 @@
+//! Raw memory and the borrow protocol that makes reading it safe.
+//!
+//! This is the only module that turns pointers into slices. It owns two things:
+//!
+//! * [`RawMem`]: a 64-byte-aligned, always-initialized region (zeroed heap memory or a
+//!   memory-mapped file) freed on drop.
+//! * [`Chunk`]: a `RawMem` shared through `Arc` by a workspace and every array carved from it,
+//!   with per-page borrow counters and the validity rule of its kind (generation, ring position,
+//!   or forever).
+//!
+//! The protocol (DESIGN.md rules 2 and 3) is a Dekker-style handshake on sequentially
+//! consistent atomics. A reader first increments the borrow counter of every page it touches,
+//! then checks validity; the owner first publishes invalidation (bumps the generation, or moves
+//! the ring's write end), then reads the counters of the memory it is about to reuse. In the
+//! single total order of SeqCst operations one of the two sees the other: either the reader
+//! sees the invalidation and backs off with an error, or the owner sees the borrow and does not
+//! touch that memory (the block is retired, or the ring slot skipped). Memory is freed only
+//! when the last `Arc<Chunk>` drops, so a stale handle can never point at freed memory.
+
+use std::alloc::{Layout, alloc_zeroed, dealloc};
+use std::fs::OpenOptions;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+use crate::element::Element;
+
+/// Alignment of every block and of every allocation inside one, in bytes.
+pub const ALIGN: usize = 64;
+
+/// Pages a ring block is split into for borrow tracking.
+const RING_PAGES: usize = 64;
+
+/// Rounds `n` up to a multiple of [`ALIGN`]; `None` on overflow.
+pub(crate) fn align_up(n: usize) -> Option<usize> {
+    n.checked_add(ALIGN - 1).map(|v| v & !(ALIGN - 1))
+}
+
+enum Backing {
+    /// Zero-length region: a dangling, aligned pointer that is never dereferenced.
+    Empty,
+    Heap(Layout),
+    Mmap {
+        _map: memmap2::MmapMut,
+        temp_path: Option<PathBuf>,
+    },
+}
+
+/// An owned, 64-byte-aligned, fully initialized memory region.
+pub(crate) struct RawMem {
+    ptr: NonNull<u8>,
+    len: usize,
+    backing: Backing,
+}
+
+// SAFETY: RawMem owns its region exclusively, like a `Box<[u8]>`. It hands out raw pointers
+// only; every dereference is guarded either by Rust borrows of the owning `Buffer` (heap
+// buffers) or by the `Chunk` borrow protocol (shared blocks), which work across threads.
+unsafe impl Send for RawMem {}
+// SAFETY: see `Send`; `&RawMem` exposes no interior mutation other than through those guards.
+unsafe impl Sync for RawMem {}
+
+impl RawMem {
+    /// Zeroed heap memory of `len` bytes, or `None` if the allocator refuses.
+    pub(crate) fn zeroed(len: usize) -> Option<RawMem> {
+        if len == 0 {
+            return Some(RawMem {
+                // Aligned and non-null; never dereferenced because len == 0.
+                ptr: NonNull::new(std::ptr::without_provenance_mut(ALIGN))?,
+                len: 0,
+                backing: Backing::Empty,
+            });
+        }
+        let layout = Layout::from_size_align(len, ALIGN).ok()?;
+        // SAFETY: `layout` has a non-zero size (len > 0) and a valid power-of-two alignment.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        Some(RawMem {
+            ptr: NonNull::new(ptr)?,
+            len,
+            backing: Backing::Heap(layout),
+        })
+    }
+
+    /// A memory-mapped file of `len` bytes at `path` (created or resized), or a new temporary
+    /// file deleted on drop when `path` is `None`.
+    pub(crate) fn mmap(path: Option<&Path>, len: usize) -> std::io::Result<(RawMem, PathBuf)> {
+        let (path, temp) = match path {
+            Some(p) => (p.to_path_buf(), false),
+            None => {
+                static COUNTER: AtomicU64 = AtomicU64::new(0);
+                let name = format!(
+                    "dl4rs-ws-{}-{}.mmap",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, SeqCst)
+                );
+                (std::env::temp_dir().join(name), true)
+            }
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        file.set_len(len as u64)?;
+        // SAFETY: the mapping is only valid while no other process truncates or writes the
+        // file; dl4rs creates it (or the user hands us a path they own, as documented on
+        // `LocationPolicy::Mmap`) and keeps the mapping private to this workspace. `set_len`
+        // above guarantees the file is `len` bytes, so the whole mapping is backed.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| {
+            std::io::Error::other("the operating system returned a null mapping")
+        })?;
+        // Page alignment (>= 4096) implies ALIGN.
+        debug_assert_eq!(ptr.as_ptr() as usize % ALIGN, 0);
+        Ok((
+            RawMem {
+                ptr,
+                len,
+                backing: Backing::Mmap {
+                    _map: map,
+                    temp_path: temp.then(|| path.clone()),
+                },
+            },
+            path,
+        ))
+    }
+
+    /// Size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Fills `[offset, offset + len)` with `byte`.
+    ///
+    /// # Safety
+    /// The range must be in bounds and no reference to any byte of it may be alive.
+    pub(crate) unsafe fn fill(&self, offset: usize, len: usize, byte: u8) {
+        debug_assert!(offset + len <= self.len, "fill out of bounds");
+        if len == 0 {
+            return;
+        }
+        // SAFETY: in bounds by the caller's contract (checked in debug builds); no live
+        // references alias the range, so writing through the raw pointer is not a data race.
+        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(offset), byte, len) }
+    }
+
+    /// `len` elements of `T` starting at byte `offset`, shared.
+    ///
+    /// # Safety
+    /// `offset` must be a multiple of `align_of::<T>()`, the range in bounds, and no mutable
+    /// reference to it may be alive for `'a`.
+    pub(crate) unsafe fn slice<'a, T: Element>(&'a self, offset: usize, len: usize) -> &'a [T] {
+        debug_assert!(offset + len * size_of::<T>() <= self.len);
+        // SAFETY: the pointer is aligned (blocks are 64-aligned, offsets are multiples of 64 or
+        // of T's size) and in bounds; the bytes are initialized (memory is zeroed or mapped at
+        // creation and only ever written with initialized values), and any bit pattern is a
+        // valid `T` (`Element` contract). Aliasing is the caller's contract.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(offset).cast::<T>(), len) }
+    }
+
+    /// `len` elements of `T` starting at byte `offset`, exclusive.
+    ///
+    /// # Safety
+    /// As [`RawMem::slice`], and no other reference to the range may be alive for `'a`.
+    #[allow(clippy::mut_from_ref)]
+    pub(crate) unsafe fn slice_mut<'a, T: Element>(
+        &'a self,
+        offset: usize,
+        len: usize,
+    ) -> &'a mut [T] {
+        debug_assert!(offset + len * size_of::<T>() <= self.len);
+        // SAFETY: as `slice`; exclusivity is the caller's contract.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset).cast::<T>(), len) }
+    }
+}
+
+impl Drop for RawMem {
+    fn drop(&mut self) {
+        match &self.backing {
+            Backing::Empty => {}
+            Backing::Heap(layout) => {
+                // SAFETY: `ptr` came from `alloc_zeroed(layout)` and is freed exactly once.
+                unsafe { dealloc(self.ptr.as_ptr(), *layout) }
+            }
+            Backing::Mmap { temp_path, .. } => {
+                if let Some(path) = temp_path {
+                    // The mapping itself is released when `_map` drops; a failed delete of our
+                    // own temporary file only leaves a file behind.
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
+/// The part of a workspace that arrays on any thread may look at: its identity and the atomics
+/// their validity depends on.
+#[derive(Debug)]
+pub(crate) struct WsShared {
+    pub(crate) id: Box<str>,
+    pub(crate) uid: u64,
+    pub(crate) generation: AtomicU64,
+    pub(crate) destroyed: AtomicBool,
+    pub(crate) open: AtomicBool,
+}
+
+impl WsShared {
+    pub(crate) fn new(id: &str) -> Arc<WsShared> {
+        static UID: AtomicU64 = AtomicU64::new(1);
+        Arc::new(WsShared {
+            id: id.into(),
+            uid: UID.fetch_add(1, SeqCst),
+            generation: AtomicU64::new(0),
+            destroyed: AtomicBool::new(false),
+            open: AtomicBool::new(false),
+        })
+    }
+}
+
+/// What keeps an allocation inside a chunk valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Validity {
+    /// Valid while the workspace's generation equals the one it was born in (scoped blocks and
+    /// their spills).
+    Generation,
+    /// Valid until the ring's write end passes its start plus the ring size (cyclic blocks).
+    Ring { size: u64 },
+    /// Valid until the workspace is destroyed (a ring's spills: never reused).
+    Forever,
+}
+
+/// Why a validity check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invalid {
+    Generation { current: u64 },
+    Ring { write_end: u64, size: u64 },
+    Destroyed,
+}
+
+/// A region shared by a workspace and the arrays carved from it.
+pub(crate) struct Chunk {
+    mem: RawMem,
+    pub(crate) ws: Arc<WsShared>,
+    validity: Validity,
+    page_shift: u32,
+    borrows: Box<[AtomicUsize]>,
+    write_end: AtomicU64,
+}
+
+impl Chunk {
+    pub(crate) fn new(mem: RawMem, ws: Arc<WsShared>, validity: Validity) -> Chunk {
+        let pages = if matches!(validity, Validity::Ring { .. }) {
+            RING_PAGES
+        } else {
+            1
+        };
+        let page = mem.len().div_ceil(pages).max(ALIGN).next_power_of_two();
+        Chunk {
+            mem,
+            ws,
+            validity,
+            page_shift: page.trailing_zeros(),
+            borrows: (0..pages).map(|_| AtomicUsize::new(0)).collect(),
+            write_end: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn mem(&self) -> &RawMem {
+        &self.mem
+    }
+
+    pub(crate) fn validity(&self) -> Validity {
+        self.validity
+    }
+
+    fn pages(&self, offset: usize, bytes: usize) -> Range<usize> {
+        if bytes == 0 {
+            return 0..0;
+        }
+        let last = (offset + bytes - 1) >> self.page_shift;
+        (offset >> self.page_shift)..(last + 1).min(self.borrows.len())
+    }
+
+    /// Checks validity without borrowing (for `is_valid` and error reports).
+    pub(crate) fn check(&self, stamp: u64) -> Result<(), Invalid> {
+        if self.ws.destroyed.load(SeqCst) {
+            return Err(Invalid::Destroyed);
+        }
+        match self.validity {
+            Validity::Generation => {
+                let current = self.ws.generation.load(SeqCst);
+                if current != stamp {
+                    return Err(Invalid::Generation { current });
+                }
+            }
+            Validity::Ring { size } => {
+                let write_end = self.write_end.load(SeqCst);
+                if write_end > stamp.saturating_add(size) {
+                    return Err(Invalid::Ring { write_end, size });
+                }
+            }
+            Validity::Forever => {}
+        }
+        Ok(())
+    }
+
+    /// Reader side of the handshake: count the borrow, then check validity. On `Ok` the caller
+    /// must call [`Chunk::release`] with the same range exactly once.
+    pub(crate) fn acquire(&self, offset: usize, bytes: usize, stamp: u64) -> Result<(), Invalid> {
+        for page in self.pages(offset, bytes) {
+            self.borrows[page].fetch_add(1, SeqCst);
+        }
+        let checked = self.check(stamp);
+        if checked.is_err() {
+            self.release(offset, bytes);
+        }
+        checked
+    }
+
+    /// Ends a borrow started by a successful [`Chunk::acquire`].
+    pub(crate) fn release(&self, offset: usize, bytes: usize) {
+        for page in self.pages(offset, bytes) {
+            self.borrows[page].fetch_sub(1, SeqCst);
+        }
+    }
+
+    /// Owner side, scoped blocks: total borrows alive. Call after bumping the generation.
+    pub(crate) fn borrow_count(&self) -> usize {
+        self.borrows.iter().map(|b| b.load(SeqCst)).sum()
+    }
+
+    /// Owner side, rings: announce that the ring is about to write up to linear position `end`,
+    /// then report whether any page of `[offset, offset + bytes)` is borrowed (if so, the
+    /// owner must not write there).
+    pub(crate) fn publish_write(&self, end: u64, offset: usize, bytes: usize) -> bool {
+        self.write_end.fetch_max(end, SeqCst);
+        self.pages(offset, bytes)
+            .any(|page| self.borrows[page].load(SeqCst) > 0)
+    }
+
+    /// Owner side: fill a range with `byte` (zeroing fresh allocations, poisoning on reset).
+    ///
+    /// # Safety
+    /// The owner must have established (through the handshake) that nothing borrows the range
+    /// and that no valid allocation other than the one being created covers it.
+    pub(crate) unsafe fn fill(&self, offset: usize, bytes: usize, byte: u8) {
+        // SAFETY: forwarded contract.
+        unsafe { self.mem.fill(offset, bytes, byte) }
+    }
+}
