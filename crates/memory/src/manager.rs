@@ -156,6 +156,12 @@ fn with<R>(f: impl FnOnce(&mut Manager) -> R) -> R {
 /// A handle to one workspace of the calling thread. Cheap to clone; `!Send`, because a
 /// workspace is created, entered and cycled only by its own thread. A handle outlives
 /// `destroy`: its operations then fail with [`WorkspaceError::NoSuchWorkspace`].
+///
+/// A workspace can't be handed to another thread:
+/// ```compile_fail
+/// let ws = dl4rs_memory::get_workspace_for_current_thread(&Default::default(), "W").unwrap();
+/// std::thread::spawn(move || ws.id().len());
+/// ```
 #[derive(Clone)]
 pub struct Workspace {
     shared: Arc<WsShared>,
@@ -313,7 +319,11 @@ impl Workspace {
 
 /// An open scope: a workspace cycle (or a nested, borrowed or scoped-out scope). Dropping it
 /// closes the scope; [`WorkspaceScope::close`] does the same and reports misuse detected at the
-/// cycle end. `!Send`.
+/// cycle end. `!Send`:
+/// ```compile_fail
+/// let scope = dl4rs_memory::scope_out_of_workspaces();
+/// std::thread::spawn(move || drop(scope));
+/// ```
 #[must_use = "the scope closes (and its cycle ends) when this guard is dropped: bind it with `let _scope = ...`"]
 pub struct WorkspaceScope {
     token: u64,

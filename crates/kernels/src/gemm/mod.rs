@@ -1,0 +1,490 @@
+//! General matrix multiply, `C = alpha * A·B + beta * C`, BLIS style.
+//!
+//! Loop nest (outermost first): NC columns of B, KC-deep slices of the inner dimension (B
+//! packed into `kc x nc` panels), MC rows of A (packed into `mc x kc` panels), then NR and MR
+//! tiles computed by a register-blocked microkernel. All packing buffers live in the caller's
+//! scratch (see [`gemm_scratch_len`]); nothing is allocated.
+//!
+//! Threads split C into a grid of disjoint blocks, aligned to the tile grid, each block
+//! carving its own packing region out of the scratch. The inner dimension is never split and
+//! KC depends on k alone, so every element of C is computed by the same sequence of
+//! operations whatever the thread count, the block it falls in, or the address of the
+//! operands: results are bit-identical across 1..n threads and across differently aligned
+//! copies of the inputs (for a fixed [`Dispatch`](crate::Dispatch) path).
+
+pub(crate) mod kernels;
+
+use crate::dispatch::isa;
+use crate::{Float, KernelError, MatMut, MatRef};
+use kernels::{GemmSpec, all_specs};
+
+/// How many threads a kernel may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Run on the calling thread.
+    None,
+    /// At most this many tasks in the current rayon pool (`Rayon(0)` and `Rayon(1)` mean
+    /// one). Small problems use fewer: below a work threshold a product runs on one thread,
+    /// so batch-1 inference never pays for waking a worker.
+    Rayon(usize),
+}
+
+impl Parallelism {
+    fn tasks(self) -> usize {
+        match self {
+            Parallelism::None => 1,
+            Parallelism::Rayon(n) => n.max(1),
+        }
+    }
+}
+
+const ALIGN_BYTES: usize = 64;
+/// Work (flops) a general-path task must have to be worth a rayon hand-off (~10 µs).
+const MIN_FLOPS_PER_TASK: usize = 1 << 21;
+/// Elements of B a m == 1 task must stream to be worth a hand-off.
+const GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 17;
+
+fn align_elems<T>() -> usize {
+    ALIGN_BYTES / size_of::<T>()
+}
+
+/// Depth of a packed block: at most `spec_kc`, balanced so the blocks of k are near equal
+/// (784 becomes 4 x 196 rather than 3 x 256 + 16). Depends on k only, never on threads.
+fn balanced_kc(spec_kc: usize, k: usize) -> usize {
+    if k == 0 {
+        return 0;
+    }
+    k.div_ceil(k.div_ceil(spec_kc))
+}
+
+/// (A panel, B panel) elements one task needs, each rounded to a whole 64-byte line.
+fn task_regions<T: Float>(spec: &GemmSpec<T>, m: usize, n: usize, k: usize) -> (usize, usize) {
+    let kc = balanced_kc(spec.kc, k);
+    let mc = spec.mc.min(m.div_ceil(spec.mr) * spec.mr);
+    let nc = spec.nc.min(n.div_ceil(spec.nr) * spec.nr);
+    let al = align_elems::<T>();
+    ((mc * kc).div_ceil(al) * al, (kc * nc).div_ceil(al) * al)
+}
+
+fn per_task_len<T: Float>(m: usize, n: usize, k: usize) -> usize {
+    all_specs::<T>()
+        .iter()
+        .map(|s| {
+            let (a, b) = task_regions(s, m, n, k);
+            a + b
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Scratch elements [`gemm`] needs for an `m x k` by `k x n` product with `par`.
+///
+/// Covers every dispatch path and `par`'s full task count, plus 64 bytes of slack so the
+/// packing buffers can start on a cache line whatever the scratch's own alignment. Zero when
+/// no packing happens (an empty product or m == 1, which streams B without packing).
+pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism) -> usize {
+    if m <= 1 || n == 0 || k == 0 {
+        return 0;
+    }
+    par.tasks() * per_task_len::<T>(m, n, k) + align_elems::<T>()
+}
+
+/// `C = alpha * A·B + beta * C`, with BLAS semantics: when `beta == 0`, C is not read (NaN or
+/// garbage in C is overwritten); when `alpha == 0` or k == 0, A and B are not read.
+///
+/// Any strides are accepted (transposes are views: `a.t()`). `scratch` must hold at least
+/// [`gemm_scratch_len`]`(m, n, k, par)` elements; its contents on entry do not matter.
+///
+/// ```
+/// use dl4rs_kernels::{gemm, gemm_scratch_len, MatMut, MatRef, Parallelism};
+/// let a = [1.0f32, 2.0, 3.0, 4.0]; // 2x2
+/// let b = [5.0f32, 6.0, 7.0, 8.0]; // 2x2, used transposed
+/// let mut c = [f32::NAN; 4];
+/// let par = Parallelism::None;
+/// let mut scratch = vec![0.0; gemm_scratch_len::<f32>(2, 2, 2, par)];
+/// gemm(
+///     1.0,
+///     MatRef::row_major(&a, 2, 2)?,
+///     MatRef::row_major(&b, 2, 2)?.t(),
+///     0.0,
+///     MatMut::row_major(&mut c, 2, 2)?,
+///     &mut scratch,
+///     par,
+/// )?;
+/// assert_eq!(c, [17.0, 23.0, 39.0, 53.0]);
+/// # Ok::<(), dl4rs_kernels::KernelError>(())
+/// ```
+pub fn gemm<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    mut c: MatMut<'_, T>,
+    scratch: &mut [T],
+    par: Parallelism,
+) -> Result<(), KernelError> {
+    const OP: &str = "gemm";
+    if a.cols() != b.rows() {
+        return Err(KernelError::InnerDimension {
+            op: OP,
+            a_rows: a.rows(),
+            a_cols: a.cols(),
+            b_rows: b.rows(),
+            b_cols: b.cols(),
+        });
+    }
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if c.rows() != m || c.cols() != n {
+        return Err(KernelError::OutputShape {
+            op: OP,
+            rows: m,
+            cols: n,
+            c_rows: c.rows(),
+            c_cols: c.cols(),
+        });
+    }
+    let needed = gemm_scratch_len::<T>(m, n, k, par);
+    if scratch.len() < needed {
+        return Err(KernelError::ScratchTooSmall {
+            op: OP,
+            needed,
+            found: scratch.len(),
+        });
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    let (rs_c, cs_c) = (c.row_stride(), c.col_stride());
+    let cp = CPtr(c.as_mut_ptr());
+    if k == 0 || alpha == T::ZERO {
+        // SAFETY: the view was checked in bounds and non-aliasing at construction.
+        unsafe { scale_c(beta, cp.0, m, n, rs_c, cs_c) };
+        return Ok(());
+    }
+    let spec = T::gemm_spec(isa());
+    let threads = par.tasks();
+    if m == 1 {
+        let tasks = threads.min((k * n / GEMV_MIN_ELEMS_PER_TASK).max(1));
+        let job = GemvJob {
+            spec: &spec,
+            alpha,
+            a,
+            b,
+            beta,
+            c: cp,
+            cs_c,
+        };
+        run_gemv(&job, 0, n, tasks);
+        return Ok(());
+    }
+    let flops = 2 * m * n * k;
+    let tasks = threads.min((flops / MIN_FLOPS_PER_TASK).max(1));
+    let (tm, tn) = grid(&spec, m, n, k, tasks);
+    let per = per_task_len::<T>(m, n, k);
+    let off = scratch.as_ptr().align_offset(ALIGN_BYTES).min(align_elems::<T>());
+    let region = &mut scratch[off..off + (tm * tn) * per];
+    let (abuf_len, _) = task_regions(&spec, m, n, k);
+    let job = Job {
+        spec: &spec,
+        kc: balanced_kc(spec.kc, k),
+        alpha,
+        a,
+        b,
+        beta,
+        c: cp,
+        rs_c,
+        cs_c,
+        tm,
+        tn,
+        per,
+        abuf_len,
+    };
+    run_tasks(&job, 0, tm * tn, region);
+    Ok(())
+}
+
+/// A raw pointer to C that tasks may share: each writes only its own block of C.
+#[derive(Clone, Copy)]
+struct CPtr<T>(*mut T);
+// SAFETY: the driver hands each task a disjoint set of C elements (blocks of a grid over a
+// view checked non-aliasing at construction), so concurrent writes never touch one location.
+unsafe impl<T: Send> Send for CPtr<T> {}
+// SAFETY: as above; a shared CPtr is only used to derive pointers to disjoint blocks.
+unsafe impl<T: Send> Sync for CPtr<T> {}
+
+/// `C = beta * C` (beta == 0 writes zeros without reading).
+///
+/// # Safety
+/// `c[i*rs + j*cs]` is writable for i < m, j < n.
+unsafe fn scale_c<T: Float>(beta: T, c: *mut T, m: usize, n: usize, rs: usize, cs: usize) {
+    for i in 0..m {
+        for j in 0..n {
+            // SAFETY: inside the view, per the caller.
+            unsafe {
+                let p = c.add(i * rs + j * cs);
+                *p = if beta == T::ZERO { T::ZERO } else { beta * *p };
+            }
+        }
+    }
+}
+
+/// Picks a `tm x tn` grid of `tasks` blocks minimizing the critical path: the largest
+/// block's compute plus its packing of A rows and B columns (weighted as ~16 flops per
+/// packed element).
+fn grid<T: Float>(spec: &GemmSpec<T>, m: usize, n: usize, k: usize, tasks: usize) -> (usize, usize) {
+    let mt = m.div_ceil(spec.mr);
+    let nt = n.div_ceil(spec.nr);
+    let mut best = (1, 1);
+    let mut best_cost = usize::MAX;
+    for tm in 1..=tasks {
+        if !tasks.is_multiple_of(tm) {
+            continue;
+        }
+        let tn = tasks / tm;
+        if tm > mt || tn > nt {
+            continue;
+        }
+        let bm = mt.div_ceil(tm) * spec.mr;
+        let bn = nt.div_ceil(tn) * spec.nr;
+        let cost = k * (2 * bm * bn + 16 * (bm + bn));
+        if cost < best_cost {
+            best_cost = cost;
+            best = (tm, tn);
+        }
+    }
+    if best_cost == usize::MAX {
+        // Fewer tiles than tasks in both directions: split along the longer one.
+        if mt >= nt {
+            (tasks.min(mt), 1)
+        } else {
+            (1, tasks.min(nt))
+        }
+    } else {
+        best
+    }
+}
+
+/// Start of part `i` of `parts` when `tiles` tiles of `tile` elements are split evenly,
+/// clamped to `len`. Boundaries fall on the tile grid, which keeps edge tiles where a
+/// one-thread run has them.
+fn part_start(i: usize, parts: usize, tiles: usize, tile: usize, len: usize) -> usize {
+    (i * tiles / parts * tile).min(len)
+}
+
+struct Job<'s, 'a, T> {
+    spec: &'s GemmSpec<T>,
+    kc: usize,
+    alpha: T,
+    a: MatRef<'a, T>,
+    b: MatRef<'a, T>,
+    beta: T,
+    c: CPtr<T>,
+    rs_c: usize,
+    cs_c: usize,
+    tm: usize,
+    tn: usize,
+    per: usize,
+    abuf_len: usize,
+}
+
+/// Runs tasks `lo..hi` on `region` (their scratch, `per` elements each). `rayon::join` runs
+/// its closures as stack jobs: on a pool worker thread it allocates nothing, which is what
+/// keeps a warmed-up threaded gemm allocation-free.
+fn run_tasks<T: Float>(job: &Job<'_, '_, T>, lo: usize, hi: usize, region: &mut [T]) {
+    if hi - lo == 1 {
+        run_block(job, lo, region);
+        return;
+    }
+    let mid = lo + (hi - lo) / 2;
+    let (r1, r2) = region.split_at_mut((mid - lo) * job.per);
+    rayon::join(
+        || run_tasks(job, lo, mid, r1),
+        || run_tasks(job, mid, hi, r2),
+    );
+}
+
+fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
+    let spec = job.spec;
+    let (m, n) = (job.a.rows(), job.b.cols());
+    let (ti, tj) = (task / job.tn, task % job.tn);
+    let mt = m.div_ceil(spec.mr);
+    let nt = n.div_ceil(spec.nr);
+    let r0 = part_start(ti, job.tm, mt, spec.mr, m);
+    let r1 = part_start(ti + 1, job.tm, mt, spec.mr, m);
+    let c0 = part_start(tj, job.tn, nt, spec.nr, n);
+    let c1 = part_start(tj + 1, job.tn, nt, spec.nr, n);
+    if r0 == r1 || c0 == c1 {
+        return;
+    }
+    let a = job.a.sub(r0, r1, 0, job.a.cols());
+    let b = job.b.sub(0, job.b.rows(), c0, c1);
+    let (abuf, bbuf) = scratch.split_at_mut(job.abuf_len);
+    // SAFETY: the block [r0, r1) x [c0, c1) is inside C and disjoint from other tasks'
+    // blocks; the scratch halves were sized by task_regions for this spec and problem.
+    unsafe {
+        let c = job.c.0.add(r0 * job.rs_c + c0 * job.cs_c);
+        gemm_block(
+            spec, job.kc, job.alpha, a, b, job.beta, c, job.rs_c, job.cs_c, abuf, bbuf,
+        );
+    }
+}
+
+/// The BLIS loop nest over one block of C.
+///
+/// # Safety
+/// `c[i*rs_c + j*cs_c]` is writable for i < a.rows(), j < b.cols(); abuf/bbuf hold the
+/// panels that `task_regions` sizes for this spec and a problem at least this large.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_block<T: Float>(
+    spec: &GemmSpec<T>,
+    kc: usize,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: *mut T,
+    rs_c: usize,
+    cs_c: usize,
+    abuf: &mut [T],
+    bbuf: &mut [T],
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let (rs_a, cs_a, rs_b, cs_b) = (a.row_stride(), a.col_stride(), b.row_stride(), b.col_stride());
+    let (ap, bp) = (a.data().as_ptr(), b.data().as_ptr());
+    let (mr, nr) = (spec.mr, spec.nr);
+    let (abuf, bbuf) = (abuf.as_mut_ptr(), bbuf.as_mut_ptr());
+    let mut jc = 0;
+    while jc < n {
+        let ncb = spec.nc.min(n - jc);
+        let mut pc = 0;
+        while pc < k {
+            let kcb = kc.min(k - pc);
+            // SAFETY: the packed ranges are inside the views (checked at construction) and
+            // the buffers (sized by task_regions); tiles are inside this block of C.
+            unsafe {
+                (spec.pack_b)(kcb, ncb, bp.add(pc * rs_b + jc * cs_b), rs_b, cs_b, bbuf);
+                let beta_eff = if pc == 0 { beta } else { T::ONE };
+                let mut ic = 0;
+                while ic < m {
+                    let mcb = spec.mc.min(m - ic);
+                    (spec.pack_a)(mcb, kcb, ap.add(ic * rs_a + pc * cs_a), rs_a, cs_a, abuf);
+                    let mut jr = 0;
+                    while jr < ncb {
+                        let nrb = nr.min(ncb - jr);
+                        let mut ir = 0;
+                        while ir < mcb {
+                            let mrb = mr.min(mcb - ir);
+                            (spec.kernel)(
+                                kcb,
+                                abuf.add(ir * kcb),
+                                bbuf.add(jr * kcb),
+                                alpha,
+                                beta_eff,
+                                c.add((ic + ir) * rs_c + (jc + jr) * cs_c),
+                                rs_c,
+                                cs_c,
+                                mrb,
+                                nrb,
+                            );
+                            ir += mr;
+                        }
+                        jr += nr;
+                    }
+                    ic += mcb;
+                }
+            }
+            pc += kcb;
+        }
+        jc += ncb;
+    }
+}
+
+struct GemvJob<'s, 'a, T> {
+    spec: &'s GemmSpec<T>,
+    alpha: T,
+    a: MatRef<'a, T>,
+    b: MatRef<'a, T>,
+    beta: T,
+    c: CPtr<T>,
+    cs_c: usize,
+}
+
+/// m == 1: columns `j0..j1` split over `tasks` (boundaries on multiples of 64 columns; any
+/// boundary would give the same bits, 64 keeps the vector loops full).
+fn run_gemv<T: Float>(job: &GemvJob<'_, '_, T>, j0: usize, j1: usize, tasks: usize) {
+    if tasks <= 1 {
+        gemv_range(job, j0, j1);
+        return;
+    }
+    let left = tasks / 2;
+    let mid = (j0 + ((j1 - j0) * left / tasks).div_ceil(64) * 64).min(j1);
+    rayon::join(
+        || run_gemv(job, j0, mid, left),
+        || run_gemv(job, mid, j1, tasks - left),
+    );
+}
+
+fn gemv_range<T: Float>(job: &GemvJob<'_, '_, T>, j0: usize, j1: usize) {
+    if j0 == j1 {
+        return;
+    }
+    let (a, b) = (job.a, job.b);
+    let k = a.cols();
+    let (x, incx) = (a.data().as_ptr(), a.col_stride());
+    let (rs_b, cs_b) = (b.row_stride(), b.col_stride());
+    // SAFETY: columns j0..j1 of the 1 x n output are inside C and owned by this task; the
+    // reads are inside the views checked at construction.
+    unsafe {
+        let bp = b.data().as_ptr().add(j0 * cs_b);
+        let c = job.c.0.add(j0 * job.cs_c);
+        if cs_b == 1 {
+            (job.spec.gemv)(k, j1 - j0, x, incx, bp, rs_b, job.alpha, job.beta, c, job.cs_c);
+        } else {
+            gemv_strided(k, j1 - j0, x, incx, bp, rs_b, cs_b, job.alpha, job.beta, c, job.cs_c);
+        }
+    }
+}
+
+/// m == 1 with B not unit-stride along columns (e.g. x·Wᵀ): one dot product per column, in
+/// 8 fixed lanes from index 0 when both operands are contiguous so LLVM can vectorize.
+///
+/// # Safety
+/// As for the gemv kernels, with B read at `p*rs_b + j*cs_b`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemv_strided<T: Float>(
+    k: usize,
+    n: usize,
+    x: *const T,
+    incx: usize,
+    b: *const T,
+    rs_b: usize,
+    cs_b: usize,
+    alpha: T,
+    beta: T,
+    c: *mut T,
+    cs_c: usize,
+) {
+    for j in 0..n {
+        // SAFETY: p < k, j < n: inside the views, per the caller.
+        unsafe {
+            let col = b.add(j * cs_b);
+            let acc = if incx == 1 && rs_b == 1 {
+                let xs = core::slice::from_raw_parts(x, k);
+                let bs = core::slice::from_raw_parts(col, k);
+                crate::reduce::dot_impl(xs, bs)
+            } else {
+                let mut acc = T::ZERO;
+                for p in 0..k {
+                    acc += *x.add(p * incx) * *col.add(p * rs_b);
+                }
+                acc
+            };
+            let p = c.add(j * cs_c);
+            *p = if beta == T::ZERO {
+                alpha * acc
+            } else {
+                alpha * acc + beta * *p
+            };
+        }
+    }
+}
