@@ -385,17 +385,13 @@ pub(crate) enum Target<'a> {
     Workspace(&'a Workspace),
 }
 
-/// Allocates `bytes` (> 0 means attached unless no workspace applies). `Ok(None)` means "use
-/// the heap".
+/// Allocates `bytes` in the target's workspace. `Ok(None)` means "use the heap": no workspace
+/// is current, debug bypass, or an empty allocation (never attached, as ND4J).
 pub(crate) fn allocate(
     target: Target<'_>,
     bytes: usize,
     zero: bool,
 ) -> Result<Option<Attached>, WorkspaceError> {
-    if bytes == 0 {
-        // As ND4J: an empty array is never attached.
-        return Ok(None);
-    }
     let aligned = align_up(bytes).ok_or(WorkspaceError::SizeOverflow {
         len: bytes,
         elem: "u8",
@@ -417,6 +413,10 @@ pub(crate) fn allocate(
                 workspace: m.workspaces[idx].shared.id.to_string(),
                 open: m.open_list(),
             });
+        }
+        if bytes == 0 {
+            // As ND4J: an empty array is never attached.
+            return Ok(None);
         }
         let debug = m.debug;
         m.workspaces[idx].alloc(aligned, zero, debug).map(Some)
