@@ -110,9 +110,8 @@ impl RawMem {
         // `LocationPolicy::Mmap`) and keeps the mapping private to this workspace. `set_len`
         // above guarantees the file is `len` bytes, so the whole mapping is backed.
         let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
-        let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| {
-            std::io::Error::other("the operating system returned a null mapping")
-        })?;
+        let ptr = NonNull::new(map.as_mut_ptr())
+            .ok_or_else(|| std::io::Error::other("the operating system returned a null mapping"))?;
         // Page alignment (>= 4096) implies ALIGN.
         debug_assert_eq!(ptr.as_ptr() as usize % ALIGN, 0);
         Ok((
@@ -151,8 +150,8 @@ impl RawMem {
     ///
     /// # Safety
     /// `offset` must be a multiple of `align_of::<T>()`, the range in bounds, and no mutable
-    /// reference to it may be alive for `'a`.
-    pub(crate) unsafe fn slice<'a, T: Element>(&'a self, offset: usize, len: usize) -> &'a [T] {
+    /// reference to it may be alive while the slice lives.
+    pub(crate) unsafe fn slice<T: Element>(&self, offset: usize, len: usize) -> &[T] {
         debug_assert!(offset + len * size_of::<T>() <= self.len);
         // SAFETY: the pointer is aligned (blocks are 64-aligned, offsets are multiples of 64 or
         // of T's size) and in bounds; the bytes are initialized (memory is zeroed or mapped at
@@ -164,13 +163,9 @@ impl RawMem {
     /// `len` elements of `T` starting at byte `offset`, exclusive.
     ///
     /// # Safety
-    /// As [`RawMem::slice`], and no other reference to the range may be alive for `'a`.
+    /// As [`RawMem::slice`], and no other reference to the range may be alive while the slice lives.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn slice_mut<'a, T: Element>(
-        &'a self,
-        offset: usize,
-        len: usize,
-    ) -> &'a mut [T] {
+    pub(crate) unsafe fn slice_mut<T: Element>(&self, offset: usize, len: usize) -> &mut [T] {
         debug_assert!(offset + len * size_of::<T>() <= self.len);
         // SAFETY: as `slice`; exclusivity is the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(offset).cast::<T>(), len) }

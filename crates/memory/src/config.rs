@@ -330,7 +330,10 @@ mod tests {
             .policy_location(LocationPolicy::Mmap(None))
             .build()
             .unwrap_err();
-        assert!(mmap_learning.to_string().contains("can't learn"), "{mmap_learning}");
+        assert!(
+            mmap_learning.to_string().contains("can't learn"),
+            "{mmap_learning}"
+        );
 
         let ring = WorkspaceConfig::builder()
             .policy_reset(ResetPolicy::EndOfBuffer)
@@ -364,7 +367,10 @@ mod tests {
             .policy_location(LocationPolicy::Mmap(None))
             .build()
             .unwrap_err();
-        assert!(mmap_empty.to_string().contains("initial_size > 0"), "{mmap_empty}");
+        assert!(
+            mmap_empty.to_string().contains("initial_size > 0"),
+            "{mmap_empty}"
+        );
     }
 
     #[test]

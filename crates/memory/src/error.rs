@@ -223,7 +223,9 @@ pub enum WorkspaceError {
     },
 
     /// A size computation overflowed.
-    #[error("allocation of {len} x {elem} overflows the address space: expected at most {max} bytes")]
+    #[error(
+        "allocation of {len} x {elem} overflows the address space: expected at most {max} bytes"
+    )]
     SizeOverflow {
         /// Elements requested.
         len: usize,

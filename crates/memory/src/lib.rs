@@ -73,10 +73,10 @@ pub use debug::DebugMode;
 pub use element::Element;
 pub use error::{OpenWorkspaces, WorkspaceError};
 pub use manager::{
-    Workspace, WorkspaceScope, all_workspace_ids_for_current_thread,
-    any_workspace_active_for_current_thread, allocation_report,
-    check_if_workspace_exists, check_if_workspace_exists_and_active, current_workspace,
-    debug_mode, destroy_all_workspaces_for_current_thread, find_workspace_for_current_thread,
+    Workspace, WorkspaceScope, all_workspace_ids_for_current_thread, allocation_report,
+    any_workspace_active_for_current_thread, check_if_workspace_exists,
+    check_if_workspace_exists_and_active, current_workspace, debug_mode,
+    destroy_all_workspaces_for_current_thread, find_workspace_for_current_thread,
     get_and_activate_workspace, get_workspace_for_current_thread, open_workspaces,
     scope_out_of_workspaces, set_debug_mode,
 };

@@ -77,8 +77,10 @@ impl Manager {
     }
 
     fn id_of(&self, uid: u64) -> String {
-        self.index_of_uid(uid)
-            .map_or_else(|| "<destroyed>".to_string(), |i| self.workspaces[i].shared.id.to_string())
+        self.index_of_uid(uid).map_or_else(
+            || "<destroyed>".to_string(),
+            |i| self.workspaces[i].shared.id.to_string(),
+        )
     }
 
     fn open_list(&self) -> OpenWorkspaces {
@@ -131,7 +133,8 @@ impl Manager {
         match frame.kind {
             FrameKind::Enter => {
                 // Nested frames of this workspace can't outlive its cycle.
-                self.stack.retain(|f| f.uid != frame.uid || f.kind == FrameKind::ScopeOut);
+                self.stack
+                    .retain(|f| f.uid != frame.uid || f.kind == FrameKind::ScopeOut);
                 let debug = self.debug;
                 self.workspaces[idx].close(debug).map_err(|mut err| {
                     if let WorkspaceError::BorrowedAtCycleEnd { open, .. } = &mut err {
@@ -263,18 +266,19 @@ impl Workspace {
 
     /// Whether the workspace was destroyed.
     pub fn is_destroyed(&self) -> bool {
-        self.shared.destroyed.load(std::sync::atomic::Ordering::SeqCst)
+        self.shared
+            .destroyed
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// The current generation (bumped at every cycle end and at destroy).
     pub fn generation(&self) -> u64 {
-        self.shared.generation.load(std::sync::atomic::Ordering::SeqCst)
+        self.shared
+            .generation
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    fn with_state<R>(
-        &self,
-        f: impl FnOnce(&mut WorkspaceState) -> R,
-    ) -> Result<R, WorkspaceError> {
+    fn with_state<R>(&self, f: impl FnOnce(&mut WorkspaceState) -> R) -> Result<R, WorkspaceError> {
         with(|m| {
             let idx = m.find(self)?;
             Ok(f(&mut m.workspaces[idx]))
@@ -311,7 +315,8 @@ impl Workspace {
             let idx = m.find(self)?;
             let mut state = m.workspaces.remove(idx);
             state.destroy();
-            m.stack.retain(|f| f.uid != self.uid() || f.kind == FrameKind::ScopeOut);
+            m.stack
+                .retain(|f| f.uid != self.uid() || f.kind == FrameKind::ScopeOut);
             Ok(())
         })
     }
@@ -430,7 +435,6 @@ pub fn get_workspace_for_current_thread(
     config: &WorkspaceConfig,
     id: &str,
 ) -> Result<Workspace, WorkspaceError> {
-    config.validate()?;
     with(|m| {
         if let Some(idx) = m.index_of(id) {
             let ws = &m.workspaces[idx];

@@ -117,7 +117,11 @@ impl fmt::Display for AllocationReport {
                 )?;
             }
         }
-        writeln!(f, "total block memory: {}", human_bytes(self.total_block_bytes()))
+        writeln!(
+            f,
+            "total block memory: {}",
+            human_bytes(self.total_block_bytes())
+        )
     }
 }
 

@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use crate::buffer::Attached;
 use crate::chunk::{Chunk, RawMem, Validity, WsShared, align_up};
-use crate::config::{AllocationPolicy, LearningPolicy, LocationPolicy, SpillPolicy, WorkspaceConfig};
+use crate::config::{
+    AllocationPolicy, LearningPolicy, LocationPolicy, SpillPolicy, WorkspaceConfig,
+};
 use crate::debug::DebugMode;
 use crate::error::{OpenWorkspaces, WorkspaceError};
 use crate::stats::WorkspaceStats;
@@ -57,13 +59,12 @@ pub(crate) struct WorkspaceState {
 impl WorkspaceState {
     pub(crate) fn new(id: &str, config: WorkspaceConfig) -> Result<Self, WorkspaceError> {
         config.validate()?;
-        let steps_number = if config.is_cyclic()
-            && config.policy_allocation == AllocationPolicy::Overallocate
-        {
-            config.overallocation_limit as u64 + 1
-        } else {
-            1
-        };
+        let steps_number =
+            if config.is_cyclic() && config.policy_allocation == AllocationPolicy::Overallocate {
+                config.overallocation_limit as u64 + 1
+            } else {
+                1
+            };
         let mut ws = WorkspaceState {
             shared: WsShared::new(id),
             current_size: config.initial_size,
@@ -353,7 +354,7 @@ impl WorkspaceState {
         }
 
         self.cycles_count += 1;
-        if self.cycles_count > 1 && (self.cycles_count - 1) % self.steps_number == 0 {
+        if self.cycles_count > 1 && (self.cycles_count - 1).is_multiple_of(self.steps_number) {
             self.steps_count += 1;
         }
         self.is_used = true;
@@ -370,13 +371,11 @@ impl WorkspaceState {
             let over_time_due = learning == LearningPolicy::OverTime
                 && self.cycles_count == u64::from(self.config.cycles_before_initialization);
             let first_loop_due = learning == LearningPolicy::FirstLoop && self.current_size == 0;
-            if over_time_due || first_loop_due {
-                self.initialize()?;
-            } else if self.current_size > 0
+            let outgrown = self.current_size > 0
                 && self.cycle_allocations > 0
                 && self.config.policy_spill == SpillPolicy::Reallocate
-                && !cyclic
-            {
+                && !cyclic;
+            if over_time_due || first_loop_due || outgrown {
                 self.initialize()?;
             }
         }

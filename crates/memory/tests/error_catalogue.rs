@@ -44,7 +44,10 @@ fn stale_array() {
     let _again = get_and_activate_workspace(&cfg, "ITERATION").unwrap();
     assert_contains(
         &kept.read().unwrap_err().to_string(),
-        &["was closed and reopened since", "[\"EPOCH\", \"ITERATION\"]"],
+        &[
+            "was closed and reopened since",
+            "[\"EPOCH\", \"ITERATION\"]",
+        ],
     );
 }
 
@@ -201,7 +204,10 @@ fn not_open() {
             "Fix: allocate inside a scope of it",
         ],
     );
-    assert!(matches!(ws.notify_scope_borrowed(), Err(WorkspaceError::NotOpen { .. })));
+    assert!(matches!(
+        ws.notify_scope_borrowed(),
+        Err(WorkspaceError::NotOpen { .. })
+    ));
 }
 
 #[test]
@@ -235,7 +241,10 @@ fn no_such_workspace() {
     // A handle used after destroy reports the same.
     let ws = fixed("GONE", 4096);
     ws.destroy().unwrap();
-    assert!(matches!(ws.stats(), Err(WorkspaceError::NoSuchWorkspace { .. })));
+    assert!(matches!(
+        ws.stats(),
+        Err(WorkspaceError::NoSuchWorkspace { .. })
+    ));
 }
 
 #[test]
@@ -243,7 +252,10 @@ fn size_overflow() {
     let err = Buffer::<f64>::zeros(usize::MAX / 2).unwrap_err();
     assert_contains(
         &err.to_string(),
-        &["allocation of 9223372036854775807 x f64 overflows", "expected at most"],
+        &[
+            "allocation of 9223372036854775807 x f64 overflows",
+            "expected at most",
+        ],
     );
 }
 
@@ -267,6 +279,9 @@ fn mmap_failure() {
     let err = get_workspace_for_current_thread(&cfg, "MAPPED").unwrap_err();
     assert_contains(
         &err.to_string(),
-        &["memory-mapped workspace \"MAPPED\": /nonexistent-dir/ws.bin:", "No such file"],
+        &[
+            "memory-mapped workspace \"MAPPED\": /nonexistent-dir/ws.bin:",
+            "No such file",
+        ],
     );
 }

@@ -184,7 +184,10 @@ fn check_placement(h: &Handle) {
 
 fn expect_invalid(err: WorkspaceError, destroyed: bool) {
     if destroyed {
-        assert!(matches!(err, WorkspaceError::WorkspaceDestroyed { .. }), "{err}");
+        assert!(
+            matches!(err, WorkspaceError::WorkspaceDestroyed { .. }),
+            "{err}"
+        );
     } else {
         assert!(matches!(err, WorkspaceError::StaleArray { .. }), "{err}");
     }
@@ -211,18 +214,27 @@ fn run(ops: Vec<Op>, debug: DebugMode) {
                 let result = handle(k).notify_scope_entered();
                 if model.bypass {
                     scopes.push(result.unwrap());
-                    model.frames.push(Frame { kind: Kind::ScopeOut, k });
+                    model.frames.push(Frame {
+                        kind: Kind::ScopeOut,
+                        k,
+                    });
                 } else if model.open[k] {
                     if model.current() == Some(k) {
                         scopes.push(result.unwrap());
-                        model.frames.push(Frame { kind: Kind::Reenter, k });
+                        model.frames.push(Frame {
+                            kind: Kind::Reenter,
+                            k,
+                        });
                     } else {
                         let err = result.unwrap_err();
                         assert!(matches!(err, WorkspaceError::AlreadyOpen { .. }), "{err}");
                     }
                 } else {
                     scopes.push(result.unwrap());
-                    model.frames.push(Frame { kind: Kind::Enter, k });
+                    model.frames.push(Frame {
+                        kind: Kind::Enter,
+                        k,
+                    });
                     model.open[k] = true;
                 }
             }
@@ -251,20 +263,32 @@ fn run(ops: Vec<Op>, debug: DebugMode) {
                 let result = handle(k).notify_scope_borrowed();
                 if model.bypass {
                     scopes.push(result.unwrap());
-                    model.frames.push(Frame { kind: Kind::ScopeOut, k });
+                    model.frames.push(Frame {
+                        kind: Kind::ScopeOut,
+                        k,
+                    });
                 } else if !model.open[k] {
                     assert!(matches!(result, Err(WorkspaceError::NotOpen { .. })));
                 } else if model.borrowed[k] {
-                    assert!(matches!(result, Err(WorkspaceError::AlreadyBorrowed { .. })));
+                    assert!(matches!(
+                        result,
+                        Err(WorkspaceError::AlreadyBorrowed { .. })
+                    ));
                 } else {
                     scopes.push(result.unwrap());
-                    model.frames.push(Frame { kind: Kind::Borrow, k });
+                    model.frames.push(Frame {
+                        kind: Kind::Borrow,
+                        k,
+                    });
                     model.borrowed[k] = true;
                 }
             }
             Op::ScopeOut => {
                 scopes.push(scope_out_of_workspaces());
-                model.frames.push(Frame { kind: Kind::ScopeOut, k: 0 });
+                model.frames.push(Frame {
+                    kind: Kind::ScopeOut,
+                    k: 0,
+                });
             }
             Op::Alloc(len, value) => {
                 let mut buf = Buffer::<u32>::uninitialized(len).unwrap();
@@ -366,7 +390,10 @@ fn run(ops: Vec<Op>, debug: DebugMode) {
         }
         assert_eq!(
             current_workspace().map(|w| w.id().to_string()),
-            model.current().filter(|_| !model.bypass).map(|k| NAMES[k].to_string()),
+            model
+                .current()
+                .filter(|_| !model.bypass)
+                .map(|k| NAMES[k].to_string()),
             "current workspace"
         );
     }

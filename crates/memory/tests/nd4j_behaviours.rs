@@ -18,7 +18,7 @@ fn f64s(n: usize) -> Buffer<f64> {
     Buffer::<f64>::zeros(n).unwrap()
 }
 
-/// 1. No current workspace: arrays are detached, and current is none after all scopes close.
+/// Item 1: No current workspace: arrays are detached, and current is none after all scopes close.
 #[test]
 fn b01_no_workspace_means_detached() {
     assert!(!f64s(10).is_attached());
@@ -30,7 +30,7 @@ fn b01_no_workspace_means_detached() {
     assert!(!f64s(10).is_attached());
 }
 
-/// 2. testLoops3: FIRST_LOOP with initial size 0: cycle 1 spills and the size stays 0; after
+/// Item 2: testLoops3: FIRST_LOOP with initial size 0: cycle 1 spills and the size stays 0; after
 /// the close the block is the peak (STRICT).
 #[test]
 fn b02_first_loop_learns_peak() {
@@ -56,7 +56,7 @@ fn b02_first_loop_learns_peak() {
     }
 }
 
-/// 3. testOverallocation2: FIRST_LOOP + OVERALLOCATE 1.0 with 100 doubles.
+/// Item 3: testOverallocation2: FIRST_LOOP + OVERALLOCATE 1.0 with 100 doubles.
 #[test]
 fn b03_overallocation_after_first_loop() {
     let cfg = WorkspaceConfig::builder()
@@ -71,7 +71,7 @@ fn b03_overallocation_after_first_loop() {
     assert_eq!(stats(&ws).block_bytes, 2 * align(800));
 }
 
-/// 4. testOverallocation1: learning NONE, initial 1024, overallocation 1.0 → 2048 at creation.
+/// Item 4: testOverallocation1: learning NONE, initial 1024, overallocation 1.0 → 2048 at creation.
 #[test]
 fn b04_initial_size_overallocated() {
     let cfg = WorkspaceConfig::builder()
@@ -84,7 +84,7 @@ fn b04_initial_size_overallocated() {
     assert_eq!(stats(&ws).block_bytes, 2048);
 }
 
-/// 5. testOverallocation3: OVER_TIME with 0 cycles never initializes by itself; a manual
+/// Item 5: testOverallocation3: OVER_TIME with 0 cycles never initializes by itself; a manual
 /// initialize gives peak × (1 + limit).
 #[test]
 fn b05_over_time_zero_cycles_needs_manual_init() {
@@ -103,7 +103,7 @@ fn b05_over_time_zero_cycles_needs_manual_init() {
     assert_eq!(stats(&ws).block_bytes, 2 * align(800));
 }
 
-/// 6. testNestedWorkspaces9: OVER_TIME with 3 cycles: size 0 until the close of cycle 3.
+/// Item 6: testNestedWorkspaces9: OVER_TIME with 3 cycles: size 0 until the close of cycle 3.
 #[test]
 fn b06_over_time_initializes_after_n_cycles() {
     let cfg = WorkspaceConfig::builder()
@@ -123,11 +123,14 @@ fn b06_over_time_initializes_after_n_cycles() {
     }
 }
 
-/// 7. testReallocate2 / testNestedWorkspaces8: REALLOCATE grows after each larger cycle;
+/// Item 7: testReallocate2 / testNestedWorkspaces8: REALLOCATE grows after each larger cycle;
 /// EXTERNAL never grows.
 #[test]
 fn b07_reallocate_grows_external_does_not() {
-    for (spill, id) in [(SpillPolicy::Reallocate, "B07R"), (SpillPolicy::External, "B07E")] {
+    for (spill, id) in [
+        (SpillPolicy::Reallocate, "B07R"),
+        (SpillPolicy::External, "B07E"),
+    ] {
         let cfg = WorkspaceConfig::builder()
             .policy_allocation(AllocationPolicy::Strict)
             .policy_spill(spill)
@@ -143,12 +146,16 @@ fn b07_reallocate_grows_external_does_not() {
                 SpillPolicy::Reallocate => align(800 * i),
                 _ => align(800),
             };
-            assert_eq!(stats(&ws).block_bytes, expected, "{spill:?} after cycle {i}");
+            assert_eq!(
+                stats(&ws).block_bytes,
+                expected,
+                "{spill:?} after cycle {i}"
+            );
         }
     }
 }
 
-/// 8. testReallocate1/3: after a bigger cycle, a REALLOCATE workspace's size is the max cycle.
+/// Item 8: testReallocate1/3: after a bigger cycle, a REALLOCATE workspace's size is the max cycle.
 #[test]
 fn b08_reallocate_size_is_max_cycle() {
     let cfg = WorkspaceConfig::builder()
@@ -171,7 +178,7 @@ fn b08_reallocate_size_is_max_cycle() {
     assert_eq!(s.block_bytes, 3072);
 }
 
-/// 9. testMinSize1: a 10 MiB floor applies after learning.
+/// Item 9: testMinSize1: a 10 MiB floor applies after learning.
 #[test]
 fn b09_min_size_floor() {
     let cfg = WorkspaceConfig::builder()
@@ -197,7 +204,7 @@ fn fixed(id: &str, bytes: usize) -> Workspace {
     get_workspace_for_current_thread(&cfg, id).unwrap()
 }
 
-/// 10. testAllocation1/2/3/5: the offset advances by the aligned size; blocks and allocations
+/// Item 10: testAllocation1/2/3/5: the offset advances by the aligned size; blocks and allocations
 /// are 64-byte aligned.
 #[test]
 fn b10_offsets_are_aligned() {
@@ -207,13 +214,11 @@ fn b10_offsets_are_aligned() {
     assert_eq!(stats(&ws).offset, 64);
     let b = Buffer::<f32>::zeros(17).unwrap();
     assert_eq!(stats(&ws).offset, 64 + 128);
-    for buf in [&a.read().unwrap()[..]] {
-        assert_eq!(buf.as_ptr() as usize % ALIGN, 0);
-    }
+    assert_eq!(a.read().unwrap().as_ptr() as usize % ALIGN, 0);
     assert_eq!(b.read().unwrap().as_ptr() as usize % ALIGN, 0);
 }
 
-/// 11. testAllocation5/6: dup() allocates in the current workspace.
+/// Item 11: testAllocation5/6: dup() allocates in the current workspace.
 #[test]
 fn b11_dup_allocates_in_current() {
     let ws = fixed("B11", 1 << 20);
@@ -226,7 +231,7 @@ fn b11_dup_allocates_in_current() {
     assert_eq!(b.to_vec().unwrap(), a.to_vec().unwrap());
 }
 
-/// 12. testAllocation4: with SpillPolicy::Fail an overflow is an error, the offset is
+/// Item 12: testAllocation4: with SpillPolicy::Fail an overflow is an error, the offset is
 /// unchanged, and later small allocations still work.
 #[test]
 fn b12_fail_spill() {
@@ -241,14 +246,22 @@ fn b12_fail_spill() {
     let _s = ws.notify_scope_entered().unwrap();
     let _a = f64s(8);
     let err = Buffer::<f64>::zeros(1000).unwrap_err();
-    assert!(matches!(err, WorkspaceError::WorkspaceFull { requested: 8000, offset: 64, capacity: 1024, .. }));
+    assert!(matches!(
+        err,
+        WorkspaceError::WorkspaceFull {
+            requested: 8000,
+            offset: 64,
+            capacity: 1024,
+            ..
+        }
+    ));
     assert_eq!(stats(&ws).offset, 64);
     let b = f64s(8);
     assert!(b.is_attached());
     assert_eq!(stats(&ws).offset, 128);
 }
 
-/// 13. testLoop4/testLoops1/2: BLOCK_LEFT resets the offset at close and on re-entry.
+/// Item 13: testLoop4/testLoops1/2: BLOCK_LEFT resets the offset at close and on re-entry.
 #[test]
 fn b13_block_left_resets() {
     let ws = fixed("B13", 1 << 16);
@@ -261,7 +274,7 @@ fn b13_block_left_resets() {
     assert_eq!(stats(&ws).offset, 0);
 }
 
-/// 14. testToggle1: toggled-off allocations bypass the block and are not learned.
+/// Item 14: testToggle1: toggled-off allocations bypass the block and are not learned.
 #[test]
 fn b14_toggle_workspace_use() {
     let cfg = WorkspaceConfig::builder()
@@ -281,7 +294,7 @@ fn b14_toggle_workspace_use() {
     assert_eq!(stats(&ws).block_bytes, 2 * align(800));
 }
 
-/// 15. testNestedWorkspaces1/3/4: nested different workspaces keep separate offsets, and
+/// Item 15: testNestedWorkspaces1/3/4: nested different workspaces keep separate offsets, and
 /// closing the inner one restores the outer one as current.
 #[test]
 fn b15_nested_workspaces_are_independent() {
@@ -302,7 +315,7 @@ fn b15_nested_workspaces_are_independent() {
     assert_eq!(stats(&outer).offset, 2 * align(80));
 }
 
-/// 16. testNestedWorkspaces5: re-entering the current open workspace accumulates (no reset,
+/// Item 16: testNestedWorkspaces5: re-entering the current open workspace accumulates (no reset,
 /// no new generation).
 #[test]
 fn b16_reentry_accumulates() {
@@ -320,7 +333,7 @@ fn b16_reentry_accumulates() {
     assert_eq!(a.read().unwrap()[199], 7.0);
 }
 
-/// 17. testNestedWorkspacesOverlap2/7: borrowing outer A inside B puts new arrays in A and
+/// Item 17: testNestedWorkspacesOverlap2/7: borrowing outer A inside B puts new arrays in A and
 /// grows A's offset; B is current again afterwards.
 #[test]
 fn b17_borrow_outer() {
@@ -337,10 +350,13 @@ fn b17_borrow_outer() {
     };
     assert_eq!(current_workspace().unwrap().id(), "B17_B");
     drop(_sb);
-    assert!(kept.is_valid(), "arrays borrowed into A live as long as A's cycle");
+    assert!(
+        kept.is_valid(),
+        "arrays borrowed into A live as long as A's cycle"
+    );
 }
 
-/// 18. Borrowing an already borrowed workspace is an error.
+/// Item 18: Borrowing an already borrowed workspace is an error.
 #[test]
 fn b18_double_borrow_is_error() {
     let a = fixed("B18_A", 1 << 12);
@@ -349,14 +365,17 @@ fn b18_double_borrow_is_error() {
     let _sb = b.notify_scope_entered().unwrap();
     let _first = a.notify_scope_borrowed().unwrap();
     let err = a.notify_scope_borrowed().unwrap_err();
-    assert!(matches!(err, WorkspaceError::AlreadyBorrowed { .. }), "{err}");
+    assert!(
+        matches!(err, WorkspaceError::AlreadyBorrowed { .. }),
+        "{err}"
+    );
 }
 
 fn current_id() -> Option<String> {
     current_workspace().map(|w| w.id().to_string())
 }
 
-/// 19. testWorkspaceOrder_1: the current workspace under borrow and scope-out.
+/// Item 19: testWorkspaceOrder_1: the current workspace under borrow and scope-out.
 #[test]
 fn b19_workspace_order() {
     let outer = fixed("B19_OUT", 1 << 12);
@@ -383,11 +402,18 @@ fn b19_workspace_order() {
     let s = |x: &str| Some(x.to_string());
     assert_eq!(
         seen,
-        vec![s("B19_OUT"), None, s("B19_OUT"), s("B19_IN"), s("B19_OUT"), None]
+        vec![
+            s("B19_OUT"),
+            None,
+            s("B19_OUT"),
+            s("B19_IN"),
+            s("B19_OUT"),
+            None
+        ]
     );
 }
 
-/// 20. testOutOfScope1: scope-out gives detached arrays, leaves the offset, restores current.
+/// Item 20: testOutOfScope1: scope-out gives detached arrays, leaves the offset, restores current.
 #[test]
 fn b20_scope_out() {
     let ws = fixed("B20", 1 << 12);
@@ -403,7 +429,7 @@ fn b20_scope_out() {
     assert_eq!(current_id().as_deref(), Some("B20"));
 }
 
-/// 21. testBreakout1/2: a panic inside a scope still restores the manager (DL4J #5423); an
+/// Item 21: testBreakout1/2: a panic inside a scope still restores the manager (DL4J #5423); an
 /// array that escaped a closed scope stays attached but is refused.
 #[test]
 fn b21_panic_restores_scopes() {
@@ -425,7 +451,7 @@ fn b21_panic_restores_scopes() {
     assert!(!escaped.is_valid());
 }
 
-/// 22. testScope1/2: in scope inside, not after close, always when detached.
+/// Item 22: testScope1/2: in scope inside, not after close, always when detached.
 #[test]
 fn b22_is_in_scope() {
     let ws = fixed("B22", 1 << 12);
@@ -439,7 +465,7 @@ fn b22_is_in_scope() {
     assert!(f64s(4).is_valid());
 }
 
-/// 32. testMultithreading1 / testNewWorkspace1: threads get distinct workspaces of the same
+/// Item 32: testMultithreading1 / testNewWorkspace1: threads get distinct workspaces of the same
 /// name; one thread gets the same one twice.
 #[test]
 fn b32_workspaces_are_per_thread() {
@@ -450,8 +476,8 @@ fn b32_workspaces_are_per_thread() {
     let handles: Vec<_> = (0..20)
         .map(|_| {
             std::thread::spawn(|| {
-                let ws = get_workspace_for_current_thread(&WorkspaceConfig::default(), "B32")
-                    .unwrap();
+                let ws =
+                    get_workspace_for_current_thread(&WorkspaceConfig::default(), "B32").unwrap();
                 let _s = ws.notify_scope_entered().unwrap();
                 let buf = Buffer::<f32>::zeros(3).unwrap();
                 (buf, ws.stats().unwrap().generation)
@@ -461,14 +487,12 @@ fn b32_workspaces_are_per_thread() {
     let buffers: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     // Each thread's cycle ended when its scope dropped: every buffer is stale.
     assert!(buffers.iter().all(|(b, _)| !b.is_valid()));
-    let ptrs: std::collections::HashSet<_> = buffers
-        .iter()
-        .map(|(b, _)| format!("{b:?}"))
-        .collect();
+    let ptrs: std::collections::HashSet<_> =
+        buffers.iter().map(|(b, _)| format!("{b:?}")).collect();
     assert!(!ptrs.is_empty());
 }
 
-/// 33. checkIfWorkspaceExists: false before the first get, true after.
+/// Item 33: checkIfWorkspaceExists: false before the first get, true after.
 #[test]
 fn b33_exists() {
     assert!(!check_if_workspace_exists("B33"));
@@ -485,7 +509,7 @@ fn ring(limit: f64) -> WorkspaceConfigBuilder {
         .overallocation_limit(limit)
 }
 
-/// 34. testVariableInput1 / testCircularLearning1: ring sizing after the first loop.
+/// Item 34: testVariableInput1 / testCircularLearning1: ring sizing after the first loop.
 #[test]
 fn b34_ring_learning() {
     let ws = get_workspace_for_current_thread(&ring(3.0).build().unwrap(), "B34").unwrap();
@@ -504,7 +528,7 @@ fn b34_ring_learning() {
     assert_eq!(stats(&ws).offset, slot, "one cycle = one slot");
 }
 
-/// 35. testUnboundedLoop1: a STRICT ring with a fixed size advances without reset until full,
+/// Item 35: testUnboundedLoop1: a STRICT ring with a fixed size advances without reset until full,
 /// then wraps.
 #[test]
 fn b35_ring_advances_until_full() {
@@ -527,7 +551,7 @@ fn b35_ring_advances_until_full() {
     assert_eq!(stats(&ws).offset, 768, "wrapped to the start");
 }
 
-/// 36. testUnboundedLoop2: ring OVER_TIME with 5 cycles and limit 4.
+/// Item 36: testUnboundedLoop2: ring OVER_TIME with 5 cycles and limit 4.
 #[test]
 fn b36_ring_over_time() {
     let cfg = ring(4.0)
@@ -550,7 +574,7 @@ fn b36_ring_over_time() {
     }
 }
 
-/// 37. testVariableInput1: a step (ring lap) passes every limit + 1 closes.
+/// Item 37: testVariableInput1: a step (ring lap) passes every limit + 1 closes.
 #[test]
 fn b37_steps() {
     let ws = get_workspace_for_current_thread(&ring(3.0).build().unwrap(), "B37").unwrap();
@@ -565,7 +589,7 @@ fn b37_steps() {
     assert_eq!(steps, vec![0, 0, 0, 0, 1, 1, 1, 1, 2]);
 }
 
-/// 38. testVariableTimeSeries1: an oversize cycle in a ring pins its allocation (offsets
+/// Item 38: testVariableTimeSeries1: an oversize cycle in a ring pins its allocation (offsets
 /// unchanged); pinned memory is released two steps later.
 #[test]
 fn b38_ring_oversize_pins() {
@@ -603,11 +627,14 @@ fn b38_ring_oversize_pins() {
     );
 }
 
-/// 39. testVariableTimeSeries2: with REALLOCATE repeated oversize cycles rebuild the ring,
+/// Item 39: testVariableTimeSeries2: with REALLOCATE repeated oversize cycles rebuild the ring,
 /// and spilled and pinned memory go to zero.
 #[test]
 fn b39_ring_reallocate_rebuilds() {
-    let cfg = ring(1.0).policy_spill(SpillPolicy::Reallocate).build().unwrap();
+    let cfg = ring(1.0)
+        .policy_spill(SpillPolicy::Reallocate)
+        .build()
+        .unwrap();
     let ws = get_workspace_for_current_thread(&cfg, "B39").unwrap();
     {
         let _s = ws.notify_scope_entered().unwrap();
@@ -619,7 +646,12 @@ fn b39_ring_reallocate_rebuilds() {
         let _a = f64s(1000);
     }
     let s = stats(&ws);
-    assert!(s.block_bytes > small, "ring grew: {} -> {}", small, s.block_bytes);
+    assert!(
+        s.block_bytes > small,
+        "ring grew: {} -> {}",
+        small,
+        s.block_bytes
+    );
     assert!(s.initial_block_bytes >= 8000);
     for _ in 0..6 {
         let _s = ws.notify_scope_entered().unwrap();
@@ -629,7 +661,7 @@ fn b39_ring_reallocate_rebuilds() {
     assert_eq!((s.spilled_bytes, s.pinned_bytes, s.pinned_count), (0, 0, 0));
 }
 
-/// 40. testCircularBufferReset1: the first cycle's spill stays until the ring wraps.
+/// Item 40: testCircularBufferReset1: the first cycle's spill stays until the ring wraps.
 #[test]
 fn b40_ring_first_spill_lives_until_wrap() {
     let ws = get_workspace_for_current_thread(&ring(1.0).build().unwrap(), "B40").unwrap();
@@ -645,12 +677,15 @@ fn b40_ring_first_spill_lives_until_wrap() {
         cycles += 1;
         assert!(cycles < 10);
     }
-    assert!(cycles >= 2, "spill released after the ring wrapped ({cycles} cycles)");
+    assert!(
+        cycles >= 2,
+        "spill released after the ring wrapped ({cycles} cycles)"
+    );
     // A ring's spill is never reused, so the array itself stays readable.
     assert_eq!(first.read().unwrap()[99], 3.0);
 }
 
-/// 41. DebugModeTests: SPILL_EVERYTHING keeps offsets at 0, spills, stays attached, learns
+/// Item 41: DebugModeTests: SPILL_EVERYTHING keeps offsets at 0, spills, stays attached, learns
 /// nothing, and releases spills at the next cycle.
 #[test]
 fn b41_spill_everything() {
@@ -671,7 +706,7 @@ fn b41_spill_everything() {
     set_debug_mode(DebugMode::Disabled);
 }
 
-/// 42. testBypassMode_1: BYPASS_EVERYTHING makes arrays detached.
+/// Item 42: testBypassMode_1: BYPASS_EVERYTHING makes arrays detached.
 #[test]
 fn b42_bypass_everything() {
     set_debug_mode(DebugMode::BypassEverything);
@@ -683,7 +718,7 @@ fn b42_bypass_everything() {
     set_debug_mode(DebugMode::Disabled);
 }
 
-/// 43. testWorkspacesSerde1–3: data read into a buffer inside a workspace lands there, inside
+/// Item 43: testWorkspacesSerde1–3: data read into a buffer inside a workspace lands there, inside
 /// scope-out it does not.
 #[test]
 fn b43_read_into_workspace() {
@@ -692,10 +727,14 @@ fn b43_read_into_workspace() {
     let loaded = Buffer::<f32>::from_slice(&[1.0, 2.0]).unwrap();
     assert_eq!(loaded.workspace_id(), Some("B43"));
     let _out = scope_out_of_workspaces();
-    assert!(!Buffer::<f32>::from_slice(&[1.0, 2.0]).unwrap().is_attached());
+    assert!(
+        !Buffer::<f32>::from_slice(&[1.0, 2.0])
+            .unwrap()
+            .is_attached()
+    );
 }
 
-/// 44. testMmap1 / testDeleteMappedFile: memory-mapped workspaces keep data across cycles in
+/// Item 44: testMmap1 / testDeleteMappedFile: memory-mapped workspaces keep data across cycles in
 /// the file, reject learning, and a temporary file is deleted on destroy.
 #[test]
 fn b44_mmap() {
@@ -709,7 +748,11 @@ fn b44_mmap() {
         .build()
         .unwrap();
     let ws = get_workspace_for_current_thread(&cfg, "B44").unwrap();
-    assert_eq!(stats(&ws).block_bytes, 1 << 16, "no overallocation for mmap");
+    assert_eq!(
+        stats(&ws).block_bytes,
+        1 << 16,
+        "no overallocation for mmap"
+    );
     {
         let _s = ws.notify_scope_entered().unwrap();
         let _a = Buffer::<f64>::from_slice(&[42.0; 8]).unwrap();
@@ -717,7 +760,11 @@ fn b44_mmap() {
     {
         let _s = ws.notify_scope_entered().unwrap();
         let again = Buffer::<f64>::uninitialized(8).unwrap();
-        assert_eq!(again.read().unwrap()[7], 42.0, "cycle 1's data is still in the file");
+        assert_eq!(
+            again.read().unwrap()[7],
+            42.0,
+            "cycle 1's data is still in the file"
+        );
     }
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(f64::from_ne_bytes(bytes[..8].try_into().unwrap()), 42.0);
@@ -759,7 +806,7 @@ fn temp_files() -> std::collections::HashSet<std::path::PathBuf> {
         .collect()
 }
 
-/// 45. CudaWorkspaceTests.testWorkspaceReuse: zeros() in a reused workspace is zero.
+/// Item 45: CudaWorkspaceTests.testWorkspaceReuse: zeros() in a reused workspace is zero.
 #[test]
 fn b45_reused_memory_is_zeroed() {
     let ws = fixed("B45", 1 << 12);
@@ -772,7 +819,7 @@ fn b45_reused_memory_is_zeroed() {
     assert!(z.read().unwrap().iter().all(|&v| v == 0.0));
 }
 
-/// 46. testNestedWorkspaces2: last cycle bytes are the aligned bytes of the last cycle.
+/// Item 46: testNestedWorkspaces2: last cycle bytes are the aligned bytes of the last cycle.
 #[test]
 fn b46_last_cycle_bytes() {
     let ws = fixed("B46", 1 << 12);

@@ -27,7 +27,14 @@ fn stale_arrays_are_refused_by_read_write_and_copies() {
     // The next cycle reuses the memory with other data.
     let _s = ws.notify_scope_entered().unwrap();
     let fresh = Buffer::<f32>::from_slice(&[2.0; 8]).unwrap();
-    assert!(matches!(stale.read(), Err(WorkspaceError::StaleArray { born: 0, current: 1, .. })));
+    assert!(matches!(
+        stale.read(),
+        Err(WorkspaceError::StaleArray {
+            born: 0,
+            current: 1,
+            ..
+        })
+    ));
     assert!(stale.write().is_err());
     assert!(stale.detach().is_err());
     assert!(stale.dup().is_err());
@@ -44,7 +51,14 @@ fn borrowed_block_is_retired_not_reused() {
     let guard = a.read().unwrap();
     let err = scope.close().unwrap_err();
     assert!(
-        matches!(err, WorkspaceError::BorrowedAtCycleEnd { borrows: 1, generation: 0, .. }),
+        matches!(
+            err,
+            WorkspaceError::BorrowedAtCycleEnd {
+                borrows: 1,
+                generation: 0,
+                ..
+            }
+        ),
         "{err}"
     );
     // The next cycle writes elsewhere; the guard still sees its own data.
@@ -174,7 +188,10 @@ fn ring_skips_a_borrowed_slot() {
         let b = Buffer::<u64>::from_slice(&[2; 128]).unwrap();
         assert!(b.is_attached());
     }
-    assert!(guard.iter().all(|&v| v == 1), "a borrowed slot is never overwritten");
+    assert!(
+        guard.iter().all(|&v| v == 1),
+        "a borrowed slot is never overwritten"
+    );
     assert!(ws.stats().unwrap().ring_conflicts >= 1);
     drop(guard);
     assert!(!first.is_valid());
@@ -187,7 +204,10 @@ fn destroy_invalidates_live_arrays() {
     let a = Buffer::<f32>::zeros(4).unwrap();
     destroy_all_workspaces_for_current_thread();
     let err = a.read().unwrap_err();
-    assert!(matches!(err, WorkspaceError::WorkspaceDestroyed { .. }), "{err}");
+    assert!(
+        matches!(err, WorkspaceError::WorkspaceDestroyed { .. }),
+        "{err}"
+    );
     assert!(current_workspace().is_none());
     assert!(ws.stats().is_err());
     drop(_s); // closing a scope of a destroyed workspace is a no-op
@@ -224,10 +244,16 @@ fn entering_an_outer_open_workspace_is_an_error() {
 #[test]
 fn same_id_different_config_is_an_error() {
     let first = WorkspaceConfig::default();
-    let second = WorkspaceConfig::builder().initial_size(1024).build().unwrap();
+    let second = WorkspaceConfig::builder()
+        .initial_size(1024)
+        .build()
+        .unwrap();
     get_workspace_for_current_thread(&first, "S_CFG").unwrap();
     let err = get_workspace_for_current_thread(&second, "S_CFG").unwrap_err();
-    assert!(matches!(err, WorkspaceError::ConfigMismatch { .. }), "{err}");
+    assert!(
+        matches!(err, WorkspaceError::ConfigMismatch { .. }),
+        "{err}"
+    );
     assert!(get_workspace_for_current_thread(&first, "S_CFG").is_ok());
 }
 
@@ -300,7 +326,10 @@ fn allocation_report_lists_workspaces() {
     assert_eq!(entry.block_bytes, 4096);
     assert_eq!(entry.cycles, 1);
     let text = report.to_string();
-    assert!(text.contains("S_REPORT") && text.contains("4.00 KiB"), "{text}");
+    assert!(
+        text.contains("S_REPORT") && text.contains("4.00 KiB"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -41,9 +41,16 @@ fn steady_state_cycles_make_no_heap_allocations() {
         total += cycle(&cfg, &inner);
     }
     let after = ALLOC.thread_allocations();
-    assert_eq!(after - before, 0, "heap allocations in 10 steady-state cycles");
+    assert_eq!(
+        after - before,
+        0,
+        "heap allocations in 10 steady-state cycles"
+    );
     assert!(total > 0.0);
-    let stats = find_workspace_for_current_thread("Z_ITER").unwrap().stats().unwrap();
+    let stats = find_workspace_for_current_thread("Z_ITER")
+        .unwrap()
+        .stats()
+        .unwrap();
     assert_eq!(stats.spilled_bytes, 0);
     // Control: the counter does see heap allocations on this thread.
     let control = std::hint::black_box(vec![1u8; 10]);
