@@ -92,7 +92,9 @@ fn readers_on_other_threads_are_checked() {
 
 /// A reader thread hammers `read()` on a buffer of the current cycle while the owner cycles
 /// and overwrites the workspace. Every successful read must see its own cycle's value, never
-/// a later cycle's data: the handshake either refuses the read or retires the block.
+/// a later cycle's data: the handshake either refuses the read or retires the block. Every
+/// 10th cycle the owner waits for the reader, so both outcomes are exercised whatever the
+/// scheduler does (valgrind serializes threads).
 #[test]
 fn stress_owner_cycles_while_other_thread_reads() {
     let cfg = WorkspaceConfig::builder()
@@ -103,10 +105,16 @@ fn stress_owner_cycles_while_other_thread_reads() {
     let ws = get_workspace_for_current_thread(&cfg, "S_STRESS").unwrap();
     let (tx, rx) = std::sync::mpsc::sync_channel::<(u64, Arc<Buffer<u64>>)>(1);
     let done = Arc::new(AtomicBool::new(false));
+    let attempts = Arc::new(AtomicU64::new(0));
     let reads = Arc::new(AtomicU64::new(0));
     let refused = Arc::new(AtomicU64::new(0));
     let reader = {
-        let (done, reads, refused) = (done.clone(), reads.clone(), refused.clone());
+        let (done, attempts, reads, refused) = (
+            done.clone(),
+            attempts.clone(),
+            reads.clone(),
+            refused.clone(),
+        );
         std::thread::spawn(move || {
             let mut current: Option<(u64, Arc<Buffer<u64>>)> = None;
             while !done.load(Ordering::SeqCst) {
@@ -119,27 +127,46 @@ fn stress_owner_cycles_while_other_thread_reads() {
                             for &v in data.iter() {
                                 assert_eq!(v, *value, "read another cycle's data");
                             }
-                            reads.fetch_add(1, Ordering::Relaxed);
+                            reads.fetch_add(1, Ordering::SeqCst);
                         }
                         Err(_) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                            refused.fetch_add(1, Ordering::SeqCst);
                         }
                     }
+                    attempts.fetch_add(1, Ordering::SeqCst);
                 }
+                std::thread::yield_now();
             }
         })
     };
-    for cycle in 0..3000u64 {
-        let _s = ws.notify_scope_entered().unwrap();
-        let buf = Arc::new(Buffer::<u64>::from_slice(&[cycle; 256]).unwrap());
-        let _ = tx.try_send((cycle, buf));
-        // Fill the rest of the block so the next cycle's data covers the old slot.
-        let _filler = Buffer::<u64>::from_slice(&[u64::MAX; 512]).unwrap();
+    let wait_for_attempts = |n: u64| {
+        let target = attempts.load(Ordering::SeqCst) + n;
+        while attempts.load(Ordering::SeqCst) < target {
+            std::thread::yield_now();
+        }
+    };
+    for cycle in 0..2000u64 {
+        {
+            let _s = ws.notify_scope_entered().unwrap();
+            let buf = Arc::new(Buffer::<u64>::from_slice(&[cycle; 256]).unwrap());
+            let sent = cycle % 10 == 0;
+            if sent {
+                tx.send((cycle, buf)).unwrap();
+                wait_for_attempts(2); // at least one read entirely inside the cycle
+            } else {
+                let _ = tx.try_send((cycle, buf));
+            }
+            // Fill the rest of the block so the next cycle's data covers the old slot.
+            let _filler = Buffer::<u64>::from_slice(&[u64::MAX; 512]).unwrap();
+        }
+        if cycle % 10 == 0 {
+            wait_for_attempts(2); // at least one read entirely after the cycle ended
+        }
     }
     done.store(true, Ordering::SeqCst);
     reader.join().unwrap();
-    assert!(reads.load(Ordering::Relaxed) > 0);
-    assert!(refused.load(Ordering::Relaxed) > 0);
+    assert!(reads.load(Ordering::SeqCst) >= 200);
+    assert!(refused.load(Ordering::SeqCst) >= 200);
 }
 
 #[test]
