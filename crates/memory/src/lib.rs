@@ -78,6 +78,6 @@ pub use manager::{
     check_if_workspace_exists_and_active, current_workspace, debug_mode,
     destroy_all_workspaces_for_current_thread, find_workspace_for_current_thread,
     get_and_activate_workspace, get_workspace_for_current_thread, open_workspaces,
-    scope_out_of_workspaces, set_debug_mode,
+    parent_workspace, scope_out_of_workspaces, set_debug_mode,
 };
 pub use stats::{AllocationReport, WorkspaceStats, human_bytes};

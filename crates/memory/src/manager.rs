@@ -513,6 +513,28 @@ pub fn current_workspace() -> Option<Workspace> {
     })
 }
 
+/// The workspace that was current before the current one was entered (ND4J's
+/// `getParentWorkspace`): walking the scope stack down from the top, the first frame of another
+/// workspace. `None` when there is no current workspace, or the frame below is a scope-out or
+/// the bottom of the stack. `leverage()` copies into it.
+pub fn parent_workspace() -> Option<Workspace> {
+    with(|m| {
+        let top = m.current()?;
+        for frame in m.stack.iter().rev() {
+            match frame.kind {
+                FrameKind::ScopeOut => return None,
+                _ if frame.uid == top => continue,
+                _ => {
+                    return m
+                        .index_of_uid(frame.uid)
+                        .map(|i| Workspace::new(m.workspaces[i].shared.clone()));
+                }
+            }
+        }
+        None
+    })
+}
+
 /// Whether any workspace scope is open on this thread.
 pub fn any_workspace_active_for_current_thread() -> bool {
     with(|m| m.workspaces.iter().any(|w| w.is_open()))

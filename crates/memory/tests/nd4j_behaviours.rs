@@ -830,3 +830,23 @@ fn b46_last_cycle_bytes() {
     }
     assert_eq!(stats(&ws).last_cycle_bytes, align(40) + align(80));
 }
+
+/// Item 27 at this level: the parent of the current workspace is the one current before it.
+#[test]
+fn parent_workspace_is_the_previous_current() {
+    let a = fixed("P_A", 1 << 12);
+    let b = fixed("P_B", 1 << 12);
+    assert!(parent_workspace().is_none());
+    let _sa = a.notify_scope_entered().unwrap();
+    assert!(parent_workspace().is_none());
+    let _sb = b.notify_scope_entered().unwrap();
+    assert_eq!(parent_workspace().unwrap().id(), "P_A");
+    let _again = b.notify_scope_entered().unwrap();
+    assert_eq!(
+        parent_workspace().unwrap().id(),
+        "P_A",
+        "re-entry keeps the parent"
+    );
+    let _out = scope_out_of_workspaces();
+    assert!(parent_workspace().is_none());
+}
