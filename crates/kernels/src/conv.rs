@@ -62,7 +62,8 @@ impl Conv2dGeometry {
     /// does not fit in the padded input.
     pub fn output_size(&self) -> Result<(usize, usize), KernelError> {
         const OP: &str = "im2col";
-        if self.stride_h == 0 || self.stride_w == 0 || self.dilation_h == 0 || self.dilation_w == 0 {
+        if self.stride_h == 0 || self.stride_w == 0 || self.dilation_h == 0 || self.dilation_w == 0
+        {
             return Err(KernelError::InvalidArgument {
                 op: OP,
                 what: "expected strides and dilations >= 1",
@@ -84,7 +85,10 @@ impl Conv2dGeometry {
                 what: "expected the dilated kernel to fit in the padded input",
             });
         }
-        Ok(((ph - ext_h) / self.stride_h + 1, (pw - ext_w) / self.stride_w + 1))
+        Ok((
+            (ph - ext_h) / self.stride_h + 1,
+            (pw - ext_w) / self.stride_w + 1,
+        ))
     }
 
     /// Length of one image: `channels * height * width`.
@@ -110,7 +114,11 @@ impl Conv2dGeometry {
 /// assert_eq!(&cols[..4], &[0.0, 1.0, 3.0, 4.0]); // kernel tap (0,0) at the 4 positions
 /// # Ok::<(), dl4rs_kernels::KernelError>(())
 /// ```
-pub fn im2col<T: Float>(input: &[T], g: &Conv2dGeometry, cols: &mut [T]) -> Result<(), KernelError> {
+pub fn im2col<T: Float>(
+    input: &[T],
+    g: &Conv2dGeometry,
+    cols: &mut [T],
+) -> Result<(), KernelError> {
     let (oh, ow) = g.output_size()?;
     check_len("im2col", "input", input.len(), g.input_len())?;
     check_len("im2col", "cols", cols.len(), g.cols_len()?)?;
@@ -148,7 +156,11 @@ pub fn im2col<T: Float>(input: &[T], g: &Conv2dGeometry, cols: &mut [T]) -> Resu
 /// The adjoint of [`im2col`] (convolution backward to the input): adds each column entry
 /// back into the image position it was read from. `input_grad` is overwritten, not
 /// accumulated into.
-pub fn col2im<T: Float>(cols: &[T], g: &Conv2dGeometry, input_grad: &mut [T]) -> Result<(), KernelError> {
+pub fn col2im<T: Float>(
+    cols: &[T],
+    g: &Conv2dGeometry,
+    input_grad: &mut [T],
+) -> Result<(), KernelError> {
     let (oh, ow) = g.output_size()?;
     check_len("col2im", "input_grad", input_grad.len(), g.input_len())?;
     check_len("col2im", "cols", cols.len(), g.cols_len()?)?;

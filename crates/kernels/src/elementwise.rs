@@ -81,7 +81,12 @@ pub fn binary_assign<T: Float>(op: BinaryOp, a: &mut [T], b: &[T]) -> Result<(),
 }
 
 /// `out[i] = a[i] op s`.
-pub fn binary_scalar<T: Float>(op: BinaryOp, a: &[T], s: T, out: &mut [T]) -> Result<(), KernelError> {
+pub fn binary_scalar<T: Float>(
+    op: BinaryOp,
+    a: &[T],
+    s: T,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_len("binary_scalar", "out", out.len(), a.len())?;
     by_op!(op, f => {
         for (o, &x) in out.iter_mut().zip(a) {
@@ -311,7 +316,13 @@ macro_rules! by_unary {
                 $body
             }
             Unary::Elu(a) => {
-                let $f = move |x: T| if x > T::ZERO { x } else { a * (x.vexp() - T::ONE) };
+                let $f = move |x: T| {
+                    if x > T::ZERO {
+                        x
+                    } else {
+                        a * (x.vexp() - T::ONE)
+                    }
+                };
                 $body
             }
             Unary::Softplus => {
@@ -550,7 +561,11 @@ pub fn unary_grad<T: Float>(
 }
 
 /// In-place backward: `grad[i] *= f'(saved[i])`.
-pub fn unary_grad_assign<T: Float>(op: Unary<T>, saved: &[T], grad: &mut [T]) -> Result<(), KernelError> {
+pub fn unary_grad_assign<T: Float>(
+    op: Unary<T>,
+    saved: &[T],
+    grad: &mut [T],
+) -> Result<(), KernelError> {
     check_len("unary_grad_assign", "grad", grad.len(), saved.len())?;
     by_grad!(op, f => run!(zip_in_place, zip_in_place_avx2, saved, grad, f));
     Ok(())

@@ -9,9 +9,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum KernelError {
     /// The inner dimensions of a product disagree.
-    #[error(
-        "{op}: A is {a_rows}x{a_cols} but B is {b_rows}x{b_cols}: inner dimensions must match"
-    )]
+    #[error("{op}: A is {a_rows}x{a_cols} but B is {b_rows}x{b_cols}: inner dimensions must match")]
     InnerDimension {
         /// The kernel that refused.
         op: &'static str,

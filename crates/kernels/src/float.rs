@@ -20,7 +20,7 @@ pub(crate) mod sealed {
 ///
 /// Besides the arithmetic operators it provides the scalar functions the vectorized loops use.
 /// [`Float::vexp`] and [`Float::vtanh`] are branch-free for `f32` (a polynomial that LLVM
-/// vectorizes, within 2 ulp of `std`, see their docs) and are `std`'s functions for `f64`.
+/// vectorizes, within 1-2 ulp, see their docs) and are `std`'s functions for `f64`.
 pub trait Float:
     sealed::Sealed
     + Copy
@@ -68,12 +68,14 @@ pub trait Float:
     /// Whether this is NaN.
     fn is_nan(self) -> bool;
     /// e^self, vectorizable. `f32`: Cephes-style range reduction and degree-6 polynomial,
-    /// no branches; max error 2 ulp against `f32::exp` on the normal range (tested), returns
+    /// no branches; 1 ulp max error against the correctly rounded result on a 2M-point sweep
+    /// of [-87, 88.7] (the test asserts <= 2), returns
     /// 0 below -87.33 (where `f32::exp` is subnormal), +inf above 88.72, NaN for NaN.
     /// `f64`: `f64::exp`.
     fn vexp(self) -> Self;
     /// tanh(self), vectorizable. `f32`: odd polynomial for |x| < 0.625, `1 - 2/(e^{2|x|}+1)`
-    /// above; max error 4 ulp against `f32::tanh` (tested). `f64`: `f64::tanh`.
+    /// above; 1 ulp max error against the correctly rounded result on a 2M-point sweep of
+    /// [-12, 12] plus tiny arguments (the test asserts <= 4). `f64`: `f64::tanh`.
     fn vtanh(self) -> Self;
 }
 

@@ -160,9 +160,7 @@ impl<'a, T: Copy> MatRef<'a, T> {
 }
 
 fn dense_len(op: &'static str, len: usize, rows: usize, cols: usize) -> Result<(), KernelError> {
-    let expected = rows
-        .checked_mul(cols)
-        .ok_or(KernelError::Overflow { op })?;
+    let expected = rows.checked_mul(cols).ok_or(KernelError::Overflow { op })?;
     if len != expected {
         return Err(KernelError::Length {
             op,
@@ -285,6 +283,9 @@ impl<'a, T: Copy> MatMut<'a, T> {
 /// Sufficient condition for injectivity of (i, j) -> i*rs + j*cs: one stride steps over the
 /// whole extent of the other dimension.
 fn non_overlapping(rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
+    if rows == 0 || cols == 0 {
+        return true;
+    }
     if rows <= 1 || cols <= 1 {
         let (n, s) = if rows <= 1 { (cols, cs) } else { (rows, rs) };
         return n <= 1 || s >= 1;

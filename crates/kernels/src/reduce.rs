@@ -109,7 +109,11 @@ fn max_impl<T: Float>(x: &[T]) -> T {
         *n |= v.is_nan();
     }
     if nan.iter().any(|&n| n) {
-        return x.iter().copied().find(|v| v.is_nan()).unwrap_or(T::NEG_INFINITY);
+        return x
+            .iter()
+            .copied()
+            .find(|v| v.is_nan())
+            .unwrap_or(T::NEG_INFINITY);
     }
     let mut m = acc[0];
     for &v in &acc[1..] {
@@ -163,7 +167,12 @@ pub fn argmax<T: Float>(x: &[T]) -> Result<usize, KernelError> {
 }
 
 /// `out[i] = Σ_j x[i, j]` for a row-major `rows x cols` matrix.
-pub fn sum_rows<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> Result<(), KernelError> {
+pub fn sum_rows<T: Float>(
+    x: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_mat("sum_rows", "x", x.len(), rows, cols)?;
     check_len("sum_rows", "out", out.len(), rows)?;
     if cols == 0 {
@@ -177,7 +186,12 @@ pub fn sum_rows<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> R
 }
 
 /// `out[j] = Σ_i x[i, j]` (e.g. a bias gradient), accumulated row by row in order.
-pub fn sum_cols<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> Result<(), KernelError> {
+pub fn sum_cols<T: Float>(
+    x: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_mat("sum_cols", "x", x.len(), rows, cols)?;
     check_len("sum_cols", "out", out.len(), cols)?;
     out.fill(T::ZERO);
@@ -213,7 +227,12 @@ fn nonempty_cols(op: &'static str, rows: usize, cols: usize) -> Result<(), Kerne
 }
 
 /// `out[i] = max_j x[i, j]`; NaN propagates.
-pub fn max_rows<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> Result<(), KernelError> {
+pub fn max_rows<T: Float>(
+    x: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_mat("max_rows", "x", x.len(), rows, cols)?;
     check_len("max_rows", "out", out.len(), rows)?;
     nonempty_rows("max_rows", rows, cols)?;
@@ -240,7 +259,12 @@ pub fn argmax_rows<T: Float>(
 }
 
 /// `out[j] = max_i x[i, j]`, row by row; NaN propagates.
-pub fn max_cols<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> Result<(), KernelError> {
+pub fn max_cols<T: Float>(
+    x: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_mat("max_cols", "x", x.len(), rows, cols)?;
     check_len("max_cols", "out", out.len(), cols)?;
     nonempty_cols("max_cols", rows, cols)?;
@@ -291,7 +315,12 @@ pub fn argmax_cols<T: Float>(
 /// assert_eq!(p, [0.5, 0.5, 0.0]);
 /// # Ok::<(), dl4rs_kernels::KernelError>(())
 /// ```
-pub fn softmax_rows<T: Float>(x: &[T], rows: usize, cols: usize, out: &mut [T]) -> Result<(), KernelError> {
+pub fn softmax_rows<T: Float>(
+    x: &[T],
+    rows: usize,
+    cols: usize,
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_mat("softmax_rows", "x", x.len(), rows, cols)?;
     check_mat("softmax_rows", "out", out.len(), rows, cols)?;
     if cols == 0 {

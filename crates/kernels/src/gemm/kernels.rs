@@ -18,7 +18,8 @@ pub type MicroKernel<T> =
 
 /// Row vector times matrix with unit column stride in B:
 /// `(k, n, x, incx, b, row_stride_b, alpha, beta, c, col_stride_c)`.
-pub type GemvKernel<T> = unsafe fn(usize, usize, *const T, usize, *const T, usize, T, T, *mut T, usize);
+pub type GemvKernel<T> =
+    unsafe fn(usize, usize, *const T, usize, *const T, usize, T, T, *mut T, usize);
 
 /// Packs a `rows x cols` block read through strides into panels: `(rows, cols, src, rs, cs, dst)`.
 pub type PackFn<T> = unsafe fn(usize, usize, *const T, usize, usize, *mut T);
@@ -431,23 +432,71 @@ macro_rules! simd_kernels {
 
 #[cfg(target_arch = "x86_64")]
 simd_kernels!(
-    avx2_f32_kernel, avx2_f32_gemv, f32, "avx2,fma", __m256, 8, 6, 2,
-    _mm256_setzero_ps, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_mul_ps
+    avx2_f32_kernel,
+    avx2_f32_gemv,
+    f32,
+    "avx2,fma",
+    __m256,
+    8,
+    6,
+    2,
+    _mm256_setzero_ps,
+    _mm256_loadu_ps,
+    _mm256_storeu_ps,
+    _mm256_set1_ps,
+    _mm256_fmadd_ps,
+    _mm256_mul_ps
 );
 #[cfg(target_arch = "x86_64")]
 simd_kernels!(
-    avx2_f64_kernel, avx2_f64_gemv, f64, "avx2,fma", __m256d, 4, 6, 2,
-    _mm256_setzero_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd, _mm256_mul_pd
+    avx2_f64_kernel,
+    avx2_f64_gemv,
+    f64,
+    "avx2,fma",
+    __m256d,
+    4,
+    6,
+    2,
+    _mm256_setzero_pd,
+    _mm256_loadu_pd,
+    _mm256_storeu_pd,
+    _mm256_set1_pd,
+    _mm256_fmadd_pd,
+    _mm256_mul_pd
 );
 #[cfg(target_arch = "x86_64")]
 simd_kernels!(
-    avx512_f32_kernel, avx512_f32_gemv, f32, "avx512f", __m512, 16, 6, 2,
-    _mm512_setzero_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_mul_ps
+    avx512_f32_kernel,
+    avx512_f32_gemv,
+    f32,
+    "avx512f",
+    __m512,
+    16,
+    6,
+    2,
+    _mm512_setzero_ps,
+    _mm512_loadu_ps,
+    _mm512_storeu_ps,
+    _mm512_set1_ps,
+    _mm512_fmadd_ps,
+    _mm512_mul_ps
 );
 #[cfg(target_arch = "x86_64")]
 simd_kernels!(
-    avx512_f64_kernel, avx512_f64_gemv, f64, "avx512f", __m512d, 8, 6, 2,
-    _mm512_setzero_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd, _mm512_mul_pd
+    avx512_f64_kernel,
+    avx512_f64_gemv,
+    f64,
+    "avx512f",
+    __m512d,
+    8,
+    6,
+    2,
+    _mm512_setzero_pd,
+    _mm512_loadu_pd,
+    _mm512_storeu_pd,
+    _mm512_set1_pd,
+    _mm512_fmadd_pd,
+    _mm512_mul_pd
 );
 
 const PORTABLE_MR: usize = 4;

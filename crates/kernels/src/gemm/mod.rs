@@ -14,6 +14,8 @@
 
 pub(crate) mod kernels;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::dispatch::isa;
 use crate::{Float, KernelError, MatMut, MatRef};
 use kernels::{GemmSpec, all_specs};
@@ -41,6 +43,8 @@ impl Parallelism {
 const ALIGN_BYTES: usize = 64;
 /// Work (flops) a general-path task must have to be worth a rayon hand-off (~10 µs).
 const MIN_FLOPS_PER_TASK: usize = 1 << 21;
+/// Blocks per thread in the general path (see `gemm`).
+const BLOCKS_PER_TASK: usize = 1;
 /// Elements of B a m == 1 task must stream to be worth a hand-off.
 const GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 17;
 
@@ -179,10 +183,22 @@ pub fn gemm<T: Float>(
     }
     let flops = 2 * m * n * k;
     let tasks = threads.min((flops / MIN_FLOPS_PER_TASK).max(1));
-    let (tm, tn) = grid(&spec, m, n, k, tasks);
+    // Blocks are claimed dynamically, so a worker that wakes late (a halted vCPU can take a
+    // few hundred µs) never leaves its block waiting. More blocks than threads would let it
+    // still take a share, but each block repacks its operands: 1 per thread measured best.
+    let blocks = if tasks > 1 {
+        tasks * BLOCKS_PER_TASK
+    } else {
+        1
+    };
+    let (tm, tn) = grid(&spec, m, n, k, blocks);
+    let tasks = tasks.min(tm * tn);
     let per = per_task_len::<T>(m, n, k);
-    let off = scratch.as_ptr().align_offset(ALIGN_BYTES).min(align_elems::<T>());
-    let region = &mut scratch[off..off + (tm * tn) * per];
+    let off = scratch
+        .as_ptr()
+        .align_offset(ALIGN_BYTES)
+        .min(align_elems::<T>());
+    let region = &mut scratch[off..off + tasks * per];
     let (abuf_len, _) = task_regions(&spec, m, n, k);
     let job = Job {
         spec: &spec,
@@ -198,8 +214,9 @@ pub fn gemm<T: Float>(
         tn,
         per,
         abuf_len,
+        next: AtomicUsize::new(0),
     };
-    run_tasks(&job, 0, tm * tn, region);
+    run_tasks(&job, 0, tasks, region);
     Ok(())
 }
 
@@ -231,7 +248,13 @@ unsafe fn scale_c<T: Float>(beta: T, c: *mut T, m: usize, n: usize, rs: usize, c
 /// Picks a `tm x tn` grid of `tasks` blocks minimizing the critical path: the largest
 /// block's compute plus its packing of A rows and B columns (weighted as ~16 flops per
 /// packed element).
-fn grid<T: Float>(spec: &GemmSpec<T>, m: usize, n: usize, k: usize, tasks: usize) -> (usize, usize) {
+fn grid<T: Float>(
+    spec: &GemmSpec<T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    tasks: usize,
+) -> (usize, usize) {
     let mt = m.div_ceil(spec.mr);
     let nt = n.div_ceil(spec.nr);
     let mut best = (1, 1);
@@ -285,15 +308,24 @@ struct Job<'s, 'a, T> {
     tn: usize,
     per: usize,
     abuf_len: usize,
+    /// Next unclaimed block of the `tm x tn` grid.
+    next: AtomicUsize,
 }
 
-/// Runs tasks `lo..hi` on `region` (their scratch, `per` elements each). `rayon::join` runs
+/// Runs tasks `lo..hi` on `region` (their scratch, `per` elements each); each task claims
+/// blocks until none is left. `rayon::join` runs
 /// its closures as stack jobs: on a pool worker thread it allocates nothing, which is what
 /// keeps a warmed-up threaded gemm allocation-free.
 fn run_tasks<T: Float>(job: &Job<'_, '_, T>, lo: usize, hi: usize, region: &mut [T]) {
     if hi - lo == 1 {
-        run_block(job, lo, region);
-        return;
+        // Which thread computes a block does not change its bits: blocks sit on the tile grid.
+        loop {
+            let b = job.next.fetch_add(1, Ordering::Relaxed);
+            if b >= job.tm * job.tn {
+                return;
+            }
+            run_block(job, b, region);
+        }
     }
     let mid = lo + (hi - lo) / 2;
     let (r1, r2) = region.split_at_mut((mid - lo) * job.per);
@@ -349,7 +381,12 @@ unsafe fn gemm_block<T: Float>(
     bbuf: &mut [T],
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
-    let (rs_a, cs_a, rs_b, cs_b) = (a.row_stride(), a.col_stride(), b.row_stride(), b.col_stride());
+    let (rs_a, cs_a, rs_b, cs_b) = (
+        a.row_stride(),
+        a.col_stride(),
+        b.row_stride(),
+        b.col_stride(),
+    );
     let (ap, bp) = (a.data().as_ptr(), b.data().as_ptr());
     let (mr, nr) = (spec.mr, spec.nr);
     let (abuf, bbuf) = (abuf.as_mut_ptr(), bbuf.as_mut_ptr());
@@ -438,9 +475,32 @@ fn gemv_range<T: Float>(job: &GemvJob<'_, '_, T>, j0: usize, j1: usize) {
         let bp = b.data().as_ptr().add(j0 * cs_b);
         let c = job.c.0.add(j0 * job.cs_c);
         if cs_b == 1 {
-            (job.spec.gemv)(k, j1 - j0, x, incx, bp, rs_b, job.alpha, job.beta, c, job.cs_c);
+            (job.spec.gemv)(
+                k,
+                j1 - j0,
+                x,
+                incx,
+                bp,
+                rs_b,
+                job.alpha,
+                job.beta,
+                c,
+                job.cs_c,
+            );
         } else {
-            gemv_strided(k, j1 - j0, x, incx, bp, rs_b, cs_b, job.alpha, job.beta, c, job.cs_c);
+            gemv_strided(
+                k,
+                j1 - j0,
+                x,
+                incx,
+                bp,
+                rs_b,
+                cs_b,
+                job.alpha,
+                job.beta,
+                c,
+                job.cs_c,
+            );
         }
     }
 }

@@ -1,0 +1,250 @@
+//! GFLOP/s of dl4rs-kernels' gemm vs `matrixmultiply` and the `gemm` crate on the 8 f32
+//! products of one MLP training step (W1: 784-256-128-10, batch 128) and on batch-1
+//! inference, at 1 and 2 threads. Median of 7 runs.
+//!
+//! `cargo run --release -p dl4rs-kernels --example gemm_gflops`
+//!
+//! matrixmultiply reads its thread count once per process from `MATMUL_NUM_THREADS`, so this
+//! program re-runs itself with that variable set to measure it at 1 and 2 threads.
+
+use std::process::Command;
+use std::time::Instant;
+
+use dl4rs_kernels::{MatMut, MatRef, Parallelism, current_dispatch, gemm, gemm_scratch_len};
+
+/// (m, n, k, A stored transposed, B stored transposed)
+const W1: [(usize, usize, usize, bool, bool); 8] = [
+    (128, 256, 784, false, false),
+    (128, 128, 256, false, false),
+    (128, 10, 128, false, false),
+    (784, 256, 128, true, false),
+    (256, 128, 128, true, false),
+    (128, 10, 128, true, false),
+    (128, 128, 10, false, true),
+    (128, 256, 128, false, true),
+];
+const B1: [(usize, usize, usize, bool, bool); 3] = [
+    (1, 256, 784, false, false),
+    (1, 128, 256, false, false),
+    (1, 10, 128, false, false),
+];
+
+struct Prob {
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Vec<f32>,
+    b: Vec<f32>,
+    c: Vec<f32>,
+    /// (row stride, col stride) of A and B as seen by the product
+    sa: (usize, usize),
+    sb: (usize, usize),
+}
+
+fn probs(set: &[(usize, usize, usize, bool, bool)]) -> Vec<Prob> {
+    set.iter()
+        .map(|&(m, n, k, ta, tb)| Prob {
+            m,
+            n,
+            k,
+            a: (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                .collect(),
+            b: (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+                .collect(),
+            c: vec![0.0; m * n],
+            sa: if ta { (1, m) } else { (k, 1) },
+            sb: if tb { (1, k) } else { (n, 1) },
+        })
+        .collect()
+}
+
+fn flops(set: &[(usize, usize, usize, bool, bool)]) -> f64 {
+    set.iter()
+        .map(|&(m, n, k, _, _)| 2.0 * (m * n * k) as f64)
+        .sum()
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Imp {
+    Ours,
+    Mm,
+    GemmCrate,
+}
+
+fn run_once(imp: Imp, ps: &mut [Prob], threads: usize, scratch: &mut [f32]) {
+    for p in ps.iter_mut() {
+        match imp {
+            Imp::Ours => {
+                let par = if threads > 1 {
+                    Parallelism::Rayon(threads)
+                } else {
+                    Parallelism::None
+                };
+                let a = MatRef::new(&p.a, p.m, p.k, p.sa.0, p.sa.1).unwrap();
+                let b = MatRef::new(&p.b, p.k, p.n, p.sb.0, p.sb.1).unwrap();
+                let c = MatMut::row_major(&mut p.c, p.m, p.n).unwrap();
+                gemm(1.0, a, b, 0.0, c, scratch, par).unwrap();
+            }
+            // SAFETY: pointers and strides describe the Vecs above, sized m*k, k*n, m*n.
+            Imp::Mm => unsafe {
+                matrixmultiply::sgemm(
+                    p.m,
+                    p.k,
+                    p.n,
+                    1.0,
+                    p.a.as_ptr(),
+                    p.sa.0 as isize,
+                    p.sa.1 as isize,
+                    p.b.as_ptr(),
+                    p.sb.0 as isize,
+                    p.sb.1 as isize,
+                    0.0,
+                    p.c.as_mut_ptr(),
+                    p.n as isize,
+                    1,
+                )
+            },
+            // SAFETY: as above; the gemm crate computes dst = alpha*dst + beta*lhs*rhs.
+            Imp::GemmCrate => unsafe {
+                gemm::gemm(
+                    p.m,
+                    p.n,
+                    p.k,
+                    p.c.as_mut_ptr(),
+                    1,
+                    p.n as isize,
+                    false,
+                    p.a.as_ptr(),
+                    p.sa.1 as isize,
+                    p.sa.0 as isize,
+                    p.b.as_ptr(),
+                    p.sb.1 as isize,
+                    p.sb.0 as isize,
+                    0.0,
+                    1.0,
+                    false,
+                    false,
+                    false,
+                    if threads > 1 {
+                        gemm::Parallelism::Rayon(threads)
+                    } else {
+                        gemm::Parallelism::None
+                    },
+                )
+            },
+        }
+    }
+}
+
+/// Median GFLOP/s over 7 runs of `reps` passes over the set.
+fn measure(
+    imp: Imp,
+    set: &[(usize, usize, usize, bool, bool)],
+    threads: usize,
+    reps: usize,
+) -> f64 {
+    let mut ps = probs(set);
+    let len = set
+        .iter()
+        .map(|&(m, n, k, _, _)| gemm_scratch_len::<f32>(m, n, k, Parallelism::Rayon(threads)))
+        .max()
+        .unwrap();
+    let mut scratch = vec![0.0f32; len];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for _ in 0..reps.div_ceil(4) {
+            run_once(imp, &mut ps, threads, &mut scratch);
+        }
+        let mut rates: Vec<f64> = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    run_once(imp, &mut ps, threads, &mut scratch);
+                }
+                flops(set) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
+            })
+            .collect();
+        rates.sort_by(f64::total_cmp);
+        rates[3]
+    })
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (w1_reps, b1_reps) = (10, 3000);
+    if args.get(1).map(String::as_str) == Some("--matrixmultiply-child") {
+        let t: usize = std::env::var("MATMUL_NUM_THREADS")
+            .unwrap()
+            .parse()
+            .unwrap();
+        println!(
+            "{} {}",
+            measure(Imp::Mm, &W1, t, w1_reps),
+            measure(Imp::Mm, &B1, t, b1_reps)
+        );
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--per-product") {
+        // Tuning aid: each W1 product alone (matrixmultiply at MATMUL_NUM_THREADS).
+        for p in W1.iter().chain(&B1) {
+            let one = [*p];
+            let reps = (2e8 / flops(&one)) as usize + 1;
+            println!(
+                "{:?}: ours {:.1} / {:.1}, matrixmultiply {:.1}",
+                p,
+                measure(Imp::Ours, &one, 1, reps),
+                measure(Imp::Ours, &one, 2, reps),
+                measure(Imp::Mm, &one, 1, reps)
+            );
+        }
+        return;
+    }
+    let mm = |t: usize| -> (f64, f64) {
+        let out = Command::new(&args[0])
+            .arg("--matrixmultiply-child")
+            .env("MATMUL_NUM_THREADS", t.to_string())
+            .output()
+            .expect("re-running self for matrixmultiply");
+        let s = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<f64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
+        (v[0], v[1])
+    };
+    println!(
+        "f32 GFLOP/s, median of 7 (dispatch {:?}, {} cores); W1 = 8 products of one MLP step ({} MFLOP), batch 1 = 3 forward products",
+        current_dispatch(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        flops(&W1) / 1e6
+    );
+    println!(
+        "| implementation | W1, 1 thread | W1, 2 threads | batch 1, 1 thread | batch 1, 2 threads |"
+    );
+    println!("|---|---:|---:|---:|---:|");
+    let (m1, m2) = (mm(1), mm(2));
+    for (name, imp) in [
+        ("dl4rs-kernels", Imp::Ours),
+        ("matrixmultiply 0.3", Imp::Mm),
+        ("gemm 0.19", Imp::GemmCrate),
+    ] {
+        let r = if imp == Imp::Mm {
+            [m1.0, m2.0, m1.1, m2.1]
+        } else {
+            [
+                measure(imp, &W1, 1, w1_reps),
+                measure(imp, &W1, 2, w1_reps),
+                measure(imp, &B1, 1, b1_reps),
+                measure(imp, &B1, 2, b1_reps),
+            ]
+        };
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            r[0], r[1], r[2], r[3]
+        );
+    }
+}
