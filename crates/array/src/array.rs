@@ -327,11 +327,13 @@ impl<T: DataType> ArrayViewMut<'_, T> {
     /// Copies `src` (same shape, or broadcastable to this shape) into the view.
     pub fn assign(&mut self, src: &impl AsView<T>) -> Result<(), ArrayError> {
         let src = src.view();
-        let from = src.layout.broadcast_to(&self.layout.shape).ok_or(ArrayError::ShapeMismatch {
-            op: "assign",
-            lhs: self.layout.shape,
-            rhs: src.layout.shape,
-            expected: "the source must have the destination's shape or broadcast to it",
+        let from = src.layout.broadcast_to(&self.layout.shape).ok_or_else(|| {
+            ArrayError::ShapeMismatch {
+                op: "assign",
+                lhs: Box::new(self.layout.shape),
+                rhs: Box::new(src.layout.shape),
+                expected: "the source must have the destination's shape or broadcast to it",
+            }
         })?;
         let data = src.buf.read()?;
         let mut dst = self.buf.write()?;
@@ -398,7 +400,11 @@ impl DstCursor {
 fn permuted(layout: &Layout, axes: &[usize]) -> Result<Layout, ArrayError> {
     let ndim = layout.shape.ndim();
     let mut seen = [false; MAX_DIMS];
-    if axes.len() != ndim || axes.iter().any(|&a| a >= ndim || std::mem::replace(&mut seen[a], true)) {
+    if axes.len() != ndim
+        || axes
+            .iter()
+            .any(|&a| a >= ndim || std::mem::replace(&mut seen[a], true))
+    {
         return Err(invalid(
             "permute",
             format!(
@@ -431,8 +437,8 @@ fn reshaped(layout: &Layout, shape: &[usize]) -> Result<Layout, ArrayError> {
     if shape.len() != layout.shape.len() {
         return Err(ArrayError::ShapeMismatch {
             op: "reshape",
-            lhs: layout.shape,
-            rhs: shape,
+            lhs: Box::new(layout.shape),
+            rhs: Box::new(shape),
             expected: "the same number of elements",
         });
     }
@@ -496,7 +502,10 @@ impl<'a, T: DataType> ArrayView<'a, T> {
         layout.offset += start * layout.strides[axis];
         layout.shape = layout.shape.with_axis(axis, (end - start).div_ceil(step));
         layout.strides[axis] *= step;
-        Ok(ArrayView { buf: self.buf, layout })
+        Ok(ArrayView {
+            buf: self.buf,
+            layout,
+        })
     }
 
     /// The sub-array at `index` along `axis` (one rank less), e.g. a row of a matrix.
@@ -515,7 +524,10 @@ impl<'a, T: DataType> ArrayView<'a, T> {
         for i in axis..layout.shape.ndim() {
             layout.strides[i] = self.layout.strides[i + 1];
         }
-        Ok(ArrayView { buf: self.buf, layout })
+        Ok(ArrayView {
+            buf: self.buf,
+            layout,
+        })
     }
 
     /// The axes reordered.
@@ -545,13 +557,19 @@ impl<'a, T: DataType> ArrayView<'a, T> {
     /// The view broadcast to `shape` (NumPy rules: axes of length 1 repeat, new axes lead).
     pub fn broadcast(&self, shape: &[usize]) -> Result<ArrayView<'a, T>, ArrayError> {
         let target = Shape::new(shape)?;
-        let layout = self.layout.broadcast_to(&target).ok_or(ArrayError::ShapeMismatch {
-            op: "broadcast",
-            lhs: self.layout.shape,
-            rhs: target,
-            expected: "each axis equal, or 1 in the source",
-        })?;
-        Ok(ArrayView { buf: self.buf, layout })
+        let layout =
+            self.layout
+                .broadcast_to(&target)
+                .ok_or_else(|| ArrayError::ShapeMismatch {
+                    op: "broadcast",
+                    lhs: Box::new(self.layout.shape),
+                    rhs: Box::new(target),
+                    expected: "each axis equal, or 1 in the source",
+                })?;
+        Ok(ArrayView {
+            buf: self.buf,
+            layout,
+        })
     }
 
     pub(crate) fn copy(&self, place: Place<'_>) -> Result<NdArray<T>, ArrayError> {
@@ -719,7 +737,8 @@ impl<T: DataType> ArrayRead<'_, T> {
     /// An `ndarray` view of the borrowed elements.
     pub fn as_ndarray(&self) -> Result<ndarray::ArrayViewD<'_, T>, ArrayError> {
         use ndarray::ShapeBuilder;
-        let shape = ndarray::IxDyn(self.layout.shape.dims()).strides(ndarray::IxDyn(self.layout.strides()));
+        let shape =
+            ndarray::IxDyn(self.layout.shape.dims()).strides(ndarray::IxDyn(self.layout.strides()));
         ndarray::ArrayViewD::from_shape(shape, &self.data[self.layout.offset..])
             .map_err(|e| invalid("as_ndarray", e.to_string()))
     }

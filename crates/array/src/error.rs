@@ -20,9 +20,9 @@ pub enum ArrayError {
         /// The operation.
         op: &'static str,
         /// First operand's shape.
-        lhs: Shape,
+        lhs: Box<Shape>,
         /// Second operand's shape.
-        rhs: Shape,
+        rhs: Box<Shape>,
         /// What the operation expects.
         expected: &'static str,
     },

@@ -45,7 +45,11 @@ pub(crate) fn fill_normal<T: Float>(out: &mut [T], mean: T, std: T, seed: u64) {
         let u2 = unit_f64(seed, 2 * pair + 1);
         let r = (-2.0 * u1.ln()).sqrt();
         let angle = 2.0 * std::f64::consts::PI * u2;
-        let z = if i % 2 == 0 { r * angle.cos() } else { r * angle.sin() };
+        let z = if i % 2 == 0 {
+            r * angle.cos()
+        } else {
+            r * angle.sin()
+        };
         *v = T::from_f64(mean + std * z);
     }
 }

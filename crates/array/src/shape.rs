@@ -24,7 +24,10 @@ impl Shape {
         if dims.len() > MAX_DIMS {
             return Err(invalid(
                 "shape",
-                format!("expected at most {MAX_DIMS} axes, found {} ({dims:?})", dims.len()),
+                format!(
+                    "expected at most {MAX_DIMS} axes, found {} ({dims:?})",
+                    dims.len()
+                ),
             ));
         }
         let mut shape = Shape {
@@ -34,7 +37,12 @@ impl Shape {
         shape.dims[..dims.len()].copy_from_slice(dims);
         dims.iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| invalid("shape", format!("{dims:?} has more elements than fit in memory")))?;
+            .ok_or_else(|| {
+                invalid(
+                    "shape",
+                    format!("{dims:?} has more elements than fit in memory"),
+                )
+            })?;
         Ok(shape)
     }
 
@@ -87,7 +95,10 @@ impl Shape {
 
     pub(crate) fn with_inserted(&self, axis: usize, len: usize) -> Result<Shape, ArrayError> {
         if self.ndim == MAX_DIMS {
-            return Err(invalid("stack", format!("result would have more than {MAX_DIMS} axes")));
+            return Err(invalid(
+                "stack",
+                format!("result would have more than {MAX_DIMS} axes"),
+            ));
         }
         let mut out = Shape::default();
         for i in 0..=self.ndim {
@@ -111,8 +122,16 @@ impl Shape {
             ndim,
         };
         for i in 0..ndim {
-            let a = if i < ndim - self.ndim { 1 } else { self.dims[i - (ndim - self.ndim)] };
-            let b = if i < ndim - other.ndim { 1 } else { other.dims[i - (ndim - other.ndim)] };
+            let a = if i < ndim - self.ndim {
+                1
+            } else {
+                self.dims[i - (ndim - self.ndim)]
+            };
+            let b = if i < ndim - other.ndim {
+                1
+            } else {
+                other.dims[i - (ndim - other.ndim)]
+            };
             out.dims[i] = match (a, b) {
                 (a, b) if a == b => a,
                 (1, b) => b,
@@ -190,7 +209,12 @@ impl Layout {
                 format!("index {index:?} is out of bounds for shape {}", self.shape),
             ));
         }
-        Ok(self.offset + index.iter().zip(self.strides()).map(|(i, s)| i * s).sum::<usize>())
+        Ok(self.offset
+            + index
+                .iter()
+                .zip(self.strides())
+                .map(|(i, s)| i * s)
+                .sum::<usize>())
     }
 
     /// Calls `f` with the buffer index of every element, in row-major logical order.
@@ -259,7 +283,10 @@ impl Layout {
         if axis >= self.shape.ndim {
             return Err(invalid(
                 op,
-                format!("axis {axis} is out of range for an array of shape {}", self.shape),
+                format!(
+                    "axis {axis} is out of range for an array of shape {}",
+                    self.shape
+                ),
             ));
         }
         Ok(())
@@ -289,7 +316,12 @@ mod tests {
         let a = Shape::new(&[4, 1, 3]).unwrap();
         let b = Shape::new(&[5, 1]).unwrap();
         assert_eq!(a.broadcast_with(&b).unwrap().dims(), &[4, 5, 3]);
-        assert!(Shape::new(&[2]).unwrap().broadcast_with(&Shape::new(&[3]).unwrap()).is_none());
+        assert!(
+            Shape::new(&[2])
+                .unwrap()
+                .broadcast_with(&Shape::new(&[3]).unwrap())
+                .is_none()
+        );
         let row = Layout::c_order(Shape::new(&[3]).unwrap());
         let b = row.broadcast_to(&Shape::new(&[2, 3]).unwrap()).unwrap();
         let mut seen = Vec::new();

@@ -19,17 +19,18 @@ fn apply<T: DataType>(op: BinaryOp, x: T, y: T) -> T {
 }
 
 fn result_shape(op: BinaryOp, a: &Shape, b: &Shape) -> Result<Shape, ArrayError> {
-    a.broadcast_with(b).ok_or(ArrayError::ShapeMismatch {
-        op: match op {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-        },
-        lhs: *a,
-        rhs: *b,
-        expected: "equal axes, or 1 on one side (NumPy broadcasting)",
-    })
+    a.broadcast_with(b)
+        .ok_or_else(|| ArrayError::ShapeMismatch {
+            op: match op {
+                BinaryOp::Add => "add",
+                BinaryOp::Sub => "sub",
+                BinaryOp::Mul => "mul",
+                BinaryOp::Div => "div",
+            },
+            lhs: Box::new(*a),
+            rhs: Box::new(*b),
+            expected: "equal axes, or 1 on one side (NumPy broadcasting)",
+        })
 }
 
 /// How `b` lines up with a row-major `rows x cols` output, when a kernel fast path applies.
@@ -129,27 +130,30 @@ pub fn binary_assign<T: DataType>(
 ) -> Result<(), ArrayError> {
     let b = b.view();
     let shape = *a.layout.shape();
-    let lb = b.layout.broadcast_to(&shape).ok_or(ArrayError::ShapeMismatch {
-        op: "binary_assign",
-        lhs: shape,
-        rhs: *b.layout.shape(),
-        expected: "the right side must broadcast to the left side's shape",
-    })?;
-    if a.is_contiguous() {
-        if let Some(fast) = fast_path(&shape, &shape, b.layout.shape()) {
-            return with_contiguous(&b, |sb| {
-                let offset = a.layout.offset();
-                let mut w = a.buf.write()?;
-                let sa = &mut w[offset..offset + shape.len()];
-                match fast {
-                    Fast::Same => k::binary_assign(op, sa, sb)?,
-                    Fast::Scalar => k::binary_scalar_assign(op, sa, sb[0]),
-                    Fast::Row { rows, cols } => k::binary_row_assign(op, sa, rows, cols, sb)?,
-                    Fast::Col { rows, cols } => k::binary_col_assign(op, sa, rows, cols, sb)?,
-                }
-                Ok(())
-            });
-        }
+    let lb = b
+        .layout
+        .broadcast_to(&shape)
+        .ok_or_else(|| ArrayError::ShapeMismatch {
+            op: "binary_assign",
+            lhs: Box::new(shape),
+            rhs: Box::new(*b.layout.shape()),
+            expected: "the right side must broadcast to the left side's shape",
+        })?;
+    if a.is_contiguous()
+        && let Some(fast) = fast_path(&shape, &shape, b.layout.shape())
+    {
+        return with_contiguous(&b, |sb| {
+            let offset = a.layout.offset();
+            let mut w = a.buf.write()?;
+            let sa = &mut w[offset..offset + shape.len()];
+            match fast {
+                Fast::Same => k::binary_assign(op, sa, sb)?,
+                Fast::Scalar => k::binary_scalar_assign(op, sa, sb[0]),
+                Fast::Row { rows, cols } => k::binary_row_assign(op, sa, rows, cols, sb)?,
+                Fast::Col { rows, cols } => k::binary_col_assign(op, sa, rows, cols, sb)?,
+            }
+            Ok(())
+        });
     }
     let rb = b.read()?;
     let (db, _) = rb.raw();
@@ -170,13 +174,19 @@ pub fn scalar<T: DataType>(
     let shape = *a.layout.shape();
     let mut out = NdArray::alloc(shape, false, crate::array::Place::Current)?;
     with_contiguous(&a, |sa| {
-        with_output("scalar", &mut out, &shape, |o| Ok(k::binary_scalar(op, sa, s, o)?))
+        with_output("scalar", &mut out, &shape, |o| {
+            Ok(k::binary_scalar(op, sa, s, o)?)
+        })
     })?;
     Ok(out)
 }
 
 /// `a op= s` for a scalar `s`.
-pub fn scalar_assign<T: DataType>(op: BinaryOp, a: &mut NdArray<T>, s: T) -> Result<(), ArrayError> {
+pub fn scalar_assign<T: DataType>(
+    op: BinaryOp,
+    a: &mut NdArray<T>,
+    s: T,
+) -> Result<(), ArrayError> {
     let layout = a.layout;
     let mut w = a.buf.write()?;
     if layout.is_c_contiguous() {
@@ -196,7 +206,9 @@ pub fn unary_into<T: DataType>(
 ) -> Result<(), ArrayError> {
     let a = a.view();
     let shape = *a.layout.shape();
-    with_contiguous(&a, |sa| with_output("unary", out, &shape, |o| Ok(k::unary(op, sa, o)?)))
+    with_contiguous(&a, |sa| {
+        with_output("unary", out, &shape, |o| Ok(k::unary(op, sa, o)?))
+    })
 }
 
 /// `f(a)` in the current workspace (or heap).

@@ -9,10 +9,16 @@ use crate::array::{ArrayView, AsView, DataType, NdArray, Place};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 
-fn matrix_dims<T: DataType>(op: &'static str, v: &ArrayView<'_, T>) -> Result<(usize, usize), ArrayError> {
+fn matrix_dims<T: DataType>(
+    op: &'static str,
+    v: &ArrayView<'_, T>,
+) -> Result<(usize, usize), ArrayError> {
     match v.layout.shape().dims() {
         &[r, c] => Ok((r, c)),
-        other => Err(invalid(op, format!("expected a 2-D matrix, found shape {other:?}"))),
+        other => Err(invalid(
+            op,
+            format!("expected a 2-D matrix, found shape {other:?}"),
+        )),
     }
 }
 
@@ -35,8 +41,8 @@ pub fn gemm_into<T: DataType>(
     if ka != kb {
         return Err(ArrayError::ShapeMismatch {
             op: "matmul",
-            lhs: *a.layout.shape(),
-            rhs: *b.layout.shape(),
+            lhs: Box::new(*a.layout.shape()),
+            rhs: Box::new(*b.layout.shape()),
             expected: "a is m x k and b is k x n (inner dimensions equal)",
         });
     }
@@ -44,8 +50,8 @@ pub fn gemm_into<T: DataType>(
     if c.layout.shape() != &expected {
         return Err(ArrayError::ShapeMismatch {
             op: "gemm",
-            lhs: expected,
-            rhs: *c.layout.shape(),
+            lhs: Box::new(expected),
+            rhs: Box::new(*c.layout.shape()),
             expected: "the output must be m x n",
         });
     }
@@ -57,13 +63,22 @@ pub fn gemm_into<T: DataType>(
     let rhs = MatRef::new(&db[lb.offset()..], ka, n, lb.strides()[0], lb.strides()[1])?;
     let lc = c.layout;
     let mut wc = c.buf.write()?;
-    let out = MatMut::new(&mut wc[lc.offset()..], m, n, lc.strides()[0], lc.strides()[1])?;
+    let out = MatMut::new(
+        &mut wc[lc.offset()..],
+        m,
+        n,
+        lc.strides()[0],
+        lc.strides()[1],
+    )?;
     gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?;
     Ok(())
 }
 
 /// The matrix product `a·b` in the current workspace (or heap).
-pub fn matmul<T: DataType>(a: &impl AsView<T>, b: &impl AsView<T>) -> Result<NdArray<T>, ArrayError> {
+pub fn matmul<T: DataType>(
+    a: &impl AsView<T>,
+    b: &impl AsView<T>,
+) -> Result<NdArray<T>, ArrayError> {
     let (av, bv) = (a.view(), b.view());
     let (m, _) = matrix_dims("matmul", &av)?;
     let (_, n) = matrix_dims("matmul", &bv)?;

@@ -56,8 +56,8 @@ pub(crate) fn with_output<T: DataType, R>(
     if out.layout.shape() != shape {
         return Err(ArrayError::ShapeMismatch {
             op,
-            lhs: *shape,
-            rhs: *out.layout.shape(),
+            lhs: Box::new(*shape),
+            rhs: Box::new(*out.layout.shape()),
             expected: "the output must have the result's shape",
         });
     }

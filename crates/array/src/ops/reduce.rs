@@ -92,7 +92,7 @@ pub fn argmax_axis<T: DataType>(a: &impl AsView<T>, axis: usize) -> Result<NdArr
                     for j in 0..n {
                         let v = x[(b * n + j) * inner + i];
                         let m = x[(b * n + best) * inner + i];
-                        if v.is_nan_value() && !m.is_nan_value() || v > m {
+                        if v.is_nan() && !m.is_nan() || v > m {
                             best = j;
                         }
                     }
@@ -103,17 +103,6 @@ pub fn argmax_axis<T: DataType>(a: &impl AsView<T>, axis: usize) -> Result<NdArr
         })
     })?;
     Ok(out)
-}
-
-trait NanCheck {
-    fn is_nan_value(self) -> bool;
-}
-
-impl<T: DataType> NanCheck for T {
-    #[allow(clippy::eq_op)]
-    fn is_nan_value(self) -> bool {
-        self != self
-    }
 }
 
 /// The sum of all elements.
@@ -132,7 +121,7 @@ fn softmax_impl<T: DataType>(
     let shape = *a.layout.shape();
     let last = shape.ndim() - 1;
     let rows_of = |x: &[T], o: &mut [T], n: usize| -> Result<(), ArrayError> {
-        let rows = if n == 0 { 0 } else { x.len() / n };
+        let rows = x.len().checked_div(n).unwrap_or(0);
         if log {
             k::log_softmax_rows(x, rows, n, o)?;
         } else {
@@ -142,7 +131,9 @@ fn softmax_impl<T: DataType>(
     };
     if axis == last {
         let n = shape.dims()[last];
-        return with_contiguous(&a, |x| with_output("softmax", out, &shape, |o| rows_of(x, o, n)));
+        return with_contiguous(&a, |x| {
+            with_output("softmax", out, &shape, |o| rows_of(x, o, n))
+        });
     }
     // Move the axis last, work on a contiguous copy, and move it back.
     let mut axes = [0usize; crate::shape::MAX_DIMS];

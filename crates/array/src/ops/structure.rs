@@ -24,8 +24,8 @@ fn check_same_except(
     } else {
         Err(ArrayError::ShapeMismatch {
             op,
-            lhs: *first,
-            rhs: *other,
+            lhs: Box::new(*first),
+            rhs: Box::new(*other),
             expected: if axis.is_some() {
                 "equal shapes except along the concatenation axis"
             } else {
@@ -36,7 +36,10 @@ fn check_same_except(
 }
 
 /// Joins arrays along an existing `axis`, in the current workspace (or heap).
-pub fn concat<T: DataType, A: AsView<T>>(arrays: &[A], axis: usize) -> Result<NdArray<T>, ArrayError> {
+pub fn concat<T: DataType, A: AsView<T>>(
+    arrays: &[A],
+    axis: usize,
+) -> Result<NdArray<T>, ArrayError> {
     let first = arrays
         .first()
         .ok_or_else(|| invalid("concat", "expected at least one array, found none"))?
@@ -66,7 +69,10 @@ pub fn concat<T: DataType, A: AsView<T>>(arrays: &[A], axis: usize) -> Result<Nd
 }
 
 /// Stacks equally shaped arrays along a new `axis`, in the current workspace (or heap).
-pub fn stack<T: DataType, A: AsView<T>>(arrays: &[A], axis: usize) -> Result<NdArray<T>, ArrayError> {
+pub fn stack<T: DataType, A: AsView<T>>(
+    arrays: &[A],
+    axis: usize,
+) -> Result<NdArray<T>, ArrayError> {
     let first = arrays
         .first()
         .ok_or_else(|| invalid("stack", "expected at least one array, found none"))?
@@ -74,7 +80,10 @@ pub fn stack<T: DataType, A: AsView<T>>(arrays: &[A], axis: usize) -> Result<NdA
     if axis > first.layout.shape().ndim() {
         return Err(invalid(
             "stack",
-            format!("axis {axis} is out of range for stacking arrays of shape {}", first.layout.shape()),
+            format!(
+                "axis {axis} is out of range for stacking arrays of shape {}",
+                first.layout.shape()
+            ),
         ));
     }
     for a in arrays {
@@ -88,9 +97,7 @@ pub fn stack<T: DataType, A: AsView<T>>(arrays: &[A], axis: usize) -> Result<NdA
         dst.offset += i * dst.strides[axis];
         // Drop the stacking axis from the destination layout.
         let mut strides = dst.strides;
-        for j in axis..shape.ndim() - 1 {
-            strides[j] = dst.strides[j + 1];
-        }
+        strides[axis..shape.ndim() - 1].copy_from_slice(&dst.strides[axis + 1..shape.ndim()]);
         dst.strides = strides;
         dst.shape = *v.layout.shape();
         let src = v.read()?;
@@ -108,13 +115,19 @@ pub fn gather_rows_into<T: DataType>(
 ) -> Result<(), ArrayError> {
     let a = a.view();
     if a.layout.shape().ndim() == 0 {
-        return Err(invalid("gather_rows", "expected an array with at least one axis, found a scalar"));
+        return Err(invalid(
+            "gather_rows",
+            "expected an array with at least one axis, found a scalar",
+        ));
     }
     let rows = a.layout.shape().dims()[0];
     if let Some(&bad) = indices.iter().find(|&&i| i >= rows) {
         return Err(invalid(
             "gather_rows",
-            format!("row index {bad} is out of bounds for {rows} rows (shape {})", a.layout.shape()),
+            format!(
+                "row index {bad} is out of bounds for {rows} rows (shape {})",
+                a.layout.shape()
+            ),
         ));
     }
     let shape = a.layout.shape().with_axis(0, indices.len());
@@ -147,10 +160,16 @@ pub fn gather_rows_into<T: DataType>(
 }
 
 /// Rows `indices` of `a` (axis 0), in the current workspace (or heap).
-pub fn gather_rows<T: DataType>(a: &impl AsView<T>, indices: &[usize]) -> Result<NdArray<T>, ArrayError> {
+pub fn gather_rows<T: DataType>(
+    a: &impl AsView<T>,
+    indices: &[usize],
+) -> Result<NdArray<T>, ArrayError> {
     let v = a.view();
     if v.layout.shape().ndim() == 0 {
-        return Err(invalid("gather_rows", "expected an array with at least one axis, found a scalar"));
+        return Err(invalid(
+            "gather_rows",
+            "expected an array with at least one axis, found a scalar",
+        ));
     }
     let shape = v.layout.shape().with_axis(0, indices.len());
     let mut out = NdArray::alloc(shape, false, Place::Current)?;
