@@ -86,6 +86,31 @@ impl<T: DataType> AsView<T> for ArrayViewMut<'_, T> {
     }
 }
 
+/// Anything that can be seen as an [`ArrayViewMut`]: arrays and mutable views. `_into` ops
+/// write into `&mut impl AsViewMut`.
+pub trait AsViewMut<T: DataType> {
+    /// A read-write view.
+    fn view_mut(&mut self) -> ArrayViewMut<'_, T>;
+}
+
+impl<T: DataType> AsViewMut<T> for NdArray<T> {
+    fn view_mut(&mut self) -> ArrayViewMut<'_, T> {
+        ArrayViewMut {
+            buf: &mut self.buf,
+            layout: self.layout,
+        }
+    }
+}
+
+impl<T: DataType> AsViewMut<T> for ArrayViewMut<'_, T> {
+    fn view_mut(&mut self) -> ArrayViewMut<'_, T> {
+        ArrayViewMut {
+            buf: self.buf,
+            layout: self.layout,
+        }
+    }
+}
+
 /// Where a copy goes.
 #[derive(Clone, Copy)]
 pub(crate) enum Place<'w> {
@@ -121,6 +146,19 @@ impl<T: DataType> NdArray<T> {
     /// Zeros on the heap, whatever workspace is active.
     pub fn zeros_detached(shape: &[usize]) -> Result<Self, ArrayError> {
         Self::alloc(Shape::new(shape)?, true, Place::Heap)
+    }
+
+    /// Zeros in the open workspace `workspace` (it need not be current).
+    pub fn zeros_in(workspace: &Workspace, shape: &[usize]) -> Result<Self, ArrayError> {
+        Self::alloc(Shape::new(shape)?, true, Place::In(workspace))
+    }
+
+    /// Unspecified (initialized) contents in the open workspace `workspace`.
+    pub fn create_uninitialized_in(
+        workspace: &Workspace,
+        shape: &[usize],
+    ) -> Result<Self, ArrayError> {
+        Self::alloc(Shape::new(shape)?, false, Place::In(workspace))
     }
 
     /// An array whose contents are unspecified (but initialized: never UB to read). Write
@@ -200,14 +238,6 @@ impl<T: DataType> NdArray<T> {
             }
         }
         Ok(out)
-    }
-
-    /// A read-write view.
-    pub fn view_mut(&mut self) -> ArrayViewMut<'_, T> {
-        ArrayViewMut {
-            buf: &mut self.buf,
-            layout: self.layout,
-        }
     }
 
     /// Borrows the elements for writing (checked like reads).
@@ -323,7 +353,71 @@ impl<T: DataType> NdArray<T> {
     }
 }
 
-impl<T: DataType> ArrayViewMut<'_, T> {
+impl<'a, T: DataType> ArrayViewMut<'a, T> {
+    /// The shape's axis lengths.
+    pub fn shape(&self) -> &[usize] {
+        self.layout.shape.dims()
+    }
+
+    /// The layout (shape, strides, offset).
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// The elements `start..end` (step `step`) of `axis`.
+    pub fn slice_axis(
+        self,
+        axis: usize,
+        start: usize,
+        end: usize,
+        step: usize,
+    ) -> Result<ArrayViewMut<'a, T>, ArrayError> {
+        Ok(ArrayViewMut {
+            layout: sliced(&self.layout, axis, start, end, step)?,
+            buf: self.buf,
+        })
+    }
+
+    /// The sub-array at `index` along `axis`.
+    pub fn index_axis(self, axis: usize, index: usize) -> Result<ArrayViewMut<'a, T>, ArrayError> {
+        Ok(ArrayViewMut {
+            layout: indexed(&self.layout, axis, index)?,
+            buf: self.buf,
+        })
+    }
+
+    /// A contiguous view with a new shape.
+    pub fn reshape(self, shape: &[usize]) -> Result<ArrayViewMut<'a, T>, ArrayError> {
+        Ok(ArrayViewMut {
+            layout: reshaped(&self.layout, shape)?,
+            buf: self.buf,
+        })
+    }
+
+    /// The axes reversed.
+    pub fn t(self) -> ArrayViewMut<'a, T> {
+        ArrayViewMut {
+            layout: reversed(&self.layout),
+            buf: self.buf,
+        }
+    }
+
+    /// Borrows the elements for writing.
+    pub fn write(&mut self) -> Result<ArrayWrite<'_, T>, ArrayError> {
+        Ok(ArrayWrite {
+            data: self.buf.write()?,
+            layout: self.layout,
+        })
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill(&mut self, value: T) -> Result<(), ArrayError> {
+        let layout = self.layout;
+        let mut w = self.buf.write()?;
+        layout.for_each_index(|i| w[i] = value);
+        Ok(())
+    }
+
     /// Copies `src` (same shape, or broadcastable to this shape) into the view.
     pub fn assign(&mut self, src: &impl AsView<T>) -> Result<(), ArrayError> {
         let src = src.view();
@@ -395,6 +489,50 @@ impl DstCursor {
         }
         current
     }
+}
+
+fn sliced(
+    layout: &Layout,
+    axis: usize,
+    start: usize,
+    end: usize,
+    step: usize,
+) -> Result<Layout, ArrayError> {
+    layout.check_axis("slice_axis", axis)?;
+    let len = layout.shape.dims()[axis];
+    if step == 0 || start > end || end > len {
+        return Err(invalid(
+            "slice_axis",
+            format!(
+                "expected start <= end <= {len} and step >= 1 on axis {axis} of shape {}, \
+                 found {start}..{end} step {step}",
+                layout.shape
+            ),
+        ));
+    }
+    let mut out = *layout;
+    out.offset += start * out.strides[axis];
+    out.shape = out.shape.with_axis(axis, (end - start).div_ceil(step));
+    out.strides[axis] *= step;
+    Ok(out)
+}
+
+fn indexed(layout: &Layout, axis: usize, index: usize) -> Result<Layout, ArrayError> {
+    layout.check_axis("index_axis", axis)?;
+    let len = layout.shape.dims()[axis];
+    if index >= len {
+        return Err(invalid(
+            "index_axis",
+            format!("index {index} is out of bounds for axis {axis} of length {len}"),
+        ));
+    }
+    let mut out = *layout;
+    out.offset += index * layout.strides[axis];
+    out.shape = layout.shape.without_axis(axis);
+    for i in axis..out.shape.ndim() {
+        out.strides[i] = layout.strides[i + 1];
+    }
+    Ok(out)
 }
 
 fn permuted(layout: &Layout, axes: &[usize]) -> Result<Layout, ArrayError> {
@@ -486,47 +624,17 @@ impl<'a, T: DataType> ArrayView<'a, T> {
         end: usize,
         step: usize,
     ) -> Result<ArrayView<'a, T>, ArrayError> {
-        self.layout.check_axis("slice_axis", axis)?;
-        let len = self.layout.shape.dims()[axis];
-        if step == 0 || start > end || end > len {
-            return Err(invalid(
-                "slice_axis",
-                format!(
-                    "expected start <= end <= {len} and step >= 1 on axis {axis} of shape {}, \
-                     found {start}..{end} step {step}",
-                    self.layout.shape
-                ),
-            ));
-        }
-        let mut layout = self.layout;
-        layout.offset += start * layout.strides[axis];
-        layout.shape = layout.shape.with_axis(axis, (end - start).div_ceil(step));
-        layout.strides[axis] *= step;
         Ok(ArrayView {
             buf: self.buf,
-            layout,
+            layout: sliced(&self.layout, axis, start, end, step)?,
         })
     }
 
     /// The sub-array at `index` along `axis` (one rank less), e.g. a row of a matrix.
     pub fn index_axis(&self, axis: usize, index: usize) -> Result<ArrayView<'a, T>, ArrayError> {
-        self.layout.check_axis("index_axis", axis)?;
-        let len = self.layout.shape.dims()[axis];
-        if index >= len {
-            return Err(invalid(
-                "index_axis",
-                format!("index {index} is out of bounds for axis {axis} of length {len}"),
-            ));
-        }
-        let mut layout = self.layout;
-        layout.offset += index * layout.strides[axis];
-        layout.shape = self.layout.shape.without_axis(axis);
-        for i in axis..layout.shape.ndim() {
-            layout.strides[i] = self.layout.strides[i + 1];
-        }
         Ok(ArrayView {
             buf: self.buf,
-            layout,
+            layout: indexed(&self.layout, axis, index)?,
         })
     }
 

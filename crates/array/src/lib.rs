@@ -25,7 +25,9 @@ pub mod ops;
 pub mod random;
 mod shape;
 
-pub use array::{ArrayRead, ArrayView, ArrayViewMut, ArrayWrite, AsView, DataType, NdArray};
+pub use array::{
+    ArrayRead, ArrayView, ArrayViewMut, ArrayWrite, AsView, AsViewMut, DataType, NdArray,
+};
 pub use error::ArrayError;
 pub use ops::{ArrayOps, BinaryOp, Reduction, Unary};
 pub use shape::{Layout, MAX_DIMS, Shape};

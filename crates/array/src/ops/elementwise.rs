@@ -5,7 +5,7 @@ use dl4rs_kernels as k;
 use dl4rs_kernels::{BinaryOp, Unary};
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsView, DataType, DstCursor, NdArray};
+use crate::array::{AsViewMut, AsView, DataType, DstCursor, NdArray};
 use crate::error::ArrayError;
 use crate::shape::{Layout, Shape};
 
@@ -69,7 +69,7 @@ pub fn binary_into<T: DataType>(
     op: BinaryOp,
     a: &impl AsView<T>,
     b: &impl AsView<T>,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let (a, b) = (a.view(), b.view());
     let shape = result_shape(op, a.layout.shape(), b.layout.shape())?;
@@ -125,9 +125,10 @@ pub fn binary<T: DataType>(
 /// `a op= b`, `b` broadcast to `a`'s shape (`a` may be strided).
 pub fn binary_assign<T: DataType>(
     op: BinaryOp,
-    a: &mut NdArray<T>,
+    a: &mut impl AsViewMut<T>,
     b: &impl AsView<T>,
 ) -> Result<(), ArrayError> {
+    let a = a.view_mut();
     let b = b.view();
     let shape = *a.layout.shape();
     let lb = b
@@ -139,7 +140,7 @@ pub fn binary_assign<T: DataType>(
             rhs: Box::new(*b.layout.shape()),
             expected: "the right side must broadcast to the left side's shape",
         })?;
-    if a.is_contiguous()
+    if a.layout.is_c_contiguous()
         && let Some(fast) = fast_path(&shape, &shape, b.layout.shape())
     {
         return with_contiguous(&b, |sb| {
@@ -202,7 +203,7 @@ pub fn scalar_assign<T: DataType>(
 pub fn unary_into<T: DataType>(
     op: Unary<T>,
     a: &impl AsView<T>,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let a = a.view();
     let shape = *a.layout.shape();
@@ -220,7 +221,8 @@ pub fn unary<T: DataType>(op: Unary<T>, a: &impl AsView<T>) -> Result<NdArray<T>
 }
 
 /// `a = f(a)`.
-pub fn unary_assign<T: DataType>(op: Unary<T>, a: &mut NdArray<T>) -> Result<(), ArrayError> {
+pub fn unary_assign<T: DataType>(op: Unary<T>, a: &mut impl AsViewMut<T>) -> Result<(), ArrayError> {
+    let a = a.view_mut();
     let layout = a.layout;
     let mut w = a.buf.write()?;
     if layout.is_c_contiguous() {

@@ -5,7 +5,7 @@
 use dl4rs_kernels::{MatMut, MatRef, Parallelism, gemm, gemm_scratch_len};
 use dl4rs_memory::Buffer;
 
-use crate::array::{ArrayView, AsView, DataType, NdArray, Place};
+use crate::array::{AsViewMut, ArrayView, AsView, DataType, NdArray, Place};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 
@@ -33,7 +33,7 @@ pub fn gemm_into<T: DataType>(
     a: &impl AsView<T>,
     b: &impl AsView<T>,
     beta: T,
-    c: &mut NdArray<T>,
+    c: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let (a, b) = (a.view(), b.view());
     let (m, ka) = matrix_dims("gemm", &a)?;
@@ -47,6 +47,7 @@ pub fn gemm_into<T: DataType>(
         });
     }
     let expected = Shape::new(&[m, n])?;
+    let c = c.view_mut();
     if c.layout.shape() != &expected {
         return Err(ArrayError::ShapeMismatch {
             op: "gemm",

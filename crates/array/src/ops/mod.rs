@@ -23,7 +23,7 @@ pub use reduce::{
 };
 pub use structure::{concat, gather_rows, gather_rows_into, stack};
 
-use crate::array::{ArrayView, AsView, DataType, NdArray};
+use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 
@@ -49,10 +49,11 @@ pub(crate) fn with_contiguous<T: DataType, R>(
 /// Checks that `out` is contiguous with `shape`, then runs `f` on its elements.
 pub(crate) fn with_output<T: DataType, R>(
     op: &'static str,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
     shape: &Shape,
     f: impl FnOnce(&mut [T]) -> Result<R, ArrayError>,
 ) -> Result<R, ArrayError> {
+    let out = out.view_mut();
     if out.layout.shape() != shape {
         return Err(ArrayError::ShapeMismatch {
             op,
@@ -61,7 +62,7 @@ pub(crate) fn with_output<T: DataType, R>(
             expected: "the output must have the result's shape",
         });
     }
-    if !out.is_contiguous() {
+    if !out.layout.is_c_contiguous() {
         return Err(invalid(
             op,
             "the output array must be contiguous (row-major); pass a fresh array or a dup()",

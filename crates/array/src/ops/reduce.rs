@@ -5,7 +5,7 @@
 use dl4rs_kernels as k;
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsView, DataType, NdArray, Place};
+use crate::array::{AsViewMut, AsView, DataType, NdArray, Place};
 use crate::error::ArrayError;
 use crate::shape::Shape;
 
@@ -34,7 +34,7 @@ pub fn reduce_axis_into<T: DataType>(
     how: Reduction,
     a: &impl AsView<T>,
     axis: usize,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let a = a.view();
     a.layout.check_axis("reduce", axis)?;
@@ -114,7 +114,7 @@ fn softmax_impl<T: DataType>(
     log: bool,
     a: &impl AsView<T>,
     axis: usize,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let a = a.view();
     a.layout.check_axis("softmax", axis)?;
@@ -165,7 +165,7 @@ fn softmax_impl<T: DataType>(
 pub fn softmax_into<T: DataType>(
     a: &impl AsView<T>,
     axis: usize,
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     softmax_impl(false, a, axis, out)
 }

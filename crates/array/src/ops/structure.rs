@@ -2,7 +2,7 @@
 //! gathering (building a mini-batch from row indices).
 
 use super::with_output;
-use crate::array::{AsView, DataType, NdArray, Place, copy_strided};
+use crate::array::{AsViewMut, AsView, DataType, NdArray, Place, copy_strided};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 
@@ -111,7 +111,7 @@ pub fn stack<T: DataType, A: AsView<T>>(
 pub fn gather_rows_into<T: DataType>(
     a: &impl AsView<T>,
     indices: &[usize],
-    out: &mut NdArray<T>,
+    out: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
     let a = a.view();
     if a.layout.shape().ndim() == 0 {

@@ -1,0 +1,176 @@
+//! Loss functions: the score of a batch (mean over examples, as DL4J) and its gradient with
+//! respect to the output layer's pre-activation. The common pairs (softmax + multi-class
+//! cross-entropy, sigmoid + binary cross-entropy) use the fused, numerically exact `(a - y) / B`.
+
+use dl4rs_array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::error::NnError;
+
+/// A loss function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LossFunction {
+    /// Multi-class cross-entropy `-Σ y ln a` (use with softmax).
+    Mcxent,
+    /// Negative log-likelihood: the same as `Mcxent` (DL4J's alias).
+    NegativeLogLikelihood,
+    /// Binary cross-entropy `-Σ y ln a + (1 - y) ln(1 - a)` (use with sigmoid).
+    Xent,
+    /// Mean squared error over the outputs.
+    Mse,
+    /// Mean absolute error over the outputs.
+    L1,
+}
+
+fn contiguous<'a, T: DataType>(
+    read: &'a dl4rs_array::ArrayRead<'_, T>,
+    what: &str,
+) -> Result<&'a [T], NnError> {
+    read.as_slice()
+        .ok_or_else(|| NnError::Input(format!("{what} must be contiguous (row-major)")))
+}
+
+impl LossFunction {
+    fn check<T: DataType>(
+        self,
+        labels: &ArrayView<'_, T>,
+        output: &ArrayView<'_, T>,
+    ) -> Result<(usize, usize), NnError> {
+        if labels.shape() != output.shape() || output.shape().len() != 2 {
+            return Err(NnError::Input(format!(
+                "{self:?} loss: labels have shape {:?} but the network output has shape {:?}: \
+                 expected equal [batch, outputs] shapes (one-hot labels for classification)",
+                labels.shape(),
+                output.shape()
+            )));
+        }
+        Ok((output.shape()[0], output.shape()[1]))
+    }
+
+    fn eps<T: DataType>() -> T {
+        T::from_f64(if size_of::<T>() == 4 { 1e-7 } else { 1e-12 })
+    }
+
+    /// The mean loss over the batch.
+    pub fn score<T: DataType>(
+        self,
+        labels: &ArrayView<'_, T>,
+        output: &ArrayView<'_, T>,
+    ) -> Result<T, NnError> {
+        let (batch, n) = self.check(labels, output)?;
+        let (yr, ar) = (labels.read()?, output.read()?);
+        let (y, a) = (contiguous(&yr, "labels")?, contiguous(&ar, "output")?);
+        let eps = Self::eps::<T>();
+        let one = T::ONE;
+        let mut total = T::ZERO;
+        match self {
+            LossFunction::Mcxent | LossFunction::NegativeLogLikelihood => {
+                for (&yi, &ai) in y.iter().zip(a) {
+                    if yi != T::ZERO {
+                        total -= yi * clamp(ai, eps, one).ln();
+                    }
+                }
+            }
+            LossFunction::Xent => {
+                for (&yi, &ai) in y.iter().zip(a) {
+                    let ai = clamp(ai, eps, one - eps);
+                    total -= yi * ai.ln() + (one - yi) * (one - ai).ln();
+                }
+            }
+            LossFunction::Mse => {
+                for (&yi, &ai) in y.iter().zip(a) {
+                    total += (ai - yi) * (ai - yi);
+                }
+                total /= T::from_f64(n as f64);
+            }
+            LossFunction::L1 => {
+                for (&yi, &ai) in y.iter().zip(a) {
+                    total += (ai - yi).abs();
+                }
+                total /= T::from_f64(n as f64);
+            }
+        }
+        Ok(total / T::from_f64(batch.max(1) as f64))
+    }
+
+    /// `grad = dL/dz` (z: the pre-activation of the output) for this loss after `activation`.
+    /// `pre` is needed only for activations whose derivative uses the input.
+    pub fn gradient<T: DataType>(
+        self,
+        activation: Activation,
+        labels: &ArrayView<'_, T>,
+        pre: Option<&ArrayView<'_, T>>,
+        output: &ArrayView<'_, T>,
+        grad: &mut impl AsViewMut<T>,
+    ) -> Result<(), NnError> {
+        let (batch, n) = self.check(labels, output)?;
+        let inv_b = T::ONE / T::from_f64(batch.max(1) as f64);
+        let fused = matches!(
+            (self, activation),
+            (
+                LossFunction::Mcxent | LossFunction::NegativeLogLikelihood,
+                Activation::Softmax
+            ) | (LossFunction::Xent, Activation::Sigmoid)
+        );
+        if fused {
+            let (yr, ar) = (labels.read()?, output.read()?);
+            let (y, a) = (contiguous(&yr, "labels")?, contiguous(&ar, "output")?);
+            let mut g = grad.view_mut();
+            let mut w = g.write()?;
+            let g = w
+                .as_slice_mut()
+                .ok_or_else(|| NnError::Input("loss gradient must be contiguous".into()))?;
+            for ((gi, &ai), &yi) in g.iter_mut().zip(a).zip(y) {
+                *gi = (ai - yi) * inv_b;
+            }
+            return Ok(());
+        }
+        // dL/da, then through the activation.
+        let mut dlda = NdArray::<T>::create_uninitialized(output.shape())?;
+        {
+            let (yr, ar) = (labels.read()?, output.read()?);
+            let (y, a) = (contiguous(&yr, "labels")?, contiguous(&ar, "output")?);
+            let mut w = dlda.write()?;
+            let d = w.as_slice_mut().unwrap_or_default();
+            let eps = Self::eps::<T>();
+            let one = T::ONE;
+            let inv_nb = inv_b / T::from_f64(n as f64);
+            let two = T::from_f64(2.0);
+            for ((di, &ai), &yi) in d.iter_mut().zip(a).zip(y) {
+                *di = match self {
+                    LossFunction::Mcxent | LossFunction::NegativeLogLikelihood => {
+                        -yi / clamp(ai, eps, one) * inv_b
+                    }
+                    LossFunction::Xent => {
+                        let ac = clamp(ai, eps, one - eps);
+                        (ac - yi) / (ac * (one - ac)) * inv_b
+                    }
+                    LossFunction::Mse => two * (ai - yi) * inv_nb,
+                    LossFunction::L1 => {
+                        let d = ai - yi;
+                        let s = if d > T::ZERO {
+                            one
+                        } else if d < T::ZERO {
+                            -one
+                        } else {
+                            T::ZERO
+                        };
+                        s * inv_nb
+                    }
+                };
+            }
+        }
+        activation.backprop(pre, output, &dlda.view(), grad)
+    }
+}
+
+fn clamp<T: DataType>(x: T, lo: T, hi: T) -> T {
+    if x < lo {
+        lo
+    } else if x > hi {
+        hi
+    } else {
+        x
+    }
+}

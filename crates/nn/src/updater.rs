@@ -1,0 +1,335 @@
+//! Updaters (DL4J's `IUpdater`s) and regularization, applied to the network's flat parameter,
+//! gradient and state arrays in one pass per parameter segment: no allocation, no per-layer
+//! objects. Biases and normalization parameters are not regularized (DL4J's default).
+
+use std::ops::Range;
+
+use dl4rs_array::DataType;
+use serde::{Deserialize, Serialize};
+
+/// An updater: how a gradient becomes a parameter change.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Updater {
+    /// `p -= lr * g`.
+    Sgd {
+        /// Learning rate.
+        learning_rate: f64,
+    },
+    /// Nesterov momentum (DL4J form).
+    Nesterovs {
+        /// Learning rate.
+        learning_rate: f64,
+        /// Momentum.
+        momentum: f64,
+    },
+    /// Adam (DL4J form, bias-corrected step size).
+    Adam {
+        /// Learning rate.
+        learning_rate: f64,
+        /// First-moment decay.
+        beta1: f64,
+        /// Second-moment decay.
+        beta2: f64,
+        /// Denominator offset.
+        epsilon: f64,
+    },
+    /// RMSProp.
+    RmsProp {
+        /// Learning rate.
+        learning_rate: f64,
+        /// Decay of the squared-gradient average.
+        rms_decay: f64,
+        /// Denominator offset.
+        epsilon: f64,
+    },
+    /// AdaGrad.
+    AdaGrad {
+        /// Learning rate.
+        learning_rate: f64,
+        /// Denominator offset.
+        epsilon: f64,
+    },
+    /// No update (parameters frozen).
+    NoOp,
+}
+
+impl Default for Updater {
+    fn default() -> Self {
+        Updater::sgd(0.1)
+    }
+}
+
+impl Updater {
+    /// Plain SGD.
+    pub fn sgd(learning_rate: f64) -> Updater {
+        Updater::Sgd { learning_rate }
+    }
+    /// Nesterov momentum with DL4J's default momentum 0.9.
+    pub fn nesterovs(learning_rate: f64) -> Updater {
+        Updater::Nesterovs {
+            learning_rate,
+            momentum: 0.9,
+        }
+    }
+    /// Adam with DL4J's defaults (0.9, 0.999, 1e-8).
+    pub fn adam(learning_rate: f64) -> Updater {
+        Updater::Adam {
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+    /// RMSProp with DL4J's defaults (decay 0.95, epsilon 1e-8).
+    pub fn rmsprop(learning_rate: f64) -> Updater {
+        Updater::RmsProp {
+            learning_rate,
+            rms_decay: 0.95,
+            epsilon: 1e-8,
+        }
+    }
+    /// AdaGrad with DL4J's default epsilon 1e-6.
+    pub fn adagrad(learning_rate: f64) -> Updater {
+        Updater::AdaGrad {
+            learning_rate,
+            epsilon: 1e-6,
+        }
+    }
+
+    /// The learning rate (0 for `NoOp`).
+    pub fn learning_rate(&self) -> f64 {
+        match *self {
+            Updater::Sgd { learning_rate }
+            | Updater::Nesterovs { learning_rate, .. }
+            | Updater::Adam { learning_rate, .. }
+            | Updater::RmsProp { learning_rate, .. }
+            | Updater::AdaGrad { learning_rate, .. } => learning_rate,
+            Updater::NoOp => 0.0,
+        }
+    }
+
+    /// State values per parameter.
+    pub fn state_per_param(&self) -> usize {
+        match self {
+            Updater::Sgd { .. } | Updater::NoOp => 0,
+            Updater::Nesterovs { .. } | Updater::RmsProp { .. } | Updater::AdaGrad { .. } => 1,
+            Updater::Adam { .. } => 2,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let lr = self.learning_rate();
+        if !(lr.is_finite() && lr >= 0.0) {
+            return Err(format!(
+                "updater {self:?}: the learning rate must be finite and >= 0"
+            ));
+        }
+        let ok = match *self {
+            Updater::Nesterovs { momentum, .. } => (0.0..1.0).contains(&momentum),
+            Updater::Adam {
+                beta1,
+                beta2,
+                epsilon,
+                ..
+            } => (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2) && epsilon > 0.0,
+            Updater::RmsProp {
+                rms_decay, epsilon, ..
+            } => (0.0..1.0).contains(&rms_decay) && epsilon > 0.0,
+            Updater::AdaGrad { epsilon, .. } => epsilon > 0.0,
+            _ => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "updater {self:?}: momentum and decays must lie in [0, 1) and epsilon must be > 0"
+            ))
+        }
+    }
+}
+
+/// L1, L2 and weight decay coefficients (applied to weights only).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+pub struct Regularization {
+    /// L1 coefficient: adds `l1 * sign(w)` to the gradient.
+    pub l1: f64,
+    /// L2 coefficient: adds `l2 * w` to the gradient.
+    pub l2: f64,
+    /// Weight decay: after the update, `w -= lr * weight_decay * w`.
+    pub weight_decay: f64,
+}
+
+/// A run of the flat parameter array with one treatment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Segment {
+    pub range: Range<usize>,
+    /// Weights get L1/L2/weight decay; biases and normalization parameters don't.
+    pub regularize: bool,
+}
+
+/// One update step over every segment. `iteration` is 0-based.
+pub(crate) fn apply<T: DataType>(
+    updater: &Updater,
+    reg: &Regularization,
+    params: &mut [T],
+    grads: &mut [T],
+    state: &mut [T],
+    segments: &[Segment],
+    iteration: u64,
+) {
+    let n = params.len();
+    let t = T::from_f64;
+    for seg in segments {
+        let r = seg.range.clone();
+        let (p, g) = (&mut params[r.clone()], &mut grads[r.clone()]);
+        if seg.regularize && (reg.l1 != 0.0 || reg.l2 != 0.0) {
+            let (l1, l2) = (t(reg.l1), t(reg.l2));
+            for (gi, &pi) in g.iter_mut().zip(p.iter()) {
+                let sign = if pi > T::ZERO {
+                    T::ONE
+                } else if pi < T::ZERO {
+                    -T::ONE
+                } else {
+                    T::ZERO
+                };
+                *gi += l2 * pi + l1 * sign;
+            }
+        }
+        match *updater {
+            Updater::Sgd { learning_rate } => {
+                let lr = t(learning_rate);
+                for (pi, &gi) in p.iter_mut().zip(g.iter()) {
+                    *pi -= lr * gi;
+                }
+            }
+            Updater::Nesterovs {
+                learning_rate,
+                momentum,
+            } => {
+                let (lr, mu) = (t(learning_rate), t(momentum));
+                let v = &mut state[r.clone()];
+                for ((pi, &gi), vi) in p.iter_mut().zip(g.iter()).zip(v.iter_mut()) {
+                    let prev = *vi;
+                    *vi = mu * prev - lr * gi;
+                    *pi += -mu * prev + (T::ONE + mu) * *vi;
+                }
+            }
+            Updater::Adam {
+                learning_rate,
+                beta1,
+                beta2,
+                epsilon,
+            } => {
+                let step = (iteration + 1) as i32;
+                let alpha =
+                    learning_rate * (1.0 - beta2.powi(step)).sqrt() / (1.0 - beta1.powi(step));
+                let (b1, b2, eps, alpha) = (t(beta1), t(beta2), t(epsilon), t(alpha));
+                let (m_all, v_all) = state.split_at_mut(n);
+                let (m, v) = (&mut m_all[r.clone()], &mut v_all[r.clone()]);
+                for (((pi, &gi), mi), vi) in p
+                    .iter_mut()
+                    .zip(g.iter())
+                    .zip(m.iter_mut())
+                    .zip(v.iter_mut())
+                {
+                    *mi = b1 * *mi + (T::ONE - b1) * gi;
+                    *vi = b2 * *vi + (T::ONE - b2) * gi * gi;
+                    *pi -= alpha * *mi / (vi.sqrt() + eps);
+                }
+            }
+            Updater::RmsProp {
+                learning_rate,
+                rms_decay,
+                epsilon,
+            } => {
+                let (lr, d, eps) = (t(learning_rate), t(rms_decay), t(epsilon));
+                let c = &mut state[r.clone()];
+                for ((pi, &gi), ci) in p.iter_mut().zip(g.iter()).zip(c.iter_mut()) {
+                    *ci = d * *ci + (T::ONE - d) * gi * gi;
+                    *pi -= lr * gi / (*ci + eps).sqrt();
+                }
+            }
+            Updater::AdaGrad {
+                learning_rate,
+                epsilon,
+            } => {
+                let (lr, eps) = (t(learning_rate), t(epsilon));
+                let h = &mut state[r.clone()];
+                for ((pi, &gi), hi) in p.iter_mut().zip(g.iter()).zip(h.iter_mut()) {
+                    *hi += gi * gi;
+                    *pi -= lr * gi / (hi.sqrt() + eps);
+                }
+            }
+            Updater::NoOp => {}
+        }
+        if seg.regularize && reg.weight_decay != 0.0 {
+            let k = t(updater.learning_rate() * reg.weight_decay);
+            for pi in p.iter_mut() {
+                *pi -= k * *pi;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(u: Updater, reg: Regularization, iterations: u64) -> Vec<f64> {
+        let mut p = vec![1.0, -2.0, 0.5];
+        let mut state = vec![0.0; 3 * u.state_per_param()];
+        let seg = [Segment {
+            range: 0..3,
+            regularize: true,
+        }];
+        for it in 0..iterations {
+            let mut g = vec![0.1, -0.2, 0.3];
+            apply(&u, &reg, &mut p, &mut g, &mut state, &seg, it);
+        }
+        p
+    }
+
+    #[test]
+    fn sgd_and_l2() {
+        let p = step(Updater::sgd(0.5), Regularization::default(), 1);
+        assert_eq!(p, vec![0.95, -1.9, 0.35]);
+        let reg = Regularization {
+            l2: 0.1,
+            ..Default::default()
+        };
+        let p = step(Updater::sgd(1.0), reg, 1);
+        assert!((p[0] - (1.0 - (0.1 + 0.1))).abs() < 1e-15);
+    }
+
+    #[test]
+    fn adam_first_step_is_lr_times_sign() {
+        // With bias correction the first Adam step is lr * g / (|g| + eps') ~ lr * sign(g).
+        let p = step(Updater::adam(0.01), Regularization::default(), 1);
+        assert!((p[0] - 0.99).abs() < 1e-6, "{p:?}");
+        assert!((p[1] + 1.99).abs() < 1e-6, "{p:?}");
+    }
+
+    #[test]
+    fn momentum_accumulates() {
+        let one = step(Updater::nesterovs(0.1), Regularization::default(), 1);
+        let two = step(Updater::nesterovs(0.1), Regularization::default(), 2);
+        assert!((1.0 - two[0]) > 2.0 * (1.0 - one[0]) * 0.9);
+        let rms = step(Updater::rmsprop(0.01), Regularization::default(), 3);
+        let ada = step(Updater::adagrad(0.01), Regularization::default(), 3);
+        assert!(rms[0] < 1.0 && ada[0] < 1.0);
+        assert_eq!(
+            step(Updater::NoOp, Regularization::default(), 3),
+            vec![1.0, -2.0, 0.5]
+        );
+    }
+
+    #[test]
+    fn weight_decay_shrinks() {
+        let reg = Regularization {
+            weight_decay: 0.5,
+            ..Default::default()
+        };
+        let p = step(Updater::sgd(0.1), reg, 1);
+        assert!((p[0] - (1.0 - 0.01) * (1.0 - 0.05)).abs() < 1e-12);
+    }
+}
