@@ -429,7 +429,8 @@ impl<T: DataType> MultiLayerNetwork<T> {
         index: usize,
         array: &NdArray<T>,
     ) -> Result<(), NnError> {
-        mgr.validate_array_location(ty, array, false)
+        // As DL4J: the first layer may hand back a detached array (e.g. its own input).
+        mgr.validate_array_location(ty, array, index > 0)
             .map_err(|(expected, found)| {
                 let layer = &self.layers[index];
                 NnError::WorkspaceValidation {

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dl4rs_array::{DataType, NdArray};
+use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::conf::MultiLayerConfiguration;
@@ -132,10 +133,15 @@ impl ModelSerializer {
             path: name.to_string(),
             message,
         };
-        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| {
-            bad(format!(
+        let (_, metadata) = SafeTensors::read_metadata(bytes).map_err(|e| match e {
+            SafeTensorError::MetadataIncompleteBuffer | SafeTensorError::InvalidHeaderLength => {
+                bad(format!(
+                    "corrupt or truncated model file ({e}): write it again"
+                ))
+            }
+            e => bad(format!(
                 "not a dl4rs model file (unreadable safetensors header: {e})"
-            ))
+            )),
         })?;
         let meta = metadata.metadata().as_ref().ok_or_else(|| {
             bad("not a dl4rs model file: the safetensors header has no metadata".into())

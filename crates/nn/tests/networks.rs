@@ -1,0 +1,542 @@
+//! Network behaviour: workspace-mode equivalence for every layer type, DL4J behaviours 47–49,
+//! independence of networks on one thread, JSON and model-file round trips with their errors,
+//! and the workspace validation of a custom layer.
+
+use dl4rs_array::{ArrayView, ArrayViewMut, AsView, NdArray};
+use dl4rs_memory::{
+    WorkspaceConfig, get_and_activate_workspace, get_workspace_for_current_thread,
+    scope_out_of_workspaces,
+};
+use dl4rs_nn::*;
+
+fn labels(batch: usize, classes: usize, seed: u64) -> NdArray<f32> {
+    let mut y = vec![0f32; batch * classes];
+    for r in 0..batch {
+        y[r * classes
+            + (dl4rs_array::random::splitmix(seed, r as u64) % classes as u64) as usize] = 1.0;
+    }
+    NdArray::from_slice_detached(&[batch, classes], &y).unwrap()
+}
+
+fn conf_with(
+    mode: WorkspaceMode,
+    updater: Updater,
+    layers: &[LayerConf],
+) -> MultiLayerConfiguration {
+    let mut list = NeuralNetConfiguration::builder()
+        .seed(1234)
+        .updater(updater)
+        .l2(1e-4)
+        .training_workspace_mode(mode)
+        .inference_workspace_mode(mode)
+        .list();
+    for l in layers {
+        list = list.layer(l.clone());
+    }
+    list.build().unwrap()
+}
+
+fn all_layer_types() -> Vec<LayerConf> {
+    vec![
+        LayerConf::dense(32)
+            .n_in(20)
+            .activation(Activation::Relu)
+            .build(),
+        LayerConf::batch_norm(),
+        LayerConf::dropout(0.8),
+        LayerConf::dense(16).activation(Activation::Gelu).build(),
+        LayerConf::activation(Activation::Tanh),
+        LayerConf::output(LossFunction::Mcxent, 5)
+            .activation(Activation::Softmax)
+            .build(),
+    ]
+}
+
+fn train(conf: MultiLayerConfiguration, iterations: usize) -> Vec<f32> {
+    let mut net = MultiLayerNetwork::<f32>::new(conf).unwrap();
+    let x = NdArray::<f32>::rand_uniform(&[64, 20], -1.0, 1.0, 5).unwrap();
+    let y = labels(64, 5, 6);
+    for i in 0..iterations {
+        let rows: Vec<usize> = (0..16).map(|r| (i * 16 + r) % 64).collect();
+        let (bx, by) = {
+            let _heap = scope_out_of_workspaces();
+            (x.gather_rows(&rows).unwrap(), y.gather_rows(&rows).unwrap())
+        };
+        net.fit_arrays(&bx, &by).unwrap();
+    }
+    net.params().to_vec().unwrap()
+}
+
+trait Gather {
+    fn gather_rows(&self, rows: &[usize]) -> Result<NdArray<f32>, dl4rs_array::ArrayError>;
+}
+impl Gather for NdArray<f32> {
+    fn gather_rows(&self, rows: &[usize]) -> Result<NdArray<f32>, dl4rs_array::ArrayError> {
+        dl4rs_array::ops::gather_rows(self, rows)
+    }
+}
+
+#[test]
+fn workspace_modes_train_bit_identically() {
+    for updater in [
+        Updater::sgd(0.1),
+        Updater::adam(1e-3),
+        Updater::nesterovs(0.05),
+        Updater::rmsprop(1e-3),
+        Updater::adagrad(0.01),
+    ] {
+        let layers = all_layer_types();
+        let enabled = train(conf_with(WorkspaceMode::Enabled, updater, &layers), 12);
+        let none = train(conf_with(WorkspaceMode::None, updater, &layers), 12);
+        assert_eq!(enabled.len(), none.len());
+        let same = enabled
+            .iter()
+            .zip(&none)
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "{updater:?}: parameters differ between workspace modes"
+        );
+    }
+    // Each layer type alone behind a dense layer, and the loss layer.
+    let singles: Vec<Vec<LayerConf>> = vec![
+        vec![
+            LayerConf::dense(8).n_in(20).build(),
+            LayerConf::output(LossFunction::Mse, 5)
+                .activation(Activation::Identity)
+                .build(),
+        ],
+        vec![
+            LayerConf::dense(5).n_in(20).build(),
+            LayerConf::loss(LossFunction::Xent, Activation::Sigmoid),
+        ],
+        vec![
+            LayerConf::dense(8).n_in(20).build(),
+            LayerConf::batch_norm(),
+            LayerConf::output(LossFunction::L1, 5).build(),
+        ],
+    ];
+    for layers in singles {
+        let a = train(
+            conf_with(WorkspaceMode::Enabled, Updater::sgd(0.05), &layers),
+            6,
+        );
+        let b = train(
+            conf_with(WorkspaceMode::None, Updater::sgd(0.05), &layers),
+            6,
+        );
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{layers:?}"
+        );
+    }
+}
+
+#[test]
+fn training_is_reproducible_with_a_seed() {
+    let layers = all_layer_types();
+    let a = train(
+        conf_with(WorkspaceMode::Enabled, Updater::adam(1e-3), &layers),
+        5,
+    );
+    let b = train(
+        conf_with(WorkspaceMode::Enabled, Updater::adam(1e-3), &layers),
+        5,
+    );
+    assert_eq!(a, b);
+}
+
+fn small_net(mode: WorkspaceMode) -> MultiLayerNetwork<f32> {
+    MultiLayerNetwork::new(conf_with(
+        mode,
+        Updater::sgd(0.1),
+        &[
+            LayerConf::dense(8)
+                .n_in(6)
+                .activation(Activation::Relu)
+                .build(),
+            LayerConf::dense(7).activation(Activation::Tanh).build(),
+            LayerConf::output(LossFunction::Mcxent, 3)
+                .activation(Activation::Softmax)
+                .build(),
+        ],
+    ))
+    .unwrap()
+}
+
+/// Behaviour 47 (testOutputWorkspace): output into the caller's workspace is attached there,
+/// and that workspace is closed by the caller.
+#[test]
+fn b47_output_into_user_workspace() {
+    let mut net = small_net(WorkspaceMode::Enabled);
+    let x = NdArray::<f32>::rand_uniform(&[4, 6], 0.0, 1.0, 1).unwrap();
+    let expected = net.output(&x, false).unwrap().to_vec().unwrap();
+    let cfg = WorkspaceConfig::default();
+    let ws = get_workspace_for_current_thread(&cfg, "USER_OUT").unwrap();
+    let kept = {
+        let _scope = ws.notify_scope_entered().unwrap();
+        let out = net.output_in(&x, false, &ws).unwrap();
+        assert_eq!(out.workspace_id(), Some("USER_OUT"));
+        assert_eq!(out.to_vec().unwrap(), expected);
+        out
+    };
+    assert!(!ws.is_scope_active());
+    assert!(!kept.is_valid());
+    // A closed workspace is refused.
+    let err = net.output_in(&x, false, &ws).unwrap_err().to_string();
+    assert!(err.contains("\"USER_OUT\" is not open"), "{err}");
+    // Mode None can't output into a workspace.
+    let mut none = small_net(WorkspaceMode::None);
+    let _scope = ws.notify_scope_entered().unwrap();
+    assert!(none.output_in(&x, false, &ws).is_err());
+}
+
+/// Behaviour 48 (checkScoreScopeOut): output() and score inside a user's workspace, and under
+/// scope-out, return detached results.
+#[test]
+fn b48_output_inside_external_workspace_is_detached() {
+    let mut net = small_net(WorkspaceMode::Enabled);
+    let x = NdArray::<f32>::rand_uniform(&[4, 6], 0.0, 1.0, 1).unwrap();
+    let y = labels(4, 3, 2);
+    let _outer = get_and_activate_workspace(&WorkspaceConfig::default(), "EXTERNAL").unwrap();
+    let out = net.output(&x, false).unwrap();
+    assert!(!out.is_attached());
+    let score = net.score_arrays(&x, &y).unwrap();
+    assert!(score.is_finite());
+    let _out = scope_out_of_workspaces();
+    assert!(!net.output(&x, false).unwrap().is_attached());
+}
+
+/// Behaviour 49 (testWorkspaceIndependence, DL4J #4337): a None-mode network used after an
+/// Enabled one on the same thread works, and two networks used alternately train exactly as
+/// each does alone.
+#[test]
+fn b49_networks_on_one_thread_are_independent() {
+    let x = NdArray::<f32>::rand_uniform(&[8, 6], 0.0, 1.0, 3).unwrap();
+    let y = labels(8, 3, 4);
+    let alone = |mode| {
+        let mut n = small_net(mode);
+        for _ in 0..5 {
+            n.fit_arrays(&x, &y).unwrap();
+        }
+        n.params().to_vec().unwrap()
+    };
+    let (ref_a, ref_b) = (alone(WorkspaceMode::Enabled), alone(WorkspaceMode::None));
+    let mut a = small_net(WorkspaceMode::Enabled);
+    let mut b = small_net(WorkspaceMode::None);
+    let mut c = small_net(WorkspaceMode::Enabled);
+    for _ in 0..5 {
+        a.fit_arrays(&x, &y).unwrap();
+        b.fit_arrays(&x, &y).unwrap();
+        c.fit_arrays(&x, &y).unwrap();
+        b.output(&x, false).unwrap();
+    }
+    assert_eq!(a.params().to_vec().unwrap(), ref_a);
+    assert_eq!(b.params().to_vec().unwrap(), ref_b);
+    assert_eq!(c.params().to_vec().unwrap(), ref_a);
+    assert_ne!(
+        a.workspace_ids()[0],
+        c.workspace_ids()[0],
+        "each network owns its workspaces"
+    );
+}
+
+#[test]
+fn inference_matches_between_modes_and_feed_forward() {
+    let mut a = small_net(WorkspaceMode::Enabled);
+    let mut b = small_net(WorkspaceMode::None);
+    let x = NdArray::<f32>::rand_uniform(&[5, 6], 0.0, 1.0, 9).unwrap();
+    let oa = a.output(&x, false).unwrap().to_vec().unwrap();
+    assert_eq!(oa, b.output(&x, false).unwrap().to_vec().unwrap());
+    let all = a.feed_forward(&x, false).unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|a| !a.is_attached()));
+    assert_eq!(all[3].to_vec().unwrap(), oa);
+}
+
+#[test]
+fn json_round_trip_and_deprecated_modes() {
+    let conf = conf_with(
+        WorkspaceMode::Enabled,
+        Updater::adam(1e-3),
+        &all_layer_types(),
+    );
+    let json = conf.to_json().unwrap();
+    assert_eq!(MultiLayerConfiguration::from_json(&json).unwrap(), conf);
+    let legacy = json
+        .replacen(
+            "\"training_workspace_mode\": \"ENABLED\"",
+            "\"training_workspace_mode\": \"SEPARATE\"",
+            1,
+        )
+        .replacen(
+            "\"inference_workspace_mode\": \"ENABLED\"",
+            "\"inference_workspace_mode\": \"SINGLE\"",
+            1,
+        );
+    assert_ne!(legacy, json);
+    let parsed = MultiLayerConfiguration::from_json(&legacy).unwrap();
+    assert_eq!(parsed.training_workspace_mode, WorkspaceMode::Enabled);
+    assert_eq!(parsed.inference_workspace_mode, WorkspaceMode::Enabled);
+    #[allow(deprecated)]
+    let in_code = WorkspaceMode::Single;
+    assert_eq!(in_code, WorkspaceMode::Enabled);
+    let bad = json.replacen(
+        "\"training_workspace_mode\": \"ENABLED\"",
+        "\"training_workspace_mode\": \"SOMETIMES\"",
+        1,
+    );
+    let err = MultiLayerConfiguration::from_json(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("unknown workspace mode \"SOMETIMES\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_configurations_are_clear_errors() {
+    let err = NeuralNetConfiguration::builder()
+        .list()
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no layers"), "{err}");
+    let err = NeuralNetConfiguration::builder()
+        .list()
+        .layer(LayerConf::dense(4))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the first layer needs n_in"), "{err}");
+    let err = NeuralNetConfiguration::builder()
+        .list()
+        .layer(LayerConf::dense(4).n_in(3))
+        .layer(LayerConf::dense(2).n_in(5))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("layer 1 (DenseLayer) has n_in = 5 but the previous layer outputs 4"),
+        "{err}"
+    );
+    let err = NeuralNetConfiguration::builder()
+        .list()
+        .layer(LayerConf::output(LossFunction::Mse, 3).n_in(3))
+        .layer(LayerConf::dense(2))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be the last layer"), "{err}");
+    let err = NeuralNetConfiguration::builder()
+        .updater(Updater::Adam {
+            learning_rate: 1e-3,
+            beta1: 1.5,
+            beta2: 0.9,
+            epsilon: 1e-8,
+        })
+        .list()
+        .layer(LayerConf::dense(2).n_in(3))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("decays must lie in [0, 1)"), "{err}");
+    let err = NeuralNetConfiguration::builder()
+        .list()
+        .layer(LayerConf::dense(2).n_in(3))
+        .layer(LayerConf::dropout(1.5))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("retain probability must be in (0, 1]"),
+        "{err}"
+    );
+    // Bad inputs at run time.
+    let mut net = small_net(WorkspaceMode::Enabled);
+    let err = net
+        .output(&NdArray::<f32>::zeros(&[2, 5]).unwrap(), false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expected shape [batch, 6], found [2, 5]"),
+        "{err}"
+    );
+    let err = net
+        .fit_arrays(
+            &NdArray::<f32>::zeros(&[2, 6]).unwrap(),
+            &NdArray::<f32>::zeros(&[2, 4]).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("labels: expected shape [2, 3]"), "{err}");
+}
+
+#[test]
+fn model_file_round_trip_and_errors() {
+    let dir = std::env::temp_dir().join(format!("dl4rs-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("net.dl4rs");
+    let mut net = MultiLayerNetwork::<f32>::new(conf_with(
+        WorkspaceMode::Enabled,
+        Updater::adam(1e-2),
+        &all_layer_types(),
+    ))
+    .unwrap();
+    let x = NdArray::<f32>::rand_uniform(&[16, 20], -1.0, 1.0, 5).unwrap();
+    let y = labels(16, 5, 6);
+    for _ in 0..3 {
+        net.fit_arrays(&x, &y).unwrap();
+    }
+    ModelSerializer::write_model(&net, &path, true).unwrap();
+    let mut back = ModelSerializer::restore_multi_layer_network::<f32>(&path, true).unwrap();
+    assert_eq!(back.conf(), net.conf());
+    assert_eq!(
+        back.params().to_vec().unwrap(),
+        net.params().to_vec().unwrap()
+    );
+    assert_eq!(
+        back.updater_state().to_vec().unwrap(),
+        net.updater_state().to_vec().unwrap()
+    );
+    assert_eq!(back.iteration_count(), 3);
+    // Inference uses the batch-norm running statistics: they were saved too.
+    assert_eq!(
+        back.output(&x, false).unwrap().to_vec().unwrap(),
+        net.output(&x, false).unwrap().to_vec().unwrap()
+    );
+    // Resumed training continues exactly.
+    net.fit_arrays(&x, &y).unwrap();
+    back.fit_arrays(&x, &y).unwrap();
+    assert_eq!(
+        back.params().to_vec().unwrap(),
+        net.params().to_vec().unwrap()
+    );
+
+    let bytes = std::fs::read(&path).unwrap();
+    let truncated = dir.join("truncated.dl4rs");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = ModelSerializer::restore_multi_layer_network::<f32>(&truncated, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("truncated.dl4rs") && err.contains("corrupt or truncated"),
+        "{err}"
+    );
+    let garbage = dir.join("garbage.dl4rs");
+    std::fs::write(&garbage, b"definitely not a model").unwrap();
+    let err = ModelSerializer::restore_multi_layer_network::<f32>(&garbage, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("not a dl4rs model file"), "{err}");
+    let err = ModelSerializer::restore_multi_layer_network::<f64>(&path, true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("stores f32 parameters but was restored as f64"),
+        "{err}"
+    );
+    let err = ModelSerializer::restore_multi_layer_network::<f32>(dir.join("missing.dl4rs"), true)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("missing.dl4rs: can't read the model file"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A custom layer that returns its activations on the heap instead of in
+/// `ArrayType::Activations` is caught, with layer, type and workspaces named.
+struct Misplaced;
+
+impl Layer<f32> for Misplaced {
+    fn kind(&self) -> &'static str {
+        "MisplacedLayer"
+    }
+    fn name(&self) -> Option<&str> {
+        Some("custom")
+    }
+    fn n_in(&self) -> usize {
+        8
+    }
+    fn n_out(&self) -> usize {
+        8
+    }
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        Vec::new()
+    }
+    fn init_params(&self, _: &mut [f32], _: u64) {}
+    fn activate(
+        &mut self,
+        input: &ArrayView<'_, f32>,
+        _: &ArrayView<'_, f32>,
+        _: &StepContext,
+        _: &LayerWorkspaceMgr,
+    ) -> Result<NdArray<f32>, NnError> {
+        Ok(input.detach()?) // wrong: should be mgr.dup(ArrayType::Activations, input)
+    }
+    fn backprop_gradient(
+        &mut self,
+        _: &ArrayView<'_, f32>,
+        _: &ArrayView<'_, f32>,
+        eps: Epsilon<'_, f32>,
+        _: &ArrayView<'_, f32>,
+        _: &mut ArrayViewMut<'_, f32>,
+        _: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Option<NdArray<f32>>, NnError> {
+        match eps {
+            Epsilon::Gradient(g) => Ok(Some(mgr.dup(ArrayType::ActivationGrad, &g)?)),
+            Epsilon::Labels(_) => Err(NnError::Input("not an output layer".into())),
+        }
+    }
+}
+
+#[test]
+fn custom_layer_in_the_wrong_workspace_is_an_error() {
+    let mut net = small_net(WorkspaceMode::Enabled);
+    let conf = conf_with(
+        WorkspaceMode::Enabled,
+        Updater::sgd(0.1),
+        &[
+            LayerConf::dense(8).n_in(6).build(),
+            LayerConf::activation(Activation::Identity),
+            LayerConf::output(LossFunction::Mcxent, 3)
+                .activation(Activation::Softmax)
+                .build(),
+        ],
+    );
+    let _ = &mut net;
+    let mut net = MultiLayerNetwork::<f32>::new(conf).unwrap();
+    net.set_layer(1, Box::new(Misplaced)).unwrap();
+    let x = NdArray::<f32>::zeros(&[2, 6]).unwrap();
+    let err = net.output(&x, false).unwrap_err().to_string();
+    assert!(err.contains("Output of layer (inference): array (Activations) workspace validation failed (layer 1 - layer name \"custom\" - type MisplacedLayer)"), "{err}");
+    assert!(
+        err.contains("expected workspace \"WS_LAYER_ACT_2#"),
+        "{err}"
+    );
+    assert!(
+        err.contains("found detached (heap)") || err.contains("found"),
+        "{err}"
+    );
+    let err = net
+        .fit_arrays(&x, &labels(2, 3, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("Feed forward to layer (training)") && err.contains("WS_ALL_LAYERS_ACT#"),
+        "{err}"
+    );
+    assert!(
+        net.set_layer(0, Box::new(Misplaced)).is_err(),
+        "shape mismatch is refused"
+    );
+    let _unused = x.view();
+}
