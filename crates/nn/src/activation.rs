@@ -78,7 +78,7 @@ impl Activation {
             Some(Unary::Identity) => Ok(()),
             Some(u) => Ok(ops::unary_assign(u, z)?),
             None => {
-                let shape = z.shape().to_vec();
+                let shape = z.shape();
                 let last = shape.len().saturating_sub(1);
                 let rows: usize = shape[..last].iter().product();
                 let cols = shape.get(last).copied().unwrap_or(1);

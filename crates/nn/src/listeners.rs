@@ -25,7 +25,7 @@ pub struct IterationInfo {
 }
 
 /// Called after each training iteration.
-pub trait TrainingListener<T: DataType> {
+pub trait TrainingListener<T: DataType>: Send {
     /// One iteration is done.
     fn iteration_done(
         &mut self,
