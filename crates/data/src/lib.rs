@@ -1,0 +1,50 @@
+//! # dl4rs-data: data sets and iterators for training on workspaces
+//!
+//! DL4J's data pipeline for Rust: a [`DataSet`] (features, labels, optional masks), the
+//! [`DataSetIterator`] contract a network's `fit` loop pulls mini-batches from, an
+//! [`InMemoryDataSetIterator`] over a data set held in memory, a reader for the [`idx`] files
+//! of MNIST-style data sets, and [`fashion_mnist`], with the Fashion-MNIST test split bundled
+//! in the crate so examples and tests run without a download.
+//!
+//! ```
+//! use dl4rs_data::{fashion_mnist, DataSetIterator, InMemoryDataSetIterator};
+//! use dl4rs_memory::{WorkspaceConfig, get_and_activate_workspace};
+//!
+//! let (train, _test) = fashion_mnist::bundled().unwrap();
+//! let mut batches = InMemoryDataSetIterator::new(train, 128).unwrap().with_shuffle(42);
+//! let cfg = WorkspaceConfig::default();
+//! let mut seen = 0;
+//! while batches.has_next() {
+//!     // The fit loop opens its workspace first: the batch is allocated in it.
+//!     let _cycle = get_and_activate_workspace(&cfg, "FIT").unwrap();
+//!     let batch = batches.next().unwrap().unwrap();
+//!     assert_eq!(batch.features.shape()[1], 784);
+//!     seen += batch.num_examples();
+//! }
+//! assert_eq!(seen, 8000);
+//! batches.reset().unwrap(); // next epoch, in a new order
+//! ```
+//!
+//! ## Memory
+//! Data sets you build or load live on the heap. An iterator's `next()` allocates the batch in
+//! the caller's **current workspace**, so a training loop that opens its workspace before
+//! `next()` gets its batches with no heap allocation in steady state, and they die with the
+//! cycle (`detach()` a batch to keep it). Operations that make new arrays from a data set
+//! (split, select, batch, merge) keep heap data on the heap.
+//!
+//! ## Errors
+//! Nothing here panics on bad input: bad files, shapes and arguments are [`DataError`]s whose
+//! message names the file, what was expected and what was found.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod dataset;
+mod error;
+pub mod fashion_mnist;
+pub mod idx;
+mod iterator;
+
+pub use dataset::{DataSet, shuffle_indices};
+pub use error::DataError;
+pub use iterator::{DataSetIterator, InMemoryDataSetIterator};
