@@ -12,6 +12,12 @@ pub enum NnError {
     /// Workspace misuse.
     #[error(transparent)]
     Workspace(#[from] dl4rs_memory::WorkspaceError),
+    /// Data loading or iteration failed.
+    #[error(transparent)]
+    Data(#[from] dl4rs_data::DataError),
+    /// An evaluation rejected its input.
+    #[error(transparent)]
+    Eval(#[from] dl4rs_eval::EvalError),
     /// A kernel rejected its arguments.
     #[error(transparent)]
     Kernel(#[from] dl4rs_kernels::KernelError),

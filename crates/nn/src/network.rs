@@ -17,6 +17,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dl4rs_array::{ArrayView, AsView, DataType, NdArray};
+use dl4rs_data::{DataSet, DataSetIterator};
+use dl4rs_eval::{Evaluation, IEvaluation, RegressionEvaluation, Roc, RocMultiClass};
 use dl4rs_memory::{
     AllocationPolicy, LearningPolicy, SpillPolicy, Workspace, WorkspaceConfig, WorkspaceScope,
     find_workspace_for_current_thread,
@@ -45,6 +47,8 @@ fn ws_config(overallocation: f64, learning: LearningPolicy, cycles: u32) -> Work
 /// The workspaces of one network and the managers that route array types to them.
 struct NetWorkspaces {
     all_act: (String, WorkspaceConfig),
+    /// Network outputs during evaluation.
+    output: (String, WorkspaceConfig),
     working: (String, WorkspaceConfig),
     act: [(String, WorkspaceConfig); 2],
     /// Forward pass in training: everything kept for backprop in ALL_ACT.
@@ -71,6 +75,7 @@ impl NetWorkspaces {
             format!("WS_ALL_LAYERS_ACT#{n}"),
             ws_config(0.05, LearningPolicy::FirstLoop, 0),
         );
+        let output = (format!("WS_OUTPUT_MEM#{n}"), all_act.1.clone());
         let working = (
             format!("WS_LAYER_WORKING_MEM#{n}"),
             ws_config(0.02, LearningPolicy::OverTime, 2 * layers),
@@ -126,6 +131,7 @@ impl NetWorkspaces {
             infer_user: None,
             backprop,
             train,
+            output,
             all_act,
             working,
             act,
@@ -443,6 +449,129 @@ impl<T: DataType> MultiLayerNetwork<T> {
                     found,
                 }
             })
+    }
+
+    /// One training iteration on a data set (one batch), as DL4J's `fit(DataSet)`.
+    pub fn fit(&mut self, data: &DataSet<T>) -> Result<(), NnError> {
+        Self::reject_masks(data)?;
+        self.fit_arrays(&data.features, &data.labels)
+    }
+
+    fn reject_masks(data: &DataSet<T>) -> Result<(), NnError> {
+        if data.features_mask.is_some() || data.labels_mask.is_some() {
+            return Err(NnError::Input(
+                "this data set has masks, which feed-forward MultiLayerNetworks don't use yet: \
+                 drop the masks (set them to None) or filter the masked examples out"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Trains for `epochs` passes over `iterator` (DL4J's `fit(iterator, epochs)`). Each batch
+    /// is fetched inside the iteration's workspace cycle, so it lives there and costs no heap
+    /// allocation; the iterator is reset after each epoch.
+    pub fn fit_iter(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+        epochs: usize,
+    ) -> Result<(), NnError> {
+        self.check_training()?;
+        let enabled = self.conf.training_workspace_mode == WorkspaceMode::Enabled;
+        for _ in 0..epochs {
+            while iterator.has_next() {
+                let (score, batch) = {
+                    let _all = if enabled { Some(self.ws.scope(&self.ws.all_act)?) } else { None };
+                    let Some(data) = iterator.next() else { break };
+                    let data = data?;
+                    Self::reject_masks(&data)?;
+                    let score =
+                        self.gradient_and_score(&data.features.view(), &data.labels.view(), enabled)?;
+                    (score, data.num_examples())
+                };
+                self.apply_updater()?;
+                self.finish_iteration(score, batch)?;
+            }
+            if iterator.reset_supported() {
+                iterator.reset()?;
+            }
+            self.epoch += 1;
+        }
+        Ok(())
+    }
+
+    /// Runs the network over `iterator` once and updates every evaluation with each batch
+    /// (DL4J's `doEvaluation`). Batches and outputs live in the network's output workspace:
+    /// in steady state no heap allocation per batch.
+    pub fn do_evaluation(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+        evaluations: &mut [&mut dyn IEvaluation<T>],
+    ) -> Result<(), NnError> {
+        if !iterator.has_next() && iterator.reset_supported() {
+            iterator.reset()?;
+        }
+        let enabled = self.conf.inference_workspace_mode == WorkspaceMode::Enabled;
+        while iterator.has_next() {
+            let scope = if enabled { Some(self.ws.scope(&self.ws.output)?) } else { None };
+            let Some(data) = iterator.next() else { break };
+            let data = data?;
+            Self::reject_masks(&data)?;
+            let out = match &scope {
+                Some(s) => {
+                    let ws = s.workspace().ok_or_else(|| NnError::config("output workspace missing"))?.clone();
+                    self.output_in(&data.features, false, &ws)?
+                }
+                None => self.output(&data.features, false)?,
+            };
+            for e in evaluations.iter_mut() {
+                e.eval(&data.labels.view(), &out.view(), None)?;
+            }
+        }
+        if iterator.reset_supported() {
+            iterator.reset()?;
+        }
+        Ok(())
+    }
+
+    /// Classification metrics over `iterator` (DL4J `evaluate`).
+    pub fn evaluate(&mut self, iterator: &mut dyn DataSetIterator<T>) -> Result<Evaluation, NnError> {
+        let mut e = Evaluation::new(self.conf.n_out());
+        self.do_evaluation(iterator, &mut [&mut e])?;
+        Ok(e)
+    }
+
+    /// Regression metrics over `iterator` (DL4J `evaluateRegression`).
+    pub fn evaluate_regression(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+    ) -> Result<RegressionEvaluation, NnError> {
+        let mut e = RegressionEvaluation::new(self.conf.n_out());
+        self.do_evaluation(iterator, &mut [&mut e])?;
+        Ok(e)
+    }
+
+    /// Exact ROC of a binary classifier over `iterator` (DL4J `evaluateROC`): outputs
+    /// `[batch, 1]` or `[batch, 2]` (column 1 positive).
+    pub fn evaluate_roc(&mut self, iterator: &mut dyn DataSetIterator<T>) -> Result<Roc, NnError> {
+        let mut roc = Roc::with_capacity(iterator.total_examples().unwrap_or(0));
+        self.do_evaluation(iterator, &mut [&mut roc])?;
+        Ok(roc)
+    }
+
+    /// One-vs-all exact ROC per class over `iterator`.
+    pub fn evaluate_roc_multi_class(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+    ) -> Result<RocMultiClass, NnError> {
+        let mut roc = RocMultiClass::with_capacity(self.conf.n_out(), iterator.total_examples().unwrap_or(0));
+        self.do_evaluation(iterator, &mut [&mut roc])?;
+        Ok(roc)
+    }
+
+    /// The loss of a data set in inference mode (DL4J `score(DataSet)`).
+    pub fn score(&mut self, data: &DataSet<T>) -> Result<f64, NnError> {
+        self.score_arrays(&data.features, &data.labels)
     }
 
     /// One training iteration on a batch: forward, loss, backprop, updater step.
