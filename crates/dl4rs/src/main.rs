@@ -1,5 +1,5 @@
 //! The `dl4rs` command-line program. Each subcommand lives in `commands/`; this file only
-//! parses arguments, installs the counting allocator (so every command can report heap
+//! parses arguments, installs the counting allocator (so commands can report heap
 //! allocations), and turns errors into one line on stderr with exit code 2.
 
 #![forbid(unsafe_code)]
@@ -21,6 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Train the default network on Fashion-MNIST and report accuracy and memory (the main job).
+    Train(commands::train::TrainArgs),
+    /// Evaluate a saved model on the test split.
+    Evaluate(commands::inspect::EvaluateArgs),
+    /// Predict classes for the examples in a CSV file.
+    Predict(commands::inspect::PredictArgs),
+    /// Print a saved model's layer table.
+    Summary(commands::inspect::SummaryArgs),
     /// Benchmarks, comparing workspace modes.
     Bench {
         #[command(subcommand)]
@@ -31,6 +39,10 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => commands::train::run(args, &ALLOC),
+        Command::Evaluate(args) => commands::inspect::evaluate(args),
+        Command::Predict(args) => commands::inspect::predict(args),
+        Command::Summary(args) => commands::inspect::summary(args),
         Command::Bench { which } => commands::bench::run(which, &ALLOC),
     };
     if let Err(err) = result {

@@ -91,7 +91,7 @@ pub struct MemoryResult {
 }
 
 /// Runs a benchmark.
-pub fn run(which: Which, alloc: &CountingAllocator) -> Result<(), String> {
+pub fn run(which: Which, alloc: &CountingAllocator) -> Result<(), super::CliError> {
     match which {
         Which::Memory { cycles, json, mode } => match mode {
             Some(mode) => {

@@ -1,0 +1,144 @@
+//! `dl4rs evaluate`, `dl4rs predict` and `dl4rs summary`: use a saved model.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use dl4rs::array::NdArray;
+use dl4rs::data::{InMemoryDataSetIterator, fashion_mnist};
+use dl4rs::eval::Evaluation;
+use dl4rs::nn::{ModelSerializer, MultiLayerNetwork};
+
+use super::CliError;
+
+/// Options of `dl4rs evaluate`.
+#[derive(Args, Debug)]
+pub struct EvaluateArgs {
+    /// The model file written by `dl4rs train`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// `bundled`, `auto` or a directory (as for `train`); the test split is used.
+    #[arg(long, default_value = "auto")]
+    pub data: String,
+}
+
+/// Options of `dl4rs predict`.
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// A CSV file: one example per line, `n_in` numbers (the network's input scale, e.g.
+    /// pixels / 255). A first line that is not numeric is taken as a header.
+    #[arg(long)]
+    pub input: PathBuf,
+}
+
+/// Options of `dl4rs summary`.
+#[derive(Args, Debug)]
+pub struct SummaryArgs {
+    /// The model file.
+    #[arg(long)]
+    pub model: PathBuf,
+}
+
+fn restore(path: &Path) -> Result<MultiLayerNetwork<f32>, CliError> {
+    Ok(ModelSerializer::restore_multi_layer_network::<f32>(path, false)?)
+}
+
+/// Runs `dl4rs evaluate`.
+pub fn evaluate(args: EvaluateArgs) -> Result<(), CliError> {
+    let mut net = restore(&args.model)?;
+    let (_, test, description) = super::train::load_data(&args.data)?;
+    if test.num_inputs() != net.conf().n_in() {
+        return Err(CliError::Usage(format!(
+            "the model expects {} inputs but the data has {}",
+            net.conf().n_in(),
+            test.num_inputs()
+        )));
+    }
+    println!("data: {description}");
+    let mut it = InMemoryDataSetIterator::new(test, 500)?;
+    let mut eval = if net.conf().n_out() == fashion_mnist::NUM_CLASSES {
+        Evaluation::with_labels(fashion_mnist::CLASS_NAMES)
+    } else {
+        Evaluation::new(net.conf().n_out())
+    };
+    net.do_evaluation(&mut it, &mut [&mut eval])?;
+    println!("{}", eval.stats());
+    Ok(())
+}
+
+/// Parses a CSV of examples; errors name the file, line and column.
+pub fn read_csv(path: &Path, columns: usize) -> Result<(Vec<f32>, usize), CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{}: can't read the input file: {e}", path.display())))?;
+    let mut values = Vec::new();
+    let mut rows = 0;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if i == 0 && fields.iter().any(|f| f.parse::<f32>().is_err()) {
+            continue; // header
+        }
+        if fields.len() != columns {
+            return Err(CliError::Usage(format!(
+                "{}: line {}: expected {columns} values (the model's inputs), found {}",
+                path.display(),
+                i + 1,
+                fields.len()
+            )));
+        }
+        for (c, f) in fields.iter().enumerate() {
+            let v: f32 = f.parse().map_err(|_| {
+                CliError::Usage(format!(
+                    "{}: line {}, column {}: {f:?} is not a number",
+                    path.display(),
+                    i + 1,
+                    c + 1
+                ))
+            })?;
+            values.push(v);
+        }
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(CliError::Usage(format!("{}: no examples in the file", path.display())));
+    }
+    Ok((values, rows))
+}
+
+/// Runs `dl4rs predict`.
+pub fn predict(args: PredictArgs) -> Result<(), CliError> {
+    let mut net = restore(&args.model)?;
+    let n_in = net.conf().n_in();
+    let (values, rows) = read_csv(&args.input, n_in)?;
+    let x = NdArray::<f32>::from_slice(&[rows, n_in], &values)?;
+    let out = net.output(&x, false)?;
+    let probs = out.to_vec()?;
+    let n_out = net.conf().n_out();
+    let names = (n_out == fashion_mnist::NUM_CLASSES).then_some(fashion_mnist::CLASS_NAMES);
+    println!("row,class,probability{}", if names.is_some() { ",name" } else { "" });
+    for r in 0..rows {
+        let row = &probs[r * n_out..(r + 1) * n_out];
+        let (best, p) = row
+            .iter()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        match names {
+            Some(n) => println!("{r},{best},{p:.4},{}", n[best]),
+            None => println!("{r},{best},{p:.4}"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs `dl4rs summary`.
+pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
+    let net = restore(&args.model)?;
+    print!("{}", net.summary());
+    println!("trained iterations: {}, epochs: {}", net.iteration_count(), net.epoch_count());
+    Ok(())
+}

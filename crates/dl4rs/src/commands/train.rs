@@ -1,0 +1,267 @@
+//! `dl4rs train`: the main job. Trains the default MLP (784-256-128-10, Adam) on Fashion-MNIST
+//! (the bundled 8,000/2,000 split, or the full 60,000/10,000 set when installed or given with
+//! `--data`), with a progress bar, then prints the evaluation, the workspace memory report and
+//! the heap allocations per steady-state iteration, and saves the model.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::{Args, ValueEnum};
+use dl4rs::data::{DataSet, InMemoryDataSetIterator, fashion_mnist};
+use dl4rs::eval::Evaluation;
+use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
+use dl4rs::nn::{
+    Activation, IterationInfo, LayerConf, LossFunction, ModelSerializer, MultiLayerNetwork,
+    NeuralNetConfiguration, NnError, TrainingListener, Updater, WeightInit, WorkspaceMode,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::CliError;
+
+/// Options of `dl4rs train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Data: `bundled` (the embedded 8,000/2,000 split), `auto` (the full set when installed
+    /// at /usr/share/datasets/fashion-mnist, else bundled), or a directory with the four IDX
+    /// files.
+    #[arg(long, default_value = "auto")]
+    pub data: String,
+    /// Passes over the training data.
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub lr: f64,
+    /// Seed for initialization and shuffling.
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    /// Workspaces for training and inference.
+    #[arg(long, value_enum, default_value_t = Mode::Enabled)]
+    pub workspaces: Mode,
+    /// Where to save the trained model.
+    #[arg(long, default_value = "dl4rs-model.safetensors")]
+    pub out: PathBuf,
+    /// Weight initialization of every layer.
+    #[arg(long, value_enum, default_value_t = Init::HeUniform)]
+    pub weight_init: Init,
+    /// Threads for the matrix products (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Workspace mode on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Workspaces on.
+    Enabled,
+    /// Workspaces off.
+    None,
+}
+
+impl From<Mode> for WorkspaceMode {
+    fn from(m: Mode) -> WorkspaceMode {
+        match m {
+            Mode::Enabled => WorkspaceMode::Enabled,
+            Mode::None => WorkspaceMode::None,
+        }
+    }
+}
+
+/// Weight initialization on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Init {
+    /// Xavier/Glorot uniform.
+    XavierUniform,
+    /// Xavier/Glorot normal.
+    XavierNormal,
+    /// He uniform.
+    HeUniform,
+    /// He normal.
+    HeNormal,
+    /// U(±1/sqrt(fan_in)) (PyTorch's default for linear layers).
+    Uniform,
+}
+
+impl From<Init> for WeightInit {
+    fn from(i: Init) -> WeightInit {
+        match i {
+            Init::XavierUniform => WeightInit::XavierUniform,
+            Init::XavierNormal => WeightInit::XavierNormal,
+            Init::HeUniform => WeightInit::HeUniform,
+            Init::HeNormal => WeightInit::HeNormal,
+            Init::Uniform => WeightInit::Uniform,
+        }
+    }
+}
+
+/// Loads `auto`, `bundled` or a directory; returns (train, test, description).
+pub fn load_data(spec: &str) -> Result<(DataSet, DataSet, String), CliError> {
+    match spec {
+        "bundled" => {
+            let (train, test) = fashion_mnist::bundled()?;
+            Ok((train, test, "Fashion-MNIST, bundled split (8,000 train / 2,000 test)".into()))
+        }
+        "auto" => match fashion_mnist::default_location() {
+            Some(dir) => load_dir(&dir),
+            None => load_data("bundled"),
+        },
+        dir => load_dir(&PathBuf::from(dir)),
+    }
+}
+
+fn load_dir(dir: &std::path::Path) -> Result<(DataSet, DataSet, String), CliError> {
+    if !dir.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--data {}: not a directory (expected `bundled`, `auto`, or a directory with the \
+             Fashion-MNIST IDX files)",
+            dir.display()
+        )));
+    }
+    let (train, test) = fashion_mnist::load_dir(dir)?;
+    let text = format!(
+        "Fashion-MNIST from {} ({} train / {} test)",
+        dir.display(),
+        train.num_examples(),
+        test.num_examples()
+    );
+    Ok((train, test, text))
+}
+
+/// The default network of the main job.
+pub fn default_network(args: &TrainArgs) -> Result<MultiLayerNetwork<f32>, NnError> {
+    let mode = WorkspaceMode::from(args.workspaces);
+    let conf = NeuralNetConfiguration::builder()
+        .seed(args.seed)
+        .updater(Updater::adam(args.lr))
+        .weight_init(args.weight_init.into())
+        .training_workspace_mode(mode)
+        .inference_workspace_mode(mode)
+        .list()
+        .layer(LayerConf::dense(256).n_in(fashion_mnist::NUM_INPUTS).activation(Activation::Relu).name("hidden1"))
+        .layer(LayerConf::dense(128).activation(Activation::Relu).name("hidden2"))
+        .layer(
+            LayerConf::output(LossFunction::Mcxent, fashion_mnist::NUM_CLASSES)
+                .activation(Activation::Softmax)
+                .name("output"),
+        )
+        .build()?;
+    MultiLayerNetwork::new(conf)
+}
+
+/// Drives the progress bar and measures heap allocations between iterations (the listener's
+/// own drawing is excluded: it counts from the end of its previous call).
+struct ProgressListener {
+    bar: ProgressBar,
+    alloc: &'static CountingAllocator,
+    after_last: Option<u64>,
+    per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    iterations_per_epoch: u64,
+    started: Instant,
+    examples: usize,
+}
+
+impl TrainingListener<f32> for ProgressListener {
+    fn iteration_done(&mut self, _net: &MultiLayerNetwork<f32>, info: &IterationInfo) -> Result<(), NnError> {
+        let now = self.alloc.thread_allocations();
+        // Only steady state: skip the first epoch (learning) and each epoch's first iteration
+        // (the iterator reset between epochs is not part of an iteration).
+        if let Some(prev) = self.after_last
+            && info.iteration > self.iterations_per_epoch
+            && info.iteration % self.iterations_per_epoch != 1
+            && let Ok(mut counts) = self.per_iteration.lock()
+        {
+            counts.push(now - prev);
+        }
+        self.examples += info.batch_size;
+        self.bar.inc(1);
+        if info.iteration % 10 == 0 {
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            self.bar.set_message(format!(
+                "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
+                info.epoch + 1,
+                info.score,
+                self.examples as f64 / secs,
+                human_bytes(allocation_report().total_block_bytes())
+            ));
+        }
+        self.after_last = Some(self.alloc.thread_allocations());
+        Ok(())
+    }
+}
+
+fn median(values: &mut [u64]) -> Option<u64> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
+/// Runs `dl4rs train`.
+pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    if args.epochs == 0 || args.batch == 0 {
+        return Err(CliError::Usage("--epochs and --batch must be at least 1".into()));
+    }
+    let pool = super::thread_pool(args.threads)?;
+    pool.install(|| train(&args, alloc))
+}
+
+fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    let (train, test, description) = load_data(&args.data)?;
+    println!("data: {description}");
+    let mut net = default_network(args)?;
+    print!("{}", net.summary());
+    let n_train = train.num_examples();
+    let mut train_iter = InMemoryDataSetIterator::new(train, args.batch)?.with_shuffle(args.seed);
+    let mut test_iter = InMemoryDataSetIterator::new(test, 500)?;
+    let per_epoch = train_iter.batches_per_epoch() as u64;
+    let bar = ProgressBar::new(per_epoch * args.epochs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
+            .map_err(|e| CliError::Usage(e.to_string()))?,
+    );
+    let started = Instant::now();
+    let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
+        (per_epoch as usize) * args.epochs,
+    )));
+    net.add_listener(Box::new(ProgressListener {
+        bar: bar.clone(),
+        alloc,
+        after_last: None,
+        per_iteration: counts.clone(),
+        iterations_per_epoch: per_epoch,
+        started,
+        examples: 0,
+    }));
+    net.fit_iter(&mut train_iter, args.epochs)?;
+    bar.finish();
+    let train_secs = started.elapsed().as_secs_f64();
+    println!(
+        "trained {} epochs on {} examples in {:.1} s ({:.0} examples/s)",
+        args.epochs,
+        n_train,
+        train_secs,
+        (n_train * args.epochs) as f64 / train_secs
+    );
+
+    let mut eval = Evaluation::with_labels(fashion_mnist::CLASS_NAMES);
+    net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
+    println!("{}", eval.stats());
+
+    println!("== workspace memory report (training thread) ==");
+    print!("{}", allocation_report());
+    let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    let max = per_iteration.iter().copied().max();
+    match median(&mut per_iteration) {
+        Some(m) => println!(
+            "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
+        None => println!("heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"),
+    }
+    ModelSerializer::write_model(&net, &args.out, true)?;
+    println!("model saved to {}", args.out.display());
+    println!("test accuracy: {:.2}%", eval.accuracy() * 100.0);
+    Ok(())
+}
