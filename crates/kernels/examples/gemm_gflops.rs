@@ -1,11 +1,12 @@
 //! GFLOP/s of dl4rs-kernels' gemm vs `matrixmultiply` and the `gemm` crate on the 8 f32
 //! products of one MLP training step (W1: 784-256-128-10, batch 128) and on batch-1
-//! inference, at 1 and 2 threads. Median of 7 runs.
+//! inference, at 1 and 2 threads. Median of 7 rounds; each round times the three
+//! implementations back to back, so a busy spell of the machine hits all of them alike.
 //!
 //! `cargo run --release -p dl4rs-kernels --example gemm_gflops`
 //!
 //! matrixmultiply reads its thread count once per process from `MATMUL_NUM_THREADS`, so this
-//! program re-runs itself with that variable set to measure it at 1 and 2 threads.
+//! program re-runs itself with that variable set to measure all three at 1 and 2 threads.
 
 use std::process::Command;
 use std::time::Instant;
@@ -174,45 +175,83 @@ fn measure(
     })
 }
 
+/// Median GFLOP/s over 7 rounds of `reps` passes, the three implementations interleaved
+/// within each round (ours, matrixmultiply, gemm).
+fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: usize) -> [f64; 3] {
+    let imps = [Imp::Ours, Imp::Mm, Imp::GemmCrate];
+    let mut ps: Vec<Vec<Prob>> = imps.iter().map(|_| probs(set)).collect();
+    let len = set
+        .iter()
+        .map(|&(m, n, k, _, _)| gemm_scratch_len::<f32>(m, n, k, Parallelism::Rayon(threads)))
+        .max()
+        .unwrap();
+    let mut scratch = vec![0.0f32; len];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        for (i, &imp) in imps.iter().enumerate() {
+            for _ in 0..reps.div_ceil(4) {
+                run_once(imp, &mut ps[i], threads, &mut scratch);
+            }
+        }
+        let mut rates: [Vec<f64>; 3] = Default::default();
+        for _ in 0..7 {
+            for (i, &imp) in imps.iter().enumerate() {
+                let t = Instant::now();
+                for _ in 0..reps {
+                    run_once(imp, &mut ps[i], threads, &mut scratch);
+                }
+                rates[i].push(flops(set) * reps as f64 / t.elapsed().as_secs_f64() / 1e9);
+            }
+        }
+        rates.map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[3]
+        })
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (w1_reps, b1_reps) = (10, 3000);
-    if args.get(1).map(String::as_str) == Some("--matrixmultiply-child") {
+    if args.get(1).map(String::as_str) == Some("--child") {
         let t: usize = std::env::var("MATMUL_NUM_THREADS")
             .unwrap()
             .parse()
             .unwrap();
-        println!(
-            "{} {}",
-            measure(Imp::Mm, &W1, t, w1_reps),
-            measure(Imp::Mm, &B1, t, b1_reps)
-        );
+        let (w, b) = (measure_all(&W1, t, w1_reps), measure_all(&B1, t, b1_reps));
+        println!("{} {} {} {} {} {}", w[0], b[0], w[1], b[1], w[2], b[2]);
         return;
     }
     if args.get(1).map(String::as_str) == Some("--per-product") {
-        // Tuning aid: each W1 product alone (matrixmultiply at MATMUL_NUM_THREADS).
+        // Tuning aid: each W1 product alone, "1 thread / 2 threads" (matrixmultiply at
+        // MATMUL_NUM_THREADS).
         for p in W1.iter().chain(&B1) {
             let one = [*p];
             let reps = (2e8 / flops(&one)) as usize + 1;
             println!(
-                "{:?}: ours {:.1} / {:.1}, matrixmultiply {:.1}",
+                "{:?}: ours {:.1} / {:.1}, matrixmultiply {:.1}, gemm {:.1} / {:.1}",
                 p,
                 measure(Imp::Ours, &one, 1, reps),
                 measure(Imp::Ours, &one, 2, reps),
-                measure(Imp::Mm, &one, 1, reps)
+                measure(Imp::Mm, &one, 1, reps),
+                measure(Imp::GemmCrate, &one, 1, reps),
+                measure(Imp::GemmCrate, &one, 2, reps)
             );
         }
         return;
     }
-    let mm = |t: usize| -> (f64, f64) {
+    // [ours, matrixmultiply, gemm] x (W1, batch 1) at t threads, from a child process.
+    let at = |t: usize| -> Vec<f64> {
         let out = Command::new(&args[0])
-            .arg("--matrixmultiply-child")
+            .arg("--child")
             .env("MATMUL_NUM_THREADS", t.to_string())
             .output()
-            .expect("re-running self for matrixmultiply");
+            .expect("re-running self");
         let s = String::from_utf8_lossy(&out.stdout);
-        let v: Vec<f64> = s.split_whitespace().map(|x| x.parse().unwrap()).collect();
-        (v[0], v[1])
+        s.split_whitespace().map(|x| x.parse().unwrap()).collect()
     };
     println!(
         "f32 GFLOP/s, median of 7 (dispatch {:?}, {} cores); W1 = 8 products of one MLP step ({} MFLOP), batch 1 = 3 forward products",
@@ -226,25 +265,17 @@ fn main() {
         "| implementation | W1, 1 thread | W1, 2 threads | batch 1, 1 thread | batch 1, 2 threads |"
     );
     println!("|---|---:|---:|---:|---:|");
-    let (m1, m2) = (mm(1), mm(2));
-    for (name, imp) in [
-        ("dl4rs-kernels", Imp::Ours),
-        ("matrixmultiply 0.3", Imp::Mm),
-        ("gemm 0.19", Imp::GemmCrate),
-    ] {
-        let r = if imp == Imp::Mm {
-            [m1.0, m2.0, m1.1, m2.1]
-        } else {
-            [
-                measure(imp, &W1, 1, w1_reps),
-                measure(imp, &W1, 2, w1_reps),
-                measure(imp, &B1, 1, b1_reps),
-                measure(imp, &B1, 2, b1_reps),
-            ]
-        };
+    let (r1, r2) = (at(1), at(2));
+    for (i, name) in ["dl4rs-kernels", "matrixmultiply 0.3", "gemm 0.19"]
+        .iter()
+        .enumerate()
+    {
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
-            r[0], r[1], r[2], r[3]
+            r1[2 * i],
+            r2[2 * i],
+            r1[2 * i + 1],
+            r2[2 * i + 1]
         );
     }
 }

@@ -29,6 +29,11 @@ pub enum Which {
         #[arg(long, hide = true)]
         mode: Option<Mode>,
     },
+    /// W1: MLP 784-256-128-10 training step (SGD 0.1, batch 128) as specified in
+    /// shared/reference/workloads.md, workspaces Enabled vs None, 1 and 2 threads.
+    Train(super::workloads::TrainBench),
+    /// W2: the same MLP, inference at batch 1 and 256, workspaces Enabled vs None.
+    Infer(super::workloads::InferBench),
 }
 
 /// Where the workload's buffers live.
@@ -91,7 +96,7 @@ pub struct MemoryResult {
 }
 
 /// Runs a benchmark.
-pub fn run(which: Which, alloc: &CountingAllocator) -> Result<(), super::CliError> {
+pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super::CliError> {
     match which {
         Which::Memory { cycles, json, mode } => match mode {
             Some(mode) => {
@@ -117,6 +122,8 @@ pub fn run(which: Which, alloc: &CountingAllocator) -> Result<(), super::CliErro
                 Ok(())
             }
         },
+        Which::Train(args) => super::workloads::run_train(args, alloc),
+        Which::Infer(args) => super::workloads::run_infer(args, alloc),
     }
 }
 

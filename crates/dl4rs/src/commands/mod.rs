@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod inspect;
 pub mod train;
+pub mod workloads;
 
 use thiserror::Error;
 

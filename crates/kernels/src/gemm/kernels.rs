@@ -1,7 +1,9 @@
 //! Microkernels, packing routines and per-type blocking parameters.
 //!
-//! A microkernel computes one `MR x NR` tile of C from a packed `MR x kc` sliver of A and a
-//! packed `kc x NR` sliver of B, keeping the tile in registers. The element-wise summation
+//! A microkernel computes one `MR x NR` tile of C from an `MR x kc` sliver of A and a
+//! `kc x NR` sliver of B (packed, or read in place through strides), keeping the tile in
+//! registers. The f32 AVX2 path packs a B whose columns are contiguous (`A·Bᵀ`) with 8x8
+//! in-register transposes. The element-wise summation
 //! order is fixed: `acc = fma(a[p], b[p], acc)` for p = 0..kc, then
 //! `c = fma(alpha, acc, beta * c)` (or `alpha * acc` when beta == 0, so C is never read).
 //! Edge tiles run the very same vector code on a stack copy of the tile, so an element's
@@ -12,9 +14,26 @@
 use crate::Float;
 use crate::dispatch::Isa;
 
-/// One tile: `(kc, packed_a, packed_b, alpha, beta, c, row_stride_c, col_stride_c, m, n)`.
-pub type MicroKernel<T> =
-    unsafe fn(usize, *const T, *const T, T, T, *mut T, usize, usize, usize, usize);
+/// One tile: `(kc, a, rs_a, cs_a, b, rs_b, alpha, beta, c, rs_c, cs_c, m, n)`.
+///
+/// A's sliver is read at `a[i*rs_a + p*cs_a]` (packed: `rs_a = 1, cs_a = MR`) and B's at
+/// `b[p*rs_b + j]` (packed: `rs_b = NR`), so an operand that is already laid out that way
+/// can skip packing. The kernel reads all MR rows of A and all NR columns of B.
+pub type MicroKernel<T> = unsafe fn(
+    usize,
+    *const T,
+    usize,
+    usize,
+    *const T,
+    usize,
+    T,
+    T,
+    *mut T,
+    usize,
+    usize,
+    usize,
+    usize,
+);
 
 /// Row vector times matrix with unit column stride in B:
 /// `(k, n, x, incx, b, row_stride_b, alpha, beta, c, col_stride_c)`.
@@ -160,16 +179,98 @@ pub unsafe fn pack_b<T: Float, const NR: usize>(
     }
 }
 
+/// AVX2 packing of f32 B panels (NR = 16): full panels of a B whose columns are contiguous
+/// (unit row stride, the `X·Wᵀ` case) are transposed 8x8 at a time in registers; everything
+/// else goes through the generic [`pack_b`]. Produces exactly the generic layout.
+///
+/// # Safety
+/// As for [`pack_b`], and the CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2_pack_b_f32(
+    kc: usize,
+    nc: usize,
+    src: *const f32,
+    rs: usize,
+    cs: usize,
+    dst: *mut f32,
+) {
+    use core::arch::x86_64::*;
+    const NR: usize = 16;
+    if rs != 1 {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { pack_b::<f32, NR>(kc, nc, src, rs, cs, dst) };
+        return;
+    }
+    let mut c0 = 0;
+    while c0 < nc {
+        let cols = NR.min(nc - c0);
+        // SAFETY: this panel reads columns c0..c0+cols, rows 0..kc of the source and writes
+        // the NR*kc elements of panel c0/NR, all inside what the caller vouched for.
+        unsafe {
+            let base = src.add(c0 * cs);
+            let d = dst.add(c0 * kc);
+            if cols < NR {
+                pack_b::<f32, NR>(kc, cols, base, rs, cs, d);
+                break;
+            }
+            let mut p = 0;
+            while p + 8 <= kc {
+                for h in 0..2 {
+                    let col = |j: usize| _mm256_loadu_ps(base.add((h * 8 + j) * cs + p));
+                    let t0 = _mm256_unpacklo_ps(col(0), col(1));
+                    let t1 = _mm256_unpackhi_ps(col(0), col(1));
+                    let t2 = _mm256_unpacklo_ps(col(2), col(3));
+                    let t3 = _mm256_unpackhi_ps(col(2), col(3));
+                    let t4 = _mm256_unpacklo_ps(col(4), col(5));
+                    let t5 = _mm256_unpackhi_ps(col(4), col(5));
+                    let t6 = _mm256_unpacklo_ps(col(6), col(7));
+                    let t7 = _mm256_unpackhi_ps(col(6), col(7));
+                    // s[q] holds columns 0..4 (or 4..8 for s[q + 4]) of rows q and q + 4.
+                    let s = [
+                        _mm256_shuffle_ps::<0x44>(t0, t2),
+                        _mm256_shuffle_ps::<0xEE>(t0, t2),
+                        _mm256_shuffle_ps::<0x44>(t1, t3),
+                        _mm256_shuffle_ps::<0xEE>(t1, t3),
+                        _mm256_shuffle_ps::<0x44>(t4, t6),
+                        _mm256_shuffle_ps::<0xEE>(t4, t6),
+                        _mm256_shuffle_ps::<0x44>(t5, t7),
+                        _mm256_shuffle_ps::<0xEE>(t5, t7),
+                    ];
+                    let o = d.add(p * NR + h * 8);
+                    for q in 0..4 {
+                        let lo = _mm256_permute2f128_ps::<0x20>(s[q], s[q + 4]);
+                        let hi = _mm256_permute2f128_ps::<0x31>(s[q], s[q + 4]);
+                        _mm256_storeu_ps(o.add(q * NR), lo);
+                        _mm256_storeu_ps(o.add((q + 4) * NR), hi);
+                    }
+                }
+                p += 8;
+            }
+            while p < kc {
+                for j in 0..NR {
+                    *d.add(p * NR + j) = *base.add(j * cs + p);
+                }
+                p += 1;
+            }
+        }
+        c0 += NR;
+    }
+}
+
 /// Portable tile kernel: plain multiply and add (no `mul_add`, which is a libm call without
 /// hardware FMA), written over fixed-size arrays so LLVM keeps the tile in SSE registers.
 ///
 /// # Safety
-/// `a` holds `MR*k` and `b` `NR*k` readable elements; `c[i*rs + j*cs]` is writable (and
-/// readable when beta != 0) for i < m <= MR, j < n <= NR.
+/// `a[i*rs_a + p*cs_a]` and `b[p*rs_b + j]` are readable for i < MR, j < NR, p < k;
+/// `c[i*rs + j*cs]` is writable (and readable when beta != 0) for i < m <= MR, j < n <= NR.
 unsafe fn portable_kernel<T: Float, const MR: usize, const NR: usize>(
     k: usize,
     a: *const T,
+    rs_a: usize,
+    cs_a: usize,
     b: *const T,
+    rs_b: usize,
     alpha: T,
     beta: T,
     c: *mut T,
@@ -178,15 +279,17 @@ unsafe fn portable_kernel<T: Float, const MR: usize, const NR: usize>(
     m: usize,
     n: usize,
 ) {
-    // SAFETY: the caller guarantees the packed slivers' lengths.
-    let (a, b) = unsafe {
-        (
-            core::slice::from_raw_parts(a, MR * k),
-            core::slice::from_raw_parts(b, NR * k),
-        )
-    };
     let mut acc = [[T::ZERO; NR]; MR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+    for p in 0..k {
+        let mut ap = [T::ZERO; MR];
+        let mut bp = [T::ZERO; NR];
+        // SAFETY: p < k, i < MR, j < NR: inside what the caller vouched for.
+        unsafe {
+            for (i, v) in ap.iter_mut().enumerate() {
+                *v = *a.add(i * rs_a + p * cs_a);
+            }
+            bp.copy_from_slice(core::slice::from_raw_parts(b.add(p * rs_b), NR));
+        }
         for i in 0..MR {
             for j in 0..NR {
                 acc[i][j] += ap[i] * bp[j];
@@ -272,7 +375,10 @@ macro_rules! simd_kernels {
         unsafe fn $kname(
             k: usize,
             a: *const $t,
+            rs_a: usize,
+            cs_a: usize,
             b: *const $t,
+            rs_b: usize,
             alpha: $t,
             beta: $t,
             c: *mut $t,
@@ -287,10 +393,15 @@ macro_rules! simd_kernels {
             const L: usize = $lanes;
             const NR: usize = NV * L;
             let mut acc: [[$vt; NV]; MR] = [[$zero(); NV]; MR];
-            // SAFETY: a holds MR*k and b NR*k elements (packed by the driver); the tile of C
-            // is inside the view for i < m, j < n; the stack buffer covers MR*NR elements.
+            // SAFETY: a[i*rs_a + p*cs_a] and b[p*rs_b + j] for i < MR, j < NR, p < k are
+            // readable (packed panels or full tiles of the operands, per the driver); the tile
+            // of C is inside the view for i < m, j < n; the stack buffer covers MR*NR elements.
             unsafe {
-                let mut ap = a;
+                // Rows are addressed from two bases, row 3i + r at `base[i] + r*rs_a`
+                // (r < 3: one scaled-index address each), which keeps LLVM from chaining
+                // the row addresses through one register per step.
+                const HALF: usize = MR / 2;
+                let mut base = [a, a.add(HALF * rs_a)];
                 let mut bp = b;
                 for _ in 0..k {
                     let mut bv: [$vt; NV] = [$zero(); NV];
@@ -298,13 +409,13 @@ macro_rules! simd_kernels {
                         bv[v] = $load(bp.add(v * L));
                     }
                     for i in 0..MR {
-                        let ai = $set1(*ap.add(i));
+                        let ai = $set1(*base[i / HALF].add((i % HALF) * rs_a));
                         for v in 0..NV {
                             acc[i][v] = $fmadd(ai, bv[v], acc[i][v]);
                         }
                     }
-                    ap = ap.add(MR);
-                    bp = bp.add(NR);
+                    base = [base[0].add(cs_a), base[1].add(cs_a)];
+                    bp = bp.add(rs_b);
                 }
                 let va = $set1(alpha);
                 let vb = $set1(beta);
@@ -530,7 +641,7 @@ pub fn spec_f32(isa: Isa) -> GemmSpec<f32> {
             kernel: avx2_f32_kernel,
             gemv: avx2_f32_gemv,
             pack_a: pack_a::<f32, 6>,
-            pack_b: pack_b::<f32, 16>,
+            pack_b: avx2_pack_b_f32,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => GemmSpec {

@@ -3,7 +3,11 @@
 //! Loop nest (outermost first): NC columns of B, KC-deep slices of the inner dimension (B
 //! packed into `kc x nc` panels), MC rows of A (packed into `mc x kc` panels), then NR and MR
 //! tiles computed by a register-blocked microkernel. All packing buffers live in the caller's
-//! scratch (see [`gemm_scratch_len`]); nothing is allocated.
+//! scratch (see [`gemm_scratch_len`]); nothing is allocated. Two shortcuts skip work that
+//! does not pay: full tiles of an operand the kernel can read where it lies are not packed
+//! (row-major A always, row-major B when at most two row tiles reuse it; see `direct`), and
+//! a narrow product (n below the tile width, e.g. the 10 classes of a classifier) is
+//! computed as `Cᵀ = Bᵀ·Aᵀ`, which wastes fewer tile lanes (see `transposed`).
 //!
 //! Threads split C into a grid of disjoint blocks, aligned to the tile grid, each block
 //! carving its own packing region out of the scratch. The inner dimension is never split and
@@ -70,12 +74,28 @@ fn task_regions<T: Float>(spec: &GemmSpec<T>, m: usize, n: usize, k: usize) -> (
     ((mc * kc).div_ceil(al) * al, (kc * nc).div_ceil(al) * al)
 }
 
+/// Whether to compute `Cᵀ = Bᵀ·Aᵀ` instead: when n is narrow and m is not, the transposed
+/// product covers C with far fewer padded tile lanes (128x10 runs as 10x128: 12 x 128 lanes
+/// on a 6x16 tile instead of 132 x 16). Each element still gets the same sequence of fmas
+/// (an fma's two factors commute exactly), and the choice depends on the shape and the
+/// path alone, never on threads or addresses.
+fn transposed<T: Float>(spec: &GemmSpec<T>, m: usize, n: usize) -> bool {
+    let lanes = |rows: usize, cols: usize| {
+        rows.div_ceil(spec.mr) * spec.mr * cols.div_ceil(spec.nr) * spec.nr
+    };
+    // Transposed tiles store C with a non-unit column stride (the slower edge path), so ask
+    // for a clear gain. n >= 2 keeps m == 1 problems off the transposed path.
+    n >= 2 && n < spec.nr && 5 * lanes(n, m) < 4 * lanes(m, n)
+}
+
+/// A task's scratch elements for the larger of the two orientations of the problem.
 fn per_task_len<T: Float>(m: usize, n: usize, k: usize) -> usize {
     all_specs::<T>()
         .iter()
         .map(|s| {
             let (a, b) = task_regions(s, m, n, k);
-            a + b
+            let (at, bt) = task_regions(s, n, m, k);
+            (a + b).max(at + bt)
         })
         .max()
         .unwrap_or(0)
@@ -181,6 +201,11 @@ pub fn gemm<T: Float>(
         run_gemv(&job, 0, n, tasks);
         return Ok(());
     }
+    let (a, b, m, n, rs_c, cs_c) = if transposed(&spec, m, n) {
+        (b.t(), a.t(), n, m, cs_c, rs_c)
+    } else {
+        (a, b, m, n, rs_c, cs_c)
+    };
     let flops = 2 * m * n * k;
     let tasks = threads.min((flops / MIN_FLOPS_PER_TASK).max(1));
     // Blocks are claimed dynamically, so a worker that wakes late (a halted vCPU can take a
@@ -191,7 +216,7 @@ pub fn gemm<T: Float>(
     } else {
         1
     };
-    let (tm, tn) = grid(&spec, m, n, k, blocks);
+    let (tm, tn) = grid(&spec, (m, n, k), (a.col_stride(), b.col_stride()), blocks);
     let tasks = tasks.min(tm * tn);
     let per = per_task_len::<T>(m, n, k);
     let off = scratch
@@ -245,14 +270,25 @@ unsafe fn scale_c<T: Float>(beta: T, c: *mut T, m: usize, n: usize, rs: usize, c
     }
 }
 
+/// Whether full tiles of A and B are read in place rather than packed, for a block of `m`
+/// rows (edge tiles are always packed; the arithmetic is the same either way, only the
+/// addresses differ):
+/// * A with unit column stride (row-major `X·W`): the kernel streams MR rows, each read
+///   sequentially, so packing would only copy it once more.
+/// * B with unit column stride when at most two row tiles use each B sliver: packing pays
+///   off as soon as a packed panel is reused from L1 (rows of B 512 or 1024 bytes apart
+///   fall into a few L1 sets).
+fn direct<T>(spec: &GemmSpec<T>, cs_a: usize, cs_b: usize, m: usize) -> (bool, bool) {
+    (cs_a == 1, cs_b == 1 && m <= 2 * spec.mr)
+}
+
 /// Picks a `tm x tn` grid of `tasks` blocks minimizing the critical path: the largest
 /// block's compute plus its packing of A rows and B columns (weighted as ~16 flops per
-/// packed element).
+/// packed element; operands read in place cost nothing).
 fn grid<T: Float>(
     spec: &GemmSpec<T>,
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
+    (cs_a, cs_b): (usize, usize),
     tasks: usize,
 ) -> (usize, usize) {
     let mt = m.div_ceil(spec.mr);
@@ -269,7 +305,8 @@ fn grid<T: Float>(
         }
         let bm = mt.div_ceil(tm) * spec.mr;
         let bn = nt.div_ceil(tn) * spec.nr;
-        let cost = k * (2 * bm * bn + 16 * (bm + bn));
+        let (da, db) = direct(spec, cs_a, cs_b, bm);
+        let cost = k * (2 * bm * bn + 16 * (usize::from(!da) * bm + usize::from(!db) * bn));
         if cost < best_cost {
             best_cost = cost;
             best = (tm, tn);
@@ -390,31 +427,54 @@ unsafe fn gemm_block<T: Float>(
     let (ap, bp) = (a.data().as_ptr(), b.data().as_ptr());
     let (mr, nr) = (spec.mr, spec.nr);
     let (abuf, bbuf) = (abuf.as_mut_ptr(), bbuf.as_mut_ptr());
+    let (a_direct, b_direct) = direct(spec, cs_a, cs_b, m);
     let mut jc = 0;
     while jc < n {
         let ncb = spec.nc.min(n - jc);
+        let nfull = if b_direct { ncb / nr * nr } else { 0 };
         let mut pc = 0;
         while pc < k {
             let kcb = kc.min(k - pc);
             // SAFETY: the packed ranges are inside the views (checked at construction) and
-            // the buffers (sized by task_regions); tiles are inside this block of C.
+            // the buffers (sized by task_regions); direct slivers are full MR x kcb / kcb x NR
+            // tiles inside the views; tiles are inside this block of C.
             unsafe {
-                (spec.pack_b)(kcb, ncb, bp.add(pc * rs_b + jc * cs_b), rs_b, cs_b, bbuf);
+                let b0 = bp.add(pc * rs_b + jc * cs_b);
+                if nfull < ncb {
+                    (spec.pack_b)(kcb, ncb - nfull, b0.add(nfull * cs_b), rs_b, cs_b, bbuf);
+                }
                 let beta_eff = if pc == 0 { beta } else { T::ONE };
                 let mut ic = 0;
                 while ic < m {
                     let mcb = spec.mc.min(m - ic);
-                    (spec.pack_a)(mcb, kcb, ap.add(ic * rs_a + pc * cs_a), rs_a, cs_a, abuf);
+                    let a0 = ap.add(ic * rs_a + pc * cs_a);
+                    let mfull = if a_direct { mcb / mr * mr } else { 0 };
+                    if mfull < mcb {
+                        (spec.pack_a)(mcb - mfull, kcb, a0.add(mfull * rs_a), rs_a, cs_a, abuf);
+                    }
                     let mut jr = 0;
                     while jr < ncb {
                         let nrb = nr.min(ncb - jr);
+                        let (bs, ldb) = if jr < nfull {
+                            (b0.add(jr), rs_b)
+                        } else {
+                            (bbuf.add((jr - nfull) * kcb).cast_const(), nr)
+                        };
                         let mut ir = 0;
                         while ir < mcb {
                             let mrb = mr.min(mcb - ir);
+                            let (as_, rsa, csa) = if ir < mfull {
+                                (a0.add(ir * rs_a), rs_a, cs_a)
+                            } else {
+                                (abuf.add((ir - mfull) * kcb).cast_const(), 1, mr)
+                            };
                             (spec.kernel)(
                                 kcb,
-                                abuf.add(ir * kcb),
-                                bbuf.add(jr * kcb),
+                                as_,
+                                rsa,
+                                csa,
+                                bs,
+                                ldb,
                                 alpha,
                                 beta_eff,
                                 c.add((ic + ir) * rs_c + (jc + jr) * cs_c),
