@@ -368,8 +368,14 @@ impl WorkspaceState {
             if !cyclic || self.reset_planned {
                 self.free_externals();
             }
+            // ND4J initializes an OverTime workspace only at exactly cycle N, so one whose first
+            // N cycles allocated nothing never learns and spills forever; dl4rs also learns at
+            // the first later cycle that allocates.
+            let cycles = u64::from(self.config.cycles_before_initialization);
             let over_time_due = learning == LearningPolicy::OverTime
-                && self.cycles_count == u64::from(self.config.cycles_before_initialization);
+                && cycles > 0
+                && (self.cycles_count == cycles
+                    || (self.cycles_count > cycles && self.current_size == 0));
             let first_loop_due = learning == LearningPolicy::FirstLoop && self.current_size == 0;
             let outgrown = self.current_size > 0
                 && self.cycle_allocations > 0

@@ -850,3 +850,25 @@ fn parent_workspace_is_the_previous_current() {
     let _out = scope_out_of_workspaces();
     assert!(parent_workspace().is_none());
 }
+
+/// Beyond ND4J: an OverTime workspace whose first N cycles allocated nothing still learns at
+/// the first later cycle that allocates (ND4J would spill forever).
+#[test]
+fn over_time_learns_after_empty_cycles() {
+    let cfg = WorkspaceConfig::builder()
+        .policy_learning(LearningPolicy::OverTime)
+        .cycles_before_initialization(2)
+        .policy_allocation(AllocationPolicy::Strict)
+        .build()
+        .unwrap();
+    let ws = get_workspace_for_current_thread(&cfg, "OT_EMPTY").unwrap();
+    for _ in 0..3 {
+        let _s = ws.notify_scope_entered().unwrap();
+    }
+    assert_eq!(stats(&ws).block_bytes, 0);
+    {
+        let _s = ws.notify_scope_entered().unwrap();
+        let _a = f64s(100);
+    }
+    assert_eq!(stats(&ws).block_bytes, align(800));
+}

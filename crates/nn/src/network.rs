@@ -481,12 +481,19 @@ impl<T: DataType> MultiLayerNetwork<T> {
         for _ in 0..epochs {
             while iterator.has_next() {
                 let (score, batch) = {
-                    let _all = if enabled { Some(self.ws.scope(&self.ws.all_act)?) } else { None };
+                    let _all = if enabled {
+                        Some(self.ws.scope(&self.ws.all_act)?)
+                    } else {
+                        None
+                    };
                     let Some(data) = iterator.next() else { break };
                     let data = data?;
                     Self::reject_masks(&data)?;
-                    let score =
-                        self.gradient_and_score(&data.features.view(), &data.labels.view(), enabled)?;
+                    let score = self.gradient_and_score(
+                        &data.features.view(),
+                        &data.labels.view(),
+                        enabled,
+                    )?;
                     (score, data.num_examples())
                 };
                 self.apply_updater()?;
@@ -513,13 +520,20 @@ impl<T: DataType> MultiLayerNetwork<T> {
         }
         let enabled = self.conf.inference_workspace_mode == WorkspaceMode::Enabled;
         while iterator.has_next() {
-            let scope = if enabled { Some(self.ws.scope(&self.ws.output)?) } else { None };
+            let scope = if enabled {
+                Some(self.ws.scope(&self.ws.output)?)
+            } else {
+                None
+            };
             let Some(data) = iterator.next() else { break };
             let data = data?;
             Self::reject_masks(&data)?;
             let out = match &scope {
                 Some(s) => {
-                    let ws = s.workspace().ok_or_else(|| NnError::config("output workspace missing"))?.clone();
+                    let ws = s
+                        .workspace()
+                        .ok_or_else(|| NnError::config("output workspace missing"))?
+                        .clone();
                     self.output_in(&data.features, false, &ws)?
                 }
                 None => self.output(&data.features, false)?,
@@ -535,7 +549,10 @@ impl<T: DataType> MultiLayerNetwork<T> {
     }
 
     /// Classification metrics over `iterator` (DL4J `evaluate`).
-    pub fn evaluate(&mut self, iterator: &mut dyn DataSetIterator<T>) -> Result<Evaluation, NnError> {
+    pub fn evaluate(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+    ) -> Result<Evaluation, NnError> {
         let mut e = Evaluation::new(self.conf.n_out());
         self.do_evaluation(iterator, &mut [&mut e])?;
         Ok(e)
@@ -564,7 +581,8 @@ impl<T: DataType> MultiLayerNetwork<T> {
         &mut self,
         iterator: &mut dyn DataSetIterator<T>,
     ) -> Result<RocMultiClass, NnError> {
-        let mut roc = RocMultiClass::with_capacity(self.conf.n_out(), iterator.total_examples().unwrap_or(0));
+        let mut roc =
+            RocMultiClass::with_capacity(self.conf.n_out(), iterator.total_examples().unwrap_or(0));
         self.do_evaluation(iterator, &mut [&mut roc])?;
         Ok(roc)
     }

@@ -34,12 +34,16 @@ fn steady_state_training_and_inference_allocate_nothing() {
     }
     let y = NdArray::from_slice(&[128, 10], &y).unwrap();
     let x1 = NdArray::<f32>::rand_uniform(&[1, 784], 0.0, 1.0, 43).unwrap();
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
     for updater in [Updater::sgd(0.1), Updater::adam(1e-3)] {
         let mut net = net(updater);
         pool.install(|| {
             // Workspaces belong to a thread: make the caller's on the pool thread.
-            let user = get_workspace_for_current_thread(&WorkspaceConfig::default(), "USER").unwrap();
+            let user =
+                get_workspace_for_current_thread(&WorkspaceConfig::default(), "USER").unwrap();
             for _ in 0..4 {
                 net.fit_arrays(&x, &y).unwrap();
                 let _s = user.notify_scope_entered().unwrap();
@@ -56,12 +60,22 @@ fn steady_state_training_and_inference_allocate_nothing() {
             let out = net.output_in(&x, false, &user).unwrap();
             let single = net.output_in(&x1, false, &user).unwrap();
             let inference = ALLOC.allocations() - before;
-            assert_eq!(inference, 0, "heap allocations in output_in (batch 128 and 1)");
-            assert_eq!((out.shape(), single.shape()), (&[128usize, 10][..], &[1usize, 10][..]));
+            assert_eq!(
+                inference, 0,
+                "heap allocations in output_in (batch 128 and 1)"
+            );
+            assert_eq!(
+                (out.shape(), single.shape()),
+                (&[128usize, 10][..], &[1usize, 10][..])
+            );
 
             let before = ALLOC.allocations();
             let detached = net.output(&x1, false).unwrap();
-            assert_eq!(ALLOC.allocations() - before, 1, "output(): only its detached result");
+            assert_eq!(
+                ALLOC.allocations() - before,
+                1,
+                "output(): only its detached result"
+            );
             assert!(!detached.is_attached());
         });
     }

@@ -5,7 +5,7 @@ use dl4rs_kernels as k;
 use dl4rs_kernels::{BinaryOp, Unary};
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsViewMut, AsView, DataType, DstCursor, NdArray};
+use crate::array::{AsView, AsViewMut, DataType, DstCursor, NdArray};
 use crate::error::ArrayError;
 use crate::shape::{Layout, Shape};
 
@@ -221,7 +221,10 @@ pub fn unary<T: DataType>(op: Unary<T>, a: &impl AsView<T>) -> Result<NdArray<T>
 }
 
 /// `a = f(a)`.
-pub fn unary_assign<T: DataType>(op: Unary<T>, a: &mut impl AsViewMut<T>) -> Result<(), ArrayError> {
+pub fn unary_assign<T: DataType>(
+    op: Unary<T>,
+    a: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
     let a = a.view_mut();
     let layout = a.layout;
     let mut w = a.buf.write()?;

@@ -5,7 +5,7 @@
 use dl4rs_kernels::{MatMut, MatRef, Parallelism, gemm, gemm_scratch_len};
 use dl4rs_memory::Buffer;
 
-use crate::array::{AsViewMut, ArrayView, AsView, DataType, NdArray, Place};
+use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray, Place};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 

@@ -5,7 +5,7 @@
 use dl4rs_kernels as k;
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsViewMut, AsView, DataType, NdArray, Place};
+use crate::array::{AsView, AsViewMut, DataType, NdArray, Place};
 use crate::error::ArrayError;
 use crate::shape::Shape;
 

@@ -2,7 +2,7 @@
 //! gathering (building a mini-batch from row indices).
 
 use super::with_output;
-use crate::array::{AsViewMut, AsView, DataType, NdArray, Place, copy_strided};
+use crate::array::{AsView, AsViewMut, DataType, NdArray, Place, copy_strided};
 use crate::error::{ArrayError, invalid};
 use crate::shape::Shape;
 

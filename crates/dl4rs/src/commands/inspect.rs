@@ -42,7 +42,9 @@ pub struct SummaryArgs {
 }
 
 fn restore(path: &Path) -> Result<MultiLayerNetwork<f32>, CliError> {
-    Ok(ModelSerializer::restore_multi_layer_network::<f32>(path, false)?)
+    Ok(ModelSerializer::restore_multi_layer_network::<f32>(
+        path, false,
+    )?)
 }
 
 /// Runs `dl4rs evaluate`.
@@ -70,8 +72,12 @@ pub fn evaluate(args: EvaluateArgs) -> Result<(), CliError> {
 
 /// Parses a CSV of examples; errors name the file, line and column.
 pub fn read_csv(path: &Path, columns: usize) -> Result<(Vec<f32>, usize), CliError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("{}: can't read the input file: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "{}: can't read the input file: {e}",
+            path.display()
+        ))
+    })?;
     let mut values = Vec::new();
     let mut rows = 0;
     for (i, line) in text.lines().enumerate() {
@@ -105,7 +111,10 @@ pub fn read_csv(path: &Path, columns: usize) -> Result<(Vec<f32>, usize), CliErr
         rows += 1;
     }
     if rows == 0 {
-        return Err(CliError::Usage(format!("{}: no examples in the file", path.display())));
+        return Err(CliError::Usage(format!(
+            "{}: no examples in the file",
+            path.display()
+        )));
     }
     Ok((values, rows))
 }
@@ -120,13 +129,17 @@ pub fn predict(args: PredictArgs) -> Result<(), CliError> {
     let probs = out.to_vec()?;
     let n_out = net.conf().n_out();
     let names = (n_out == fashion_mnist::NUM_CLASSES).then_some(fashion_mnist::CLASS_NAMES);
-    println!("row,class,probability{}", if names.is_some() { ",name" } else { "" });
+    println!(
+        "row,class,probability{}",
+        if names.is_some() { ",name" } else { "" }
+    );
     for r in 0..rows {
         let row = &probs[r * n_out..(r + 1) * n_out];
-        let (best, p) = row
-            .iter()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
+        let (best, p) =
+            row.iter().enumerate().fold(
+                (0, f32::NEG_INFINITY),
+                |b, (i, &v)| if v > b.1 { (i, v) } else { b },
+            );
         match names {
             Some(n) => println!("{r},{best},{p:.4},{}", n[best]),
             None => println!("{r},{best},{p:.4}"),
@@ -139,6 +152,10 @@ pub fn predict(args: PredictArgs) -> Result<(), CliError> {
 pub fn summary(args: SummaryArgs) -> Result<(), CliError> {
     let net = restore(&args.model)?;
     print!("{}", net.summary());
-    println!("trained iterations: {}, epochs: {}", net.iteration_count(), net.epoch_count());
+    println!(
+        "trained iterations: {}, epochs: {}",
+        net.iteration_count(),
+        net.epoch_count()
+    );
     Ok(())
 }

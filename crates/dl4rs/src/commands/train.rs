@@ -102,7 +102,11 @@ pub fn load_data(spec: &str) -> Result<(DataSet, DataSet, String), CliError> {
     match spec {
         "bundled" => {
             let (train, test) = fashion_mnist::bundled()?;
-            Ok((train, test, "Fashion-MNIST, bundled split (8,000 train / 2,000 test)".into()))
+            Ok((
+                train,
+                test,
+                "Fashion-MNIST, bundled split (8,000 train / 2,000 test)".into(),
+            ))
         }
         "auto" => match fashion_mnist::default_location() {
             Some(dir) => load_dir(&dir),
@@ -140,8 +144,17 @@ pub fn default_network(args: &TrainArgs) -> Result<MultiLayerNetwork<f32>, NnErr
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
         .list()
-        .layer(LayerConf::dense(256).n_in(fashion_mnist::NUM_INPUTS).activation(Activation::Relu).name("hidden1"))
-        .layer(LayerConf::dense(128).activation(Activation::Relu).name("hidden2"))
+        .layer(
+            LayerConf::dense(256)
+                .n_in(fashion_mnist::NUM_INPUTS)
+                .activation(Activation::Relu)
+                .name("hidden1"),
+        )
+        .layer(
+            LayerConf::dense(128)
+                .activation(Activation::Relu)
+                .name("hidden2"),
+        )
         .layer(
             LayerConf::output(LossFunction::Mcxent, fashion_mnist::NUM_CLASSES)
                 .activation(Activation::Softmax)
@@ -164,7 +177,11 @@ struct ProgressListener {
 }
 
 impl TrainingListener<f32> for ProgressListener {
-    fn iteration_done(&mut self, _net: &MultiLayerNetwork<f32>, info: &IterationInfo) -> Result<(), NnError> {
+    fn iteration_done(
+        &mut self,
+        _net: &MultiLayerNetwork<f32>,
+        info: &IterationInfo,
+    ) -> Result<(), NnError> {
         let now = self.alloc.thread_allocations();
         // Only steady state: skip the first epoch (learning) and each epoch's first iteration
         // (the iterator reset between epochs is not part of an iteration).
@@ -200,7 +217,9 @@ fn median(values: &mut [u64]) -> Option<u64> {
 /// Runs `dl4rs train`.
 pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
     if args.epochs == 0 || args.batch == 0 {
-        return Err(CliError::Usage("--epochs and --batch must be at least 1".into()));
+        return Err(CliError::Usage(
+            "--epochs and --batch must be at least 1".into(),
+        ));
     }
     let pool = super::thread_pool(args.threads)?;
     pool.install(|| train(&args, alloc))
@@ -258,7 +277,9 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
             max.unwrap_or(0),
             per_iteration.len()
         ),
-        None => println!("heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"),
+        None => println!(
+            "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
+        ),
     }
     ModelSerializer::write_model(&net, &args.out, true)?;
     println!("model saved to {}", args.out.display());

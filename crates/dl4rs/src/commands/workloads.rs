@@ -8,10 +8,12 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use dl4rs::array::{AsView, NdArray};
 use dl4rs::array::random::{splitmix, unit};
+use dl4rs::array::{AsView, NdArray};
 use dl4rs::data::fashion_mnist;
-use dl4rs::memory::{CountingAllocator, WorkspaceConfig, get_workspace_for_current_thread, human_bytes};
+use dl4rs::memory::{
+    CountingAllocator, WorkspaceConfig, get_workspace_for_current_thread, human_bytes,
+};
 use dl4rs::nn::{
     Activation, LayerConf, LossFunction, MultiLayerNetwork, NeuralNetConfiguration, Updater,
     WorkspaceMode,
@@ -117,7 +119,9 @@ fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
     let mut net = MultiLayerNetwork::<f32>::new(conf)?;
     // The spec's weights, stored [in][out] row-major like ours; biases 0.
     let sym = |seed: u64, n: usize, a: f32| -> Vec<f32> {
-        (0..n).map(|i| (2.0 * unit(seed, i as u64) - 1.0) * a).collect()
+        (0..n)
+            .map(|i| (2.0 * unit(seed, i as u64) - 1.0) * a)
+            .collect()
     };
     let mut params = Vec::with_capacity(net.num_params());
     params.extend(sym(101, 784 * 256, (6.0f32 / 784.0).sqrt()));
@@ -136,7 +140,13 @@ fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
         Data::Synthetic => {
             // Generated in place: one copy of the 188 MB, not two.
             let mut x = NdArray::<f32>::zeros_detached(&[ROWS, 784])?;
-            for (i, v) in x.write()?.as_slice_mut().unwrap_or_default().iter_mut().enumerate() {
+            for (i, v) in x
+                .write()?
+                .as_slice_mut()
+                .unwrap_or_default()
+                .iter_mut()
+                .enumerate()
+            {
                 *v = unit(42, i as u64);
             }
             let mut y = NdArray::<f32>::zeros_detached(&[ROWS, 10])?;
@@ -165,10 +175,19 @@ fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
 }
 
 fn child(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result<RunResult, CliError> {
-    let exe = std::env::current_exe().map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
     let mode_name = format!("{mode:?}").to_lowercase();
     let mut cmd = Command::new(exe);
-    cmd.args(["bench", kind, "--mode", &mode_name, "--threads", &threads.to_string(), "--json"]);
+    cmd.args([
+        "bench",
+        kind,
+        "--mode",
+        &mode_name,
+        "--threads",
+        &threads.to_string(),
+        "--json",
+    ]);
     cmd.args(extra);
     let out = cmd
         .output()
@@ -185,20 +204,33 @@ fn child(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result<Run
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
         .map_err(|e| CliError::Usage(format!("unreadable benchmark result: {e}: {text}")))?;
-    results.into_iter().next().ok_or_else(|| CliError::Usage("empty benchmark result".into()))
+    results
+        .into_iter()
+        .next()
+        .ok_or_else(|| CliError::Usage("empty benchmark result".into()))
 }
 
 fn stats(times: &mut [f64]) -> (f64, f64) {
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
-    (times.get(times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3, mean * 1e3)
+    (
+        times.get(times.len() / 2).copied().unwrap_or(f64::NAN) * 1e3,
+        mean * 1e3,
+    )
 }
 
 fn print_table(title: &str, results: &[RunResult]) {
     println!("{title}");
     println!(
         "{:<14} {:<8} {:>7} {:>10} {:>10} {:>12} {:>10} {:>12}",
-        "workload", "mode", "threads", "median ms", "mean ms", "allocs/iter", "peak RSS", "loss it.219"
+        "workload",
+        "mode",
+        "threads",
+        "median ms",
+        "mean ms",
+        "allocs/iter",
+        "peak RSS",
+        "loss it.219"
     );
     for r in results {
         println!(
@@ -226,11 +258,19 @@ pub fn run_train(args: TrainBench, alloc: &'static CountingAllocator) -> Result<
     }
     if let (Some(mode), Some(threads)) = (args.mode, args.threads) {
         let result = pool(threads)?.install(|| train_once(&args, mode, threads, alloc))?;
-        println!("{}", serde_json::to_string(&result).map_err(|e| CliError::Usage(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&result).map_err(|e| CliError::Usage(e.to_string()))?
+        );
         return Ok(());
     }
     let data = format!("{:?}", args.data).to_lowercase();
-    let extra = vec!["--data".to_string(), data, "--iterations".into(), args.iterations.to_string()];
+    let extra = vec![
+        "--data".to_string(),
+        data,
+        "--iterations".into(),
+        args.iterations.to_string(),
+    ];
     let mut results = Vec::new();
     for threads in [1, 2] {
         for mode in [Mode::Enabled, Mode::None] {
@@ -239,7 +279,10 @@ pub fn run_train(args: TrainBench, alloc: &'static CountingAllocator) -> Result<
     }
     if args.json {
         for r in &results {
-            println!("{}", serde_json::to_string(r).map_err(|e| CliError::Usage(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(r).map_err(|e| CliError::Usage(e.to_string()))?
+            );
         }
         return Ok(());
     }
@@ -270,7 +313,12 @@ pub fn run_train(args: TrainBench, alloc: &'static CountingAllocator) -> Result<
     Ok(())
 }
 
-fn train_once(args: &TrainBench, mode: Mode, threads: usize, alloc: &CountingAllocator) -> Result<RunResult, CliError> {
+fn train_once(
+    args: &TrainBench,
+    mode: Mode,
+    threads: usize,
+    alloc: &CountingAllocator,
+) -> Result<RunResult, CliError> {
     let (x, y) = w1_data(args.data)?;
     let mut net = w1_network(mode)?;
     let batches = ROWS / BATCH;
@@ -315,7 +363,10 @@ pub fn run_infer(args: InferBench, alloc: &'static CountingAllocator) -> Result<
     if let (Some(mode), Some(threads)) = (args.mode, args.threads) {
         let results = pool(threads)?.install(|| infer_once(&args, mode, threads, alloc))?;
         for r in results {
-            println!("{}", serde_json::to_string(&r).map_err(|e| CliError::Usage(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(&r).map_err(|e| CliError::Usage(e.to_string()))?
+            );
         }
         return Ok(());
     }
@@ -329,7 +380,10 @@ pub fn run_infer(args: InferBench, alloc: &'static CountingAllocator) -> Result<
     results.sort_by(|a, b| a.workload.cmp(&b.workload).then(a.threads.cmp(&b.threads)));
     if args.json {
         for r in &results {
-            println!("{}", serde_json::to_string(r).map_err(|e| CliError::Usage(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string(r).map_err(|e| CliError::Usage(e.to_string()))?
+            );
         }
         return Ok(());
     }
@@ -344,11 +398,25 @@ pub fn run_infer(args: InferBench, alloc: &'static CountingAllocator) -> Result<
     Ok(())
 }
 
-fn child_all(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result<Vec<RunResult>, CliError> {
-    let exe = std::env::current_exe().map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
+fn child_all(
+    kind: &str,
+    extra: &[String],
+    mode: Mode,
+    threads: usize,
+) -> Result<Vec<RunResult>, CliError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
     let mode_name = format!("{mode:?}").to_lowercase();
     let out = Command::new(exe)
-        .args(["bench", kind, "--mode", &mode_name, "--threads", &threads.to_string(), "--json"])
+        .args([
+            "bench",
+            kind,
+            "--mode",
+            &mode_name,
+            "--threads",
+            &threads.to_string(),
+            "--json",
+        ])
         .args(extra)
         .output()
         .map_err(|e| CliError::Usage(format!("can't run the benchmark process: {e}")))?;
@@ -360,15 +428,27 @@ fn child_all(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result
     }
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .map(|l| serde_json::from_str(l).map_err(|e| CliError::Usage(format!("unreadable benchmark result: {e}"))))
+        .map(|l| {
+            serde_json::from_str(l)
+                .map_err(|e| CliError::Usage(format!("unreadable benchmark result: {e}")))
+        })
         .collect()
 }
 
-fn infer_once(args: &InferBench, mode: Mode, threads: usize, alloc: &CountingAllocator) -> Result<Vec<RunResult>, CliError> {
+fn infer_once(
+    args: &InferBench,
+    mode: Mode,
+    threads: usize,
+    alloc: &CountingAllocator,
+) -> Result<Vec<RunResult>, CliError> {
     let mut net = w1_network(mode)?;
     let x: Vec<f32> = (0..256 * 784).map(|i| unit(42, i as u64)).collect();
     let x = NdArray::from_slice_detached(&[256, 784], &x)?;
-    let user = get_workspace_for_current_thread(&WorkspaceConfig::default(), "BENCH_OUTPUT")?;
+    // The caller's output workspace grows with the batch (Reallocate), as a server's would.
+    let output_config = WorkspaceConfig::builder()
+        .policy_spill(dl4rs::memory::SpillPolicy::Reallocate)
+        .build()?;
+    let user = get_workspace_for_current_thread(&output_config, "BENCH_OUTPUT")?;
     let mut results = Vec::new();
     for batch in [1usize, 256] {
         let input = x.view().slice_axis(0, 0, batch, 1)?;
