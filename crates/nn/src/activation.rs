@@ -133,7 +133,7 @@ impl Activation {
                     .ok_or_else(|| NnError::Input("softmax output must be contiguous".into()))?;
                 let shape = output.shape();
                 let cols = shape.last().copied().unwrap_or(1);
-                let rows = if cols == 0 { 0 } else { y.len() / cols };
+                let rows = y.len().checked_div(cols).unwrap_or(0);
                 dl4rs_kernels::softmax_rows_backward(y, go, rows, cols, gi)?;
             }
         }

@@ -69,7 +69,7 @@ impl<T: DataType> TrainingListener<T> for ScoreIterationListener {
         _net: &MultiLayerNetwork<T>,
         info: &IterationInfo,
     ) -> Result<(), NnError> {
-        if info.iteration % self.frequency == 0 {
+        if info.iteration.is_multiple_of(self.frequency) {
             let line = format!("Score at iteration {} is {:.6}", info.iteration, info.score);
             match &mut self.lines {
                 Some(lines) => lines.push(line),
@@ -131,7 +131,7 @@ impl<T: DataType> TrainingListener<T> for PerformanceListener {
         let start = *self.window_start.get_or_insert_with(Instant::now);
         self.examples += info.batch_size;
         self.batches += 1;
-        if info.iteration % self.frequency == 0 {
+        if info.iteration.is_multiple_of(self.frequency) {
             let secs = start.elapsed().as_secs_f64().max(1e-9);
             let perf = Performance {
                 iteration: info.iteration,
@@ -210,7 +210,7 @@ impl<T: DataType> TrainingListener<T> for CheckpointListener {
         net: &MultiLayerNetwork<T>,
         info: &IterationInfo,
     ) -> Result<(), NnError> {
-        if info.iteration % self.frequency != 0 {
+        if !info.iteration.is_multiple_of(self.frequency) {
             return Ok(());
         }
         let path = self

@@ -26,7 +26,7 @@ fn dtype_name<T: DataType>() -> &'static str {
 }
 
 fn to_bytes<T: DataType>(values: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * size_of::<T>());
+    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
     for v in values {
         if size_of::<T>() == 4 {
             out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());

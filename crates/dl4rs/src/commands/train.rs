@@ -194,7 +194,7 @@ impl TrainingListener<f32> for ProgressListener {
         }
         self.examples += info.batch_size;
         self.bar.inc(1);
-        if info.iteration % 10 == 0 {
+        if info.iteration.is_multiple_of(10) {
             let secs = self.started.elapsed().as_secs_f64().max(1e-9);
             self.bar.set_message(format!(
                 "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
