@@ -93,6 +93,15 @@ pub struct MemoryResult {
     pub peak_rss_bytes: usize,
     /// Total workspace block bytes at the end.
     pub workspace_bytes: usize,
+    /// MLP-shaped forward cycle (784-256-128-10, batch 128): median ms per cycle (median of 5
+    /// runs of 200 cycles).
+    pub mlp_ms_batch128: f64,
+    /// The same at batch 1.
+    pub mlp_ms_batch1: f64,
+    /// Heap allocations per MLP cycle (all threads).
+    pub mlp_allocations_per_cycle: f64,
+    /// Block bytes of the MLP cycle's workspace.
+    pub mlp_workspace_bytes: usize,
 }
 
 /// Runs a benchmark.
@@ -178,6 +187,86 @@ fn print_memory_table(results: &[MemoryResult]) {
         );
     }
     println!("ms/cycle is the median; ns/alloc is allocate + release without touching the data.");
+    println!();
+    println!(
+        "MLP-shaped cycle: forward 784-256-128-10 (gemm + bias + ReLU, softmax; 10 array ops) \
+         with every intermediate array in the mode's placement; median of 5 runs x 200 cycles"
+    );
+    println!(
+        "{:<10} {:>14} {:>12} {:>14} {:>12}",
+        "mode", "ms (batch 128)", "ms (batch 1)", "heap allocs/c", "workspace"
+    );
+    for r in results {
+        println!(
+            "{:<10} {:>14.4} {:>12.4} {:>14.2} {:>12}",
+            format!("{:?}", r.mode).to_lowercase(),
+            r.mlp_ms_batch128,
+            r.mlp_ms_batch1,
+            r.mlp_allocations_per_cycle,
+            human_bytes(r.mlp_workspace_bytes)
+        );
+    }
+}
+
+/// The MLP-shaped cycle: returns (median ms at batch 128, at batch 1, allocations per cycle,
+/// workspace bytes).
+fn mlp_cycles(mode: Mode, alloc: &CountingAllocator) -> Result<(f64, f64, f64, usize), String> {
+    use dl4rs::array::{ArrayOps, AsView, NdArray};
+    let e = |e: dl4rs::array::ArrayError| e.to_string();
+    let dims = [784usize, 256, 128, 10];
+    let (w, b): (Vec<_>, Vec<_>) = (0..3)
+        .map(|i| {
+            (
+                NdArray::<f32>::rand_uniform(&[dims[i], dims[i + 1]], -0.1, 0.1, i as u64),
+                NdArray::<f32>::zeros(&[dims[i + 1]]),
+            )
+        })
+        .unzip();
+    let w = w.into_iter().collect::<Result<Vec<_>, _>>().map_err(e)?;
+    let b = b.into_iter().collect::<Result<Vec<_>, _>>().map_err(e)?;
+    let data = NdArray::<f32>::rand_uniform(&[128, 784], 0.0, 1.0, 9).map_err(e)?;
+    let config = WorkspaceConfig::default();
+    let cycle = |x: &dl4rs::array::ArrayView<'_, f32>| -> Result<f32, String> {
+        let _scope = match mode {
+            Mode::Workspace => Some(get_and_activate_workspace(&config, "BENCH_MLP").map_err(err)?),
+            Mode::Heap => None,
+        };
+        let a1 = x.matmul(&w[0]).and_then(|z| z.add(&b[0])).and_then(|z| z.relu()).map_err(e)?;
+        let a2 = a1.matmul(&w[1]).and_then(|z| z.add(&b[1])).and_then(|z| z.relu()).map_err(e)?;
+        let p = a2
+            .matmul(&w[2])
+            .and_then(|z| z.add(&b[2]))
+            .and_then(|z| z.softmax(1))
+            .map_err(e)?;
+        p.get(&[0, 0]).map_err(e)
+    };
+    let mut medians = [0f64; 2];
+    let mut allocations = 0u64;
+    let mut counted = 0u64;
+    for (slot, batch) in [128usize, 1].into_iter().enumerate() {
+        let x = data.view().slice_axis(0, 0, batch, 1).map_err(e)?;
+        let mut run_medians = Vec::with_capacity(5);
+        let mut times = vec![0f64; 200];
+        for _ in 0..5 {
+            for _ in 0..20 {
+                std::hint::black_box(cycle(&x)?);
+            }
+            let before = alloc.allocations();
+            for t in times.iter_mut() {
+                let start = Instant::now();
+                std::hint::black_box(cycle(&x)?);
+                *t = start.elapsed().as_secs_f64();
+            }
+            allocations += alloc.allocations() - before;
+            counted += times.len() as u64;
+            times.sort_by(f64::total_cmp);
+            run_medians.push(times[times.len() / 2] * 1e3);
+        }
+        run_medians.sort_by(f64::total_cmp);
+        medians[slot] = run_medians[run_medians.len() / 2];
+    }
+    let ws_bytes = allocation_report().get("BENCH_MLP").map_or(0, |s| s.block_bytes);
+    Ok((medians[0], medians[1], allocations as f64 / counted as f64, ws_bytes))
 }
 
 /// One cycle: every buffer allocated, written and read back; returns a checksum so the work
@@ -253,6 +342,11 @@ fn memory_mode(
     std::hint::black_box((checksum, elements));
 
     times.sort_by(f64::total_cmp);
+    let workspace_bytes = allocation_report().get("BENCH_CYCLE").map_or(0, |s| s.block_bytes);
+    let (mlp_ms_batch128, mlp_ms_batch1, mlp_allocations_per_cycle, mlp_workspace_bytes) =
+        super::thread_pool(None)
+            .map_err(|e| e.to_string())?
+            .install(|| mlp_cycles(mode, alloc))?;
     Ok(MemoryResult {
         mode,
         cycles,
@@ -262,7 +356,11 @@ fn memory_mode(
         median_ms_per_cycle: times[cycles / 2] * 1e3,
         heap_allocations_per_cycle: heap_allocations as f64 / cycles as f64,
         peak_rss_bytes: peak_rss_bytes(),
-        workspace_bytes: allocation_report().total_block_bytes(),
+        workspace_bytes,
+        mlp_ms_batch128,
+        mlp_ms_batch1,
+        mlp_allocations_per_cycle,
+        mlp_workspace_bytes,
     })
 }
 
