@@ -22,6 +22,9 @@ fn bench(c: &mut Criterion) {
         ("1MiB", 1 << 20),
         ("16MiB", 16 << 20),
     ] {
+        // One workspace per size: a workspace learns its first loop, and with the default
+        // External spill policy a later, larger cycle would spill instead of growing.
+        let id = format!("BENCH_{label}");
         group.throughput(Throughput::Elements(1));
         group.bench_with_input(BenchmarkId::new("std_vec", label), &bytes, |b, &n| {
             b.iter(|| {
@@ -41,7 +44,7 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("workspace", label), &bytes, |b, &n| {
             b.iter(|| {
-                let _cycle = get_and_activate_workspace(&config, "BENCH").unwrap();
+                let _cycle = get_and_activate_workspace(&config, &id).unwrap();
                 let mut buf = Buffer::<u8>::uninitialized(n).unwrap();
                 touch(&mut buf);
                 std::hint::black_box(buf);
@@ -52,7 +55,7 @@ fn bench(c: &mut Criterion) {
             &bytes,
             |b, &n| {
                 b.iter(|| {
-                    let _cycle = get_and_activate_workspace(&config, "BENCH").unwrap();
+                    let _cycle = get_and_activate_workspace(&config, &id).unwrap();
                     let mut buf = Buffer::<u8>::zeros(n).unwrap();
                     touch(&mut buf);
                     std::hint::black_box(buf);
