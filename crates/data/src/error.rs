@@ -49,6 +49,29 @@ pub enum DataError {
     /// workspace cycle ended).
     #[error(transparent)]
     Array(#[from] ArrayError),
+    /// A value in a text record file (CSV) that cannot be used: a malformed quote, a wrong
+    /// number of columns, a non-numeric field, a label that is not a valid class. `line` and
+    /// `column` are 1-based (`column` counts fields, not characters).
+    #[error("{name}: line {line}, column {column}: {message}")]
+    Parse {
+        /// The file name, or the name given to an in-memory buffer.
+        name: String,
+        /// The 1-based line number.
+        line: usize,
+        /// The 1-based column (field) number.
+        column: usize,
+        /// What was expected and what was found.
+        message: String,
+    },
+    /// The prefetch thread of an asynchronous iterator failed: the source iterator panicked,
+    /// or the thread could not be started or ended abnormally.
+    #[error("{op}: {message}")]
+    Prefetch {
+        /// The operation.
+        op: &'static str,
+        /// What happened and what to do.
+        message: String,
+    },
 }
 
 pub(crate) fn invalid(op: &'static str, message: impl Into<String>) -> DataError {

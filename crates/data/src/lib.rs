@@ -39,12 +39,22 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod async_iter;
 mod dataset;
 mod error;
 pub mod fashion_mnist;
 pub mod idx;
 mod iterator;
+mod multi;
+pub mod normalizer;
+pub mod records;
+mod shield;
 
+pub use async_iter::{
+    AsyncDataSetIterator, DEFAULT_MIN_RING_BYTES, DEFAULT_PREFETCH, MAX_PREFETCH, MIN_PREFETCH,
+};
 pub use dataset::{DataSet, shuffle_indices};
 pub use error::DataError;
 pub use iterator::{DataSetIterator, InMemoryDataSetIterator};
+pub use multi::{InMemoryMultiDataSetIterator, MultiDataSet, MultiDataSetIterator};
+pub use shield::AsyncShieldDataSetIterator;
