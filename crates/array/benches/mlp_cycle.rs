@@ -18,14 +18,34 @@ fn mlp() -> Mlp {
         w: (0..3)
             .map(|i| NdArray::rand_uniform(&[dims[i], dims[i + 1]], -0.1, 0.1, i as u64).unwrap())
             .collect(),
-        b: (0..3).map(|i| NdArray::zeros(&[dims[i + 1]]).unwrap()).collect(),
+        b: (0..3)
+            .map(|i| NdArray::zeros(&[dims[i + 1]]).unwrap())
+            .collect(),
     }
 }
 
 fn forward(net: &Mlp, x: &impl AsView<f32>) -> f32 {
-    let a1 = x.matmul(&net.w[0]).unwrap().add(&net.b[0]).unwrap().relu().unwrap();
-    let a2 = a1.matmul(&net.w[1]).unwrap().add(&net.b[1]).unwrap().relu().unwrap();
-    let p = a2.matmul(&net.w[2]).unwrap().add(&net.b[2]).unwrap().softmax(1).unwrap();
+    let a1 = x
+        .matmul(&net.w[0])
+        .unwrap()
+        .add(&net.b[0])
+        .unwrap()
+        .relu()
+        .unwrap();
+    let a2 = a1
+        .matmul(&net.w[1])
+        .unwrap()
+        .add(&net.b[1])
+        .unwrap()
+        .relu()
+        .unwrap();
+    let p = a2
+        .matmul(&net.w[2])
+        .unwrap()
+        .add(&net.b[2])
+        .unwrap()
+        .softmax(1)
+        .unwrap();
     p.get(&[0, 0]).unwrap()
 }
 

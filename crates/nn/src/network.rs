@@ -17,7 +17,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dl4rs_array::{ArrayView, AsView, DataType, NdArray};
-use dl4rs_data::{DataSet, DataSetIterator};
+use dl4rs_data::{AsyncDataSetIterator, DataSet, DataSetIterator};
 use dl4rs_eval::{Evaluation, IEvaluation, RegressionEvaluation, Roc, RocMultiClass};
 use dl4rs_memory::{
     AllocationPolicy, LearningPolicy, SpillPolicy, Workspace, WorkspaceConfig, WorkspaceScope,
@@ -585,6 +585,20 @@ impl<T: DataType> MultiLayerNetwork<T> {
             RocMultiClass::with_capacity(self.conf.n_out(), iterator.total_examples().unwrap_or(0));
         self.do_evaluation(iterator, &mut [&mut roc])?;
         Ok(roc)
+    }
+
+    /// Trains for `epochs` passes over an owned `source`, prefetching batches on a background
+    /// thread when the source says it is worth it (`async_supported()`), as DL4J's
+    /// `fit(iterator)` does: an [`AsyncDataSetIterator`] with a queue of 2 whose batches live in
+    /// its own cyclic workspace. Use [`dl4rs_data::AsyncShieldDataSetIterator`] to turn
+    /// prefetch off. The prefetch thread is stopped and joined before this returns.
+    pub fn fit_prefetched(
+        &mut self,
+        source: Box<dyn DataSetIterator<T> + Send>,
+        epochs: usize,
+    ) -> Result<(), NnError> {
+        let mut iterator = AsyncDataSetIterator::wrap_if_supported(source, 2)?;
+        self.fit_iter(iterator.as_mut(), epochs)
     }
 
     /// The loss of a data set in inference mode (DL4J `score(DataSet)`).

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use dl4rs_array::{DataType, NdArray};
+use dl4rs_data::normalizer::Normalizer;
 use safetensors::SafeTensorError;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
@@ -57,6 +58,14 @@ impl ModelSerializer {
         net: &MultiLayerNetwork<T>,
         save_updater: bool,
     ) -> Result<Vec<u8>, NnError> {
+        Self::encode(net, save_updater, None)
+    }
+
+    fn encode<T: DataType>(
+        net: &MultiLayerNetwork<T>,
+        save_updater: bool,
+        normalizer: Option<&Normalizer>,
+    ) -> Result<Vec<u8>, NnError> {
         let dtype = if size_of::<T>() == 4 {
             Dtype::F32
         } else {
@@ -96,8 +105,61 @@ impl ModelSerializer {
         meta.insert("iteration".to_string(), net.iteration_count().to_string());
         meta.insert("epoch".to_string(), net.epoch_count().to_string());
         meta.insert("configuration".to_string(), net.conf().to_json()?);
+        if let Some(n) = normalizer {
+            meta.insert("normalizer".to_string(), n.to_json()?);
+        }
         safetensors::serialize(views, Some(meta))
             .map_err(|e| NnError::Input(format!("model file: can't serialize: {e}")))
+    }
+
+    /// The model file's bytes with a fitted normalizer stored beside the network (inference
+    /// must apply it to raw inputs: [`ModelSerializer::restore_normalizer`]).
+    pub fn to_bytes_with_normalizer<T: DataType>(
+        net: &MultiLayerNetwork<T>,
+        save_updater: bool,
+        normalizer: Option<&Normalizer>,
+    ) -> Result<Vec<u8>, NnError> {
+        Self::encode(net, save_updater, normalizer)
+    }
+
+    /// Writes the model and a fitted normalizer to `path` atomically.
+    pub fn write_model_with_normalizer<T: DataType>(
+        net: &MultiLayerNetwork<T>,
+        path: impl AsRef<Path>,
+        save_updater: bool,
+        normalizer: &Normalizer,
+    ) -> Result<(), NnError> {
+        write_atomic(
+            path.as_ref(),
+            &Self::encode(net, save_updater, Some(normalizer))?,
+        )
+    }
+
+    /// The normalizer stored in a model file, if any.
+    pub fn restore_normalizer(path: impl AsRef<Path>) -> Result<Option<Normalizer>, NnError> {
+        let path = path.as_ref();
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| NnError::File {
+            path: name.clone(),
+            message: format!("can't read the model file: {e}"),
+        })?;
+        let (_, metadata) = SafeTensors::read_metadata(&bytes).map_err(|e| NnError::File {
+            path: name.clone(),
+            message: format!("not a dl4rs model file (unreadable safetensors header: {e})"),
+        })?;
+        match metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("normalizer"))
+        {
+            None => Ok(None),
+            Some(json) => Normalizer::from_json(json)
+                .map(Some)
+                .map_err(|e| NnError::File {
+                    path: name,
+                    message: format!("invalid normalizer in the model file: {e}"),
+                }),
+        }
     }
 
     /// Writes the model to `path` atomically; with `save_updater` the updater state too, so

@@ -540,3 +540,73 @@ fn custom_layer_in_the_wrong_workspace_is_an_error() {
     );
     let _unused = x.view();
 }
+
+fn csv_source(rows: usize) -> String {
+    let mut text = String::new();
+    for r in 0..rows {
+        let label = r % 3;
+        let values: Vec<String> = (0..6)
+            .map(|c| {
+                format!(
+                    "{:.3}",
+                    ((r * 7 + c * 13) % 17) as f64 / 17.0 + label as f64 * 0.1
+                )
+            })
+            .collect();
+        text.push_str(&format!("{},{}\n", values.join(","), label));
+    }
+    text
+}
+
+fn csv_iterator(rows: usize) -> Box<dyn dl4rs_data::DataSetIterator<f32> + Send> {
+    let mut reader = dl4rs_data::records::CsvRecordReader::new(0, ',');
+    reader
+        .initialize_str("train.csv", &csv_source(rows))
+        .unwrap();
+    Box::new(
+        dl4rs_data::records::RecordReaderDataSetIterator::<f32>::classification(reader, 8, 6, 3)
+            .unwrap(),
+    )
+}
+
+/// `fit_prefetched` (async prefetch on a cyclic workspace) trains exactly like `fit_iter`.
+#[test]
+fn prefetched_training_matches_direct_training() {
+    let source = csv_iterator(100);
+    assert!(source.async_supported());
+    let mut direct = small_net(WorkspaceMode::Enabled);
+    let mut it = csv_iterator(100);
+    direct.fit_iter(it.as_mut(), 3).unwrap();
+    let mut prefetched = small_net(WorkspaceMode::Enabled);
+    prefetched.fit_prefetched(source, 3).unwrap();
+    assert_eq!(
+        prefetched.params().to_vec().unwrap(),
+        direct.params().to_vec().unwrap()
+    );
+    assert_eq!(prefetched.iteration_count(), 3 * 13);
+    assert_eq!(prefetched.epoch_count(), 3);
+}
+
+#[test]
+fn model_file_stores_the_normalizer() {
+    use dl4rs_data::normalizer::{DataNormalization, Normalizer};
+    let dir = std::env::temp_dir().join(format!("dl4rs-norm-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("with-normalizer.dl4rs");
+    let mut normalizer = Normalizer::from_name("standardize").unwrap();
+    normalizer.fit(csv_iterator(50).as_mut()).unwrap();
+    let net = small_net(WorkspaceMode::Enabled);
+    ModelSerializer::write_model_with_normalizer(&net, &path, false, &normalizer).unwrap();
+    let back = ModelSerializer::restore_normalizer(&path)
+        .unwrap()
+        .expect("stored");
+    assert_eq!(back.to_json().unwrap(), normalizer.to_json().unwrap());
+    let plain = dir.join("plain.dl4rs");
+    ModelSerializer::write_model(&net, &plain, false).unwrap();
+    assert!(
+        ModelSerializer::restore_normalizer(&plain)
+            .unwrap()
+            .is_none()
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -231,8 +231,16 @@ fn mlp_cycles(mode: Mode, alloc: &CountingAllocator) -> Result<(f64, f64, f64, u
             Mode::Workspace => Some(get_and_activate_workspace(&config, "BENCH_MLP").map_err(err)?),
             Mode::Heap => None,
         };
-        let a1 = x.matmul(&w[0]).and_then(|z| z.add(&b[0])).and_then(|z| z.relu()).map_err(e)?;
-        let a2 = a1.matmul(&w[1]).and_then(|z| z.add(&b[1])).and_then(|z| z.relu()).map_err(e)?;
+        let a1 = x
+            .matmul(&w[0])
+            .and_then(|z| z.add(&b[0]))
+            .and_then(|z| z.relu())
+            .map_err(e)?;
+        let a2 = a1
+            .matmul(&w[1])
+            .and_then(|z| z.add(&b[1]))
+            .and_then(|z| z.relu())
+            .map_err(e)?;
         let p = a2
             .matmul(&w[2])
             .and_then(|z| z.add(&b[2]))
@@ -265,8 +273,15 @@ fn mlp_cycles(mode: Mode, alloc: &CountingAllocator) -> Result<(f64, f64, f64, u
         run_medians.sort_by(f64::total_cmp);
         medians[slot] = run_medians[run_medians.len() / 2];
     }
-    let ws_bytes = allocation_report().get("BENCH_MLP").map_or(0, |s| s.block_bytes);
-    Ok((medians[0], medians[1], allocations as f64 / counted as f64, ws_bytes))
+    let ws_bytes = allocation_report()
+        .get("BENCH_MLP")
+        .map_or(0, |s| s.block_bytes);
+    Ok((
+        medians[0],
+        medians[1],
+        allocations as f64 / counted as f64,
+        ws_bytes,
+    ))
 }
 
 /// One cycle: every buffer allocated, written and read back; returns a checksum so the work
@@ -342,7 +357,9 @@ fn memory_mode(
     std::hint::black_box((checksum, elements));
 
     times.sort_by(f64::total_cmp);
-    let workspace_bytes = allocation_report().get("BENCH_CYCLE").map_or(0, |s| s.block_bytes);
+    let workspace_bytes = allocation_report()
+        .get("BENCH_CYCLE")
+        .map_or(0, |s| s.block_bytes);
     let (mlp_ms_batch128, mlp_ms_batch1, mlp_allocations_per_cycle, mlp_workspace_bytes) =
         super::thread_pool(None)
             .map_err(|e| e.to_string())?
