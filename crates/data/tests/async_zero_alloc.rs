@@ -66,6 +66,16 @@ fn steady_state_allocates_nothing_on_either_thread() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+        // The same once-per-thread cost on the consumer side: make this thread block on a
+        // channel once (std caches the waiter context per thread, across channels), in case the
+        // producer was always ahead during the warm-up.
+        let (wake, wait) = std::sync::mpsc::sync_channel::<()>(0);
+        let waker = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            wake.send(()).unwrap();
+        });
+        wait.recv().unwrap();
+        waker.join().unwrap();
         let before = ALLOC.allocations();
         let before_here = ALLOC.thread_allocations();
         let before_producer = PRODUCER_ALLOCATIONS.load(SeqCst);

@@ -30,7 +30,7 @@ use crate::element::Element;
 /// Alignment of every block and of every allocation inside one, in bytes.
 pub const ALIGN: usize = 64;
 
-/// Pages a ring block is split into for borrow tracking.
+/// Pages a ring block is split into for borrow tracking when its slot size is not known.
 const RING_PAGES: usize = 64;
 
 /// Rounds `n` up to a multiple of [`ALIGN`]; `None` on overflow.
@@ -240,24 +240,29 @@ pub(crate) struct Chunk {
     mem: RawMem,
     pub(crate) ws: Arc<WsShared>,
     validity: Validity,
-    page_shift: u32,
+    /// Bytes per borrow-tracking page (the whole chunk for scoped blocks and spills).
+    page: usize,
     borrows: Box<[AtomicUsize]>,
     write_end: AtomicU64,
 }
 
 impl Chunk {
-    pub(crate) fn new(mem: RawMem, ws: Arc<WsShared>, validity: Validity) -> Chunk {
-        let pages = if matches!(validity, Validity::Ring { .. }) {
-            RING_PAGES
-        } else {
-            1
+    /// A chunk over `mem`. For a ring, `slot` is the ring's slot size (one cycle) when known:
+    /// borrow-tracking pages are then exactly the slots, so a reader of one slot never makes the
+    /// writer of a neighbouring slot skip it. Otherwise a ring gets 64 pages.
+    pub(crate) fn new(mem: RawMem, ws: Arc<WsShared>, validity: Validity, slot: usize) -> Chunk {
+        let len = mem.len().max(1);
+        let page = match validity {
+            Validity::Ring { .. } if slot > 0 => slot,
+            Validity::Ring { .. } => len.div_ceil(RING_PAGES).max(ALIGN),
+            _ => len,
         };
-        let page = mem.len().div_ceil(pages).max(ALIGN).next_power_of_two();
+        let pages = len.div_ceil(page);
         Chunk {
             mem,
             ws,
             validity,
-            page_shift: page.trailing_zeros(),
+            page,
             borrows: (0..pages).map(|_| AtomicUsize::new(0)).collect(),
             write_end: AtomicU64::new(0),
         }
@@ -275,8 +280,8 @@ impl Chunk {
         if bytes == 0 {
             return 0..0;
         }
-        let last = (offset + bytes - 1) >> self.page_shift;
-        (offset >> self.page_shift)..(last + 1).min(self.borrows.len())
+        let last = (offset + bytes - 1) / self.page;
+        (offset / self.page).min(self.borrows.len())..(last + 1).min(self.borrows.len())
     }
 
     /// Checks validity without borrowing (for `is_valid` and error reports).

@@ -170,7 +170,17 @@ impl WorkspaceState {
         } else {
             Validity::Generation
         };
-        self.block = Some(Arc::new(Chunk::new(mem, self.shared.clone(), validity)));
+        let slot = if self.config.policy_allocation == AllocationPolicy::Overallocate {
+            self.initial_block_size
+        } else {
+            0
+        };
+        self.block = Some(Arc::new(Chunk::new(
+            mem,
+            self.shared.clone(),
+            validity,
+            slot,
+        )));
         self.offset = 0;
         self.lap_base = 0;
     }
@@ -290,7 +300,7 @@ impl WorkspaceState {
         } else {
             Validity::Generation
         };
-        let chunk = Arc::new(Chunk::new(mem, self.shared.clone(), validity));
+        let chunk = Arc::new(Chunk::new(mem, self.shared.clone(), validity, 0));
         if pinned {
             self.pinned
                 .push_back((self.steps_count, bytes, chunk.clone()));

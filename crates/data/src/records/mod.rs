@@ -32,10 +32,12 @@
 mod csv;
 mod iterator;
 mod sequence;
+mod streaming;
 
 pub use csv::{CsvRecordReader, Records};
 pub use iterator::{LabelSpec, RecordReaderDataSetIterator};
 pub use sequence::{AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator};
+pub use streaming::CsvStreamingDataSetIterator;
 
 use crate::error::{DataError, invalid};
 

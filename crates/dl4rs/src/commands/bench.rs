@@ -34,6 +34,9 @@ pub enum Which {
     Train(super::workloads::TrainBench),
     /// W2: the same MLP, inference at batch 1 and 256, workspaces Enabled vs None.
     Infer(super::workloads::InferBench),
+    /// An epoch of W1 from a CSV file (parsed per batch) with and without async prefetch,
+    /// and from memory.
+    Pipeline(super::workloads::PipelineBench),
 }
 
 /// Where the workload's buffers live.
@@ -133,6 +136,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         },
         Which::Train(args) => super::workloads::run_train(args, alloc),
         Which::Infer(args) => super::workloads::run_infer(args, alloc),
+        Which::Pipeline(args) => super::workloads::run_pipeline(args, alloc),
     }
 }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use dl4rs::array::NdArray;
+use dl4rs::data::normalizer::DataNormalization;
 use dl4rs::data::{InMemoryDataSetIterator, fashion_mnist};
 use dl4rs::eval::Evaluation;
 use dl4rs::nn::{ModelSerializer, MultiLayerNetwork};
@@ -124,7 +125,11 @@ pub fn predict(args: PredictArgs) -> Result<(), CliError> {
     let mut net = restore(&args.model)?;
     let n_in = net.conf().n_in();
     let (values, rows) = read_csv(&args.input, n_in)?;
-    let x = NdArray::<f32>::from_slice(&[rows, n_in], &values)?;
+    let mut x = NdArray::<f32>::from_slice(&[rows, n_in], &values)?;
+    // A model trained on normalized data stores its normalizer: apply it to raw inputs.
+    if let Some(normalizer) = ModelSerializer::restore_normalizer(&args.model)? {
+        DataNormalization::<f32>::transform_features(&normalizer, &mut x)?;
+    }
     let out = net.output(&x, false)?;
     let probs = out.to_vec()?;
     let n_out = net.conf().n_out();

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use dl4rs::data::{DataSet, InMemoryDataSetIterator, fashion_mnist};
-use dl4rs::eval::Evaluation;
+use dl4rs::data::normalizer::{DataNormalization, Normalizer};
+use dl4rs::data::records::{CsvRecordReader, RecordReaderDataSetIterator};
+use dl4rs::data::{AsyncDataSetIterator, DataSet, InMemoryDataSetIterator, fashion_mnist};
+use dl4rs::eval::{Evaluation, RegressionEvaluation};
 use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
 use dl4rs::nn::{
     Activation, IterationInfo, LayerConf, LossFunction, ModelSerializer, MultiLayerNetwork,
@@ -47,6 +49,31 @@ pub struct TrainArgs {
     /// Weight initialization of every layer.
     #[arg(long, value_enum, default_value_t = Init::HeUniform)]
     pub weight_init: Init,
+    /// CSV data (`--data file.csv`): the 0-based column holding the label (classification) or
+    /// the first target (regression).
+    #[arg(long)]
+    pub label_column: Option<usize>,
+    /// CSV classification: number of classes (labels are integers 0..classes).
+    #[arg(long)]
+    pub classes: Option<usize>,
+    /// CSV regression instead of classification: targets are `--label-column..=--label-to`.
+    #[arg(long)]
+    pub regression: bool,
+    /// CSV regression: last target column (inclusive; default: `--label-column`).
+    #[arg(long)]
+    pub label_to: Option<usize>,
+    /// CSV: lines to skip at the top (headers).
+    #[arg(long, default_value_t = 0)]
+    pub skip_lines: usize,
+    /// CSV field delimiter.
+    #[arg(long, default_value_t = ',')]
+    pub delimiter: char,
+    /// CSV: fraction of the (shuffled) rows held out for the evaluation.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Feature normalizer, fitted on the training rows and saved with the model.
+    #[arg(long, value_enum, default_value_t = NormalizerArg::None)]
+    pub normalizer: NormalizerArg,
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -68,6 +95,19 @@ impl From<Mode> for WorkspaceMode {
             Mode::None => WorkspaceMode::None,
         }
     }
+}
+
+/// Normalizer on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NormalizerArg {
+    /// No normalization.
+    None,
+    /// Zero mean, unit variance per column.
+    Standardize,
+    /// Each column to [0, 1].
+    Minmax,
+    /// Pixels 0..255 to [0, 1].
+    Image,
 }
 
 /// Weight initialization on the command line.
@@ -134,9 +174,20 @@ fn load_dir(dir: &std::path::Path) -> Result<(DataSet, DataSet, String), CliErro
     Ok((train, test, text))
 }
 
-/// The default network of the main job.
-pub fn default_network(args: &TrainArgs) -> Result<MultiLayerNetwork<f32>, NnError> {
+/// The main job's MLP (two ReLU hidden layers of 256 and 128) for `n_in` inputs and `n_out`
+/// outputs: softmax + cross-entropy, or identity + MSE for regression.
+pub fn network(
+    args: &TrainArgs,
+    n_in: usize,
+    n_out: usize,
+    regression: bool,
+) -> Result<MultiLayerNetwork<f32>, NnError> {
     let mode = WorkspaceMode::from(args.workspaces);
+    let output = if regression {
+        LayerConf::output(LossFunction::Mse, n_out).activation(Activation::Identity)
+    } else {
+        LayerConf::output(LossFunction::Mcxent, n_out).activation(Activation::Softmax)
+    };
     let conf = NeuralNetConfiguration::builder()
         .seed(args.seed)
         .updater(Updater::adam(args.lr))
@@ -146,7 +197,7 @@ pub fn default_network(args: &TrainArgs) -> Result<MultiLayerNetwork<f32>, NnErr
         .list()
         .layer(
             LayerConf::dense(256)
-                .n_in(fashion_mnist::NUM_INPUTS)
+                .n_in(n_in)
                 .activation(Activation::Relu)
                 .name("hidden1"),
         )
@@ -155,11 +206,7 @@ pub fn default_network(args: &TrainArgs) -> Result<MultiLayerNetwork<f32>, NnErr
                 .activation(Activation::Relu)
                 .name("hidden2"),
         )
-        .layer(
-            LayerConf::output(LossFunction::Mcxent, fashion_mnist::NUM_CLASSES)
-                .activation(Activation::Softmax)
-                .name("output"),
-        )
+        .layer(output.name("output"))
         .build()?;
     MultiLayerNetwork::new(conf)
 }
@@ -226,14 +273,37 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
 }
 
 fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
-    let (train, test, description) = load_data(&args.data)?;
-    println!("data: {description}");
-    let mut net = default_network(args)?;
+    let job = if args.data.ends_with(".csv") || args.label_column.is_some() {
+        csv_job(args)?
+    } else {
+        let (train, test, description) = load_data(&args.data)?;
+        Job {
+            train,
+            test,
+            description,
+            regression: false,
+            class_names: Some(
+                fashion_mnist::CLASS_NAMES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            normalizer: None,
+            prefetch: false,
+        }
+    };
+    println!("data: {}", job.description);
+    let mut net = network(
+        args,
+        job.train.num_inputs(),
+        job.train.num_outcomes(),
+        job.regression,
+    )?;
     print!("{}", net.summary());
-    let n_train = train.num_examples();
-    let mut train_iter = InMemoryDataSetIterator::new(train, args.batch)?.with_shuffle(args.seed);
-    let mut test_iter = InMemoryDataSetIterator::new(test, 500)?;
+    let n_train = job.train.num_examples();
+    let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
     let per_epoch = train_iter.batches_per_epoch() as u64;
+    let mut test_iter = InMemoryDataSetIterator::new(job.test, 500)?;
     let bar = ProgressBar::new(per_epoch * args.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
@@ -252,7 +322,14 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         started,
         examples: 0,
     }));
-    net.fit_iter(&mut train_iter, args.epochs)?;
+    if job.prefetch {
+        // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
+        let source = AsyncDataSetIterator::new(Box::new(train_iter), 2)?;
+        net.fit_prefetched(Box::new(source), args.epochs)?;
+    } else {
+        let mut train_iter = train_iter;
+        net.fit_iter(&mut train_iter, args.epochs)?;
+    }
     bar.finish();
     let train_secs = started.elapsed().as_secs_f64();
     println!(
@@ -263,9 +340,20 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         (n_train * args.epochs) as f64 / train_secs
     );
 
-    let mut eval = Evaluation::with_labels(fashion_mnist::CLASS_NAMES);
-    net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
-    println!("{}", eval.stats());
+    let summary_line = if job.regression {
+        let mut eval = RegressionEvaluation::new(net.conf().n_out());
+        net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
+        println!("{}", eval.stats());
+        format!("test MSE: {:.6}", eval.average_mean_squared_error())
+    } else {
+        let mut eval = match &job.class_names {
+            Some(names) => Evaluation::with_labels(names.clone()),
+            None => Evaluation::new(net.conf().n_out()),
+        };
+        net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
+        println!("{}", eval.stats());
+        format!("test accuracy: {:.2}%", eval.accuracy() * 100.0)
+    };
 
     println!("== workspace memory report (training thread) ==");
     print!("{}", allocation_report());
@@ -281,8 +369,98 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
             "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
         ),
     }
-    ModelSerializer::write_model(&net, &args.out, true)?;
+    match &job.normalizer {
+        Some(n) => ModelSerializer::write_model_with_normalizer(&net, &args.out, true, n)?,
+        None => ModelSerializer::write_model(&net, &args.out, true)?,
+    }
     println!("model saved to {}", args.out.display());
-    println!("test accuracy: {:.2}%", eval.accuracy() * 100.0);
+    println!("{summary_line}");
     Ok(())
+}
+
+/// What to train on.
+struct Job {
+    train: DataSet,
+    test: DataSet,
+    description: String,
+    regression: bool,
+    class_names: Option<Vec<String>>,
+    normalizer: Option<Normalizer>,
+    prefetch: bool,
+}
+
+/// Reads a CSV, shuffles and splits it, fits the normalizer on the training rows.
+fn csv_job(args: &TrainArgs) -> Result<Job, CliError> {
+    let label = args.label_column.ok_or_else(|| {
+        CliError::Usage(
+            "CSV data needs --label-column N (0-based) and --classes K or --regression".into(),
+        )
+    })?;
+    if !(0.0..1.0).contains(&args.test_fraction) {
+        return Err(CliError::Usage(format!(
+            "--test-fraction must be in [0, 1), found {}",
+            args.test_fraction
+        )));
+    }
+    let mut reader = CsvRecordReader::new(args.skip_lines, args.delimiter);
+    reader.initialize(&args.data)?;
+    let iter = if args.regression {
+        RecordReaderDataSetIterator::<f32>::regression(
+            reader,
+            args.batch,
+            label,
+            args.label_to.unwrap_or(label),
+        )?
+    } else {
+        let classes = args.classes.ok_or_else(|| {
+            CliError::Usage("CSV classification needs --classes K (or use --regression)".into())
+        })?;
+        RecordReaderDataSetIterator::<f32>::classification(reader, args.batch, label, classes)?
+    };
+    let mut all = iter.to_dataset()?;
+    let n = all.num_examples();
+    all.shuffle(args.seed)?;
+    let n_test = ((n as f64) * args.test_fraction).round() as usize;
+    if n_test == 0 || n_test >= n {
+        return Err(CliError::Usage(format!(
+            "{}: {n} rows can't be split with --test-fraction {}: need at least one training and one test row",
+            args.data, args.test_fraction
+        )));
+    }
+    let (mut train, mut test) = all.split_test_and_train(n - n_test)?;
+    let normalizer = match args.normalizer {
+        NormalizerArg::None => None,
+        other => {
+            let name = format!("{other:?}").to_lowercase();
+            let mut normalizer = Normalizer::from_name(&name)?;
+            normalizer.fit_data(&train)?;
+            normalizer.transform(&mut train)?;
+            normalizer.transform(&mut test)?;
+            Some(normalizer)
+        }
+    };
+    Ok(Job {
+        description: format!(
+            "{} ({} rows: {} train / {} test, {} features, {}{})",
+            args.data,
+            n,
+            n - n_test,
+            n_test,
+            train.num_inputs(),
+            if args.regression {
+                "regression"
+            } else {
+                "classification"
+            },
+            normalizer
+                .as_ref()
+                .map_or(String::new(), |n| format!(", normalizer {}", n.name()))
+        ),
+        train,
+        test,
+        regression: args.regression,
+        class_names: None,
+        normalizer,
+        prefetch: true,
+    })
 }

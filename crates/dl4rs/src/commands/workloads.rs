@@ -490,3 +490,118 @@ fn infer_once(
     }
     Ok(results)
 }
+
+/// Options of `dl4rs bench pipeline`.
+#[derive(Args, Debug, Clone)]
+pub struct PipelineBench {
+    /// Rows of the generated CSV file (W1's synthetic data, 784 features + label).
+    #[arg(long, default_value_t = 20_000)]
+    pub rows: usize,
+    /// Timed epochs per source (after one warm-up epoch).
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Threads.
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+}
+
+/// Writes W1's synthetic rows as CSV (4 decimals) to `path`.
+fn write_w1_csv(path: &std::path::Path, rows: usize) -> Result<(), CliError> {
+    use std::io::Write;
+    let io = |e: std::io::Error| CliError::Usage(format!("{}: {e}", path.display()));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
+    for r in 0..rows {
+        for c in 0..784 {
+            write!(out, "{:.4},", unit(42, (r * 784 + c) as u64)).map_err(io)?;
+        }
+        writeln!(out, "{}", splitmix(43, r as u64) % 10).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
+/// Runs `dl4rs bench pipeline`.
+pub fn run_pipeline(
+    args: PipelineBench,
+    alloc: &'static CountingAllocator,
+) -> Result<(), CliError> {
+    use dl4rs::data::records::{
+        CsvRecordReader, CsvStreamingDataSetIterator, LabelSpec, RecordReaderDataSetIterator,
+    };
+    use dl4rs::data::{AsyncDataSetIterator, DataSetIterator, InMemoryDataSetIterator};
+    if args.rows < BATCH || args.epochs == 0 {
+        return Err(CliError::Usage(format!(
+            "--rows must be at least {BATCH} and --epochs at least 1"
+        )));
+    }
+    let path = std::env::temp_dir().join(format!("dl4rs-pipeline-{}.csv", std::process::id()));
+    write_w1_csv(&path, args.rows)?;
+    let size = std::fs::metadata(&path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    let spec = LabelSpec::Classification {
+        column: 784,
+        num_classes: 10,
+    };
+    let result = pool(args.threads)?.install(|| -> Result<Vec<(String, f64, f64)>, CliError> {
+        let parse_start = Instant::now();
+        let mut reader = CsvRecordReader::new(0, ',');
+        reader.initialize(&path)?;
+        let data = RecordReaderDataSetIterator::<f32>::new(reader, BATCH, spec)?.to_dataset()?;
+        let parse_secs = parse_start.elapsed().as_secs_f64();
+        let mut rows = Vec::new();
+        rows.push((
+            "parse the whole file once (CsvRecordReader)".to_string(),
+            parse_secs,
+            f64::NAN,
+        ));
+        let mut epoch = |name: &str, it: &mut dyn DataSetIterator<f32>| -> Result<(), CliError> {
+            let mut net = w1_network(Mode::Enabled)?;
+            net.fit_iter(it, 1)?; // warm-up epoch: workspaces and the ring learn
+            let before = alloc.allocations();
+            let batches_before = net.iteration_count();
+            let mut times = Vec::with_capacity(args.epochs);
+            for _ in 0..args.epochs {
+                let t = Instant::now();
+                net.fit_iter(it, 1)?;
+                times.push(t.elapsed().as_secs_f64());
+            }
+            let batches = (net.iteration_count() - batches_before).max(1);
+            times.sort_by(f64::total_cmp);
+            rows.push((
+                name.to_string(),
+                times[times.len() / 2],
+                (alloc.allocations() - before) as f64 / batches as f64,
+            ));
+            Ok(())
+        };
+        let mut memory = InMemoryDataSetIterator::new(data, BATCH)?;
+        epoch("in-memory data set", &mut memory)?;
+        let mut sync = CsvStreamingDataSetIterator::<f32>::new(&path, 0, ',', BATCH, spec)?;
+        epoch("CSV, parsed per batch, no prefetch", &mut sync)?;
+        let streaming = CsvStreamingDataSetIterator::<f32>::new(&path, 0, ',', BATCH, spec)?;
+        let mut prefetched = AsyncDataSetIterator::new(Box::new(streaming), 2)?;
+        epoch("CSV, parsed per batch, async prefetch 2", &mut prefetched)?;
+        Ok(rows)
+    });
+    std::fs::remove_file(&path).ok();
+    let rows = result?;
+    println!(
+        "dl4rs bench pipeline: one epoch of W1 (MLP 784-256-128-10, SGD 0.1, batch 128, workspaces on) \
+         over {} rows ({}), {} thread(s); median of {} epochs after a warm-up epoch",
+        args.rows,
+        human_bytes(size),
+        args.threads,
+        args.epochs
+    );
+    println!("{:<44} {:>10} {:>16}", "source", "s/epoch", "allocs/batch");
+    for (name, secs, allocs) in rows {
+        let allocs = if allocs.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{allocs:.2}")
+        };
+        println!("{name:<44} {secs:>10.3} {allocs:>16}");
+    }
+    println!("allocs/batch counts every thread of the process (the prefetch thread included).");
+    Ok(())
+}
