@@ -549,7 +549,7 @@ fn csv_source(rows: usize) -> String {
             .map(|c| {
                 format!(
                     "{:.3}",
-                    ((r * 7 + c * 13) % 17) as f64 / 17.0 + label as f64 * 0.1
+                    ((r * 7 + c * 13) % 17) as f64 / 17.0 * 0.3 + label as f64 * 0.6
                 )
             })
             .collect();
@@ -609,4 +609,84 @@ fn model_file_stores_the_normalizer() {
             .is_none()
     );
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn listeners_score_performance_and_checkpoints() {
+    use std::sync::{Arc, Mutex};
+    let dir = std::env::temp_dir().join(format!("dl4rs-ckpt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let x = NdArray::<f32>::rand_uniform(&[8, 6], 0.0, 1.0, 3).unwrap();
+    let y = labels(8, 3, 4);
+
+    // Listeners live inside the network; share their findings through an Arc.
+    struct Probe<L>(Arc<Mutex<L>>);
+    impl<L: TrainingListener<f32>> TrainingListener<f32> for Probe<L> {
+        fn iteration_done(
+            &mut self,
+            net: &MultiLayerNetwork<f32>,
+            info: &IterationInfo,
+        ) -> Result<(), NnError> {
+            self.0.lock().unwrap().iteration_done(net, info)
+        }
+    }
+    let score = Arc::new(Mutex::new(ScoreIterationListener::collecting(2)));
+    let perf = Arc::new(Mutex::new(PerformanceListener::new(2, false)));
+    let ckpt = Arc::new(Mutex::new(CheckpointListener::new(&dir, 2, 2).unwrap()));
+    let mut net = small_net(WorkspaceMode::Enabled);
+    net.add_listener(Box::new(Probe(score.clone())));
+    net.add_listener(Box::new(Probe(perf.clone())));
+    net.add_listener(Box::new(Probe(ckpt.clone())));
+    for _ in 0..7 {
+        net.fit_arrays(&x, &y).unwrap();
+    }
+    let lines = score.lock().unwrap().lines().to_vec();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("Score at iteration 2 is "),
+        "{lines:?}"
+    );
+    let p = perf.lock().unwrap().last().unwrap();
+    assert_eq!(p.iteration, 6);
+    assert!(p.examples_per_second > 0.0 && p.batches_per_second > 0.0);
+    assert!(
+        p.workspace_bytes > 0,
+        "the network's workspaces are counted"
+    );
+    let saved = ckpt.lock().unwrap().saved().to_vec();
+    assert_eq!(saved.len(), 2, "keeps the last 2: {saved:?}");
+    assert!(
+        saved[0].ends_with("checkpoint_iter_4.dl4rs")
+            && saved[1].ends_with("checkpoint_iter_6.dl4rs")
+    );
+    assert!(
+        !dir.join("checkpoint_iter_2.dl4rs").exists(),
+        "older checkpoints are deleted"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "atomic writes leave no temporary files"
+    );
+    let restored = ModelSerializer::restore_multi_layer_network::<f32>(&saved[1], true).unwrap();
+    assert_eq!(restored.iteration_count(), 6);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn evaluate_and_regression_over_iterators() {
+    let mut net = small_net(WorkspaceMode::Enabled);
+    let mut it = csv_iterator(60);
+    net.fit_iter(it.as_mut(), 20).unwrap();
+    let eval = net.evaluate(it.as_mut()).unwrap();
+    assert_eq!(eval.num_examples(), 60);
+    assert!(eval.accuracy() > 0.5, "{}", eval.stats());
+    let roc = net.evaluate_roc_multi_class(it.as_mut()).unwrap();
+    assert!(roc.calculate_average_auc() > 0.6);
+    let reg = net.evaluate_regression(it.as_mut()).unwrap();
+    assert!(reg.average_mean_squared_error() < 1.0);
 }

@@ -69,6 +69,23 @@ fn steady_state_training_and_inference_allocate_nothing() {
                 (&[128usize, 10][..], &[1usize, 10][..])
             );
 
+            // do_evaluation: batches fetched inside the output workspace, allocation-free
+            // evaluation; a whole pass over 4 batches (reset included) allocates nothing.
+            let data = dl4rs_data::DataSet::new(x.dup().unwrap(), y.dup().unwrap()).unwrap();
+            let mut it = dl4rs_data::InMemoryDataSetIterator::new(data, 32).unwrap();
+            let mut eval = dl4rs_eval::Evaluation::new(10);
+            for _ in 0..3 {
+                net.do_evaluation(&mut it, &mut [&mut eval]).unwrap();
+            }
+            let before = ALLOC.allocations();
+            net.do_evaluation(&mut it, &mut [&mut eval]).unwrap();
+            assert_eq!(
+                ALLOC.allocations() - before,
+                0,
+                "heap allocations in do_evaluation"
+            );
+            assert_eq!(eval.num_examples(), 4 * 128);
+
             let before = ALLOC.allocations();
             let detached = net.output(&x1, false).unwrap();
             assert_eq!(
