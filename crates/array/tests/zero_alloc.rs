@@ -91,6 +91,10 @@ fn mlp_forward_cycle_allocates_nothing() {
         .num_threads(2)
         .build()
         .unwrap();
+    // Pool workers start asynchronously and allocate while setting up: let every one of them
+    // run a job before anything is measured.
+    one.broadcast(|_| ());
+    two.broadcast(|_| ());
     for (threads, pool) in [(1, &one), (2, &two)] {
         for rows in [&batch128[..], &batch1[..]] {
             let allocations = pool.install(|| measure(&net, &data, &labels, rows));

@@ -1,10 +1,12 @@
 //! [`AsyncDataSetIterator`], DL4J's prefetching iterator: a background thread runs the source
 //! iterator's `next()` ahead of the consumer, into a **cyclic workspace** (a ring), and hands the
-//! batches over through a bounded queue.
+//! batches over through a bounded queue. The machinery (thread, ring, queue, peek, reset, drop)
+//! is the private `Prefetcher`, generic over the kind of batch; [`AsyncDataSetIterator`] and
+//! [`AsyncMultiDataSetIterator`](crate::AsyncMultiDataSetIterator) are thin wrappers over it.
 //!
 //! ## Design
-//! - The prefetch thread owns the ring (`"ADSI_ITER-<n>"`, unique per instance; see
-//!   [`AsyncDataSetIterator::ring_config`]). Each batch is one cycle of the ring: the thread
+//! - The prefetch thread owns the ring (`"ADSI_ITER-<n>"`, resp. `"AMDSI_ITER-<n>"`, unique per
+//!   instance; see [`AsyncDataSetIterator::ring_config`]). Each batch is one cycle of the ring: the thread
 //!   opens a scope, calls the source's `next()` (which allocates the batch in the ring, the
 //!   thread's current workspace), closes the scope and sends the batch through a
 //!   `std::sync::mpsc::sync_channel` of capacity `prefetch` (a preallocated array queue: no
@@ -59,44 +61,451 @@ pub const MAX_PREFETCH: usize = 1024;
 /// gets more than `prefetch + 3` slots, which only lengthens the time a batch stays valid.
 pub const DEFAULT_MIN_RING_BYTES: usize = 1 << 20;
 
-/// The source iterator the prefetch thread drives.
-type Source<T> = Box<dyn DataSetIterator<T> + Send>;
+/// Names used in thread names, ids and messages, one set per public prefetching type.
+pub(crate) struct Names {
+    /// The public type, e.g. `"AsyncDataSetIterator"`.
+    pub(crate) ty: &'static str,
+    /// `"<ty>::new"`.
+    pub(crate) new_op: &'static str,
+    /// `"<ty>::next"`.
+    pub(crate) next_op: &'static str,
+    /// `"<ty>::reset"`.
+    pub(crate) reset_op: &'static str,
+    /// The ring id's prefix, e.g. `"ADSI_ITER-"`.
+    pub(crate) id_prefix: &'static str,
+    /// The prefetch thread's name.
+    pub(crate) thread: &'static str,
+}
+
+const ADSI: Names = Names {
+    ty: "AsyncDataSetIterator",
+    new_op: "AsyncDataSetIterator::new",
+    next_op: "AsyncDataSetIterator::next",
+    reset_op: "AsyncDataSetIterator::reset",
+    id_prefix: "ADSI_ITER-",
+    thread: "ADSI prefetch thread",
+};
+
+/// A source of batches the prefetch thread can drive: what the prefetcher needs of a
+/// [`DataSetIterator`] or a [`MultiDataSetIterator`](crate::MultiDataSetIterator).
+pub(crate) trait BatchSource: Send + 'static {
+    /// What one `next()` produces.
+    type Batch: Send + 'static;
+    /// What the consumer may ask of the source while the thread owns it (read before each
+    /// thread starts).
+    type Info: Copy;
+    /// The next batch, `None` at the end of the epoch.
+    fn next_batch(&mut self) -> Option<Result<Self::Batch, DataError>>;
+    /// Starts the next epoch.
+    fn reset_source(&mut self) -> Result<(), DataError>;
+    /// Whether `reset_source` works.
+    fn can_reset(&self) -> bool;
+    /// The source's description.
+    fn info(&self) -> Self::Info;
+}
 
 /// What the prefetch thread sends. The end of an epoch is the channel's disconnection.
 #[allow(
     clippy::large_enum_variant,
     reason = "boxing the batch would allocate once per batch; the queue's slots are preallocated"
 )]
-enum Msg<T: DataType> {
-    Batch(DataSet<T>),
+enum Msg<B> {
+    Batch(B),
     Failed(DataError),
 }
 
-/// The running prefetch thread and its ends of the handoff.
-struct Producer<T: DataType> {
-    rx: Receiver<Msg<T>>,
+/// The running prefetch thread and its ends of the handoff. The thread returns the source
+/// (`None` only if it never received it, which cannot happen).
+struct Producer<S: BatchSource> {
+    rx: Receiver<Msg<S::Batch>>,
     stop: Arc<AtomicBool>,
-    handle: JoinHandle<Source<T>>,
+    handle: JoinHandle<Option<S>>,
 }
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The configuration of the prefetch thread's ring for a queue of `prefetch` batches (see
+/// [`AsyncDataSetIterator::ring_config`]); errors name `names.new_op`.
+pub(crate) fn ring_config(
+    prefetch: usize,
+    min_ring_bytes: usize,
+    names: &Names,
+) -> Result<WorkspaceConfig, DataError> {
+    if !(MIN_PREFETCH..=MAX_PREFETCH).contains(&prefetch) {
+        return Err(invalid(
+            names.new_op,
+            format!(
+                "expected a prefetch queue of {MIN_PREFETCH} to {MAX_PREFETCH} batches, \
+                 found {prefetch}: use DEFAULT_PREFETCH ({DEFAULT_PREFETCH}), or 2 as fit does"
+            ),
+        ));
+    }
+    WorkspaceConfig::builder()
+        .min_size(min_ring_bytes)
+        .overallocation_limit((prefetch + 2) as f64)
+        .policy_reset(ResetPolicy::EndOfBuffer)
+        .policy_learning(LearningPolicy::FirstLoop)
+        .policy_allocation(AllocationPolicy::Overallocate)
+        .policy_spill(SpillPolicy::Reallocate)
+        .build()
+        .map_err(|e| DataError::Array(ArrayError::Workspace(e)))
+}
+
+/// The prefetching machinery shared by the public async iterators: the thread, its ring, the
+/// bounded queue, the peeked message, reset and shutdown. See the module docs for why a
+/// handed-out batch is safe.
+pub(crate) struct Prefetcher<S: BatchSource> {
+    names: &'static Names,
+    id: String,
+    prefetch: usize,
+    min_ring_bytes: usize,
+    config: WorkspaceConfig,
+    reset_supported: bool,
+    info: S::Info,
+    /// The running thread; `None` once joined (end of epoch seen by `next()`, or stopped).
+    producer: Option<Producer<S>>,
+    /// The source while no thread owns it. `None` with `producer == None` means it was lost
+    /// (the thread ended abnormally).
+    source: Option<S>,
+    /// A message `has_next()` received and keeps for the next `next()`.
+    peeked: RefCell<Option<Msg<S::Batch>>>,
+    /// The epoch ended (end of data, an error, or the thread stopped).
+    finished: Cell<bool>,
+}
+
+impl<S: BatchSource> Prefetcher<S> {
+    /// Checks `prefetch`, builds the ring configuration and starts the thread over `source`.
+    pub(crate) fn new(
+        source: S,
+        prefetch: usize,
+        min_ring_bytes: usize,
+        names: &'static Names,
+    ) -> Result<Self, DataError> {
+        let config = ring_config(prefetch, min_ring_bytes, names)?;
+        let id = format!("{}{}", names.id_prefix, NEXT_ID.fetch_add(1, SeqCst));
+        let mut p = Prefetcher {
+            names,
+            id,
+            prefetch,
+            min_ring_bytes,
+            config,
+            reset_supported: source.can_reset(),
+            info: source.info(),
+            producer: None,
+            source: None,
+            peeked: RefCell::new(None),
+            finished: Cell::new(false),
+        };
+        p.start(source)?;
+        Ok(p)
+    }
+
+    /// The prefetch queue length.
+    pub(crate) fn prefetch(&self) -> usize {
+        self.prefetch
+    }
+
+    /// The ring's workspace id.
+    pub(crate) fn workspace_id(&self) -> &str {
+        &self.id
+    }
+
+    /// The source's description, as read when the current thread started.
+    pub(crate) fn info(&self) -> S::Info {
+        self.info
+    }
+
+    /// Whether the source supports reset.
+    pub(crate) fn reset_supported(&self) -> bool {
+        self.reset_supported
+    }
+
+    /// Writes the `Debug` form of the public type (named by `Names::ty`).
+    pub(crate) fn debug(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(self.names.ty)
+            .field("workspace", &self.id)
+            .field("prefetch", &self.prefetch)
+            .field("min_ring_bytes", &self.min_ring_bytes)
+            .field("running", &self.producer.is_some())
+            .field("finished", &self.finished.get())
+            .finish()
+    }
+
+    /// Starts a prefetch thread over `source`. If the thread can't be started, the source is
+    /// kept (a later `reset()` retries) and the error returned.
+    fn start(&mut self, source: S) -> Result<(), DataError> {
+        let (tx, rx) = sync_channel(self.prefetch);
+        let stop = Arc::new(AtomicBool::new(false));
+        // Handed over through a slot rather than moved into the closure, so that a failed spawn
+        // (which drops the closure) doesn't drop the source with it.
+        let slot = Arc::new(Mutex::new(Some(source)));
+        let thread_slot = Arc::clone(&slot);
+        let thread_stop = Arc::clone(&stop);
+        let config = self.config.clone();
+        let id = self.id.clone();
+        let names = self.names;
+        let spawned = std::thread::Builder::new()
+            .name(names.thread.to_string())
+            .spawn(move || {
+                let source = thread_slot
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .take();
+                drop(thread_slot);
+                // `None` is unreachable: the slot is filled before the spawn.
+                source.map(|source| produce(source, &tx, &thread_stop, &id, &config, names))
+            });
+        match spawned {
+            Ok(handle) => {
+                self.producer = Some(Producer { rx, stop, handle });
+                self.finished.set(false);
+                Ok(())
+            }
+            Err(e) => {
+                self.source = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                self.finished.set(true);
+                Err(DataError::Prefetch {
+                    op: self.names.ty,
+                    message: format!(
+                        "expected to start the prefetch thread, but the operating system \
+                         refused: {e}. Free resources (threads, memory) and call reset() to \
+                         retry, or iterate the source without prefetch"
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Stops the prefetch thread (if running), joins it and returns the source.
+    fn stop(&mut self) -> Result<S, DataError> {
+        self.peeked.get_mut().take();
+        self.finished.set(true);
+        if let Some(producer) = self.producer.take() {
+            producer.stop.store(true, SeqCst);
+            // Dropping the receiver drops the queued batches and makes a send the thread is
+            // blocked in (or starts) fail at once: the thread then returns the source.
+            drop(producer.rx);
+            self.source = join(producer.handle, self.names)?;
+        }
+        self.source.take().ok_or_else(|| lost_source(self.names))
+    }
+
+    /// Stops and joins the thread and drops the source: what `Drop` does.
+    pub(crate) fn shutdown(&mut self) {
+        let _ = self.stop();
+    }
+
+    /// Takes the next message: the peeked one, or one from the queue (blocking). `None` at the
+    /// end of the epoch.
+    fn receive(&self) -> Option<Msg<S::Batch>> {
+        if self.finished.get() {
+            return None;
+        }
+        let msg = self.producer.as_ref()?.rx.recv().ok();
+        if msg.is_none() {
+            self.finished.set(true);
+        }
+        msg
+    }
+
+    /// The next prefetched batch (blocking until the thread has one); `None` at the end of the
+    /// epoch, after which the source is back here.
+    pub(crate) fn next(&mut self) -> Option<Result<S::Batch, DataError>> {
+        let msg = match self.peeked.get_mut().take() {
+            Some(msg) => msg,
+            None => match self.receive() {
+                Some(msg) => msg,
+                None => {
+                    // End of the epoch: the thread has returned (or is returning) the source.
+                    let producer = self.producer.take()?;
+                    drop(producer.rx);
+                    return match join(producer.handle, self.names) {
+                        Ok(source) => {
+                            self.source = source;
+                            None
+                        }
+                        Err(e) => Some(Err(e)),
+                    };
+                }
+            },
+        };
+        match msg {
+            Msg::Batch(batch) => Some(Ok(batch)),
+            Msg::Failed(e) => {
+                self.finished.set(true);
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Whether `next()` has another batch (or an error) this epoch; blocks until the thread has
+    /// produced the next batch or ended, and keeps the batch for `next()`.
+    pub(crate) fn has_next(&self) -> bool {
+        let Ok(mut peeked) = self.peeked.try_borrow_mut() else {
+            // Only reachable re-entrantly, which the API doesn't allow; answer conservatively.
+            return false;
+        };
+        if peeked.is_some() {
+            return true;
+        }
+        match self.receive() {
+            Some(msg) => {
+                *peeked = Some(msg);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops and joins the thread (mid-epoch too), resets the source and starts a new thread
+    /// (with a new ring).
+    pub(crate) fn reset(&mut self) -> Result<(), DataError> {
+        if !self.reset_supported {
+            return Err(invalid(
+                self.names.reset_op,
+                format!(
+                    "expected a source iterator that supports reset(), found one whose \
+                     reset_supported() is false: create a new source (and {}) for each epoch \
+                     instead",
+                    self.names.ty
+                ),
+            ));
+        }
+        let mut source = self.stop()?;
+        if let Err(e) = source.reset_source() {
+            self.source = Some(source);
+            return Err(e);
+        }
+        self.reset_supported = source.can_reset();
+        self.info = source.info();
+        self.start(source)
+    }
+}
+
+impl<S: BatchSource> Drop for Prefetcher<S> {
+    /// Stops the prefetch thread and joins it: no thread outlives the prefetcher.
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// The prefetch thread's loop. Returns the source when the epoch ends, after an error, or when
+/// stopped. The ring is not destroyed: batches in the queue or held by the consumer live in
+/// it, and its memory is freed when the last of them drops.
+fn produce<S: BatchSource>(
+    mut source: S,
+    tx: &SyncSender<Msg<S::Batch>>,
+    stop: &AtomicBool,
+    id: &str,
+    config: &WorkspaceConfig,
+    names: &Names,
+) -> S {
+    let ring = match get_workspace_for_current_thread(config, id) {
+        Ok(ring) => ring,
+        Err(e) => {
+            let _ = tx.send(Msg::Failed(DataError::Array(ArrayError::Workspace(e))));
+            return source;
+        }
+    };
+    while !stop.load(SeqCst) {
+        let produced = catch_unwind(AssertUnwindSafe(|| {
+            // One cycle of the ring per batch; the scope closes (unwinding included) before the
+            // batch is sent.
+            let _cycle = match ring.notify_scope_entered() {
+                Ok(cycle) => cycle,
+                Err(e) => return Some(Err(DataError::Array(ArrayError::Workspace(e)))),
+            };
+            source.next_batch()
+        }));
+        let msg = match produced {
+            Ok(None) => break,
+            Ok(Some(Ok(batch))) => Msg::Batch(batch),
+            Ok(Some(Err(e))) => Msg::Failed(e),
+            Err(payload) => Msg::Failed(panicked(payload.as_ref(), names)),
+        };
+        let failed = matches!(msg, Msg::Failed(_));
+        if tx.send(msg).is_err() || failed {
+            break;
+        }
+    }
+    source
+}
+
+fn payload_str(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("<a non-string panic payload>")
+}
+
+fn panicked(payload: &(dyn Any + Send), names: &Names) -> DataError {
+    DataError::Prefetch {
+        op: names.next_op,
+        message: format!(
+            "expected the source iterator's next() to return a batch, None or an error, but it \
+             panicked on the prefetch thread: {}. The batches before it were delivered and \
+             the epoch ends here; fix the source, then reset() to start over",
+            payload_str(payload)
+        ),
+    }
+}
+
+fn join<S>(handle: JoinHandle<Option<S>>, names: &Names) -> Result<Option<S>, DataError> {
+    handle.join().map_err(|payload| DataError::Prefetch {
+        op: names.ty,
+        message: format!(
+            "expected the prefetch thread to hand the source iterator back, but the thread \
+             panicked outside the source ({}), and the source was lost with it. Create a new \
+             {}",
+            payload_str(payload.as_ref()),
+            names.ty
+        ),
+    })
+}
+
+fn lost_source(names: &Names) -> DataError {
+    DataError::Prefetch {
+        op: names.reset_op,
+        message: format!(
+            "expected the source iterator back from the prefetch thread, but it was lost when \
+             the thread ended abnormally (reported earlier). Create a new {}",
+            names.ty
+        ),
+    }
+}
+
+/// The source iterator the prefetch thread drives.
+type Source<T> = Box<dyn DataSetIterator<T> + Send>;
 
 /// What the consumer may ask of the source while the thread owns it.
 #[derive(Debug, Clone, Copy)]
-struct SourceInfo {
-    reset_supported: bool,
+pub(crate) struct SourceInfo {
     batch: usize,
     total_outcomes: usize,
     input_columns: usize,
     total_examples: Option<usize>,
 }
 
-impl SourceInfo {
-    fn of<T: DataType>(source: &dyn DataSetIterator<T>) -> Self {
+impl<T: DataType> BatchSource for Source<T> {
+    type Batch = DataSet<T>;
+    type Info = SourceInfo;
+
+    fn next_batch(&mut self) -> Option<Result<DataSet<T>, DataError>> {
+        DataSetIterator::next(&mut **self)
+    }
+    fn reset_source(&mut self) -> Result<(), DataError> {
+        DataSetIterator::reset(&mut **self)
+    }
+    fn can_reset(&self) -> bool {
+        DataSetIterator::reset_supported(&**self)
+    }
+    fn info(&self) -> SourceInfo {
         SourceInfo {
-            reset_supported: source.reset_supported(),
-            batch: source.batch(),
-            total_outcomes: source.total_outcomes(),
-            input_columns: source.input_columns(),
-            total_examples: source.total_examples(),
+            batch: self.batch(),
+            total_outcomes: self.total_outcomes(),
+            input_columns: self.input_columns(),
+            total_examples: self.total_examples(),
         }
     }
 }
@@ -171,35 +580,14 @@ impl SourceInfo {
 /// assert!(matches!(err, ArrayError::Workspace(WorkspaceError::StaleRingSlot { .. })), "{err}");
 /// ```
 pub struct AsyncDataSetIterator<T: DataType = f32> {
-    id: String,
-    prefetch: usize,
-    min_ring_bytes: usize,
-    config: WorkspaceConfig,
-    info: SourceInfo,
-    /// The running thread; `None` once joined (end of epoch seen by `next()`, or stopped).
-    producer: Option<Producer<T>>,
-    /// The source while no thread owns it. `None` with `producer == None` means it was lost
-    /// (the thread ended abnormally).
-    source: Option<Source<T>>,
-    /// A message `has_next()` received and keeps for the next `next()`.
-    peeked: RefCell<Option<Msg<T>>>,
-    /// The epoch ended (end of data, an error, or the thread stopped).
-    finished: Cell<bool>,
+    inner: Prefetcher<Source<T>>,
 }
 
 impl<T: DataType> fmt::Debug for AsyncDataSetIterator<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AsyncDataSetIterator")
-            .field("workspace", &self.id)
-            .field("prefetch", &self.prefetch)
-            .field("min_ring_bytes", &self.min_ring_bytes)
-            .field("running", &self.producer.is_some())
-            .field("finished", &self.finished.get())
-            .finish()
+        self.inner.debug(f)
     }
 }
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
 impl<T: DataType> AsyncDataSetIterator<T> {
     /// Prefetches `source` with a queue of `prefetch` batches (at least [`MIN_PREFETCH`], at
@@ -216,21 +604,9 @@ impl<T: DataType> AsyncDataSetIterator<T> {
         prefetch: usize,
         min_ring_bytes: usize,
     ) -> Result<Self, DataError> {
-        let config = Self::ring_config(prefetch, min_ring_bytes)?;
-        let id = format!("ADSI_ITER-{}", NEXT_ID.fetch_add(1, SeqCst));
-        let mut it = AsyncDataSetIterator {
-            id,
-            prefetch,
-            min_ring_bytes,
-            config,
-            info: SourceInfo::of(&*source),
-            producer: None,
-            source: None,
-            peeked: RefCell::new(None),
-            finished: Cell::new(false),
-        };
-        it.start(source)?;
-        Ok(it)
+        Ok(AsyncDataSetIterator {
+            inner: Prefetcher::new(source, prefetch, min_ring_bytes, &ADSI)?,
+        })
     }
 
     /// The configuration of the prefetch thread's ring for a queue of `prefetch` batches:
@@ -242,24 +618,7 @@ impl<T: DataType> AsyncDataSetIterator<T> {
         prefetch: usize,
         min_ring_bytes: usize,
     ) -> Result<WorkspaceConfig, DataError> {
-        if !(MIN_PREFETCH..=MAX_PREFETCH).contains(&prefetch) {
-            return Err(invalid(
-                "AsyncDataSetIterator::new",
-                format!(
-                    "expected a prefetch queue of {MIN_PREFETCH} to {MAX_PREFETCH} batches, \
-                     found {prefetch}: use DEFAULT_PREFETCH ({DEFAULT_PREFETCH}), or 2 as fit does"
-                ),
-            ));
-        }
-        WorkspaceConfig::builder()
-            .min_size(min_ring_bytes)
-            .overallocation_limit((prefetch + 2) as f64)
-            .policy_reset(ResetPolicy::EndOfBuffer)
-            .policy_learning(LearningPolicy::FirstLoop)
-            .policy_allocation(AllocationPolicy::Overallocate)
-            .policy_spill(SpillPolicy::Reallocate)
-            .build()
-            .map_err(|e| DataError::Array(ArrayError::Workspace(e)))
+        ring_config(prefetch, min_ring_bytes, &ADSI)
     }
 
     /// Wraps `source` in an `AsyncDataSetIterator` with a queue of `prefetch` batches when its
@@ -275,204 +634,13 @@ impl<T: DataType> AsyncDataSetIterator<T> {
 
     /// The prefetch queue length.
     pub fn prefetch(&self) -> usize {
-        self.prefetch
+        self.inner.prefetch()
     }
 
     /// The id of the ring workspace on the prefetch thread (`"ADSI_ITER-<n>"`); the batches'
     /// arrays report it as their workspace.
     pub fn workspace_id(&self) -> &str {
-        &self.id
-    }
-
-    /// Starts a prefetch thread over `source`. If the thread can't be started, the source is
-    /// kept (a later `reset()` retries) and the error returned.
-    fn start(&mut self, source: Source<T>) -> Result<(), DataError> {
-        let (tx, rx) = sync_channel(self.prefetch);
-        let stop = Arc::new(AtomicBool::new(false));
-        // Handed over through a slot rather than moved into the closure, so that a failed spawn
-        // (which drops the closure) doesn't drop the source with it.
-        let slot = Arc::new(Mutex::new(Some(source)));
-        let thread_slot = Arc::clone(&slot);
-        let thread_stop = Arc::clone(&stop);
-        let config = self.config.clone();
-        let id = self.id.clone();
-        let spawned = std::thread::Builder::new()
-            .name("ADSI prefetch thread".to_string())
-            .spawn(move || {
-                let source = thread_slot
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .take();
-                drop(thread_slot);
-                match source {
-                    Some(source) => produce(source, &tx, &thread_stop, &id, &config),
-                    // Unreachable: the slot is filled before the spawn. Nothing to run.
-                    None => Box::new(Lost),
-                }
-            });
-        match spawned {
-            Ok(handle) => {
-                self.producer = Some(Producer { rx, stop, handle });
-                self.finished.set(false);
-                Ok(())
-            }
-            Err(e) => {
-                self.source = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                self.finished.set(true);
-                Err(DataError::Prefetch {
-                    op: "AsyncDataSetIterator",
-                    message: format!(
-                        "expected to start the prefetch thread, but the operating system \
-                         refused: {e}. Free resources (threads, memory) and call reset() to \
-                         retry, or iterate the source without prefetch"
-                    ),
-                })
-            }
-        }
-    }
-
-    /// Stops the prefetch thread (if running), joins it and returns the source.
-    fn stop(&mut self) -> Result<Source<T>, DataError> {
-        self.peeked.get_mut().take();
-        self.finished.set(true);
-        if let Some(producer) = self.producer.take() {
-            producer.stop.store(true, SeqCst);
-            // Dropping the receiver drops the queued batches and makes a send the thread is
-            // blocked in (or starts) fail at once: the thread then returns the source.
-            drop(producer.rx);
-            self.source = Some(join(producer.handle)?);
-        }
-        self.source.take().ok_or_else(lost_source)
-    }
-
-    /// Takes the next message: the peeked one, or one from the queue (blocking). `None` at the
-    /// end of the epoch.
-    fn receive(&self) -> Option<Msg<T>> {
-        if self.finished.get() {
-            return None;
-        }
-        let msg = self.producer.as_ref()?.rx.recv().ok();
-        if msg.is_none() {
-            self.finished.set(true);
-        }
-        msg
-    }
-}
-
-/// The prefetch thread's loop. Returns the source when the epoch ends, after an error, or when
-/// stopped. The ring is not destroyed: batches in the queue or held by the consumer live in
-/// it, and its memory is freed when the last of them drops.
-fn produce<T: DataType>(
-    mut source: Source<T>,
-    tx: &SyncSender<Msg<T>>,
-    stop: &AtomicBool,
-    id: &str,
-    config: &WorkspaceConfig,
-) -> Source<T> {
-    let ring = match get_workspace_for_current_thread(config, id) {
-        Ok(ring) => ring,
-        Err(e) => {
-            let _ = tx.send(Msg::Failed(DataError::Array(ArrayError::Workspace(e))));
-            return source;
-        }
-    };
-    while !stop.load(SeqCst) {
-        let produced = catch_unwind(AssertUnwindSafe(|| {
-            // One cycle of the ring per batch; the scope closes (unwinding included) before the
-            // batch is sent.
-            let _cycle = match ring.notify_scope_entered() {
-                Ok(cycle) => cycle,
-                Err(e) => return Some(Err(DataError::Array(ArrayError::Workspace(e)))),
-            };
-            source.next()
-        }));
-        let msg = match produced {
-            Ok(None) => break,
-            Ok(Some(Ok(batch))) => Msg::Batch(batch),
-            Ok(Some(Err(e))) => Msg::Failed(e),
-            Err(payload) => Msg::Failed(panicked(payload.as_ref())),
-        };
-        let failed = matches!(msg, Msg::Failed(_));
-        if tx.send(msg).is_err() || failed {
-            break;
-        }
-    }
-    source
-}
-
-fn panicked(payload: &(dyn Any + Send)) -> DataError {
-    let what = payload
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("<a non-string panic payload>");
-    DataError::Prefetch {
-        op: "AsyncDataSetIterator::next",
-        message: format!(
-            "expected the source iterator's next() to return a batch, None or an error, but it \
-             panicked on the prefetch thread: {what}. The batches before it were delivered and \
-             the epoch ends here; fix the source, then reset() to start over"
-        ),
-    }
-}
-
-fn join<T: DataType>(handle: JoinHandle<Source<T>>) -> Result<Source<T>, DataError> {
-    handle.join().map_err(|payload| DataError::Prefetch {
-        op: "AsyncDataSetIterator",
-        message: format!(
-            "expected the prefetch thread to hand the source iterator back, but the thread \
-             panicked outside the source ({}), and the source was lost with it. Create a new \
-             AsyncDataSetIterator",
-            payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("<a non-string panic payload>")
-        ),
-    })
-}
-
-fn lost_source() -> DataError {
-    DataError::Prefetch {
-        op: "AsyncDataSetIterator::reset",
-        message: "expected the source iterator back from the prefetch thread, but it was lost \
-                  when the thread ended abnormally (reported earlier). Create a new \
-                  AsyncDataSetIterator"
-            .to_string(),
-    }
-}
-
-/// Stand-in returned by a thread that never received its source (cannot happen: the slot is
-/// filled before the thread starts). Empty, and resetting it fails.
-struct Lost;
-
-impl<T: DataType> DataSetIterator<T> for Lost {
-    fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
-        None
-    }
-    fn has_next(&self) -> bool {
-        false
-    }
-    fn reset(&mut self) -> Result<(), DataError> {
-        Err(lost_source())
-    }
-    fn reset_supported(&self) -> bool {
-        false
-    }
-    fn async_supported(&self) -> bool {
-        false
-    }
-    fn batch(&self) -> usize {
-        0
-    }
-    fn total_outcomes(&self) -> usize {
-        0
-    }
-    fn input_columns(&self) -> usize {
-        0
-    }
-    fn total_examples(&self) -> Option<usize> {
-        None
+        self.inner.workspace_id()
     }
 }
 
@@ -480,74 +648,23 @@ impl<T: DataType> DataSetIterator<T> for AsyncDataSetIterator<T> {
     /// The next prefetched batch (blocking until the thread has one), valid at least until the
     /// next call to `next()`: see [the contract](AsyncDataSetIterator#the-contract).
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
-        let msg = match self.peeked.get_mut().take() {
-            Some(msg) => msg,
-            None => match self.receive() {
-                Some(msg) => msg,
-                None => {
-                    // End of the epoch: the thread has returned (or is returning) the source.
-                    let producer = self.producer.take()?;
-                    drop(producer.rx);
-                    return match join(producer.handle) {
-                        Ok(source) => {
-                            self.source = Some(source);
-                            None
-                        }
-                        Err(e) => Some(Err(e)),
-                    };
-                }
-            },
-        };
-        match msg {
-            Msg::Batch(batch) => Some(Ok(batch)),
-            Msg::Failed(e) => {
-                self.finished.set(true);
-                Some(Err(e))
-            }
-        }
+        self.inner.next()
     }
 
     /// Whether `next()` has another batch (or an error) this epoch. Blocks until the thread has
     /// produced the next batch or ended; the batch is kept for `next()`, never lost or repeated.
     fn has_next(&self) -> bool {
-        let Ok(mut peeked) = self.peeked.try_borrow_mut() else {
-            // Only reachable re-entrantly, which the API doesn't allow; answer conservatively.
-            return false;
-        };
-        if peeked.is_some() {
-            return true;
-        }
-        match self.receive() {
-            Some(msg) => {
-                *peeked = Some(msg);
-                true
-            }
-            None => false,
-        }
+        self.inner.has_next()
     }
 
     /// Stops and joins the prefetch thread (mid-epoch too), resets the source and starts a new
     /// thread (with a new ring). Batches still held from before stay valid.
     fn reset(&mut self) -> Result<(), DataError> {
-        if !self.info.reset_supported {
-            return Err(invalid(
-                "AsyncDataSetIterator::reset",
-                "expected a source iterator that supports reset(), found one whose \
-                 reset_supported() is false: create a new source (and AsyncDataSetIterator) \
-                 for each epoch instead",
-            ));
-        }
-        let mut source = self.stop()?;
-        if let Err(e) = source.reset() {
-            self.source = Some(source);
-            return Err(e);
-        }
-        self.info = SourceInfo::of(&*source);
-        self.start(source)
+        self.inner.reset()
     }
 
     fn reset_supported(&self) -> bool {
-        self.info.reset_supported
+        self.inner.reset_supported()
     }
 
     /// Always false: this iterator already prefetches.
@@ -556,25 +673,25 @@ impl<T: DataType> DataSetIterator<T> for AsyncDataSetIterator<T> {
     }
 
     fn batch(&self) -> usize {
-        self.info.batch
+        self.inner.info().batch
     }
 
     fn total_outcomes(&self) -> usize {
-        self.info.total_outcomes
+        self.inner.info().total_outcomes
     }
 
     fn input_columns(&self) -> usize {
-        self.info.input_columns
+        self.inner.info().input_columns
     }
 
     fn total_examples(&self) -> Option<usize> {
-        self.info.total_examples
+        self.inner.info().total_examples
     }
 }
 
 impl<T: DataType> Drop for AsyncDataSetIterator<T> {
     /// Stops the prefetch thread and joins it: no thread outlives the iterator.
     fn drop(&mut self) {
-        let _ = self.stop();
+        self.inner.shutdown();
     }
 }

@@ -32,6 +32,21 @@
 //! cycle (`detach()` a batch to keep it). Operations that make new arrays from a data set
 //! (split, select, batch, merge) keep heap data on the heap.
 //!
+//! ## Several inputs and outputs
+//! [`MultiDataSet`] holds several feature and label arrays (each with an optional mask) for
+//! networks with several inputs or outputs; [`MultiDataSetIterator`] is its iterator contract
+//! and [`InMemoryMultiDataSetIterator`] batches one held in memory.
+//!
+//! ## Prefetching
+//! [`AsyncDataSetIterator`] and [`AsyncMultiDataSetIterator`] (DL4J's `AsyncDataSetIterator`
+//! and `AsyncMultiDataSetIterator`) run a source's `next()` on a background thread, ahead of
+//! the consumer, into a ring workspace of `prefetch + 3` batches: a batch stays valid until the
+//! next call to `next()`, a batch kept longer is a
+//! [`StaleRingSlot`](dl4rs_memory::WorkspaceError::StaleRingSlot) error (never another batch's
+//! data), and handing batches over allocates nothing in steady state. Both share one private
+//! implementation. `wrap_if_supported` wraps only sources whose `async_supported()` is true;
+//! [`AsyncShieldDataSetIterator`] and [`AsyncShieldMultiDataSetIterator`] turn it off.
+//!
 //! ## Errors
 //! Nothing here panics on bad input: bad files, shapes and arguments are [`DataError`]s whose
 //! message names the file, what was expected and what was found.
@@ -40,6 +55,7 @@
 #![deny(missing_docs)]
 
 mod async_iter;
+mod async_multi;
 mod dataset;
 mod error;
 pub mod fashion_mnist;
@@ -53,8 +69,9 @@ mod shield;
 pub use async_iter::{
     AsyncDataSetIterator, DEFAULT_MIN_RING_BYTES, DEFAULT_PREFETCH, MAX_PREFETCH, MIN_PREFETCH,
 };
+pub use async_multi::AsyncMultiDataSetIterator;
 pub use dataset::{DataSet, shuffle_indices};
 pub use error::DataError;
 pub use iterator::{DataSetIterator, InMemoryDataSetIterator};
 pub use multi::{InMemoryMultiDataSetIterator, MultiDataSet, MultiDataSetIterator};
-pub use shield::AsyncShieldDataSetIterator;
+pub use shield::{AsyncShieldDataSetIterator, AsyncShieldMultiDataSetIterator};

@@ -50,6 +50,9 @@ fn warmed_up_kernels_do_not_allocate() {
         .num_threads(2)
         .build()
         .unwrap();
+    // Worker threads start asynchronously and allocate while they set themselves up: wait
+    // until every worker has run a job, so their start-up doesn't land in a measured window.
+    pool.broadcast(|_| ());
     // (m, n, k, A transposed, B transposed): W1 products plus m == 1 shapes, one large enough
     // that the m == 1 path splits over threads.
     let shapes = [

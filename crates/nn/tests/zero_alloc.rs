@@ -38,6 +38,8 @@ fn steady_state_training_and_inference_allocate_nothing() {
         .num_threads(2)
         .build()
         .unwrap();
+    // Pool workers start asynchronously and allocate while setting up.
+    pool.broadcast(|_| ());
     for updater in [Updater::sgd(0.1), Updater::adam(1e-3)] {
         let mut net = net(updater);
         pool.install(|| {
