@@ -548,6 +548,18 @@ impl<T: DataType> MultiLayerNetwork<T> {
         Ok(())
     }
 
+    /// [`MultiLayerNetwork::do_evaluation`] over an owned `source`, prefetched on a background
+    /// thread when it supports it (DL4J's `doEvaluation` wraps with an `AsyncDataSetIterator`
+    /// of 2). The prefetch thread is joined before this returns.
+    pub fn do_evaluation_prefetched(
+        &mut self,
+        source: Box<dyn DataSetIterator<T> + Send>,
+        evaluations: &mut [&mut dyn IEvaluation<T>],
+    ) -> Result<(), NnError> {
+        let mut iterator = AsyncDataSetIterator::wrap_if_supported(source, 2)?;
+        self.do_evaluation(iterator.as_mut(), evaluations)
+    }
+
     /// Classification metrics over `iterator` (DL4J `evaluate`).
     pub fn evaluate(
         &mut self,

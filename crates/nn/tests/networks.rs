@@ -689,4 +689,9 @@ fn evaluate_and_regression_over_iterators() {
     assert!(roc.calculate_average_auc() > 0.6);
     let reg = net.evaluate_regression(it.as_mut()).unwrap();
     assert!(reg.average_mean_squared_error() < 1.0);
+    // Prefetched evaluation sees the same batches.
+    let mut prefetched = dl4rs_eval::Evaluation::new(3);
+    net.do_evaluation_prefetched(csv_iterator(60), &mut [&mut prefetched])
+        .unwrap();
+    assert_eq!(prefetched.confusion_matrix(), eval.confusion_matrix());
 }
