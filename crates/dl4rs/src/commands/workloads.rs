@@ -175,36 +175,7 @@ fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
 }
 
 fn child(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result<RunResult, CliError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
-    let mode_name = format!("{mode:?}").to_lowercase();
-    let mut cmd = Command::new(exe);
-    cmd.args([
-        "bench",
-        kind,
-        "--mode",
-        &mode_name,
-        "--threads",
-        &threads.to_string(),
-        "--json",
-    ]);
-    cmd.args(extra);
-    let out = cmd
-        .output()
-        .map_err(|e| CliError::Usage(format!("can't run the benchmark process: {e}")))?;
-    if !out.status.success() {
-        return Err(CliError::Usage(format!(
-            "benchmark process ({kind}, {mode_name}, {threads} threads) failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let results: Vec<RunResult> = text
-        .lines()
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()
-        .map_err(|e| CliError::Usage(format!("unreadable benchmark result: {e}: {text}")))?;
-    results
+    child_all(kind, extra, mode, threads)?
         .into_iter()
         .next()
         .ok_or_else(|| CliError::Usage("empty benchmark result".into()))
@@ -422,7 +393,7 @@ fn child_all(
         .map_err(|e| CliError::Usage(format!("can't run the benchmark process: {e}")))?;
     if !out.status.success() {
         return Err(CliError::Usage(format!(
-            "benchmark process failed: {}",
+            "benchmark process ({kind}, {mode_name}, {threads} threads) failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
