@@ -186,7 +186,6 @@ pub struct MultiLayerNetwork<T: DataType = f32> {
     ws: NetWorkspaces,
     acts: Vec<NdArray<T>>,
     listeners: Vec<Box<dyn TrainingListener<T>>>,
-    last_batch_size: usize,
 }
 
 fn layer_label<T: DataType>(layer: &dyn Layer<T>) -> String {
@@ -217,7 +216,6 @@ impl<T: DataType> MultiLayerNetwork<T> {
             score: f64::NAN,
             acts: Vec::with_capacity(layers.len()),
             listeners: Vec::new(),
-            last_batch_size: 0,
             ws,
             layers,
             conf,
@@ -638,7 +636,6 @@ impl<T: DataType> MultiLayerNetwork<T> {
 
     pub(crate) fn finish_iteration(&mut self, score: f64, batch: usize) -> Result<(), NnError> {
         self.score = score;
-        self.last_batch_size = batch;
         self.iteration += 1;
         if self.listeners.is_empty() {
             return Ok(());
