@@ -7,6 +7,11 @@
 //!
 //! matrixmultiply reads its thread count once per process from `MATMUL_NUM_THREADS`, so this
 //! program re-runs itself with that variable set to measure all three at 1 and 2 threads.
+//!
+//! `-- --per-product`: the W1 step (31 rounds of 3 passes) and each product alone (31
+//! rounds), the three interleaved, "median / best" GFLOP/s at 1 and 2 threads.
+//! `-- --wake`: how long an idle rayon worker takes to pick up a `join` (2-thread pool) after
+//! the caller has run alone for 0 .. 1000 µs.
 
 use std::process::Command;
 use std::time::Instant;
@@ -139,45 +144,19 @@ fn run_once(imp: Imp, ps: &mut [Prob], threads: usize, scratch: &mut [f32]) {
     }
 }
 
-/// Median GFLOP/s over 7 runs of `reps` passes over the set.
-fn measure(
-    imp: Imp,
-    set: &[(usize, usize, usize, bool, bool)],
-    threads: usize,
-    reps: usize,
-) -> f64 {
-    let mut ps = probs(set);
-    let len = set
-        .iter()
-        .map(|&(m, n, k, _, _)| gemm_scratch_len::<f32>(m, n, k, Parallelism::Rayon(threads)))
-        .max()
-        .unwrap();
-    let mut scratch = vec![0.0f32; len];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    pool.install(|| {
-        for _ in 0..reps.div_ceil(4) {
-            run_once(imp, &mut ps, threads, &mut scratch);
-        }
-        let mut rates: Vec<f64> = (0..7)
-            .map(|_| {
-                let t = Instant::now();
-                for _ in 0..reps {
-                    run_once(imp, &mut ps, threads, &mut scratch);
-                }
-                flops(set) * reps as f64 / t.elapsed().as_secs_f64() / 1e9
-            })
-            .collect();
-        rates.sort_by(f64::total_cmp);
-        rates[3]
-    })
-}
-
 /// Median GFLOP/s over 7 rounds of `reps` passes, the three implementations interleaved
 /// within each round (ours, matrixmultiply, gemm).
 fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: usize) -> [f64; 3] {
+    measure_rounds(set, threads, reps, 7).map(|(med, _)| med)
+}
+
+/// (median, best) GFLOP/s over `rounds` rounds of `reps` passes, interleaved as above.
+fn measure_rounds(
+    set: &[(usize, usize, usize, bool, bool)],
+    threads: usize,
+    reps: usize,
+    rounds: usize,
+) -> [(f64, f64); 3] {
     let imps = [Imp::Ours, Imp::Mm, Imp::GemmCrate];
     let mut ps: Vec<Vec<Prob>> = imps.iter().map(|_| probs(set)).collect();
     let len = set
@@ -197,7 +176,7 @@ fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: 
             }
         }
         let mut rates: [Vec<f64>; 3] = Default::default();
-        for _ in 0..7 {
+        for _ in 0..rounds {
             for (i, &imp) in imps.iter().enumerate() {
                 let t = Instant::now();
                 for _ in 0..reps {
@@ -208,7 +187,7 @@ fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: 
         }
         rates.map(|mut r| {
             r.sort_by(f64::total_cmp);
-            r[3]
+            (r[r.len() / 2], r[r.len() - 1])
         })
     })
 }
@@ -225,21 +204,70 @@ fn main() {
         println!("{} {} {} {} {} {}", w[0], b[0], w[1], b[1], w[2], b[2]);
         return;
     }
-    if args.get(1).map(String::as_str) == Some("--per-product") {
-        // Tuning aid: each W1 product alone, "1 thread / 2 threads" (matrixmultiply at
-        // MATMUL_NUM_THREADS).
+    if args.get(1).map(String::as_str) == Some("--per-product-child") {
+        let t: usize = std::env::var("MATMUL_NUM_THREADS")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let w1 = measure_rounds(&W1, t, 3, 31);
+        println!(
+            "{t} thr W1 step (median / best): ours {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
+            w1[0].0, w1[0].1, w1[1].0, w1[1].1, w1[2].0, w1[2].1
+        );
         for p in W1.iter().chain(&B1) {
             let one = [*p];
-            let reps = (2e8 / flops(&one)) as usize + 1;
+            let reps = (1e7 / flops(&one)) as usize + 1;
+            let r = measure_rounds(&one, t, reps, 31);
             println!(
-                "{:?}: ours {:.1} / {:.1}, matrixmultiply {:.1}, gemm {:.1} / {:.1}",
-                p,
-                measure(Imp::Ours, &one, 1, reps),
-                measure(Imp::Ours, &one, 2, reps),
-                measure(Imp::Mm, &one, 1, reps),
-                measure(Imp::GemmCrate, &one, 1, reps),
-                measure(Imp::GemmCrate, &one, 2, reps)
+                "{t} thr {:?}: ours {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
+                p, r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1
             );
+        }
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--wake") {
+        // The caller spins `gap_us`, then joins a 100 µs job with one that records when it
+        // started: that delay is the time the worker needs to wake up and steal it (100 µs
+        // or more: it never came, and the caller ran the job itself).
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        pool.install(|| {
+            for gap_us in [0u64, 10, 50, 200, 1000] {
+                let mut lat = vec![];
+                for _ in 0..200 {
+                    let t0 = Instant::now();
+                    while t0.elapsed().as_micros() < gap_us as u128 {}
+                    let start = Instant::now();
+                    let (_, d) = rayon::join(
+                        || {
+                            let t = Instant::now();
+                            while t.elapsed().as_micros() < 100 {}
+                        },
+                        || start.elapsed().as_secs_f64() * 1e6,
+                    );
+                    lat.push(d);
+                }
+                lat.sort_by(f64::total_cmp);
+                println!(
+                    "gap {gap_us} us: steal latency med {:.1} us, q90 {:.1}, max {:.1}",
+                    lat[100], lat[180], lat[199]
+                );
+            }
+        });
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("--per-product") {
+        // Tuning aid: each product alone, the three implementations interleaved, at 1 and
+        // 2 threads (one child process per thread count, for matrixmultiply).
+        for t in [1, 2] {
+            let out = Command::new(&args[0])
+                .arg("--per-product-child")
+                .env("MATMUL_NUM_THREADS", t.to_string())
+                .output()
+                .expect("re-running self");
+            print!("{}", String::from_utf8_lossy(&out.stdout));
         }
         return;
     }

@@ -418,6 +418,49 @@ fn narrow_transposed_and_unpacked_paths_match_reference() {
     .map_err(|e| panic!("{e}"));
 }
 
+/// Two-thread products whose split runs in guided blocks (1/2, 1/4, 1/8, 1/8 of the tiles):
+/// along n an even tile count, an odd one (9 tiles: blocks of 5, 2, 1, 1), two tiles (empty
+/// blocks), a long n, and the W1 forward shape (guided only with row-major A, read in place;
+/// 51 MFLOP keeps the even split otherwise); along m the W1 `Aᵀ·B` gradient shape and an
+/// odd one. Every layout against the reference and bit-identical to one thread, f32 and
+/// f64, every dispatch path.
+#[test]
+fn guided_two_thread_split_matches_reference_and_one_thread() {
+    let shapes = [
+        (128, 256, 784),
+        (100, 130, 300),
+        (300, 20, 400),
+        (96, 1000, 40),
+        (256, 128, 128),
+        (131, 67, 257),
+    ];
+    let layouts = [
+        (Layout::RowMajor, Layout::RowMajor),
+        (Layout::RowMajor, Layout::Transposed),
+        (Layout::Transposed, Layout::RowMajor),
+    ];
+    let _ = each_dispatch(|| {
+        for &(m, n, k) in &shapes {
+            for la in [0, 3] {
+                for lb in 0..4 {
+                    check::<f32>(m, n, k, la, lb, lb % 3, 1.0, -0.5, 2)?;
+                    check::<f64>(m, n, k, la, lb, (lb + 1) % 3, 2.0, 0.0, 2)?;
+                }
+            }
+            for &(la, lb) in &layouts {
+                let one = bits(&product::<f32>(m, n, k, la, lb, 1, 0, 0.5));
+                let two = bits(&product::<f32>(m, n, k, la, lb, 2, 1, 0.5));
+                prop_assert!(one == two, "f32 {m}x{n}x{k} {la:?}/{lb:?}");
+                let one = bits(&product::<f64>(m, n, k, la, lb, 1, 0, 0.0));
+                let two = bits(&product::<f64>(m, n, k, la, lb, 2, 3, 0.0));
+                prop_assert!(one == two, "f64 {m}x{n}x{k} {la:?}/{lb:?}");
+            }
+        }
+        Ok(())
+    })
+    .map_err(|e| panic!("{e}"));
+}
+
 /// The same logical operands stored as `layout`.
 fn stored<T: Float>(vals: &[T], rows: usize, cols: usize, layout: Layout) -> Operand<T> {
     let mut o = Operand::<T>::new(rows, cols, layout, 0);

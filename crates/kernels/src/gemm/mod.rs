@@ -9,12 +9,14 @@
 //! a narrow product (n below the tile width, e.g. the 10 classes of a classifier) is
 //! computed as `Cᵀ = Bᵀ·Aᵀ`, which wastes fewer tile lanes (see `transposed`).
 //!
-//! Threads split C into a grid of disjoint blocks, aligned to the tile grid, each block
-//! carving its own packing region out of the scratch. The inner dimension is never split and
-//! KC depends on k alone, so every element of C is computed by the same sequence of
-//! operations whatever the thread count, the block it falls in, or the address of the
-//! operands: results are bit-identical across 1..n threads and across differently aligned
-//! copies of the inputs (for a fixed [`Dispatch`](crate::Dispatch) path).
+//! Threads split C into a grid of disjoint blocks, aligned to the tile grid, claimed
+//! dynamically, each task carving its own packing region out of the scratch. A two-task
+//! split along one dimension is cut in halving blocks (1/2, 1/4, 1/8, 1/8) when that costs
+//! no or little repacking, so a worker that wakes late still takes a share. The inner
+//! dimension is never split and KC depends on k alone, so every element of C is computed by
+//! the same sequence of operations whatever the thread count, the block it falls in, or the
+//! address of the operands: results are bit-identical across 1..n threads and across
+//! differently aligned copies of the inputs (for a fixed [`Dispatch`](crate::Dispatch) path).
 
 pub(crate) mod kernels;
 
@@ -49,6 +51,10 @@ const ALIGN_BYTES: usize = 64;
 const MIN_FLOPS_PER_TASK: usize = 1 << 21;
 /// Blocks per thread in the general path (see `gemm`).
 const BLOCKS_PER_TASK: usize = 1;
+/// Blocks of a guided two-task split (see `gemm`): halving sizes, the last two equal.
+const GUIDED_PARTS: usize = 4;
+/// Below this many flops a guided split is worth repacking a shared operand per block.
+const GUIDED_REPACK_FLOPS: usize = 1 << 25;
 /// Elements of B a m == 1 task must stream to be worth a hand-off.
 const GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 17;
 
@@ -218,6 +224,20 @@ pub fn gemm<T: Float>(
     };
     let (tm, tn) = grid(&spec, (m, n, k), (a.col_stride(), b.col_stride()), blocks);
     let tasks = tasks.min(tm * tn);
+    // Two tasks splitting C along one dimension: cut it into guided blocks (1/2, 1/4, 1/8,
+    // 1/8). The caller claims the half at once; a worker that wakes late (20 - 150 µs on
+    // this kind of VM, about what one thread needs for 8 MFLOP) still takes a share
+    // instead of leaving the caller waiting on an untouched half. Each extra
+    // block repacks the operand the blocks share unless it is read in place, so a large
+    // product, where the wake-up is a small fraction, keeps the even split then.
+    let (da, db) = direct(&spec, a.col_stride(), b.col_stride(), m);
+    let shared_direct = if tm == 1 { da } else { db };
+    let guided = tasks == 2 && tm * tn == 2 && (shared_direct || flops < GUIDED_REPACK_FLOPS);
+    let (tm, tn) = match (guided, tm) {
+        (false, _) => (tm, tn),
+        (true, 1) => (1, GUIDED_PARTS),
+        (true, _) => (GUIDED_PARTS, 1),
+    };
     let per = per_task_len::<T>(m, n, k);
     let off = scratch
         .as_ptr()
@@ -237,6 +257,7 @@ pub fn gemm<T: Float>(
         cs_c,
         tm,
         tn,
+        guided,
         per,
         abuf_len,
         next: AtomicUsize::new(0),
@@ -324,11 +345,25 @@ fn grid<T: Float>(
     }
 }
 
-/// Start of part `i` of `parts` when `tiles` tiles of `tile` elements are split evenly,
-/// clamped to `len`. Boundaries fall on the tile grid, which keeps edge tiles where a
-/// one-thread run has them.
-fn part_start(i: usize, parts: usize, tiles: usize, tile: usize, len: usize) -> usize {
-    (i * tiles / parts * tile).min(len)
+/// Start of part `i` of `parts` when `tiles` tiles of `tile` elements are split evenly (or,
+/// `guided`, in halving parts: 1/2, 1/4, ..., the last two equal), clamped to `len`.
+/// Boundaries fall on the tile grid, which keeps edge tiles where a one-thread run has them.
+fn part_start(
+    i: usize,
+    parts: usize,
+    tiles: usize,
+    tile: usize,
+    len: usize,
+    guided: bool,
+) -> usize {
+    let t = if !guided || parts == 1 {
+        i * tiles / parts
+    } else if i >= parts {
+        tiles
+    } else {
+        tiles - (tiles >> i)
+    };
+    (t * tile).min(len)
 }
 
 struct Job<'s, 'a, T> {
@@ -343,6 +378,8 @@ struct Job<'s, 'a, T> {
     cs_c: usize,
     tm: usize,
     tn: usize,
+    /// Whether the split dimension is cut in halving parts (see `part_start`).
+    guided: bool,
     per: usize,
     abuf_len: usize,
     /// Next unclaimed block of the `tm x tn` grid.
@@ -378,10 +415,10 @@ fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
     let (ti, tj) = (task / job.tn, task % job.tn);
     let mt = m.div_ceil(spec.mr);
     let nt = n.div_ceil(spec.nr);
-    let r0 = part_start(ti, job.tm, mt, spec.mr, m);
-    let r1 = part_start(ti + 1, job.tm, mt, spec.mr, m);
-    let c0 = part_start(tj, job.tn, nt, spec.nr, n);
-    let c1 = part_start(tj + 1, job.tn, nt, spec.nr, n);
+    let r0 = part_start(ti, job.tm, mt, spec.mr, m, job.guided);
+    let r1 = part_start(ti + 1, job.tm, mt, spec.mr, m, job.guided);
+    let c0 = part_start(tj, job.tn, nt, spec.nr, n, job.guided);
+    let c1 = part_start(tj + 1, job.tn, nt, spec.nr, n, job.guided);
     if r0 == r1 || c0 == c1 {
         return;
     }
