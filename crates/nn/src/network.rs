@@ -680,11 +680,7 @@ impl<T: DataType> MultiLayerNetwork<T> {
             } else {
                 &self.ws.none
             };
-            let _working = if enabled {
-                Some(self.ws.scope(&self.ws.working)?)
-            } else {
-                None
-            };
+            let _working = self.working_scope(enabled)?;
             let ctx = self.ctx(true, i);
             let params =
                 self.params
@@ -720,11 +716,7 @@ impl<T: DataType> MultiLayerNetwork<T> {
             } else {
                 &self.ws.none
             };
-            let _working = if enabled {
-                Some(self.ws.scope(&self.ws.working)?)
-            } else {
-                None
-            };
+            let _working = self.working_scope(enabled)?;
             let mut ctx = self.ctx(true, i);
             ctx.need_input_gradient = i > 0;
             let params =
@@ -763,6 +755,15 @@ impl<T: DataType> MultiLayerNetwork<T> {
         }
         self.acts.clear();
         Ok(score)
+    }
+
+    /// A cycle of the layer working memory for one layer call (nothing with workspaces off).
+    fn working_scope(&self, enabled: bool) -> Result<Option<WorkspaceScope>, NnError> {
+        if enabled {
+            Ok(Some(self.ws.scope(&self.ws.working)?))
+        } else {
+            Ok(None)
+        }
     }
 
     fn ctx(&self, training: bool, index: usize) -> StepContext {
@@ -890,11 +891,7 @@ impl<T: DataType> MultiLayerNetwork<T> {
                     &self.ws.infer[k]
                 }
             };
-            let _working = if enabled {
-                Some(self.ws.scope(&self.ws.working)?)
-            } else {
-                None
-            };
+            let _working = self.working_scope(enabled)?;
             let ctx = self.ctx(train, i);
             let params =
                 self.params
@@ -940,11 +937,7 @@ impl<T: DataType> MultiLayerNetwork<T> {
             } else {
                 &self.ws.none
             };
-            let _working = if enabled {
-                Some(self.ws.scope(&self.ws.working)?)
-            } else {
-                None
-            };
+            let _working = self.working_scope(enabled)?;
             let ctx = self.ctx(train, i);
             let params =
                 self.params
