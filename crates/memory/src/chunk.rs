@@ -18,14 +18,14 @@
 //! when the last `Arc<Chunk>` drops, so a stale handle can never point at freed memory.
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
-use std::fs::OpenOptions;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 
 use crate::element::Element;
+use crate::mapped;
 
 /// Alignment of every block and of every allocation inside one, in bytes.
 pub const ALIGN: usize = 64;
@@ -42,9 +42,11 @@ enum Backing {
     /// Zero-length region: a dangling, aligned pointer that is never dereferenced.
     Empty,
     Heap(Layout),
+    /// Field order matters: the mapping is unmapped before the file is unlocked and leaves
+    /// the registry.
     Mmap {
         _map: memmap2::MmapMut,
-        temp_path: Option<PathBuf>,
+        _file: mapped::MappedFile,
     },
 }
 
@@ -83,9 +85,14 @@ impl RawMem {
         })
     }
 
-    /// A memory-mapped file of `len` bytes at `path` (created or resized), or a new temporary
-    /// file deleted on drop when `path` is `None`.
-    pub(crate) fn mmap(path: Option<&Path>, len: usize) -> std::io::Result<(RawMem, PathBuf)> {
+    /// A memory-mapped file of `len` bytes at `path` (created if missing, extended if
+    /// shorter, never truncated), or a new temporary file when `path` is `None`, owned
+    /// exclusively by the workspace `ws` (see `mapped.rs`) until the region drops.
+    pub(crate) fn mmap(
+        path: Option<&Path>,
+        len: usize,
+        ws: &Arc<WsShared>,
+    ) -> Result<RawMem, mapped::OpenFailure> {
         let (path, temp) = match path {
             Some(p) => (p.to_path_buf(), false),
             None => {
@@ -98,33 +105,36 @@ impl RawMem {
                 (std::env::temp_dir().join(name), true)
             }
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)?;
-        file.set_len(len as u64)?;
-        // SAFETY: the mapping is only valid while no other process truncates or writes the
-        // file; dl4rs creates it (or the user hands us a path they own, as documented on
-        // `LocationPolicy::Mmap`) and keeps the mapping private to this workspace. `set_len`
-        // above guarantees the file is `len` bytes, so the whole mapping is backed.
-        let mut map = unsafe { memmap2::MmapMut::map_mut(&file)? };
+        let mut file = mapped::open(&path, len, ws, temp)?;
+        let io = |error: std::io::Error| mapped::OpenFailure::Io {
+            path: path.clone(),
+            error,
+        };
+        // SAFETY: memmap2's contract is that nothing else modifies or truncates the file while
+        // the mapping lives. `mapped::open` made this mapping the only one of the file in this
+        // process (registry, keyed by device and inode) and holds an exclusive advisory lock
+        // that refuses every other dl4rs process, both released only after this mapping is
+        // unmapped (field order of `Backing::Mmap`). The file is at least `len` bytes (extended
+        // under the lock) and this crate never truncates it. A program that ignores advisory
+        // locks could still write or truncate the file: that is outside what a library can
+        // rule out, and `LocationPolicy::Mmap` documents that the file must be left alone.
+        let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file.file()) }
+            .map_err(io)?;
+        if temp {
+            file.unlink_temporary(&path);
+        }
         let ptr = NonNull::new(map.as_mut_ptr())
-            .ok_or_else(|| std::io::Error::other("the operating system returned a null mapping"))?;
+            .ok_or_else(|| io(std::io::Error::other("the operating system returned a null mapping")))?;
         // Page alignment (>= 4096) implies ALIGN.
         debug_assert_eq!(ptr.as_ptr() as usize % ALIGN, 0);
-        Ok((
-            RawMem {
-                ptr,
-                len,
-                backing: Backing::Mmap {
-                    _map: map,
-                    temp_path: temp.then(|| path.clone()),
-                },
+        Ok(RawMem {
+            ptr,
+            len,
+            backing: Backing::Mmap {
+                _map: map,
+                _file: file,
             },
-            path,
-        ))
+        })
     }
 
     /// Size in bytes.
@@ -180,13 +190,9 @@ impl Drop for RawMem {
                 // SAFETY: `ptr` came from `alloc_zeroed(layout)` and is freed exactly once.
                 unsafe { dealloc(self.ptr.as_ptr(), *layout) }
             }
-            Backing::Mmap { temp_path, .. } => {
-                if let Some(path) = temp_path {
-                    // The mapping itself is released when `_map` drops; a failed delete of our
-                    // own temporary file only leaves a file behind.
-                    let _ = std::fs::remove_file(path);
-                }
-            }
+            // Unmapped when `_map` drops, then the file is unlocked, leaves the registry and
+            // (where it could not be unlinked at once) a temporary file is deleted.
+            Backing::Mmap { .. } => {}
         }
     }
 }

@@ -62,8 +62,29 @@ pub enum LocationPolicy {
     /// Anonymous memory.
     #[default]
     Ram,
-    /// A memory-mapped file: the given path, or a temporary file (deleted when the workspace is
-    /// destroyed) when `None`. Its size is `initial_size`; learning is not allowed.
+    /// A memory-mapped file: the given path, or a private temporary file when `None`. The block
+    /// is exactly `initial_size` bytes (no overallocation); learning is not allowed.
+    ///
+    /// - **Your file's size**: a missing file is created; an existing file shorter than
+    ///   `initial_size` is **extended** with zero bytes to `initial_size` (and stays that long);
+    ///   a longer one is never truncated: only its first `initial_size` bytes are mapped. The
+    ///   contents are kept: data written in one cycle is in the file (and visible to an
+    ///   `uninitialized` allocation) in the next.
+    /// - **Exclusive**: while mapped, the file belongs to this workspace alone. A second
+    ///   workspace given the same file (on any thread, through any path or link) fails with
+    ///   [`WorkspaceError::MmapInUse`] naming the holder; another process is refused too, by
+    ///   an exclusive advisory lock (`flock`) held for the mapping's lifetime. Don't let
+    ///   programs that ignore advisory locks write or truncate the file meanwhile.
+    /// - **Lifetime**: the mapping, the lock and the claim on the file end when the last array
+    ///   referencing the block is dropped (after `destroy`, stale arrays still hold it, though
+    ///   they can't be read). Your file is never deleted. A temporary file is unlinked as soon
+    ///   as it is mapped (on Unix; elsewhere when the mapping ends), so none is left behind,
+    ///   even if the process is killed; its disk space returns when the mapping ends.
+    /// - A block retired because it was borrowed at a cycle end (see
+    ///   [`WorkspaceError::BorrowedAtCycleEnd`]) is not replaced by heap memory: the mapping
+    ///   serves again once those borrows end; meanwhile allocations spill to the heap (counted
+    ///   in the statistics) or, with `SpillPolicy::Fail`, fail with
+    ///   [`WorkspaceError::MappedBlockBorrowed`].
     Mmap(Option<PathBuf>),
 }
 
@@ -105,7 +126,9 @@ impl Default for ShrinkPolicy {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct WorkspaceConfig {
-    /// Bytes allocated when the workspace is created (before overallocation).
+    /// Bytes allocated when the workspace is created (before overallocation). For a
+    /// memory-mapped workspace the file's mapped length: see [`LocationPolicy::Mmap`] for what
+    /// happens to an existing file of another length.
     pub initial_size: usize,
     /// Floor applied to a learned size.
     pub min_size: usize,

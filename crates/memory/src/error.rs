@@ -222,6 +222,23 @@ pub enum WorkspaceError {
         existing: OpenWorkspaces,
     },
 
+    /// A [`crate::Workspace`] handle used after its workspace was destroyed.
+    #[error(
+        "the handle refers to workspace \"{workspace}\", which was destroyed; {now}.\nExisting \
+         on this thread: {existing}\nFix: get a new handle (find_workspace_for_current_thread or \
+         get_workspace_for_current_thread) after creating a workspace again; old handles and \
+         their arrays stay invalid."
+    )]
+    DestroyedHandle {
+        /// The id of the destroyed workspace.
+        workspace: String,
+        /// Whether a workspace with that id exists now: "a new workspace with that id exists
+        /// on this thread, but this handle is not it" or "no workspace with that id exists now".
+        now: &'static str,
+        /// Ids that exist on this thread.
+        existing: OpenWorkspaces,
+    },
+
     /// A size computation overflowed.
     #[error(
         "allocation of {len} x {elem} overflows the address space: expected at most {max} bytes"
@@ -242,6 +259,41 @@ pub enum WorkspaceError {
         workspace: String,
         /// Bytes requested.
         bytes: usize,
+    },
+
+    /// The file of a memory-mapped workspace is already mapped by another workspace (on any
+    /// thread of this process, or by another process): two mappings would alias one memory.
+    #[error(
+        "memory-mapped workspace \"{workspace}\": {path} is already mapped by {held_by}; a \
+         second mapping would make two workspaces' arrays alias the same memory, so it is \
+         refused.\nFix: give each workspace its own file, or release the holder first (destroy \
+         it and drop its arrays: its mapping ends when the last one drops), or use \
+         LocationPolicy::Mmap(None) for a private temporary file."
+    )]
+    MmapInUse {
+        /// The workspace that asked for the mapping.
+        workspace: String,
+        /// The file (canonical path).
+        path: String,
+        /// Who holds it: a workspace and thread of this process, or another process.
+        held_by: String,
+    },
+
+    /// A memory-mapped workspace's block was retired at a cycle end because arrays of it were
+    /// still borrowed, those borrows are still alive, and `SpillPolicy::Fail` forbids serving
+    /// the allocation from the heap meanwhile.
+    #[error(
+        "memory-mapped workspace \"{workspace}\" can't allocate: its mapping was retired at an \
+         earlier cycle end because arrays of it were borrowed, and {borrows} borrow(s) are still \
+         alive, so the file can't serve this cycle yet (SpillPolicy::Fail forbids the heap).\n\
+         Fix: drop read()/write() guards before their scope ends (see BorrowedAtCycleEnd), or \
+         use SpillPolicy::External to spill meanwhile."
+    )]
+    MappedBlockBorrowed {
+        /// The workspace.
+        workspace: String,
+        /// Borrows of the retired mapping still alive.
+        borrows: usize,
     },
 
     /// A memory-mapped workspace's file could not be created or mapped.

@@ -59,6 +59,7 @@ mod debug;
 mod element;
 mod error;
 mod manager;
+mod mapped;
 mod stats;
 mod workspace;
 

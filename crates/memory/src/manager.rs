@@ -110,8 +110,24 @@ impl Manager {
     }
 
     fn find(&self, ws: &Workspace) -> Result<usize, WorkspaceError> {
-        self.index_of_uid(ws.uid())
-            .ok_or_else(|| self.no_such(ws.id()))
+        self.index_of_uid(ws.uid()).ok_or_else(|| {
+            // A handle is only ever made for an existing workspace of this thread (handles are
+            // `!Send`), so a handle whose workspace is gone was destroyed.
+            if ws.is_destroyed() {
+                WorkspaceError::DestroyedHandle {
+                    workspace: ws.id().to_string(),
+                    now: if self.index_of(ws.id()).is_some() {
+                        "a new workspace with that id exists on this thread, but this handle \
+                         refers to the destroyed one"
+                    } else {
+                        "no workspace with that id exists on this thread now"
+                    },
+                    existing: self.existing(),
+                }
+            } else {
+                self.no_such(ws.id())
+            }
+        })
     }
 
     fn push(&mut self, kind: FrameKind, uid: u64) -> u64 {
@@ -121,7 +137,9 @@ impl Manager {
         token
     }
 
-    fn close_frame(&mut self, token: u64) -> Result<(), WorkspaceError> {
+    /// Closes the frame `token`. `dropped`: the guard was dropped rather than `close()`d, so
+    /// a misuse detected at the cycle end reaches no caller; it is counted for the report.
+    fn close_frame(&mut self, token: u64, dropped: bool) -> Result<(), WorkspaceError> {
         // Absent when destroy removed it first: nothing left to close.
         let Some(pos) = self.stack.iter().rposition(|f| f.token == token) else {
             return Ok(());
@@ -136,7 +154,11 @@ impl Manager {
                 self.stack
                     .retain(|f| f.uid != frame.uid || f.kind == FrameKind::ScopeOut);
                 let debug = self.debug;
-                self.workspaces[idx].close(debug).map_err(|mut err| {
+                let result = self.workspaces[idx].close(debug);
+                if dropped && matches!(result, Err(WorkspaceError::BorrowedAtCycleEnd { .. })) {
+                    self.workspaces[idx].note_dropped_while_borrowed();
+                }
+                result.map_err(|mut err| {
                     if let WorkspaceError::BorrowedAtCycleEnd { open, .. } = &mut err {
                         *open = self.open_list();
                     }
@@ -158,7 +180,8 @@ fn with<R>(f: impl FnOnce(&mut Manager) -> R) -> R {
 
 /// A handle to one workspace of the calling thread. Cheap to clone; `!Send`, because a
 /// workspace is created, entered and cycled only by its own thread. A handle outlives
-/// `destroy`: its operations then fail with [`WorkspaceError::NoSuchWorkspace`].
+/// `destroy`: its operations then fail with [`WorkspaceError::DestroyedHandle`], also after a
+/// new workspace with the same id was created (get a new handle for that one).
 ///
 /// A workspace can't be handed to another thread:
 /// ```compile_fail
@@ -309,7 +332,9 @@ impl Workspace {
 
     /// Destroys the workspace: every array in it becomes invalid (reads give
     /// [`WorkspaceError::WorkspaceDestroyed`]), its scopes are closed, and its memory is freed
-    /// as soon as the last array referencing it is dropped.
+    /// as soon as the last array referencing it is dropped. For a memory-mapped workspace that
+    /// is also when the mapping ends and the file is unlocked and free for another workspace
+    /// (see [`crate::LocationPolicy::Mmap`]); drop or detach its arrays to release it now.
     pub fn destroy(&self) -> Result<(), WorkspaceError> {
         with(|m| {
             let idx = m.find(self)?;
@@ -360,13 +385,28 @@ impl WorkspaceScope {
 
     /// Closes the scope, returning [`WorkspaceError::BorrowedAtCycleEnd`] if the cycle ended
     /// while arrays of it were borrowed (the memory was retired, not reused).
+    ///
+    /// ```
+    /// use dl4rs_memory::{Buffer, WorkspaceConfig, WorkspaceError, get_and_activate_workspace};
+    ///
+    /// let scope = get_and_activate_workspace(&WorkspaceConfig::default(), "CLOSE_DOC").unwrap();
+    /// let a = Buffer::<f32>::zeros(4).unwrap();
+    /// let guard = a.read().unwrap();
+    /// let err = scope.close().unwrap_err(); // the guard is still alive
+    /// assert!(matches!(err, WorkspaceError::BorrowedAtCycleEnd { .. }));
+    /// assert_eq!(guard[0], 0.0); // still safe: the block was retired, not reused
+    /// ```
     pub fn close(mut self) -> Result<(), WorkspaceError> {
         let token = std::mem::take(&mut self.token);
-        with(|m| m.close_frame(token))
+        with(|m| m.close_frame(token, false))
     }
 }
 
 impl Drop for WorkspaceScope {
+    /// Closes the scope. A cycle that ends here with arrays still borrowed is safe (the block
+    /// is retired, not reused) and is counted in the statistics and shown as a warning by
+    /// [`allocation_report`]; under [`DebugMode::PanicOnBorrowedDrop`] it panics here, so the
+    /// bug is found where it is (unless the thread is already panicking).
     fn drop(&mut self) {
         if self.token == 0 {
             return;
@@ -374,11 +414,29 @@ impl Drop for WorkspaceScope {
         let token = self.token;
         // `try_with`/`try_borrow_mut`: during thread teardown the manager may already be gone,
         // and a guard must never turn an unwinding panic into an abort.
-        let _ = MANAGER.try_with(|m| {
-            if let Ok(mut m) = m.try_borrow_mut() {
-                let _ = m.close_frame(token);
-            }
-        });
+        let misuse = MANAGER
+            .try_with(|m| {
+                let Ok(mut m) = m.try_borrow_mut() else {
+                    return None;
+                };
+                let result = m.close_frame(token, true);
+                match result {
+                    Err(err @ WorkspaceError::BorrowedAtCycleEnd { .. })
+                        if m.debug == DebugMode::PanicOnBorrowedDrop =>
+                    {
+                        Some(err)
+                    }
+                    _ => None,
+                }
+            })
+            .ok()
+            .flatten();
+        // The manager is consistent and released before the panic.
+        if let Some(err) = misuse
+            && !std::thread::panicking()
+        {
+            panic!("workspace scope dropped while arrays of its cycle were borrowed (DebugMode::PanicOnBorrowedDrop): {err}");
+        }
     }
 }
 

@@ -43,12 +43,52 @@ pub struct WorkspaceStats {
     pub is_borrowed: bool,
     /// Blocks retired because they were borrowed at a cycle end (misuse count).
     pub retired_blocks: u64,
+    /// Of those, the cycle ends whose scope was dropped instead of `close()`d, so no caller
+    /// received the `BorrowedAtCycleEnd` error (the report shows them as a warning).
+    pub dropped_while_borrowed: u64,
     /// Ring allocations that skipped a still-borrowed slot.
     pub ring_conflicts: u64,
     /// Times the shrink policy gave memory back.
     pub shrinks: u64,
     /// The last misuse detected at a cycle end, if any.
     pub last_misuse: Option<String>,
+}
+
+impl WorkspaceStats {
+    /// Misuse and waste worth a person's attention, one line each (empty when all is well):
+    /// cycles that ended with arrays still borrowed (in particular scopes dropped in that
+    /// state, whose error nobody received) and ring slots skipped because they were borrowed.
+    /// [`AllocationReport`]'s table prints them under the workspace's row.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.retired_blocks > 0 {
+            let last = self
+                .last_misuse
+                .as_deref()
+                .and_then(|m| m.lines().next())
+                .unwrap_or("");
+            out.push(format!(
+                "warning: {} cycle end(s) with arrays still borrowed ({} of them in a scope that \
+                 was dropped, not close()d, so no error was returned); each retired its block \
+                 instead of reusing it. Last: {last} Fix: drop read()/write() guards before \
+                 the scope ends; close() the scope to get the error.",
+                self.retired_blocks, self.dropped_while_borrowed
+            ));
+        }
+        if self.ring_conflicts > 0 {
+            out.push(format!(
+                "note: {} ring allocation(s) skipped a slot that was still borrowed (served \
+                 from the heap instead).",
+                self.ring_conflicts
+            ));
+        }
+        out
+    }
+
+    /// Whether [`WorkspaceStats::warnings`] has anything to say.
+    pub fn has_warnings(&self) -> bool {
+        self.retired_blocks > 0 || self.ring_conflicts > 0
+    }
 }
 
 /// Formats a byte count for people: `1.50 MiB`.
@@ -80,6 +120,14 @@ impl AllocationReport {
         self.workspaces.iter().map(|w| w.block_bytes).sum()
     }
 
+    /// Every workspace's warnings, each prefixed with the workspace id.
+    pub fn warnings(&self) -> Vec<String> {
+        self.workspaces
+            .iter()
+            .flat_map(|w| w.warnings().into_iter().map(|l| format!("{}: {l}", w.id)))
+            .collect()
+    }
+
     /// The entry for `id`.
     pub fn get(&self, id: &str) -> Option<&WorkspaceStats> {
         self.workspaces.iter().find(|w| w.id == id)
@@ -109,12 +157,8 @@ impl fmt::Display for AllocationReport {
                 w.cycles,
                 if w.is_open { "yes" } else { "no" }
             )?;
-            if w.retired_blocks > 0 || w.ring_conflicts > 0 {
-                writeln!(
-                    f,
-                    "  ! {} block(s) retired while borrowed, {} ring slot conflict(s)",
-                    w.retired_blocks, w.ring_conflicts
-                )?;
+            for warning in w.warnings() {
+                writeln!(f, "  ! {warning}")?;
             }
         }
         writeln!(

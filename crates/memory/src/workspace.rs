@@ -17,6 +17,7 @@ use crate::config::{
 };
 use crate::debug::DebugMode;
 use crate::error::{OpenWorkspaces, WorkspaceError};
+use crate::mapped::OpenFailure;
 use crate::stats::WorkspaceStats;
 
 /// Poison byte: 0xFF.. is a NaN for both f32 and f64, so a read of unwritten memory shows.
@@ -26,6 +27,10 @@ pub(crate) struct WorkspaceState {
     pub(crate) shared: Arc<WsShared>,
     pub(crate) config: WorkspaceConfig,
     block: Option<Arc<Chunk>>,
+    /// A memory-mapped block retired because it was borrowed at a cycle end. A mapped file
+    /// can't be replaced by fresh memory (its data lives in the file), so it comes back as the
+    /// block as soon as the borrows that retired it have ended.
+    retired_mapping: Option<Arc<Chunk>>,
     /// Block size in bytes (kept when a borrowed block is retired, so it is reallocated).
     current_size: usize,
     offset: usize,
@@ -49,6 +54,7 @@ pub(crate) struct WorkspaceState {
     pinned_bytes: usize,
     pub(crate) borrowed: bool,
     retired_blocks: u64,
+    dropped_while_borrowed: u64,
     ring_conflicts: u64,
     shrinks: u64,
     small_cycles: u32,
@@ -70,6 +76,7 @@ impl WorkspaceState {
             current_size: config.initial_size,
             config,
             block: None,
+            retired_mapping: None,
             offset: 0,
             lap_base: 0,
             cycle_allocations: 0,
@@ -90,6 +97,7 @@ impl WorkspaceState {
             pinned_bytes: 0,
             borrowed: false,
             retired_blocks: 0,
+            dropped_while_borrowed: 0,
             ring_conflicts: 0,
             shrinks: 0,
             small_cycles: 0,
@@ -126,16 +134,20 @@ impl WorkspaceState {
             return Ok(());
         }
         if let LocationPolicy::Mmap(path) = &self.config.policy_location {
-            let (mem, path) = RawMem::mmap(path.as_deref(), self.current_size).map_err(|e| {
-                WorkspaceError::Mmap {
-                    workspace: self.id().to_string(),
-                    path: path
-                        .as_ref()
-                        .map_or("<temporary file>".into(), |p| p.display().to_string()),
-                    message: e.to_string(),
-                }
-            })?;
-            let _ = path;
+            let mem = RawMem::mmap(path.as_deref(), self.current_size, &self.shared).map_err(
+                |failure| match failure {
+                    OpenFailure::InUse { path, held_by } => WorkspaceError::MmapInUse {
+                        workspace: self.id().to_string(),
+                        path: path.display().to_string(),
+                        held_by,
+                    },
+                    OpenFailure::Io { path, error } => WorkspaceError::Mmap {
+                        workspace: self.id().to_string(),
+                        path: path.display().to_string(),
+                        message: error.to_string(),
+                    },
+                },
+            )?;
             self.install_block(mem);
         } else {
             let mut size = self.overallocated(self.current_size);
@@ -185,6 +197,30 @@ impl WorkspaceState {
         self.lap_base = 0;
     }
 
+    /// Brings back a block retired because it was borrowed at a cycle end: a fresh heap block
+    /// of the same size, or, for a memory-mapped workspace, the retired mapping itself once
+    /// nothing borrows it any more. `Ok(false)`: the mapping is still borrowed.
+    fn restore_block(&mut self) -> Result<bool, WorkspaceError> {
+        if self.block.is_some() {
+            return Ok(true);
+        }
+        if !matches!(self.config.policy_location, LocationPolicy::Mmap(_)) {
+            self.allocate_block(self.current_size)?;
+            return Ok(true);
+        }
+        match &self.retired_mapping {
+            // The generation was bumped when it was retired, so every array in it is stale;
+            // with no borrow left (read after that bump, SeqCst) no reference into it exists or
+            // can start, so it can serve a new cycle.
+            Some(chunk) if chunk.borrow_count() == 0 => {
+                self.block = self.retired_mapping.take();
+                self.offset = 0;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     fn stamp(&self) -> u64 {
         self.shared.generation.load(SeqCst)
     }
@@ -204,9 +240,17 @@ impl WorkspaceState {
             self.cycle_allocations += bytes;
             return self.external(bytes, false);
         }
-        if self.block.is_none() && self.current_size > 0 {
-            // The block was retired because it was borrowed at a cycle end.
-            self.allocate_block(self.current_size)?;
+        if self.block.is_none() && self.current_size > 0 && !self.restore_block()? {
+            // A retired memory-mapped block is still borrowed: serve from the heap (counted
+            // as spilled, shown in the statistics), or fail under SpillPolicy::Fail.
+            if self.config.policy_spill == SpillPolicy::Fail {
+                return Err(WorkspaceError::MappedBlockBorrowed {
+                    workspace: self.id().to_string(),
+                    borrows: self.retired_mapping.as_ref().map_or(0, |c| c.borrow_count()),
+                });
+            }
+            self.cycle_allocations += bytes;
+            return self.external(bytes, false);
         }
         let cyclic = self.cyclic();
         let trimmer = (cyclic
@@ -229,7 +273,7 @@ impl WorkspaceState {
                 self.reset_planned = true;
             }
             if self.offset + bytes <= self.current_size {
-                if let Some(found) = self.bump(bytes, zero) {
+                if let Some(found) = self.bump(bytes, zero, debug == DebugMode::PoisonOnReset) {
                     return Ok(found);
                 }
                 // A ring page is still borrowed: the slot was skipped, serve from the heap.
@@ -252,7 +296,10 @@ impl WorkspaceState {
     }
 
     /// The fast path: bump the offset. `None` when a ring page in the way is still borrowed.
-    fn bump(&mut self, bytes: usize, zero: bool) -> Option<Attached> {
+    /// `poison` (DebugMode::PoisonOnReset) fills an uninitialized ring allocation with NaN
+    /// bytes: a ring has no cycle end at which its slots could be poisoned, so each slot is
+    /// poisoned as it is handed out again.
+    fn bump(&mut self, bytes: usize, zero: bool, poison: bool) -> Option<Attached> {
         let block = self.block.as_ref()?;
         let offset = self.offset;
         let stamp = match block.validity() {
@@ -272,14 +319,23 @@ impl WorkspaceState {
             }
         };
         self.cycle_allocations += bytes;
-        if zero {
+        let fill = if zero {
+            Some(0)
+        } else if poison && matches!(block.validity(), Validity::Ring { .. }) {
+            Some(POISON)
+        } else {
+            None
+        };
+        if let Some(byte) = fill {
             // SAFETY: `[offset, offset + bytes)` lies past every allocation of this cycle (the
-            // offset only grows within a cycle). Scoped block: allocations of earlier cycles
-            // are invalid (generation bumped at their cycle end, when the borrow count was seen
-            // to be zero, or the block would have been retired), so no reference into the
-            // range exists or can start. Ring: `publish_write` just saw no borrow on these
-            // pages after making the overwritten allocations invalid.
-            unsafe { block.fill(offset, bytes, 0) };
+            // offset only grows within a cycle; a ring's within a lap) and is in bounds
+            // (`offset + bytes <= current_size`, checked by the caller). Scoped block:
+            // allocations of earlier cycles are invalid (generation bumped at their cycle end,
+            // when the borrow count was seen to be zero, or the block would have been retired),
+            // so no reference into the range exists or can start. Ring: `publish_write` made
+            // every allocation overlapping the range invalid (write end moved past it) and then
+            // saw no borrow on its pages, so no reference exists and any new `acquire` fails.
+            unsafe { block.fill(offset, bytes, byte) };
         }
         Some(Attached {
             chunk: block.clone(),
@@ -325,6 +381,11 @@ impl WorkspaceState {
     /// Start of a cycle (the outermost scope entry).
     pub(crate) fn enter(&mut self) {
         self.shared.open.store(true, SeqCst);
+        if self.block.is_none() && self.retired_mapping.is_some() {
+            // A mapped block retired at an earlier cycle end comes back once it is unborrowed
+            // (no error path for a mapping: `restore_block` only reinstates it).
+            let _ = self.restore_block();
+        }
         if !self.cyclic() || self.reset_planned {
             self.free_externals();
             self.reset_planned = false;
@@ -350,7 +411,10 @@ impl WorkspaceState {
         if !cyclic && let Some(block) = &self.block {
             let borrows = block.borrow_count();
             if borrows > 0 {
-                self.block = None;
+                let retired = self.block.take();
+                if matches!(self.config.policy_location, LocationPolicy::Mmap(_)) {
+                    self.retired_mapping = retired;
+                }
                 self.retired_blocks += 1;
                 let err = WorkspaceError::BorrowedAtCycleEnd {
                     workspace: self.id().to_string(),
@@ -505,6 +569,12 @@ impl WorkspaceState {
         Ok(())
     }
 
+    /// The scope whose cycle end just reported `BorrowedAtCycleEnd` was dropped, not closed:
+    /// nobody saw the error, so the report must.
+    pub(crate) fn note_dropped_while_borrowed(&mut self) {
+        self.dropped_while_borrowed += 1;
+    }
+
     pub(crate) fn toggle_use(&mut self, on: bool) {
         self.is_used = on;
     }
@@ -515,6 +585,7 @@ impl WorkspaceState {
         self.shared.generation.fetch_add(1, SeqCst);
         self.shared.open.store(false, SeqCst);
         self.block = None;
+        self.retired_mapping = None;
         self.current_size = 0;
         self.free_externals();
         self.pinned.clear();
@@ -545,6 +616,7 @@ impl WorkspaceState {
             is_open: self.is_open(),
             is_borrowed: self.borrowed,
             retired_blocks: self.retired_blocks,
+            dropped_while_borrowed: self.dropped_while_borrowed,
             ring_conflicts: self.ring_conflicts,
             shrinks: self.shrinks,
             last_misuse: self.last_misuse.clone(),

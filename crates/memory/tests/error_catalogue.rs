@@ -238,13 +238,38 @@ fn no_such_workspace() {
             "Fix: create it",
         ],
     );
-    // A handle used after destroy reports the same.
+}
+
+#[test]
+fn destroyed_handle() {
     let ws = fixed("GONE", 4096);
     ws.destroy().unwrap();
-    assert!(matches!(
-        ws.stats(),
-        Err(WorkspaceError::NoSuchWorkspace { .. })
-    ));
+    let err = ws.stats().unwrap_err();
+    assert!(matches!(err, WorkspaceError::DestroyedHandle { .. }));
+    assert_contains(
+        &err.to_string(),
+        &[
+            "the handle refers to workspace \"GONE\", which was destroyed",
+            "no workspace with that id exists on this thread now",
+            "Existing on this thread: [] (none)",
+            "Fix: get a new handle",
+        ],
+    );
+    // Created again under the same id: the old handle's message says so, and doesn't claim
+    // that no workspace "GONE" exists while listing it.
+    let fresh = fixed("GONE", 4096);
+    let err = ws.notify_scope_entered().unwrap_err();
+    assert_contains(
+        &err.to_string(),
+        &[
+            "workspace \"GONE\", which was destroyed",
+            "a new workspace with that id exists on this thread, but this handle refers to the \
+             destroyed one",
+            "Existing on this thread: [\"GONE\"]",
+        ],
+    );
+    assert!(!err.to_string().contains("no workspace \"GONE\" exists"));
+    assert!(fresh.stats().is_ok());
 }
 
 #[test]
@@ -284,4 +309,73 @@ fn mmap_failure() {
             "No such file",
         ],
     );
+}
+
+fn mapped_config(path: &std::path::Path, bytes: usize) -> WorkspaceConfig {
+    WorkspaceConfig::builder()
+        .initial_size(bytes)
+        .policy_learning(LearningPolicy::None)
+        .policy_location(LocationPolicy::Mmap(Some(path.to_path_buf())))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn mmap_in_use() {
+    let dir = std::env::temp_dir().join(format!("dl4rs-cat-inuse-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("shared.bin");
+    let first = get_workspace_for_current_thread(&mapped_config(&path, 4096), "MAPPED_A").unwrap();
+    let err = get_workspace_for_current_thread(&mapped_config(&path, 4096), "MAPPED_B").unwrap_err();
+    assert!(matches!(err, WorkspaceError::MmapInUse { .. }));
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    assert_contains(
+        &err.to_string(),
+        &[
+            "memory-mapped workspace \"MAPPED_B\":",
+            &format!("{} is already mapped by workspace \"MAPPED_A\" on thread", canonical.display()),
+            "of this process",
+            "alias the same memory, so it is refused",
+            "Fix: give each workspace its own file",
+        ],
+    );
+    first.destroy().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn mapped_block_borrowed() {
+    let dir = std::env::temp_dir().join(format!("dl4rs-cat-retired-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = WorkspaceConfig::builder()
+        .initial_size(4096)
+        .policy_learning(LearningPolicy::None)
+        .policy_spill(SpillPolicy::Fail)
+        .policy_location(LocationPolicy::Mmap(Some(dir.join("ws.bin"))))
+        .build()
+        .unwrap();
+    let ws = get_workspace_for_current_thread(&cfg, "MAPPED_FAIL").unwrap();
+    let scope = ws.notify_scope_entered().unwrap();
+    let a = Buffer::<f32>::zeros(8).unwrap();
+    let guard = a.read().unwrap();
+    assert!(scope.close().is_err()); // BorrowedAtCycleEnd: the mapping is retired
+    let _s = ws.notify_scope_entered().unwrap();
+    let err = Buffer::<f32>::zeros(8).unwrap_err();
+    assert!(matches!(err, WorkspaceError::MappedBlockBorrowed { .. }));
+    assert_contains(
+        &err.to_string(),
+        &[
+            "memory-mapped workspace \"MAPPED_FAIL\" can't allocate",
+            "1 borrow(s) are still alive",
+            "SpillPolicy::Fail",
+            "Fix: drop read()/write() guards",
+        ],
+    );
+    drop(guard);
+    // Borrow over: the mapping serves again.
+    let b = Buffer::<f32>::zeros(8).unwrap();
+    assert!(b.is_attached());
+    drop(_s);
+    ws.destroy().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -735,7 +735,8 @@ fn b43_read_into_workspace() {
 }
 
 /// Item 44: testMmap1 / testDeleteMappedFile: memory-mapped workspaces keep data across cycles in
-/// the file, reject learning, and a temporary file is deleted on destroy.
+/// the file, reject learning, and a temporary file is gone by destroy (dl4rs: as soon as it is
+/// mapped).
 #[test]
 fn b44_mmap() {
     let dir = std::env::temp_dir().join(format!("dl4rs-b44-{}", std::process::id()));
@@ -786,10 +787,18 @@ fn b44_mmap() {
     let before: std::collections::HashSet<_> = temp_files();
     let temp = get_workspace_for_current_thread(&temp_cfg, "B44_TEMP").unwrap();
     let created: Vec<_> = temp_files().difference(&before).cloned().collect();
-    assert_eq!(created.len(), 1, "one temporary file: {created:?}");
+    // dl4rs unlinks the temporary file as soon as it is mapped (Unix), so it is gone before
+    // destroy and never left behind, even by a killed process; elsewhere it goes with the
+    // mapping.
+    if cfg!(unix) {
+        assert!(created.is_empty(), "unlinked once mapped: {created:?}");
+    }
     destroy_all_workspaces_for_current_thread();
     assert!(temp.is_destroyed());
-    assert!(!created[0].exists(), "temporary file deleted after destroy");
+    assert!(
+        created.iter().all(|p| !p.exists()),
+        "temporary file deleted after destroy"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
