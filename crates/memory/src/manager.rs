@@ -387,9 +387,16 @@ impl WorkspaceScope {
     /// while arrays of it were borrowed (the memory was retired, not reused).
     ///
     /// ```
-    /// use dl4rs_memory::{Buffer, WorkspaceConfig, WorkspaceError, get_and_activate_workspace};
+    /// use dl4rs_memory::{
+    ///     Buffer, LearningPolicy, WorkspaceConfig, WorkspaceError, get_and_activate_workspace,
+    /// };
     ///
-    /// let scope = get_and_activate_workspace(&WorkspaceConfig::default(), "CLOSE_DOC").unwrap();
+    /// let cfg = WorkspaceConfig::builder()
+    ///     .initial_size(4096)
+    ///     .policy_learning(LearningPolicy::None)
+    ///     .build()
+    ///     .unwrap();
+    /// let scope = get_and_activate_workspace(&cfg, "CLOSE_DOC").unwrap();
     /// let a = Buffer::<f32>::zeros(4).unwrap();
     /// let guard = a.read().unwrap();
     /// let err = scope.close().unwrap_err(); // the guard is still alive
