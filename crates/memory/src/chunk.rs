@@ -118,13 +118,16 @@ impl RawMem {
         // under the lock) and this crate never truncates it. A program that ignores advisory
         // locks could still write or truncate the file: that is outside what a library can
         // rule out, and `LocationPolicy::Mmap` documents that the file must be left alone.
-        let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(file.file()) }
-            .map_err(io)?;
+        let mut map =
+            unsafe { memmap2::MmapOptions::new().len(len).map_mut(file.file()) }.map_err(io)?;
         if temp {
             file.unlink_temporary(&path);
         }
-        let ptr = NonNull::new(map.as_mut_ptr())
-            .ok_or_else(|| io(std::io::Error::other("the operating system returned a null mapping")))?;
+        let ptr = NonNull::new(map.as_mut_ptr()).ok_or_else(|| {
+            io(std::io::Error::other(
+                "the operating system returned a null mapping",
+            ))
+        })?;
         // Page alignment (>= 4096) implies ALIGN.
         debug_assert_eq!(ptr.as_ptr() as usize % ALIGN, 0);
         Ok(RawMem {

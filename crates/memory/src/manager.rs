@@ -442,7 +442,9 @@ impl Drop for WorkspaceScope {
         if let Some(err) = misuse
             && !std::thread::panicking()
         {
-            panic!("workspace scope dropped while arrays of its cycle were borrowed (DebugMode::PanicOnBorrowedDrop): {err}");
+            panic!(
+                "workspace scope dropped while arrays of its cycle were borrowed (DebugMode::PanicOnBorrowedDrop): {err}"
+            );
         }
     }
 }

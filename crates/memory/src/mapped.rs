@@ -60,7 +60,10 @@ pub(crate) enum OpenFailure {
     /// Another workspace (of this process or another) holds the file.
     InUse { path: PathBuf, held_by: String },
     /// The operating system refused.
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// An open, locked and registered file of a memory-mapped workspace. Dropping it unlocks the

@@ -246,7 +246,10 @@ impl WorkspaceState {
             if self.config.policy_spill == SpillPolicy::Fail {
                 return Err(WorkspaceError::MappedBlockBorrowed {
                     workspace: self.id().to_string(),
-                    borrows: self.retired_mapping.as_ref().map_or(0, |c| c.borrow_count()),
+                    borrows: self
+                        .retired_mapping
+                        .as_ref()
+                        .map_or(0, |c| c.borrow_count()),
                 });
             }
             self.cycle_allocations += bytes;

@@ -326,14 +326,18 @@ fn mmap_in_use() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("shared.bin");
     let first = get_workspace_for_current_thread(&mapped_config(&path, 4096), "MAPPED_A").unwrap();
-    let err = get_workspace_for_current_thread(&mapped_config(&path, 4096), "MAPPED_B").unwrap_err();
+    let err =
+        get_workspace_for_current_thread(&mapped_config(&path, 4096), "MAPPED_B").unwrap_err();
     assert!(matches!(err, WorkspaceError::MmapInUse { .. }));
     let canonical = std::fs::canonicalize(&path).unwrap();
     assert_contains(
         &err.to_string(),
         &[
             "memory-mapped workspace \"MAPPED_B\":",
-            &format!("{} is already mapped by workspace \"MAPPED_A\" on thread", canonical.display()),
+            &format!(
+                "{} is already mapped by workspace \"MAPPED_A\" on thread",
+                canonical.display()
+            ),
             "of this process",
             "alias the same memory, so it is refused",
             "Fix: give each workspace its own file",

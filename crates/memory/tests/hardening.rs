@@ -31,7 +31,10 @@ fn dropped_borrowed_scope_is_a_warning_in_the_report() {
     let a = Buffer::<f32>::zeros(8).unwrap();
     let guard = a.read().unwrap();
     drop(scope); // no error reaches anyone ...
-    assert_eq!(guard[0], 0.0, "still safe: the block was retired, not reused");
+    assert_eq!(
+        guard[0], 0.0,
+        "still safe: the block was retired, not reused"
+    );
     drop(guard);
     let stats = ws.stats().unwrap();
     assert_eq!(stats.retired_blocks, 1);
@@ -89,7 +92,10 @@ fn panic_on_borrowed_drop_panics_at_the_drop() {
         text.contains("workspace scope dropped while arrays of its cycle were borrowed (DebugMode::PanicOnBorrowedDrop)"),
         "{text}"
     );
-    assert!(text.contains("\"PANIC_DROP\" ended cycle 0 while 1 borrow(s)"), "{text}");
+    assert!(
+        text.contains("\"PANIC_DROP\" ended cycle 0 while 1 borrow(s)"),
+        "{text}"
+    );
     assert_eq!(guard[0], 0.0, "memory stayed safe");
     drop(guard);
     // The manager is consistent after the panic: the cycle ended, the next one works.

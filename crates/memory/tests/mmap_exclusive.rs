@@ -41,7 +41,11 @@ fn same_thread_second_workspace_is_refused() {
     // A smaller second workspace (the SIGBUS case: it would have truncated the file) too.
     let err = get_workspace_for_current_thread(&cfg(&path, 64), "X_C").unwrap_err();
     assert!(matches!(err, WorkspaceError::MmapInUse { .. }), "{err}");
-    assert_eq!(std::fs::metadata(&path).unwrap().len(), 4096, "file not resized");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().len(),
+        4096,
+        "file not resized"
+    );
     // The holder is untouched and works.
     {
         let _s = a.notify_scope_entered().unwrap();
@@ -72,7 +76,13 @@ fn links_to_the_same_file_are_one_file() {
     }
     // A relative spelling of the path, too.
     let err = get_workspace_for_current_thread(
-        &cfg(&d.join(".").join("..").join(d.file_name().unwrap()).join("ws.bin"), 4096),
+        &cfg(
+            &d.join(".")
+                .join("..")
+                .join(d.file_name().unwrap())
+                .join("ws.bin"),
+            4096,
+        ),
         "L_DOTS",
     )
     .unwrap_err();
@@ -161,12 +171,21 @@ fn child_maps_shared_file() {
 
 fn run_child(path: &Path) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_maps_shared_file", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "child_maps_shared_file",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, path)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "child failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     stdout
         .lines()
         .find_map(|l| l.split_once("CHILD_RESULT: ").map(|(_, r)| r))
@@ -189,7 +208,10 @@ fn other_process_is_refused() {
         refused.contains("is already mapped by another process (it holds an exclusive lock"),
         "{refused}"
     );
-    assert!(refused.contains("memory-mapped workspace \"CHILD\""), "{refused}");
+    assert!(
+        refused.contains("memory-mapped workspace \"CHILD\""),
+        "{refused}"
+    );
     // Released: the child maps it and sees the parent's data (kept in the file).
     ws.destroy().unwrap();
     let mapped = run_child(&path);
@@ -210,12 +232,18 @@ fn mapping_is_released_when_the_last_array_drops() {
     let err = get_workspace_for_current_thread(&cfg(&path, 4096), "REL_B").unwrap_err();
     let holder = in_use(&err);
     assert!(holder.contains("\"REL_A\""), "{err}");
-    assert!(holder.contains("destroyed: its mapping is released when the last array of it drops"), "{err}");
+    assert!(
+        holder.contains("destroyed: its mapping is released when the last array of it drops"),
+        "{err}"
+    );
     assert_eq!(guard[0], 0.0, "the borrowed array still reads its memory");
     drop(guard);
     // Not borrowed, but still referenced: still held.
     assert!(get_workspace_for_current_thread(&cfg(&path, 4096), "REL_B").is_err());
-    assert!(matches!(stale.read(), Err(WorkspaceError::WorkspaceDestroyed { .. })));
+    assert!(matches!(
+        stale.read(),
+        Err(WorkspaceError::WorkspaceDestroyed { .. })
+    ));
     drop(stale);
     let b = get_workspace_for_current_thread(&cfg(&path, 4096), "REL_B").unwrap();
     b.destroy().unwrap();
@@ -316,7 +344,11 @@ fn retired_mapping_comes_back_instead_of_the_heap() {
         let _s = ws.notify_scope_entered().unwrap();
         assert_eq!(ws.stats().unwrap().block_bytes, 4096, "the mapping is back");
         let mut again = Buffer::<u8>::uninitialized(8).unwrap();
-        assert_eq!(again.read().unwrap()[0], 11, "the file's data, not a fresh heap block");
+        assert_eq!(
+            again.read().unwrap()[0],
+            11,
+            "the file's data, not a fresh heap block"
+        );
         again.write().unwrap()[1] = 22;
     }
     ws.destroy().unwrap();
