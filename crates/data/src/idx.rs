@@ -4,7 +4,11 @@
 //! An IDX file is a big-endian header, magic number `0x0000_08NN` (`08` = unsigned bytes,
 //! `NN` = number of dimensions), one `u32` per dimension, then the data in row-major order.
 //! Image files are `0x0000_0803` (`count x rows x cols` pixels), label files `0x0000_0801`
-//! (`count` labels). Every malformed input is an error naming the file, what was expected and
+//! (`count` labels). Sizes in the header are never trusted: their product is checked for
+//! overflow and against the data actually there (the file's length, or for a gzipped file
+//! first against what a gzip stream of its size can hold, then against what it decompresses
+//! to, keeping at most the claimed length), so a header claiming 2^40 pixels is an error, not
+//! an allocation. Every malformed input is an error naming the file, what was expected and
 //! what was found:
 //!
 //! ```
@@ -158,14 +162,14 @@ pub fn read_images(path: impl AsRef<Path>) -> Result<IdxImages, DataError> {
 
 /// Parses an IDX image file's bytes (raw or gzipped); `name` is used in error messages.
 pub fn read_images_from(bytes: &[u8], name: &str) -> Result<IdxImages, DataError> {
-    let bytes = decompress(bytes, name)?;
+    let (bytes, extra) = decompress(bytes, name, IMAGES_MAGIC)?;
     let (dims, data) = parse(&bytes, name, IMAGES_MAGIC)?;
     let [count, rows, cols] = [dims[0], dims[1], dims[2]];
     let expected = checked_len(name, &[count, rows, cols])?;
     check_data_len(
         name,
         expected,
-        data.len(),
+        data.len().saturating_add(extra),
         &format!("pixel data for {count} images of {rows}x{cols}"),
     )?;
     Ok(IdxImages {
@@ -185,9 +189,14 @@ pub fn read_labels(path: impl AsRef<Path>) -> Result<IdxLabels, DataError> {
 
 /// Parses an IDX label file's bytes (raw or gzipped); `name` is used in error messages.
 pub fn read_labels_from(bytes: &[u8], name: &str) -> Result<IdxLabels, DataError> {
-    let bytes = decompress(bytes, name)?;
+    let (bytes, extra) = decompress(bytes, name, LABELS_MAGIC)?;
     let (dims, data) = parse(&bytes, name, LABELS_MAGIC)?;
-    check_data_len(name, dims[0], data.len(), &format!("{} labels", dims[0]))?;
+    check_data_len(
+        name,
+        dims[0],
+        data.len().saturating_add(extra),
+        &format!("{} labels", dims[0]),
+    )?;
     Ok(IdxLabels::new(name, data.to_vec()))
 }
 
@@ -198,15 +207,64 @@ fn read_file(path: &Path) -> Result<Vec<u8>, DataError> {
     })
 }
 
-fn decompress<'a>(bytes: &'a [u8], name: &str) -> Result<Cow<'a, [u8]>, DataError> {
+/// Deflate never expands data more than about 1032 times (258-byte matches coded in 2 bits);
+/// a gzip stream whose IDX header claims more than this many bytes per compressed byte is lying.
+const MAX_GZIP_RATIO: usize = 1032;
+
+/// Decompresses a gzipped IDX file without trusting its header: the header is decompressed
+/// first, the data length it claims is checked for overflow and against what a gzip stream of
+/// this size can hold, and then at most that many bytes are kept (anything after them is only
+/// counted, for the error message). A raw file is returned as is: its length is the data.
+/// Returns the bytes kept and the number of bytes found after the claimed data (not kept).
+fn decompress<'a>(
+    bytes: &'a [u8],
+    name: &str,
+    magic: u32,
+) -> Result<(Cow<'a, [u8]>, usize), DataError> {
     if !bytes.starts_with(&GZIP_MAGIC) {
-        return Ok(Cow::Borrowed(bytes));
+        return Ok((Cow::Borrowed(bytes), 0));
     }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
+    let corrupt =
+        |e: std::io::Error| format_error(name, format!("corrupt or truncated gzip data: {e}"));
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes);
+    let header = 4 + 4 * (magic & 0xff) as usize;
+    let mut out = Vec::with_capacity(header);
+    (&mut decoder)
+        .take(header as u64)
         .read_to_end(&mut out)
-        .map_err(|e| format_error(name, format!("corrupt or truncated gzip data: {e}")))?;
-    Ok(Cow::Owned(out))
+        .map_err(corrupt)?;
+    if out.len() < header || out[..4] != magic.to_be_bytes() {
+        // Truncated or not this kind of file: `parse` reports it from these bytes.
+        return Ok((Cow::Owned(out), 0));
+    }
+    let dims: Vec<usize> = out[4..header]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    let data = checked_len(name, &dims)?;
+    let most = bytes.len().saturating_mul(MAX_GZIP_RATIO);
+    if data > most {
+        return Err(format_error(
+            name,
+            format!(
+                "the header claims {dims:?} = {data} bytes of data, more than a {}-byte gzip \
+                 stream can hold (at most about {most} bytes): a corrupt or hostile header",
+                bytes.len()
+            ),
+        ));
+    }
+    // Grow with the data actually decompressed; only a modest part of the claim is reserved.
+    out.reserve(data.min(bytes.len().saturating_mul(8)));
+    (&mut decoder)
+        .take(data as u64)
+        .read_to_end(&mut out)
+        .map_err(corrupt)?;
+    // Extra data after the claimed length is counted (for the error message), never kept.
+    let extra = std::io::copy(&mut decoder, &mut std::io::sink()).map_err(corrupt)?;
+    Ok((
+        Cow::Owned(out),
+        usize::try_from(extra).unwrap_or(usize::MAX),
+    ))
 }
 
 /// Checks the magic number and returns the dimensions and the data after the header.

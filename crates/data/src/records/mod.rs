@@ -37,7 +37,7 @@ mod streaming;
 pub use csv::{CsvRecordReader, Records};
 pub use iterator::{LabelSpec, RecordReaderDataSetIterator};
 pub use sequence::{AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator};
-pub use streaming::CsvStreamingDataSetIterator;
+pub use streaming::{CsvStreamingDataSetIterator, MAX_LINE_BYTES};
 
 use crate::error::{DataError, invalid};
 

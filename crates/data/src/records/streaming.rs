@@ -7,10 +7,12 @@
 //! Fields are plain numbers separated by the delimiter (no quoting: use
 //! [`super::CsvRecordReader`] for quoted files). The line buffer and the parse buffers are
 //! reused, so in steady state `next()` allocates nothing on the heap; the batch's arrays go to
-//! the thread's current workspace.
+//! the thread's current workspace. Sizes that come from the file are bounded: a data line may
+//! be at most [`MAX_LINE_BYTES`] long, and the column count only sizes the batch buffers up to
+//! a fixed reservation (they grow with the data actually read).
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use dl4rs_array::{DataType, NdArray};
@@ -19,6 +21,13 @@ use super::LabelSpec;
 use crate::dataset::DataSet;
 use crate::error::DataError;
 use crate::iterator::DataSetIterator;
+
+/// The longest data line accepted (64 MiB): the file decides line lengths, so the line buffer
+/// is bounded rather than grown without limit.
+pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// Values reserved up front per batch buffer at most; beyond it the buffers grow with the data.
+const PREALLOCATE_MAX: usize = 1 << 20;
 
 /// Streams batches from a CSV file.
 ///
@@ -133,8 +142,23 @@ impl<T: DataType> CsvStreamingDataSetIterator<T> {
             });
         }
         let n_out = spec.num_outcomes();
-        it.features = Vec::with_capacity(batch * (it.columns - label_columns.len()));
-        it.labels = Vec::with_capacity(batch * n_out);
+        // The column count comes from the file: reserve what a batch needs only up to a bound
+        // (the buffers grow with the data actually read, and keep their capacity afterwards).
+        let width = it.columns - label_columns.len();
+        let too_big = |what: &str| {
+            crate::error::invalid(
+                "CsvStreamingDataSetIterator::new",
+                format!("a batch of {batch} rows x {what} values overflows the address space"),
+            )
+        };
+        let features = batch
+            .checked_mul(width)
+            .ok_or_else(|| too_big(&format!("{width} feature")))?;
+        let labels = batch
+            .checked_mul(n_out)
+            .ok_or_else(|| too_big(&format!("{n_out} label")))?;
+        it.features = Vec::with_capacity(features.min(PREALLOCATE_MAX));
+        it.labels = Vec::with_capacity(labels.min(PREALLOCATE_MAX));
         Ok(it)
     }
 
@@ -148,10 +172,10 @@ impl<T: DataType> CsvStreamingDataSetIterator<T> {
         self.line_number = 0;
         self.failed = false;
         for _ in 0..self.skip_lines {
-            self.line.clear();
+            // Header lines are skipped without being kept, whatever their length.
             let n = self
                 .reader
-                .read_line(&mut self.line)
+                .skip_until(b'\n')
                 .map_err(|source| DataError::Io {
                     path: self.path.clone(),
                     source,
@@ -164,12 +188,13 @@ impl<T: DataType> CsvStreamingDataSetIterator<T> {
         self.read_ahead()
     }
 
-    /// Reads the next non-blank line into `self.line` (empty at the end of the file).
+    /// Reads the next non-blank line into `self.line` (empty at the end of the file). A line
+    /// longer than [`MAX_LINE_BYTES`] is an error, not an ever-growing buffer.
     fn read_ahead(&mut self) -> Result<(), DataError> {
         loop {
             self.line.clear();
-            let n = self
-                .reader
+            let n = (&mut self.reader)
+                .take(MAX_LINE_BYTES as u64 + 1)
                 .read_line(&mut self.line)
                 .map_err(|source| DataError::Io {
                     path: self.path.clone(),
@@ -179,6 +204,17 @@ impl<T: DataType> CsvStreamingDataSetIterator<T> {
                 return Ok(());
             }
             self.line_number += 1;
+            if n > MAX_LINE_BYTES {
+                self.line.clear();
+                return Err(DataError::Parse {
+                    name: self.name.clone(),
+                    line: self.line_number,
+                    column: 1,
+                    message: format!(
+                        "expected a line of at most {MAX_LINE_BYTES} bytes, found a longer one"
+                    ),
+                });
+            }
             if !self.line.trim().is_empty() {
                 return Ok(());
             }
