@@ -240,8 +240,10 @@ impl<T: Element> Buffer<T> {
                     .map_err(|e| self.error(a, e))?;
                 // SAFETY: `acquire` proved the range valid and registered a borrow, so the owner
                 // will not write it until the guard releases. No other valid buffer covers the
-                // range (allocations of one cycle are disjoint), and `&self` rules out a
-                // `write()` guard on this one. Offsets are multiples of 64, in bounds.
+                // range: allocations of one cycle (or one ring lap) are disjoint, an allocation
+                // over an older one invalidates it first, and no other workspace maps the same
+                // memory (a mapped file belongs to one workspace, `mapped.rs`). `&self` rules
+                // out a `write()` guard on this one. Offsets are multiples of 64, in bounds.
                 unsafe { a.chunk.mem().slice::<T>(a.offset, self.len) }
             }
         };

@@ -93,19 +93,32 @@ impl RawMem {
         len: usize,
         ws: &Arc<WsShared>,
     ) -> Result<RawMem, mapped::OpenFailure> {
-        let (path, temp) = match path {
-            Some(p) => (p.to_path_buf(), false),
+        let (path, temp, mut file) = match path {
+            Some(p) => (p.to_path_buf(), false, mapped::open(p, len, ws, false)?),
             None => {
+                // A new file (create_new): a name left behind by an earlier process with the
+                // same id is skipped, never reused.
                 static COUNTER: AtomicU64 = AtomicU64::new(0);
-                let name = format!(
-                    "dl4rs-ws-{}-{}.mmap",
-                    std::process::id(),
-                    COUNTER.fetch_add(1, SeqCst)
-                );
-                (std::env::temp_dir().join(name), true)
+                let mut attempt = 0;
+                loop {
+                    let name = format!(
+                        "dl4rs-ws-{}-{}.mmap",
+                        std::process::id(),
+                        COUNTER.fetch_add(1, SeqCst)
+                    );
+                    let path = std::env::temp_dir().join(name);
+                    match mapped::open(&path, len, ws, true) {
+                        Ok(file) => break (path, true, file),
+                        Err(mapped::OpenFailure::Io { error, .. })
+                            if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 64 =>
+                        {
+                            attempt += 1;
+                        }
+                        Err(failure) => return Err(failure),
+                    }
+                }
             }
         };
-        let mut file = mapped::open(&path, len, ws, temp)?;
         let io = |error: std::io::Error| mapped::OpenFailure::Io {
             path: path.clone(),
             error,

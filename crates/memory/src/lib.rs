@@ -45,8 +45,12 @@
 //! and stay checked on any thread. Every misuse error names the workspace, the generations, the
 //! open workspaces and the fix (see `docs/workspace-errors.md`).
 //!
-//! All `unsafe` of dl4rs's memory handling lives in `chunk.rs` (and the counting allocator),
-//! each block with its `SAFETY` argument.
+//! `unsafe` is confined to this crate, each block with its `SAFETY` argument: `chunk.rs`
+//! owns raw memory (allocation, the file mapping, the unsafe `fill`/`slice` primitives);
+//! `buffer.rs` calls `slice` once a checked borrow is held, and `workspace.rs` calls `fill`
+//! to zero or poison memory the handshake proved unborrowed; `element.rs` declares the
+//! `unsafe` [`Element`] trait (plain numbers only); `counting.rs` implements `GlobalAlloc`.
+//! `mapped.rs` (which files are mapped, and by whom) has none.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
