@@ -110,7 +110,8 @@ impl RawMem {
                     match mapped::open(&path, len, ws, true) {
                         Ok(file) => break (path, true, file),
                         Err(mapped::OpenFailure::Io { error, .. })
-                            if error.kind() == std::io::ErrorKind::AlreadyExists && attempt < 64 =>
+                            if error.kind() == std::io::ErrorKind::AlreadyExists
+                                && attempt < 64 =>
                         {
                             attempt += 1;
                         }
