@@ -6,57 +6,55 @@
 
 use dl4rs::array::ops::{self, BinaryOp};
 use dl4rs::array::{ArrayView, ArrayViewMut};
-use dl4rs::nn::{Epsilon, Layer, NnError, ParamSpec, StepContext};
+use dl4rs::nn::{
+    Epsilon, Forward, InputType, Layer, LayerInfo, LayerInput, NnError, Saved, StepContext,
+};
 use dl4rs::prelude::*;
 
+/// `y = 2x` over rows of width `n`: it says once what it reads and writes, then computes.
 struct Double {
-    n: usize,
+    info: LayerInfo,
+}
+
+impl Double {
+    fn new(n: usize) -> Self {
+        let rows = InputType::feed_forward(n);
+        Double {
+            info: LayerInfo::new("Double", rows, rows).named(Some("double".into())),
+        }
+    }
 }
 
 impl Layer<f32> for Double {
-    fn kind(&self) -> &'static str {
-        "Double"
+    fn info(&self) -> &LayerInfo {
+        &self.info
     }
-    fn name(&self) -> Option<&str> {
-        Some("double")
-    }
-    fn n_in(&self) -> usize {
-        self.n
-    }
-    fn n_out(&self) -> usize {
-        self.n
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        Vec::new()
-    }
+
     fn init_params(&self, _params: &mut [f32], _seed: u64) {}
 
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, f32>,
+        input: &LayerInput<'_, f32>,
         _params: &ArrayView<'_, f32>,
         _ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<f32>, NnError> {
+    ) -> Result<Forward<f32>, NnError> {
         // Activations go where the network says activations go (ArrayType::Activations).
-        let mut out = mgr.dup(ArrayType::Activations, input)?;
+        let mut out = mgr.dup(ArrayType::Activations, &input.activations)?;
         ops::scalar_assign(BinaryOp::Mul, &mut out, 2.0)?;
-        Ok(out)
+        Ok(Forward::new(out))
     }
 
-    fn backprop_gradient(
-        &mut self,
-        _input: &ArrayView<'_, f32>,
-        _output: &ArrayView<'_, f32>,
+    fn backward(
+        &self,
+        _saved: &Saved<'_, f32>,
         epsilon: Epsilon<'_, f32>,
         _params: &ArrayView<'_, f32>,
         _grads: &mut ArrayViewMut<'_, f32>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<f32>>, NnError> {
-        let Epsilon::Gradient(g) = epsilon else {
-            return Err(NnError::Input("Double is not an output layer".into()));
-        };
+        let g = epsilon.gradient("Double")?;
         if !ctx.need_input_gradient {
             return Ok(None);
         }
@@ -76,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(LayerConf::output(LossFunction::Mse, 2).activation(Activation::Identity))
         .build()?;
     let mut net = MultiLayerNetwork::<f32>::new(conf)?;
-    net.set_layer(1, Box::new(Double { n: 16 }))?;
+    net.set_layer(1, Box::new(Double::new(16)))?;
     let x = NdArray::<f32>::rand_uniform(&[8, 4], -1.0, 1.0, 2)?;
     let y = NdArray::<f32>::rand_uniform(&[8, 2], -1.0, 1.0, 3)?;
     let before = net.score_arrays(&x, &y)?;

@@ -1,10 +1,11 @@
 //! Activation functions: the forward map on a batch (in place) and the backward pass (the
 //! gradient with respect to the input, given the saved input or output). Element-wise ones map
-//! to the kernels' `Unary`; softmax works along each row.
+//! to the array crate's `Unary`; softmax works along the last axis (the one softmax of
+//! `dl4rs-array`, so 1 or n threads give the same bits).
 
+use dl4rs_array::ops::GradFrom;
 use dl4rs_array::ops::{self, Unary};
-use dl4rs_array::{ArrayView, AsViewMut, DataType, NdArray};
-use dl4rs_kernels::GradFrom;
+use dl4rs_array::{ArrayView, AsViewMut, DataType};
 use serde::{Deserialize, Serialize};
 
 use crate::error::NnError;
@@ -72,28 +73,20 @@ impl Activation {
         }
     }
 
-    /// Applies the activation to a `[batch, n]` array in place.
-    pub fn apply_in_place<T: DataType>(self, z: &mut NdArray<T>) -> Result<(), NnError> {
+    /// `out = act(x)` (same shape; softmax along the last axis).
+    pub fn apply_into<T: DataType>(
+        self,
+        x: &ArrayView<'_, T>,
+        out: &mut impl AsViewMut<T>,
+    ) -> Result<(), NnError> {
         match self.unary::<T>() {
-            Some(Unary::Identity) => Ok(()),
-            Some(u) => Ok(ops::unary_assign(u, z)?),
-            None => {
-                let shape = z.shape();
-                let last = shape.len().saturating_sub(1);
-                let rows: usize = shape[..last].iter().product();
-                let cols = shape.get(last).copied().unwrap_or(1);
-                let mut w = z.write()?;
-                let data = w.as_slice_mut().ok_or_else(|| {
-                    NnError::Input("softmax activation needs a contiguous array".into())
-                })?;
-                softmax_rows_in_place(data, rows, cols);
-                Ok(())
-            }
+            Some(u) => Ok(ops::unary_into(u, x, out)?),
+            None => Ok(ops::softmax_last_axis_into(x, out)?),
         }
     }
 
     /// `grad_in = dL/dx` given `grad_out = dL/dy`, the input `x` and the output `y` of the
-    /// activation (both `[batch, n]`); written into `grad_in`.
+    /// activation (same shapes); written into `grad_in`.
     pub fn backprop<T: DataType>(
         self,
         input: Option<&ArrayView<'_, T>>,
@@ -101,17 +94,8 @@ impl Activation {
         grad_out: &ArrayView<'_, T>,
         grad_in: &mut impl AsViewMut<T>,
     ) -> Result<(), NnError> {
-        let mut gi = grad_in.view_mut();
-        let mut w = gi.write()?;
-        let gi = w
-            .as_slice_mut()
-            .ok_or_else(|| NnError::Input("activation gradient must be contiguous".into()))?;
-        let go = grad_out.read()?;
-        let go = go
-            .as_slice()
-            .ok_or_else(|| NnError::Input("gradient must be contiguous".into()))?;
         match self.unary::<T>() {
-            Some(Unary::Identity) => gi.copy_from_slice(go),
+            Some(Unary::Identity) => Ok(grad_in.view_mut().assign(grad_out)?),
             Some(u) => {
                 let saved = if u.grad_from() == GradFrom::Input {
                     input.ok_or_else(|| {
@@ -120,43 +104,9 @@ impl Activation {
                 } else {
                     output
                 };
-                let s = saved.read()?;
-                let s = s
-                    .as_slice()
-                    .ok_or_else(|| NnError::Input("activation input must be contiguous".into()))?;
-                dl4rs_kernels::unary_grad(u, s, go, gi)?;
+                Ok(ops::unary_grad_into(u, saved, grad_out, grad_in)?)
             }
-            None => {
-                let y = output.read()?;
-                let y = y
-                    .as_slice()
-                    .ok_or_else(|| NnError::Input("softmax output must be contiguous".into()))?;
-                let shape = output.shape();
-                let cols = shape.last().copied().unwrap_or(1);
-                let rows = y.len().checked_div(cols).unwrap_or(0);
-                dl4rs_kernels::softmax_rows_backward(y, go, rows, cols, gi)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn softmax_rows_in_place<T: DataType>(data: &mut [T], rows: usize, cols: usize) {
-    if cols == 0 {
-        return;
-    }
-    for row in data.chunks_exact_mut(cols).take(rows) {
-        let max = row
-            .iter()
-            .fold(T::NEG_INFINITY, |m, &v| if v > m { v } else { m });
-        let mut sum = T::ZERO;
-        for v in row.iter_mut() {
-            *v = (*v - max).vexp();
-            sum += *v;
-        }
-        let inv = T::ONE / sum;
-        for v in row.iter_mut() {
-            *v *= inv;
+            None => Ok(ops::softmax_backward_into(output, grad_out, grad_in)?),
         }
     }
 }

@@ -1,15 +1,16 @@
 //! Training listeners (DL4J's `TrainingListener`s): called after every iteration with the
 //! network. Score reporting, performance (examples/s, batches/s, workspace bytes) and
-//! checkpoints that keep the last K models, each written atomically.
+//! checkpoints that keep the last K models, each written atomically. Listeners see the network
+//! as a [`Model`], so they work for every kind of network.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use dl4rs_array::DataType;
 
+use crate::atomic_file::write_atomic;
 use crate::error::NnError;
-use crate::network::MultiLayerNetwork;
+use crate::model::Model;
 
 /// What a listener learns about an iteration.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,11 +28,7 @@ pub struct IterationInfo {
 /// Called after each training iteration.
 pub trait TrainingListener<T: DataType>: Send {
     /// One iteration is done.
-    fn iteration_done(
-        &mut self,
-        net: &MultiLayerNetwork<T>,
-        info: &IterationInfo,
-    ) -> Result<(), NnError>;
+    fn iteration_done(&mut self, net: &dyn Model<T>, info: &IterationInfo) -> Result<(), NnError>;
 }
 
 /// Prints the score every `frequency` iterations (to stderr, or collects lines).
@@ -64,11 +61,7 @@ impl ScoreIterationListener {
 }
 
 impl<T: DataType> TrainingListener<T> for ScoreIterationListener {
-    fn iteration_done(
-        &mut self,
-        _net: &MultiLayerNetwork<T>,
-        info: &IterationInfo,
-    ) -> Result<(), NnError> {
+    fn iteration_done(&mut self, _net: &dyn Model<T>, info: &IterationInfo) -> Result<(), NnError> {
         if info.iteration.is_multiple_of(self.frequency) {
             let line = format!("Score at iteration {} is {:.6}", info.iteration, info.score);
             match &mut self.lines {
@@ -123,11 +116,7 @@ impl PerformanceListener {
 }
 
 impl<T: DataType> TrainingListener<T> for PerformanceListener {
-    fn iteration_done(
-        &mut self,
-        _net: &MultiLayerNetwork<T>,
-        info: &IterationInfo,
-    ) -> Result<(), NnError> {
+    fn iteration_done(&mut self, _net: &dyn Model<T>, info: &IterationInfo) -> Result<(), NnError> {
         let start = *self.window_start.get_or_insert_with(Instant::now);
         self.examples += info.batch_size;
         self.batches += 1;
@@ -189,27 +178,8 @@ impl CheckpointListener {
     }
 }
 
-/// Writes `bytes` to `path` atomically: temporary file, fsync, rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
-    let err = |e: std::io::Error| NnError::File {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    };
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(err)?;
-    f.write_all(bytes).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(err)?;
-    Ok(())
-}
-
 impl<T: DataType> TrainingListener<T> for CheckpointListener {
-    fn iteration_done(
-        &mut self,
-        net: &MultiLayerNetwork<T>,
-        info: &IterationInfo,
-    ) -> Result<(), NnError> {
+    fn iteration_done(&mut self, net: &dyn Model<T>, info: &IterationInfo) -> Result<(), NnError> {
         if !info.iteration.is_multiple_of(self.frequency) {
             return Ok(());
         }

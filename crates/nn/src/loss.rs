@@ -52,46 +52,68 @@ impl LossFunction {
         T::from_f64(if size_of::<T>() == 4 { 1e-7 } else { 1e-12 })
     }
 
-    /// The mean loss over the batch.
+    /// The mean loss over the batch (DL4J: the masked sum divided by the batch size). `mask`
+    /// is `[batch]` or `[batch, 1]` (per example) or the labels' shape (per output); entries
+    /// whose mask is 0 contribute nothing.
     pub fn score<T: DataType>(
         self,
         labels: &ArrayView<'_, T>,
         output: &ArrayView<'_, T>,
+        mask: Option<&ArrayView<'_, T>>,
     ) -> Result<T, NnError> {
         let (batch, n) = self.check(labels, output)?;
         let (yr, ar) = (labels.read()?, output.read()?);
         let (y, a) = (contiguous(&yr, "labels")?, contiguous(&ar, "output")?);
+        let mr = mask.map(|m| self.check_mask(m, batch, n)).transpose()?;
+        let m = match &mr {
+            Some(r) => Some(contiguous(r, "mask")?),
+            None => None,
+        };
         let eps = Self::eps::<T>();
         let one = T::ONE;
         let mut total = T::ZERO;
-        match self {
-            LossFunction::Mcxent | LossFunction::NegativeLogLikelihood => {
-                for (&yi, &ai) in y.iter().zip(a) {
-                    if yi != T::ZERO {
-                        total -= yi * clamp(ai, eps, one).ln();
+        for (i, (&yi, &ai)) in y.iter().zip(a).enumerate() {
+            let w = mask_at(m, i, n, y.len());
+            if w == T::ZERO {
+                continue;
+            }
+            let term = match self {
+                LossFunction::Mcxent | LossFunction::NegativeLogLikelihood => {
+                    if yi == T::ZERO {
+                        continue;
                     }
+                    -yi * clamp(ai, eps, one).ln()
                 }
-            }
-            LossFunction::Xent => {
-                for (&yi, &ai) in y.iter().zip(a) {
+                LossFunction::Xent => {
                     let ai = clamp(ai, eps, one - eps);
-                    total -= yi * ai.ln() + (one - yi) * (one - ai).ln();
+                    -(yi * ai.ln() + (one - yi) * (one - ai).ln())
                 }
-            }
-            LossFunction::Mse => {
-                for (&yi, &ai) in y.iter().zip(a) {
-                    total += (ai - yi) * (ai - yi);
-                }
-                total /= T::from_f64(n as f64);
-            }
-            LossFunction::L1 => {
-                for (&yi, &ai) in y.iter().zip(a) {
-                    total += (ai - yi).abs();
-                }
-                total /= T::from_f64(n as f64);
-            }
+                LossFunction::Mse => (ai - yi) * (ai - yi),
+                LossFunction::L1 => (ai - yi).abs(),
+            };
+            total += if m.is_some() { term * w } else { term };
+        }
+        if matches!(self, LossFunction::Mse | LossFunction::L1) {
+            total /= T::from_f64(n as f64);
         }
         Ok(total / T::from_f64(batch.max(1) as f64))
+    }
+
+    fn check_mask<'m, T: DataType>(
+        self,
+        mask: &'m ArrayView<'_, T>,
+        batch: usize,
+        n: usize,
+    ) -> Result<dl4rs_array::ArrayRead<'m, T>, NnError> {
+        let shape = mask.shape();
+        let ok = shape == [batch] || shape == [batch, 1] || shape == [batch, n];
+        if !ok {
+            return Err(NnError::Input(format!(
+                "{self:?} loss: the label mask has shape {shape:?}; expected [{batch}], \
+                 [{batch}, 1] (one weight per example) or [{batch}, {n}] (one per output)"
+            )));
+        }
+        Ok(mask.read()?)
     }
 
     /// `grad = dL/dz` (z: the pre-activation of the output) for this loss after `activation`.
@@ -100,6 +122,7 @@ impl LossFunction {
         self,
         activation: Activation,
         labels: &ArrayView<'_, T>,
+        mask: Option<&ArrayView<'_, T>>,
         pre: Option<&ArrayView<'_, T>>,
         output: &ArrayView<'_, T>,
         grad: &mut impl AsViewMut<T>,
@@ -124,7 +147,8 @@ impl LossFunction {
             for ((gi, &ai), &yi) in g.iter_mut().zip(a).zip(y) {
                 *gi = (ai - yi) * inv_b;
             }
-            return Ok(());
+            drop(w);
+            return self.apply_mask(grad, mask, batch, n);
         }
         // dL/da, then through the activation.
         let mut dlda = NdArray::<T>::create_uninitialized(output.shape())?;
@@ -161,7 +185,41 @@ impl LossFunction {
                 };
             }
         }
-        activation.backprop(pre, output, &dlda.view(), grad)
+        activation.backprop(pre, output, &dlda.view(), grad)?;
+        self.apply_mask(grad, mask, batch, n)
+    }
+
+    /// `grad *= mask` (broadcast per example or element).
+    fn apply_mask<T: DataType>(
+        self,
+        grad: &mut impl AsViewMut<T>,
+        mask: Option<&ArrayView<'_, T>>,
+        batch: usize,
+        n: usize,
+    ) -> Result<(), NnError> {
+        let Some(mask) = mask else { return Ok(()) };
+        let mr = self.check_mask(mask, batch, n)?;
+        let m = contiguous(&mr, "mask")?;
+        let mut g = grad.view_mut();
+        let mut w = g.write()?;
+        let g = w
+            .as_slice_mut()
+            .ok_or_else(|| NnError::Input("loss gradient must be contiguous".into()))?;
+        let total = g.len();
+        for (i, gi) in g.iter_mut().enumerate() {
+            *gi *= mask_at(Some(m), i, n, total);
+        }
+        Ok(())
+    }
+}
+
+/// The mask weight of element `i` of a `[batch, n]` array: `m` holds one weight per element
+/// (as long as the array) or one per example.
+fn mask_at<T: DataType>(m: Option<&[T]>, i: usize, n: usize, total: usize) -> T {
+    match m {
+        None => T::ONE,
+        Some(m) if m.len() == total => m[i],
+        Some(m) => m[i / n.max(1)],
     }
 }
 

@@ -276,8 +276,14 @@ fn json_round_trip_and_deprecated_modes() {
         );
     assert_ne!(legacy, json);
     let parsed = MultiLayerConfiguration::from_json(&legacy).unwrap();
-    assert_eq!(parsed.training_workspace_mode, WorkspaceMode::Enabled);
-    assert_eq!(parsed.inference_workspace_mode, WorkspaceMode::Enabled);
+    assert_eq!(
+        parsed.global.training_workspace_mode,
+        WorkspaceMode::Enabled
+    );
+    assert_eq!(
+        parsed.global.inference_workspace_mode,
+        WorkspaceMode::Enabled
+    );
     #[allow(deprecated)]
     let in_code = WorkspaceMode::Single;
     assert_eq!(in_code, WorkspaceMode::Enabled);
@@ -318,7 +324,7 @@ fn invalid_configurations_are_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("layer 1 (DenseLayer) has n_in = 5 but the previous layer outputs 4"),
+        err.contains("layer 1 (DenseLayer) has n_in = 5 but its input has 4 features"),
         "{err}"
     );
     let err = NeuralNetConfiguration::builder()
@@ -453,48 +459,41 @@ fn model_file_round_trip_and_errors() {
 
 /// A custom layer that returns its activations on the heap instead of in
 /// `ArrayType::Activations` is caught, with layer, type and workspaces named.
-struct Misplaced;
+struct Misplaced(LayerInfo);
+
+impl Misplaced {
+    fn new() -> Self {
+        let t = InputType::feed_forward(8);
+        Misplaced(LayerInfo::new("MisplacedLayer", t, t).named(Some("custom".into())))
+    }
+}
 
 impl Layer<f32> for Misplaced {
-    fn kind(&self) -> &'static str {
-        "MisplacedLayer"
-    }
-    fn name(&self) -> Option<&str> {
-        Some("custom")
-    }
-    fn n_in(&self) -> usize {
-        8
-    }
-    fn n_out(&self) -> usize {
-        8
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        Vec::new()
+    fn info(&self) -> &LayerInfo {
+        &self.0
     }
     fn init_params(&self, _: &mut [f32], _: u64) {}
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, f32>,
+        input: &LayerInput<'_, f32>,
         _: &ArrayView<'_, f32>,
         _: &StepContext,
         _: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<f32>, NnError> {
-        Ok(input.detach()?) // wrong: should be mgr.dup(ArrayType::Activations, input)
+    ) -> Result<Forward<f32>, NnError> {
+        // Wrong: should be mgr.dup(ArrayType::Activations, input).
+        Ok(Forward::new(input.activations.detach()?))
     }
-    fn backprop_gradient(
-        &mut self,
-        _: &ArrayView<'_, f32>,
-        _: &ArrayView<'_, f32>,
+    fn backward(
+        &self,
+        _: &Saved<'_, f32>,
         eps: Epsilon<'_, f32>,
         _: &ArrayView<'_, f32>,
         _: &mut ArrayViewMut<'_, f32>,
         _: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<f32>>, NnError> {
-        match eps {
-            Epsilon::Gradient(g) => Ok(Some(mgr.dup(ArrayType::ActivationGrad, &g)?)),
-            Epsilon::Labels(_) => Err(NnError::Input("not an output layer".into())),
-        }
+        let g = eps.gradient("MisplacedLayer")?;
+        Ok(Some(mgr.dup(ArrayType::ActivationGrad, &g)?))
     }
 }
 
@@ -514,7 +513,7 @@ fn custom_layer_in_the_wrong_workspace_is_an_error() {
     );
     let _ = &mut net;
     let mut net = MultiLayerNetwork::<f32>::new(conf).unwrap();
-    net.set_layer(1, Box::new(Misplaced)).unwrap();
+    net.set_layer(1, Box::new(Misplaced::new())).unwrap();
     let x = NdArray::<f32>::zeros(&[2, 6]).unwrap();
     let err = net.output(&x, false).unwrap_err().to_string();
     assert!(err.contains("Output of layer (inference): array (Activations) workspace validation failed (layer 1 - layer name \"custom\" - type MisplacedLayer)"), "{err}");
@@ -535,7 +534,7 @@ fn custom_layer_in_the_wrong_workspace_is_an_error() {
         "{err}"
     );
     assert!(
-        net.set_layer(0, Box::new(Misplaced)).is_err(),
+        net.set_layer(0, Box::new(Misplaced::new())).is_err(),
         "shape mismatch is refused"
     );
     let _unused = x.view();
@@ -624,7 +623,7 @@ fn listeners_score_performance_and_checkpoints() {
     impl<L: TrainingListener<f32>> TrainingListener<f32> for Probe<L> {
         fn iteration_done(
             &mut self,
-            net: &MultiLayerNetwork<f32>,
+            net: &dyn Model<f32>,
             info: &IterationInfo,
         ) -> Result<(), NnError> {
             self.0.lock().unwrap().iteration_done(net, info)

@@ -1,42 +1,44 @@
 //! Batch normalization over `[batch, n]` inputs. Training normalizes with the batch's mean and
 //! (biased) variance and updates running averages; inference uses the running averages. The
-//! statistics live in buffers allocated once with the layer, so a step allocates nothing
-//! outside the workspaces; the running averages are saved with the model as layer state.
+//! batch statistics backward needs (mean and 1/std) are the layer's forward cache, a `[2, n]`
+//! `FfCache` array; backward's sums are `BpWorkingMem`. The running averages are the layer's
+//! state, saved with the model.
 
 use dl4rs_array::{ArrayView, ArrayViewMut, AsViewMut, DataType, NdArray};
 
-use super::{ACT, Epsilon, GRAD, Layer, ParamSpec, StepContext, check_input, expect_gradient};
+use super::{
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext, rows,
+};
 use crate::error::NnError;
-use crate::workspace_mgr::LayerWorkspaceMgr;
+use crate::input_type::InputType;
+use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
 /// Batch normalization: `y = gamma * (x - mean) / sqrt(var + eps) + beta`.
 pub struct BatchNormLayer<T: DataType> {
-    name: Option<String>,
+    info: LayerInfo,
     n: usize,
     eps: f64,
     decay: f64,
     running_mean: Vec<T>,
     running_var: Vec<T>,
-    batch_mean: Vec<T>,
-    batch_inv_std: Vec<T>,
-    sum_dy: Vec<T>,
-    sum_dy_xhat: Vec<T>,
 }
 
 impl<T: DataType> BatchNormLayer<T> {
     /// Width `n`, variance offset `eps`, running-average `decay`.
     pub fn new(name: Option<String>, n: usize, eps: f64, decay: f64) -> Self {
+        let t = InputType::feed_forward(n);
         BatchNormLayer {
-            name,
+            info: LayerInfo::new("BatchNormalization", t, t)
+                .named(name)
+                .with_params(vec![
+                    ParamSpec::bias("gamma", &[n]),
+                    ParamSpec::bias("beta", &[n]),
+                ]),
             n,
             eps,
             decay,
             running_mean: vec![T::ZERO; n],
             running_var: vec![T::ONE; n],
-            batch_mean: vec![T::ZERO; n],
-            batch_inv_std: vec![T::ONE; n],
-            sum_dy: vec![T::ZERO; n],
-            sum_dy_xhat: vec![T::ZERO; n],
         }
     }
 }
@@ -46,134 +48,140 @@ fn contiguous<'a, T: DataType>(r: &'a dl4rs_array::ArrayRead<'_, T>) -> Result<&
         .ok_or_else(|| NnError::Input("batch norm needs contiguous arrays".into()))
 }
 
+fn contiguous_mut<'a, T: DataType>(
+    w: &'a mut dl4rs_array::ArrayWrite<'_, T>,
+) -> Result<&'a mut [T], NnError> {
+    w.as_slice_mut()
+        .ok_or_else(|| NnError::Input("batch norm needs contiguous arrays".into()))
+}
+
 impl<T: DataType> Layer<T> for BatchNormLayer<T> {
-    fn kind(&self) -> &'static str {
-        "BatchNormalization"
+    fn info(&self) -> &LayerInfo {
+        &self.info
     }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn n_in(&self) -> usize {
-        self.n
-    }
-    fn n_out(&self) -> usize {
-        self.n
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec {
-                key: "gamma",
-                shape: vec![self.n],
-                regularize: false,
-            },
-            ParamSpec {
-                key: "beta",
-                shape: vec![self.n],
-                regularize: false,
-            },
-        ]
-    }
+
     fn init_params(&self, params: &mut [T], _seed: u64) {
         params[..self.n].fill(T::ONE);
         params[self.n..].fill(T::ZERO);
     }
 
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, T>,
+        input: &LayerInput<'_, T>,
         params: &ArrayView<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        let batch = check_input(self, ctx.index, input, self.n)?;
-        let n = self.n;
-        let xr = input.read()?;
+    ) -> Result<Forward<T>, NnError> {
+        let (batch, n) = rows(&input.activations);
+        let xr = input.activations.read()?;
         let x = contiguous(&xr)?;
         let pr = params.read()?;
         let p = contiguous(&pr)?;
         let (gamma, beta) = p.split_at(n);
         let eps = T::from_f64(self.eps);
-        if ctx.training {
-            let inv_b = T::ONE / T::from_f64(batch.max(1) as f64);
-            self.batch_mean.fill(T::ZERO);
-            for row in x.chunks_exact(n) {
-                for (m, &v) in self.batch_mean.iter_mut().zip(row) {
-                    *m += v;
-                }
-            }
-            for m in &mut self.batch_mean {
-                *m *= inv_b;
-            }
-            // Two-pass variance: numerically safer than E[x²] - E[x]².
-            self.sum_dy.fill(T::ZERO);
-            for row in x.chunks_exact(n) {
-                for ((s, &v), &m) in self.sum_dy.iter_mut().zip(row).zip(&self.batch_mean) {
-                    *s += (v - m) * (v - m);
-                }
-            }
-            let decay = T::from_f64(self.decay);
-            for j in 0..n {
-                let var = self.sum_dy[j] * inv_b;
-                self.batch_inv_std[j] = T::ONE / (var + eps).sqrt();
-                self.running_mean[j] =
-                    decay * self.running_mean[j] + (T::ONE - decay) * self.batch_mean[j];
-                self.running_var[j] = decay * self.running_var[j] + (T::ONE - decay) * var;
-            }
+        // Row 0: mean; row 1: 1 / std. Kept for backward in training, scratch at inference.
+        let ty = if ctx.training {
+            ArrayType::FfCache
         } else {
-            for j in 0..n {
-                self.batch_mean[j] = self.running_mean[j];
-                self.batch_inv_std[j] = T::ONE / (self.running_var[j] + eps).sqrt();
+            ArrayType::FfWorkingMem
+        };
+        let mut stats = mgr.create_uninitialized::<T>(ty, &[2, n])?;
+        {
+            let mut sw = stats.write()?;
+            let (mean, inv_std) = contiguous_mut(&mut sw)?.split_at_mut(n);
+            if ctx.training {
+                let inv_b = T::ONE / T::from_f64(batch.max(1) as f64);
+                mean.fill(T::ZERO);
+                for row in x.chunks_exact(n) {
+                    for (m, &v) in mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                for m in mean.iter_mut() {
+                    *m *= inv_b;
+                }
+                // Two-pass variance: numerically safer than E[x²] - E[x]².
+                inv_std.fill(T::ZERO);
+                for row in x.chunks_exact(n) {
+                    for ((s, &v), &m) in inv_std.iter_mut().zip(row).zip(mean.iter()) {
+                        *s += (v - m) * (v - m);
+                    }
+                }
+                let decay = T::from_f64(self.decay);
+                for j in 0..n {
+                    let var = inv_std[j] * inv_b;
+                    inv_std[j] = T::ONE / (var + eps).sqrt();
+                    self.running_mean[j] =
+                        decay * self.running_mean[j] + (T::ONE - decay) * mean[j];
+                    self.running_var[j] = decay * self.running_var[j] + (T::ONE - decay) * var;
+                }
+            } else {
+                for j in 0..n {
+                    mean[j] = self.running_mean[j];
+                    inv_std[j] = T::ONE / (self.running_var[j] + eps).sqrt();
+                }
             }
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[batch, n])?;
         {
+            let sr = stats.read()?;
+            let (mean, inv_std) = contiguous(&sr)?.split_at(n);
             let mut ow = out.write()?;
-            let o = ow
-                .as_slice_mut()
-                .ok_or_else(|| NnError::Input("output must be contiguous".into()))?;
+            let o = contiguous_mut(&mut ow)?;
             for (orow, xrow) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
                 for j in 0..n {
-                    let xhat = (xrow[j] - self.batch_mean[j]) * self.batch_inv_std[j];
+                    let xhat = (xrow[j] - mean[j]) * inv_std[j];
                     orow[j] = gamma[j] * xhat + beta[j];
                 }
             }
         }
-        Ok(out)
+        let cache = if ctx.training { Some(stats) } else { None };
+        Ok(Forward::new(out).with_cache(cache))
     }
 
-    fn backprop_gradient(
-        &mut self,
-        input: &ArrayView<'_, T>,
-        _output: &ArrayView<'_, T>,
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
         epsilon: Epsilon<'_, T>,
         params: &ArrayView<'_, T>,
         grads: &mut ArrayViewMut<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<T>>, NnError> {
-        let eps = expect_gradient("BatchNormalization", epsilon)?;
-        let batch = check_input(self, ctx.index, input, self.n)?;
-        let n = self.n;
-        let (xr, dyr, pr) = (input.read()?, eps.read()?, params.read()?);
+        let eps = epsilon.gradient(self.info.kind)?;
+        let stats = saved.cache.ok_or_else(|| {
+            NnError::Input(
+                "BatchNormalization backward needs the batch statistics of a training forward \
+                 pass"
+                    .into(),
+            )
+        })?;
+        let (batch, n) = rows(&saved.input);
+        let (xr, dyr, pr, sr) = (
+            saved.input.read()?,
+            eps.read()?,
+            params.read()?,
+            stats.read()?,
+        );
         let (x, dy, p) = (contiguous(&xr)?, contiguous(&dyr)?, contiguous(&pr)?);
+        let (mean, inv_std) = contiguous(&sr)?.split_at(n);
         let gamma = &p[..n];
-        self.sum_dy.fill(T::ZERO);
-        self.sum_dy_xhat.fill(T::ZERO);
+        let mut sums = mgr.create::<T>(ArrayType::BpWorkingMem, &[2, n])?;
+        let mut sw = sums.write()?;
+        let (sum_dy, sum_dy_xhat) = contiguous_mut(&mut sw)?.split_at_mut(n);
         for (xrow, dyrow) in x.chunks_exact(n).zip(dy.chunks_exact(n)) {
             for j in 0..n {
-                let xhat = (xrow[j] - self.batch_mean[j]) * self.batch_inv_std[j];
-                self.sum_dy[j] += dyrow[j];
-                self.sum_dy_xhat[j] += dyrow[j] * xhat;
+                let xhat = (xrow[j] - mean[j]) * inv_std[j];
+                sum_dy[j] += dyrow[j];
+                sum_dy_xhat[j] += dyrow[j] * xhat;
             }
         }
         {
             let mut g = grads.view_mut();
             let mut gw = g.write()?;
-            let gs = gw
-                .as_slice_mut()
-                .ok_or_else(|| NnError::Input("gradients must be contiguous".into()))?;
-            gs[..n].copy_from_slice(&self.sum_dy_xhat);
-            gs[n..].copy_from_slice(&self.sum_dy);
+            let gs = contiguous_mut(&mut gw)?;
+            gs[..n].copy_from_slice(sum_dy_xhat);
+            gs[n..].copy_from_slice(sum_dy);
         }
         if !ctx.need_input_gradient {
             return Ok(None);
@@ -183,20 +191,18 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
             let bf = T::from_f64(batch as f64);
             let inv_b = T::ONE / bf;
             let mut dw = dx.write()?;
-            let d = dw
-                .as_slice_mut()
-                .ok_or_else(|| NnError::Input("gradient must be contiguous".into()))?;
+            let d = contiguous_mut(&mut dw)?;
             for ((drow, xrow), dyrow) in d
                 .chunks_exact_mut(n)
                 .zip(x.chunks_exact(n))
                 .zip(dy.chunks_exact(n))
             {
                 for j in 0..n {
-                    let xhat = (xrow[j] - self.batch_mean[j]) * self.batch_inv_std[j];
+                    let xhat = (xrow[j] - mean[j]) * inv_std[j];
                     drow[j] = gamma[j]
-                        * self.batch_inv_std[j]
+                        * inv_std[j]
                         * inv_b
-                        * (bf * dyrow[j] - self.sum_dy[j] - xhat * self.sum_dy_xhat[j]);
+                        * (bf * dyrow[j] - sum_dy[j] - xhat * sum_dy_xhat[j]);
                 }
             }
         }

@@ -1,59 +1,70 @@
 //! Dense and output layers: `act(x·W + b)`, with a loss for output layers. The forward pass
-//! fuses bias and activation in one pass over the gemm output; the backward pass computes
+//! fuses bias and activation in one pass over the gemm output (keeping the pre-activation as
+//! the layer's cache when the activation's derivative needs it); the backward pass computes
 //! `dW = xᵀ·dz`, `db = Σ dz`, `dx = dz·Wᵀ` with transposes as views (no copies).
 
 use dl4rs_array::ops::{self, Reduction};
-use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
+use dl4rs_array::{ArrayView, ArrayViewMut, AsViewMut, DataType, NdArray};
 
 use super::{
-    ACT, Epsilon, GRAD, Layer, ParamSpec, StepContext, check_input, expect_gradient, expect_labels,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext, rows,
 };
 use crate::activation::Activation;
-use crate::conf::DenseConf;
 use crate::error::NnError;
+use crate::input_type::InputType;
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
 /// A dense layer, or an output layer when it has a loss.
-pub struct DenseLayer<T: DataType> {
-    name: Option<String>,
+pub struct DenseLayer {
+    info: LayerInfo,
     n_in: usize,
     n_out: usize,
     activation: Activation,
     weight_init: WeightInit,
     bias_init: f64,
-    loss: Option<LossFunction>,
-    /// `x·W + b`, kept from the forward pass when the activation's derivative needs it.
-    pre: Option<NdArray<T>>,
 }
 
-impl<T: DataType> DenseLayer<T> {
-    /// From its configuration (`loss` makes it an output layer).
-    pub fn new(conf: &DenseConf, loss: Option<LossFunction>) -> Result<Self, NnError> {
-        Ok(DenseLayer {
-            name: conf.name.clone(),
-            n_in: conf
-                .n_in
-                .ok_or_else(|| NnError::config("DenseLayer: n_in was not inferred"))?,
-            n_out: conf.n_out,
-            activation: conf.activation.unwrap_or_default(),
-            weight_init: conf.weight_init.unwrap_or_default(),
-            bias_init: conf.bias_init,
-            loss,
-            pre: None,
-        })
-    }
-
-    fn kind_name(&self) -> &'static str {
-        if self.loss.is_some() {
+impl DenseLayer {
+    /// A dense layer `n_in → n_out`; `loss` makes it an output layer.
+    pub fn new(
+        name: Option<String>,
+        n_in: usize,
+        n_out: usize,
+        activation: Activation,
+        weight_init: WeightInit,
+        bias_init: f64,
+        loss: Option<LossFunction>,
+    ) -> Self {
+        let kind = if loss.is_some() {
             "OutputLayer"
         } else {
             "DenseLayer"
+        };
+        let info = LayerInfo::new(
+            kind,
+            InputType::feed_forward(n_in),
+            InputType::feed_forward(n_out),
+        )
+        .named(name)
+        .with_params(vec![
+            ParamSpec::weight("W", &[n_in, n_out]),
+            ParamSpec::bias("b", &[n_out]),
+        ])
+        .with_loss(loss);
+        DenseLayer {
+            info,
+            n_in,
+            n_out,
+            activation,
+            weight_init,
+            bias_init,
         }
     }
 
-    fn weights<'a>(
+    #[allow(clippy::type_complexity)]
+    fn weights<'a, T: DataType>(
         &self,
         params: &ArrayView<'a, T>,
     ) -> Result<(ArrayView<'a, T>, ArrayView<'a, T>), NnError> {
@@ -66,44 +77,9 @@ impl<T: DataType> DenseLayer<T> {
     }
 }
 
-fn slice_mut<'a, T: DataType>(
-    w: &'a mut dl4rs_array::ArrayWrite<'_, T>,
-    what: &str,
-) -> Result<&'a mut [T], NnError> {
-    w.as_slice_mut()
-        .ok_or_else(|| NnError::Input(format!("{what} must be contiguous")))
-}
-
-impl<T: DataType> Layer<T> for DenseLayer<T> {
-    fn kind(&self) -> &'static str {
-        self.kind_name()
-    }
-
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    fn n_in(&self) -> usize {
-        self.n_in
-    }
-
-    fn n_out(&self) -> usize {
-        self.n_out
-    }
-
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec {
-                key: "W",
-                shape: vec![self.n_in, self.n_out],
-                regularize: true,
-            },
-            ParamSpec {
-                key: "b",
-                shape: vec![self.n_out],
-                regularize: false,
-            },
-        ]
+impl<T: DataType> Layer<T> for DenseLayer {
+    fn info(&self) -> &LayerInfo {
+        &self.info
     }
 
     fn init_params(&self, params: &mut [T], seed: u64) {
@@ -113,81 +89,67 @@ impl<T: DataType> Layer<T> for DenseLayer<T> {
         params[nw..].fill(T::from_f64(self.bias_init));
     }
 
-    fn loss(&self) -> Option<LossFunction> {
-        self.loss
-    }
-
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, T>,
+        input: &LayerInput<'_, T>,
         params: &ArrayView<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        let batch = check_input(self, ctx.index, input, self.n_in)?;
+    ) -> Result<Forward<T>, NnError> {
+        let x = input.activations;
+        let (batch, _) = rows(&x);
         let (w, b) = self.weights(params)?;
-        let mut out = mgr.create_uninitialized::<T>(ACT, &[batch, self.n_out])?;
-        ops::gemm_into(T::ONE, input, &w, T::ZERO, &mut out)?;
-        let keep_pre = ctx.training && self.activation.needs_input_for_backprop();
-        let mut pre = if keep_pre {
-            Some(mgr.create_uninitialized::<T>(ArrayType::FfCache, &[batch, self.n_out])?)
+        let shape = [batch, self.n_out];
+        if self.activation == Activation::Softmax {
+            // Softmax is not element-wise: z = x·W + b in working memory, then one softmax.
+            let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &shape)?;
+            ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut z)?;
+            ops::bias_act_into(&mut z, &b, ops::Unary::Identity, None)?;
+            let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
+            ops::softmax_last_axis_into(&z, &mut out)?;
+            return Ok(Forward::new(out));
+        }
+        let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
+        ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut out)?;
+        let mut pre = if ctx.training && self.activation.needs_input_for_backprop() {
+            Some(mgr.create_uninitialized::<T>(ArrayType::FfCache, &shape)?)
         } else {
             None
         };
-        {
-            let br = b.read()?;
-            let bias = br
-                .as_slice()
-                .ok_or_else(|| NnError::Input("bias must be contiguous".into()))?;
-            let mut ow = out.write()?;
-            let o = slice_mut(&mut ow, "activations")?;
-            let mut pw = pre.as_mut().map(|p| p.write()).transpose()?;
-            let pre_slice = match pw.as_mut() {
-                Some(g) => Some(slice_mut(g, "pre-activations")?),
-                None => None,
-            };
-            match self.activation.unary::<T>() {
-                Some(act) => dl4rs_kernels::bias_act(o, batch, self.n_out, bias, act, pre_slice)?,
-                None => dl4rs_kernels::binary_row_assign(
-                    dl4rs_kernels::BinaryOp::Add,
-                    o,
-                    batch,
-                    self.n_out,
-                    bias,
-                )?,
-            }
-        }
-        if self.activation == Activation::Softmax {
-            self.activation.apply_in_place(&mut out)?;
-        }
-        self.pre = pre;
-        Ok(out)
+        let act = self.activation.unary::<T>().unwrap_or(ops::Unary::Identity);
+        ops::bias_act_into(&mut out, &b, act, pre.as_mut())?;
+        Ok(Forward::new(out).with_cache(pre))
     }
 
-    fn backprop_gradient(
-        &mut self,
-        input: &ArrayView<'_, T>,
-        output: &ArrayView<'_, T>,
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
         epsilon: Epsilon<'_, T>,
         params: &ArrayView<'_, T>,
         grads: &mut ArrayViewMut<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<T>>, NnError> {
-        let batch = check_input(self, ctx.index, input, self.n_in)?;
+        let (batch, _) = rows(&saved.input);
         let (w, _) = self.weights(params)?;
         let mut dz =
             mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[batch, self.n_out])?;
-        let pre = self.pre.as_ref().map(|p| p.view());
-        match self.loss {
+        match self.info.loss {
             Some(loss) => {
-                let labels = expect_labels(self.kind_name(), epsilon)?;
-                loss.gradient(self.activation, &labels, pre.as_ref(), output, &mut dz)?;
+                let (labels, mask) = epsilon.labels(self.info.kind)?;
+                loss.gradient(
+                    self.activation,
+                    &labels,
+                    mask.as_ref(),
+                    saved.cache.as_ref(),
+                    &saved.output,
+                    &mut dz,
+                )?;
             }
             None => {
-                let eps = expect_gradient(self.kind_name(), epsilon)?;
+                let eps = epsilon.gradient(self.info.kind)?;
                 self.activation
-                    .backprop(pre.as_ref(), output, &eps, &mut dz)?;
+                    .backprop(saved.cache.as_ref(), &saved.output, &eps, &mut dz)?;
             }
         }
         let nw = self.n_in * self.n_out;
@@ -196,7 +158,7 @@ impl<T: DataType> Layer<T> for DenseLayer<T> {
                 .view_mut()
                 .slice_axis(0, 0, nw, 1)?
                 .reshape(&[self.n_in, self.n_out])?;
-            ops::gemm_into(T::ONE, &input.t(), &dz, T::ZERO, &mut gw)?;
+            ops::gemm_into(T::ONE, &saved.input.t(), &dz, T::ZERO, &mut gw)?;
         }
         {
             let mut gb = grads.view_mut().slice_axis(0, nw, nw + self.n_out, 1)?;
@@ -208,9 +170,5 @@ impl<T: DataType> Layer<T> for DenseLayer<T> {
         let mut eps_out = mgr.create_uninitialized::<T>(GRAD, &[batch, self.n_in])?;
         ops::gemm_into(T::ONE, &dz, &w.t(), T::ZERO, &mut eps_out)?;
         Ok(Some(eps_out))
-    }
-
-    fn clear(&mut self) {
-        self.pre = None;
     }
 }

@@ -1,9 +1,18 @@
-//! The layer API. A layer is a plain struct implementing [`Layer`]: it reads its parameters
-//! from the network's flat parameter array, writes its parameter gradients into the flat
-//! gradient array, and places every array it creates through the [`LayerWorkspaceMgr`] by
-//! [`ArrayType`]: activations in `Activations`, the returned input gradient in
-//! `ActivationGrad`, scratch in the working-memory types. The network checks where returned
-//! arrays live, so a custom layer that misplaces one gets a clear error, not a dangling array.
+//! The layer API. A layer is a plain struct implementing [`Layer`]. It describes itself once
+//! ([`LayerInfo`]: input type in, output type out, parameter specs, loss), reads its parameters
+//! from its slice of the network's flat parameter array, writes parameter gradients into its
+//! slice of the flat gradient array, and places every array it creates through the
+//! [`LayerWorkspaceMgr`] by [`ArrayType`]:
+//!
+//! * the forward result as `Activations`, and what backward will need as `FfCache`, returned in
+//!   [`Forward`] (the network keeps it for one iteration and hands it back in [`Saved`]);
+//!   nothing is kept in `self` between the passes;
+//! * the input gradient as `ActivationGrad`; scratch as `FfWorkingMem` / `BpWorkingMem`.
+//!
+//! The network checks input shapes against [`LayerInfo::input_type`] before calling a layer, and
+//! where returned arrays live after it, so a custom layer that misplaces one gets a clear error,
+//! not a dangling array. Masks travel with activations: a layer sees its input's mask and says
+//! in [`Forward::mask`] whether its output keeps it.
 
 mod batch_norm;
 mod dense;
@@ -17,12 +26,12 @@ pub use simple::{ActivationLayer, LossLayer};
 
 use dl4rs_array::{ArrayView, ArrayViewMut, DataType, NdArray};
 
-use crate::conf::LayerConf;
 use crate::error::NnError;
+use crate::input_type::InputType;
 use crate::loss::LossFunction;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
-/// What the network knows about the current step, for layers that need it (dropout masks).
+/// What the network knows about the current step, for layers that need it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StepContext {
     /// Training (true) or inference.
@@ -31,19 +40,56 @@ pub struct StepContext {
     pub iteration: u64,
     /// The network's seed.
     pub seed: u64,
-    /// This layer's index.
+    /// This layer's (or vertex's) index in the network's execution order.
     pub index: usize,
-    /// Whether backprop must return `dL/d(input)` (false for the first layer: nobody uses it).
+    /// Examples in the mini-batch (what `FeedForwardToRnn` needs to fold rows back into
+    /// sequences).
+    pub batch: usize,
+    /// Whether backprop must return `dL/d(input)` (false when the input is a network input:
+    /// nobody uses it).
     pub need_input_gradient: bool,
 }
 
 /// The gradient a layer's backward pass starts from.
 #[derive(Debug, Clone, Copy)]
 pub enum Epsilon<'a, T: DataType> {
-    /// `dL/d(output)` from the layer above.
+    /// `dL/d(output)` from the layers above.
     Gradient(ArrayView<'a, T>),
-    /// The labels, for a layer that computes the loss itself (an output layer).
-    Labels(ArrayView<'a, T>),
+    /// The labels (and their mask), for a layer that computes the loss itself.
+    Labels {
+        /// The labels, shaped like the layer's output.
+        labels: ArrayView<'a, T>,
+        /// Which entries count: `[batch]`, `[batch, 1]` or the labels' shape; `None`: all.
+        mask: Option<ArrayView<'a, T>>,
+    },
+}
+
+impl<'a, T: DataType> Epsilon<'a, T> {
+    /// The gradient, or an error naming `kind` when labels arrived.
+    pub fn gradient(self, kind: &str) -> Result<ArrayView<'a, T>, NnError> {
+        match self {
+            Epsilon::Gradient(g) => Ok(g),
+            Epsilon::Labels { .. } => Err(NnError::Input(format!(
+                "{kind} is not an output layer: its backward pass needs the gradient from \
+                 above, not labels (put an output or loss layer last)"
+            ))),
+        }
+    }
+
+    /// The labels and mask, or an error naming `kind` when a gradient arrived.
+    #[allow(clippy::type_complexity)]
+    pub fn labels(
+        self,
+        kind: &str,
+    ) -> Result<(ArrayView<'a, T>, Option<ArrayView<'a, T>>), NnError> {
+        match self {
+            Epsilon::Labels { labels, mask } => Ok((labels, mask)),
+            Epsilon::Gradient(_) => Err(NnError::Input(format!(
+                "{kind} computes the loss: its backward pass needs labels, not a gradient \
+                 (it must be a network output)"
+            ))),
+        }
+    }
 }
 
 /// One parameter array inside a layer's slice of the flat parameters.
@@ -57,57 +103,179 @@ pub struct ParamSpec {
     pub regularize: bool,
 }
 
+impl ParamSpec {
+    /// A parameter array that is regularized (weights).
+    pub fn weight(key: &'static str, shape: &[usize]) -> ParamSpec {
+        ParamSpec {
+            key,
+            shape: shape.to_vec(),
+            regularize: true,
+        }
+    }
+
+    /// A parameter array that is not regularized (biases, scales).
+    pub fn bias(key: &'static str, shape: &[usize]) -> ParamSpec {
+        ParamSpec {
+            key,
+            shape: shape.to_vec(),
+            regularize: false,
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// How a layer describes itself, once, when it is built.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerInfo {
+    /// The layer type's name ("DenseLayer", ...), as DL4J names it.
+    pub kind: &'static str,
+    /// The configured name, if any.
+    pub name: Option<String>,
+    /// What it reads (the network checks every input against it).
+    pub input_type: InputType,
+    /// What it produces.
+    pub output_type: InputType,
+    /// Its parameters, in order, inside its slice of the flat array.
+    pub params: Vec<ParamSpec>,
+    /// The loss it computes, for output layers.
+    pub loss: Option<LossFunction>,
+}
+
+impl LayerInfo {
+    /// A layer of `kind` from `input_type` to `output_type`, with no parameters and no loss.
+    pub fn new(kind: &'static str, input_type: InputType, output_type: InputType) -> LayerInfo {
+        LayerInfo {
+            kind,
+            name: None,
+            input_type,
+            output_type,
+            params: Vec::new(),
+            loss: None,
+        }
+    }
+
+    /// Sets the name.
+    pub fn named(mut self, name: Option<String>) -> LayerInfo {
+        self.name = name;
+        self
+    }
+
+    /// Sets the parameters.
+    pub fn with_params(mut self, params: Vec<ParamSpec>) -> LayerInfo {
+        self.params = params;
+        self
+    }
+
+    /// Sets the loss (an output layer).
+    pub fn with_loss(mut self, loss: Option<LossFunction>) -> LayerInfo {
+        self.loss = loss;
+        self
+    }
+
+    /// Total number of parameters.
+    pub fn num_params(&self) -> usize {
+        self.params.iter().map(ParamSpec::len).sum()
+    }
+}
+
+/// A layer's input: activations and their mask.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerInput<'a, T: DataType> {
+    /// The activations, of the layer's input type.
+    pub activations: ArrayView<'a, T>,
+    /// The mask of the activations (`[batch, time]` for sequences), if any.
+    pub mask: Option<ArrayView<'a, T>>,
+}
+
+/// What becomes of the mask after a layer.
+#[derive(Debug, Default)]
+pub enum MaskOut<T: DataType> {
+    /// The output keeps the input's mask (most layers).
+    #[default]
+    Same,
+    /// The output has no mask (e.g. pooling over the masked axis).
+    Cleared,
+    /// A new mask, created as `ArrayType::Activations`.
+    New(NdArray<T>),
+}
+
+/// The result of a forward pass.
+#[derive(Debug)]
+pub struct Forward<T: DataType> {
+    /// The output, created as `ArrayType::Activations`.
+    pub activations: NdArray<T>,
+    /// What backward needs beyond input and output, created as `ArrayType::FfCache` (in
+    /// training only; at inference return `None`).
+    pub cache: Option<NdArray<T>>,
+    /// The output's mask.
+    pub mask: MaskOut<T>,
+}
+
+impl<T: DataType> Forward<T> {
+    /// An output with no cache that keeps the input's mask.
+    pub fn new(activations: NdArray<T>) -> Forward<T> {
+        Forward {
+            activations,
+            cache: None,
+            mask: MaskOut::Same,
+        }
+    }
+
+    /// Adds a cache for backward.
+    pub fn with_cache(mut self, cache: Option<NdArray<T>>) -> Forward<T> {
+        self.cache = cache;
+        self
+    }
+}
+
+/// What the network kept from a layer's forward pass, handed to its backward pass.
+#[derive(Debug, Clone, Copy)]
+pub struct Saved<'a, T: DataType> {
+    /// The input of the forward pass.
+    pub input: ArrayView<'a, T>,
+    /// Its mask.
+    pub mask: Option<ArrayView<'a, T>>,
+    /// The output of the forward pass.
+    pub output: ArrayView<'a, T>,
+    /// The cache the forward pass returned.
+    pub cache: Option<ArrayView<'a, T>>,
+}
+
 /// A layer of a network.
 pub trait Layer<T: DataType>: Send {
-    /// The layer type's name ("DenseLayer", ...).
-    fn kind(&self) -> &'static str;
-    /// The configured name, if any.
-    fn name(&self) -> Option<&str>;
-    /// Input width.
-    fn n_in(&self) -> usize;
-    /// Output width.
-    fn n_out(&self) -> usize;
-    /// The parameters, in order, inside this layer's slice of the flat array.
-    fn param_specs(&self) -> Vec<ParamSpec>;
-    /// Total number of parameters.
-    fn num_params(&self) -> usize {
-        self.param_specs()
-            .iter()
-            .map(|p| p.shape.iter().product::<usize>())
-            .sum()
-    }
-    /// Writes initial values into this layer's parameter slice.
+    /// The layer's description (built once).
+    fn info(&self) -> &LayerInfo;
+    /// Writes initial values into this layer's parameter slice (`info().num_params()` long).
     fn init_params(&self, params: &mut [T], seed: u64);
-    /// The loss this layer computes, for output layers.
-    fn loss(&self) -> Option<LossFunction> {
-        None
-    }
-    /// Forward pass over `input` (`[batch, n_in]`); the result must be created as
-    /// `ArrayType::Activations`.
-    fn activate(
+    /// Forward pass. The input's shape has been checked against `info().input_type`.
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, T>,
+        input: &LayerInput<'_, T>,
         params: &ArrayView<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError>;
+    ) -> Result<Forward<T>, NnError>;
     /// Backward pass: writes parameter gradients into `grads` (this layer's slice of the flat
-    /// gradient array) and returns `dL/d(input)`, created as `ArrayType::ActivationGrad`
-    /// (`None` when `ctx.need_input_gradient` is false). `input` and `output` are those of the
-    /// last `activate` in training mode.
-    #[allow(clippy::too_many_arguments)]
-    fn backprop_gradient(
-        &mut self,
-        input: &ArrayView<'_, T>,
-        output: &ArrayView<'_, T>,
+    /// gradient array) and returns `dL/d(input)` created as `ArrayType::ActivationGrad`
+    /// (`None` when `ctx.need_input_gradient` is false).
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
         epsilon: Epsilon<'_, T>,
         params: &ArrayView<'_, T>,
         grads: &mut ArrayViewMut<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<T>>, NnError>;
-    /// Drops anything cached between forward and backward (called after each iteration).
-    fn clear(&mut self) {}
     /// Non-parameter state to save with the model (batch norm's running statistics).
     fn state(&self) -> Vec<(&'static str, Vec<T>)> {
         Vec::new()
@@ -117,85 +285,19 @@ pub trait Layer<T: DataType>: Send {
         let _ = values;
         Err(NnError::Input(format!(
             "{}: no state named {key:?}",
-            self.kind()
+            self.info().kind
         )))
     }
 }
 
-/// The layer for a configuration entry (sizes already inferred).
-pub fn layer_from_conf<T: DataType>(conf: &LayerConf) -> Result<Box<dyn Layer<T>>, NnError> {
-    let missing = || NnError::config(format!("{}: sizes were not inferred", conf.kind()));
-    Ok(match conf {
-        LayerConf::Dense(d) => Box::new(DenseLayer::new(d, None)?),
-        LayerConf::Output(o) => Box::new(DenseLayer::new(&o.dense, Some(o.loss))?),
-        LayerConf::Loss(l) => Box::new(LossLayer::new(
-            l.name.clone(),
-            l.n.ok_or_else(missing)?,
-            l.activation,
-            l.loss,
-        )),
-        LayerConf::Activation(a) => Box::new(ActivationLayer::new(
-            a.name.clone(),
-            a.n.ok_or_else(missing)?,
-            a.activation,
-        )),
-        LayerConf::Dropout(d) => Box::new(DropoutLayer::new(
-            d.name.clone(),
-            d.n.ok_or_else(missing)?,
-            d.retain_probability,
-        )),
-        LayerConf::BatchNormalization(b) => Box::new(BatchNormLayer::new(
-            b.name.clone(),
-            b.n.ok_or_else(missing)?,
-            b.eps,
-            b.decay,
-        )),
-    })
-}
-
-/// Checks a layer input is `[batch, n]`.
-pub(crate) fn check_input<T: DataType>(
-    layer: &dyn Layer<T>,
-    index: usize,
-    input: &ArrayView<'_, T>,
-    n: usize,
-) -> Result<usize, NnError> {
-    match input.shape() {
-        &[batch, cols] if cols == n => Ok(batch),
-        other => Err(NnError::Layer {
-            index,
-            kind: layer.kind(),
-            name: layer
-                .name()
-                .map(|n| format!(" \"{n}\""))
-                .unwrap_or_default(),
-            message: format!("expected input of shape [batch, {n}], found {other:?}"),
-        }),
-    }
-}
-
-/// The gradient-or-labels of an output layer, as an error when the wrong one arrives.
-pub(crate) fn expect_labels<'a, T: DataType>(
-    kind: &'static str,
-    epsilon: Epsilon<'a, T>,
-) -> Result<ArrayView<'a, T>, NnError> {
-    match epsilon {
-        Epsilon::Labels(l) => Ok(l),
-        Epsilon::Gradient(_) => Err(NnError::Input(format!(
-            "{kind} computes the loss: its backward pass needs labels, not a gradient"
-        ))),
-    }
-}
-
-pub(crate) fn expect_gradient<'a, T: DataType>(
-    kind: &'static str,
-    epsilon: Epsilon<'a, T>,
-) -> Result<ArrayView<'a, T>, NnError> {
-    match epsilon {
-        Epsilon::Gradient(g) => Ok(g),
-        Epsilon::Labels(_) => Err(NnError::Input(format!(
-            "{kind} is not an output layer: its backward pass needs the gradient from above"
-        ))),
+/// `(batch, n)` of a `[batch, n]` view (the network has checked the shape already).
+pub(crate) fn rows<T: DataType>(x: &ArrayView<'_, T>) -> (usize, usize) {
+    match x.shape() {
+        [b, n] => (*b, *n),
+        other => (
+            other.first().copied().unwrap_or(0),
+            other.iter().skip(1).product(),
+        ),
     }
 }
 

@@ -1,164 +1,138 @@
-//! Parameterless layers: an activation layer, and a loss layer (activation + loss). Their
-//! pre-activation is their input, so they keep nothing between forward and backward.
+//! Parameterless layers: an activation layer (any input shape), and a loss layer (activation +
+//! loss, rows). Their pre-activation is their input, so they keep nothing between the passes.
 
 use dl4rs_array::{ArrayView, ArrayViewMut, DataType, NdArray};
 
-use super::{
-    ACT, Epsilon, GRAD, Layer, ParamSpec, StepContext, check_input, expect_gradient, expect_labels,
-};
+use super::{ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, Saved, StepContext};
 use crate::activation::Activation;
 use crate::error::NnError;
+use crate::input_type::InputType;
 use crate::loss::LossFunction;
 use crate::workspace_mgr::LayerWorkspaceMgr;
 
-/// Applies an activation function.
+/// Applies an activation function (element-wise, or softmax along the last axis).
 pub struct ActivationLayer {
-    name: Option<String>,
-    n: usize,
+    info: LayerInfo,
     activation: Activation,
 }
 
 impl ActivationLayer {
-    /// A layer of width `n`.
-    pub fn new(name: Option<String>, n: usize, activation: Activation) -> Self {
+    /// A layer over inputs of `input_type`.
+    pub fn new(name: Option<String>, input_type: InputType, activation: Activation) -> Self {
         ActivationLayer {
-            name,
-            n,
+            info: LayerInfo::new("ActivationLayer", input_type, input_type).named(name),
             activation,
         }
     }
 }
 
 fn forward<T: DataType>(
-    layer: &dyn Layer<T>,
     activation: Activation,
-    input: &ArrayView<'_, T>,
-    ctx: &StepContext,
+    input: &LayerInput<'_, T>,
     mgr: &LayerWorkspaceMgr,
-) -> Result<NdArray<T>, NnError> {
-    check_input(layer, ctx.index, input, layer.n_in())?;
-    let mut out = mgr.dup(ACT, input)?;
-    activation.apply_in_place(&mut out)?;
-    Ok(out)
+) -> Result<Forward<T>, NnError> {
+    let x = input.activations;
+    let mut out = mgr.create_uninitialized(ACT, x.shape())?;
+    activation.apply_into(&x, &mut out)?;
+    Ok(Forward::new(out))
 }
 
 impl<T: DataType> Layer<T> for ActivationLayer {
-    fn kind(&self) -> &'static str {
-        "ActivationLayer"
+    fn info(&self) -> &LayerInfo {
+        &self.info
     }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn n_in(&self) -> usize {
-        self.n
-    }
-    fn n_out(&self) -> usize {
-        self.n
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        Vec::new()
-    }
+
     fn init_params(&self, _params: &mut [T], _seed: u64) {}
 
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, T>,
+        input: &LayerInput<'_, T>,
         _params: &ArrayView<'_, T>,
-        ctx: &StepContext,
+        _ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        forward(self, self.activation, input, ctx, mgr)
+    ) -> Result<Forward<T>, NnError> {
+        forward(self.activation, input, mgr)
     }
 
-    fn backprop_gradient(
-        &mut self,
-        input: &ArrayView<'_, T>,
-        output: &ArrayView<'_, T>,
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
         epsilon: Epsilon<'_, T>,
         _params: &ArrayView<'_, T>,
         _grads: &mut ArrayViewMut<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<T>>, NnError> {
-        let eps = expect_gradient("ActivationLayer", epsilon)?;
+        let eps = epsilon.gradient(self.info.kind)?;
         if !ctx.need_input_gradient {
             return Ok(None);
         }
-        let mut out = mgr.create_uninitialized::<T>(GRAD, input.shape())?;
+        let mut out = mgr.create_uninitialized::<T>(GRAD, saved.input.shape())?;
         self.activation
-            .backprop(Some(input), output, &eps, &mut out)?;
+            .backprop(Some(&saved.input), &saved.output, &eps, &mut out)?;
         Ok(Some(out))
     }
 }
 
 /// An activation followed by a loss: an output layer without parameters.
 pub struct LossLayer {
-    name: Option<String>,
-    n: usize,
+    info: LayerInfo,
     activation: Activation,
-    loss: LossFunction,
 }
 
 impl LossLayer {
-    /// A loss layer of width `n`.
+    /// A loss layer over rows of width `n`.
     pub fn new(name: Option<String>, n: usize, activation: Activation, loss: LossFunction) -> Self {
+        let t = InputType::feed_forward(n);
         LossLayer {
-            name,
-            n,
+            info: LayerInfo::new("LossLayer", t, t)
+                .named(name)
+                .with_loss(Some(loss)),
             activation,
-            loss,
         }
     }
 }
 
 impl<T: DataType> Layer<T> for LossLayer {
-    fn kind(&self) -> &'static str {
-        "LossLayer"
+    fn info(&self) -> &LayerInfo {
+        &self.info
     }
-    fn name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-    fn n_in(&self) -> usize {
-        self.n
-    }
-    fn n_out(&self) -> usize {
-        self.n
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        Vec::new()
-    }
+
     fn init_params(&self, _params: &mut [T], _seed: u64) {}
-    fn loss(&self) -> Option<LossFunction> {
-        Some(self.loss)
-    }
 
-    fn activate(
+    fn forward(
         &mut self,
-        input: &ArrayView<'_, T>,
+        input: &LayerInput<'_, T>,
         _params: &ArrayView<'_, T>,
-        ctx: &StepContext,
+        _ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        forward(self, self.activation, input, ctx, mgr)
+    ) -> Result<Forward<T>, NnError> {
+        forward(self.activation, input, mgr)
     }
 
-    fn backprop_gradient(
-        &mut self,
-        input: &ArrayView<'_, T>,
-        output: &ArrayView<'_, T>,
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
         epsilon: Epsilon<'_, T>,
         _params: &ArrayView<'_, T>,
         _grads: &mut ArrayViewMut<'_, T>,
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Option<NdArray<T>>, NnError> {
-        let labels = expect_labels("LossLayer", epsilon)?;
+        let (labels, mask) = epsilon.labels(self.info.kind)?;
         if !ctx.need_input_gradient {
             return Ok(None);
         }
-        let mut out = mgr.create_uninitialized::<T>(GRAD, input.shape())?;
-        self.loss
-            .gradient(self.activation, &labels, Some(input), output, &mut out)?;
+        let mut out = mgr.create_uninitialized::<T>(GRAD, saved.input.shape())?;
+        let loss = self.info.loss.unwrap_or(LossFunction::Mse);
+        loss.gradient(
+            self.activation,
+            &labels,
+            mask.as_ref(),
+            Some(&saved.input),
+            &saved.output,
+            &mut out,
+        )?;
         Ok(Some(out))
     }
 }

@@ -13,7 +13,7 @@ use dl4rs::data::{AsyncDataSetIterator, DataSet, InMemoryDataSetIterator, fashio
 use dl4rs::eval::{Evaluation, RegressionEvaluation};
 use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
 use dl4rs::nn::{
-    Activation, IterationInfo, LayerConf, LossFunction, ModelSerializer, MultiLayerNetwork,
+    Activation, IterationInfo, LayerConf, LossFunction, Model, ModelSerializer, MultiLayerNetwork,
     NeuralNetConfiguration, NnError, TrainingListener, Updater, WeightInit, WorkspaceMode,
 };
 use indicatif::{ProgressBar, ProgressStyle};
@@ -226,7 +226,7 @@ struct ProgressListener {
 impl TrainingListener<f32> for ProgressListener {
     fn iteration_done(
         &mut self,
-        _net: &MultiLayerNetwork<f32>,
+        _net: &dyn Model<f32>,
         info: &IterationInfo,
     ) -> Result<(), NnError> {
         let now = self.alloc.thread_allocations();

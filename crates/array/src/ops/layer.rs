@@ -1,0 +1,124 @@
+//! The fused passes network layers need, on arrays: bias + activation over a gemm output
+//! (optionally keeping the pre-activation), the derivative of a unary map, and softmax's
+//! backward. They live here so layers never reach past arrays into the kernels, and so there is
+//! one softmax: the same kernel whether a layer, a loss or a user calls it.
+
+use dl4rs_kernels as k;
+use dl4rs_kernels::Unary;
+
+use super::{with_contiguous, with_output};
+use crate::array::{AsView, AsViewMut, DataType, NdArray};
+use crate::error::{ArrayError, invalid};
+
+fn rows_cols(op: &'static str, shape: &[usize]) -> Result<(usize, usize), ArrayError> {
+    match shape {
+        [rows, cols] => Ok((*rows, *cols)),
+        other => Err(invalid(
+            op,
+            format!("expected a 2-D [rows, cols] array, found shape {other:?}"),
+        )),
+    }
+}
+
+/// `out = act(out + bias)` row by row (`out`: contiguous `[rows, cols]`, `bias`: `[cols]`),
+/// writing `out + bias` into `pre` first when given (what an activation's backward pass
+/// needs). `Unary::Identity` adds the bias only.
+pub fn bias_act_into<T: DataType>(
+    out: &mut impl AsViewMut<T>,
+    bias: &impl AsView<T>,
+    act: Unary<T>,
+    pre: Option<&mut NdArray<T>>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "bias_act";
+    let bias = bias.view();
+    let shape = *out.view_mut().layout.shape();
+    let (rows, cols) = rows_cols(OP, shape.dims())?;
+    if bias.shape() != [cols] && bias.shape() != [1, cols] {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected a bias of shape [{cols}], found {:?}",
+                bias.shape()
+            ),
+        ));
+    }
+    with_contiguous(&bias, |b| {
+        with_output(OP, out, &shape, |o| match pre {
+            Some(p) => with_output(OP, p, &shape, |pre| {
+                Ok(k::bias_act(o, rows, cols, b, act, Some(pre))?)
+            }),
+            None => Ok(k::bias_act(o, rows, cols, b, act, None)?),
+        })
+    })
+}
+
+/// `grad_in = grad_out * op'(saved)`, where `saved` is the map's input or output as
+/// [`Unary::grad_from`] says. All three have one shape.
+pub fn unary_grad_into<T: DataType>(
+    op: Unary<T>,
+    saved: &impl AsView<T>,
+    grad_out: &impl AsView<T>,
+    grad_in: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "unary_grad";
+    let (saved, grad_out) = (saved.view(), grad_out.view());
+    let shape = *saved.layout.shape();
+    if grad_out.layout.shape() != &shape {
+        return Err(ArrayError::ShapeMismatch {
+            op: OP,
+            lhs: Box::new(shape),
+            rhs: Box::new(*grad_out.layout.shape()),
+            expected: "the gradient must have the saved array's shape",
+        });
+    }
+    with_contiguous(&saved, |s| {
+        with_contiguous(&grad_out, |g| {
+            with_output(OP, grad_in, &shape, |o| Ok(k::unary_grad(op, s, g, o)?))
+        })
+    })
+}
+
+/// Softmax along the last axis of `x` into `out` (same shape, contiguous).
+pub fn softmax_last_axis_into<T: DataType>(
+    x: &impl AsView<T>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    let x = x.view();
+    let shape = *x.layout.shape();
+    let cols = shape.dims().last().copied().unwrap_or(1);
+    let rows = if cols == 0 { 0 } else { shape.len() / cols };
+    with_contiguous(&x, |xs| {
+        with_output("softmax", out, &shape, |o| {
+            Ok(k::softmax_rows(xs, rows, cols, o)?)
+        })
+    })
+}
+
+/// Backward of softmax along the last axis given its output `y`:
+/// `grad_in = y * (grad_out - Σ grad_out·y)` per row.
+pub fn softmax_backward_into<T: DataType>(
+    y: &impl AsView<T>,
+    grad_out: &impl AsView<T>,
+    grad_in: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "softmax_backward";
+    let (y, grad_out) = (y.view(), grad_out.view());
+    let shape = *y.layout.shape();
+    if grad_out.layout.shape() != &shape {
+        return Err(ArrayError::ShapeMismatch {
+            op: OP,
+            lhs: Box::new(shape),
+            rhs: Box::new(*grad_out.layout.shape()),
+            expected: "the gradient must have the softmax output's shape",
+        });
+    }
+    let cols = shape.dims().last().copied().unwrap_or(1);
+    let rows = if cols == 0 { 0 } else { shape.len() / cols };
+    with_contiguous(&y, |ys| {
+        with_contiguous(&grad_out, |g| {
+            with_output(OP, grad_in, &shape, |o| {
+                Ok(k::softmax_rows_backward(ys, g, rows, cols, o)?)
+            })
+        })
+    })
+}

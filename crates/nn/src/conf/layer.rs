@@ -1,0 +1,443 @@
+//! Layer configurations ([`LayerConf`]) and their builders. A configuration describes a layer
+//! before its input is known; [`LayerConf::infer`] takes the input type, fills in the sizes it
+//! implies and returns the output type, and [`LayerConf::build`] makes the runtime layer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::activation::Activation;
+use crate::error::NnError;
+use crate::input_type::{Accepts, InputType};
+use crate::layers::{ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, Layer, LossLayer};
+use crate::loss::LossFunction;
+use crate::weight_init::WeightInit;
+use dl4rs_array::DataType;
+
+/// A dense (fully connected) layer: `act(x·W + b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DenseConf {
+    /// Optional name (shown in errors and the summary).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Inputs; inferred from the previous layer when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Outputs.
+    pub n_out: usize,
+    /// Activation; the network default when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Weight initialization; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
+    /// Initial bias value.
+    #[serde(default)]
+    pub bias_init: f64,
+}
+
+/// An output layer: a dense layer with a loss function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputConf {
+    /// The dense part.
+    #[serde(flatten)]
+    pub dense: DenseConf,
+    /// The loss.
+    pub loss: LossFunction,
+}
+
+/// A loss layer: an activation and a loss, no parameters (`n_in == n_out`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The loss.
+    pub loss: LossFunction,
+    /// Activation applied before the loss.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Width (inferred).
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// A parameterless activation layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActivationConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The activation.
+    pub activation: Activation,
+    /// Width (inferred).
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// Inverted dropout: while training, each input is kept with probability
+/// `retain_probability` and scaled by its inverse; at inference it is the identity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DropoutConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Probability of keeping an input (DL4J's `dropOut(p)`), in (0, 1].
+    pub retain_probability: f64,
+    /// Width (inferred).
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// Batch normalization over a `[batch, n]` input, with running statistics for inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchNormConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Width (inferred).
+    #[serde(default)]
+    pub n: Option<usize>,
+    /// Variance offset (DL4J default 1e-5).
+    #[serde(default = "default_bn_eps")]
+    pub eps: f64,
+    /// Running-average decay (DL4J default 0.9).
+    #[serde(default = "default_bn_decay")]
+    pub decay: f64,
+}
+
+fn default_bn_eps() -> f64 {
+    1e-5
+}
+
+fn default_bn_decay() -> f64 {
+    0.9
+}
+
+/// One layer's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum LayerConf {
+    /// See [`DenseConf`].
+    Dense(DenseConf),
+    /// See [`OutputConf`].
+    Output(OutputConf),
+    /// See [`LossConf`].
+    Loss(LossConf),
+    /// See [`ActivationConf`].
+    Activation(ActivationConf),
+    /// See [`DropoutConf`].
+    Dropout(DropoutConf),
+    /// See [`BatchNormConf`].
+    BatchNormalization(BatchNormConf),
+}
+
+impl LayerConf {
+    /// A dense layer with `n_out` outputs (activation and init from the network defaults).
+    pub fn dense(n_out: usize) -> DenseBuilder {
+        DenseBuilder(DenseConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            weight_init: None,
+            bias_init: 0.0,
+        })
+    }
+
+    /// An output layer with `n_out` outputs and `loss`.
+    pub fn output(loss: LossFunction, n_out: usize) -> OutputBuilder {
+        OutputBuilder(OutputConf {
+            dense: LayerConf::dense(n_out).0,
+            loss,
+        })
+    }
+
+    /// A loss layer (no parameters).
+    pub fn loss(loss: LossFunction, activation: Activation) -> LayerConf {
+        LayerConf::Loss(LossConf {
+            name: None,
+            loss,
+            activation,
+            n: None,
+        })
+    }
+
+    /// An activation layer.
+    pub fn activation(activation: Activation) -> LayerConf {
+        LayerConf::Activation(ActivationConf {
+            name: None,
+            activation,
+            n: None,
+        })
+    }
+
+    /// A dropout layer keeping inputs with probability `retain_probability`.
+    pub fn dropout(retain_probability: f64) -> LayerConf {
+        LayerConf::Dropout(DropoutConf {
+            name: None,
+            retain_probability,
+            n: None,
+        })
+    }
+
+    /// A batch normalization layer with DL4J's defaults.
+    pub fn batch_norm() -> LayerConf {
+        LayerConf::BatchNormalization(BatchNormConf {
+            name: None,
+            n: None,
+            eps: default_bn_eps(),
+            decay: default_bn_decay(),
+        })
+    }
+
+    /// The layer's name, if any.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            LayerConf::Dense(c) => c.name.as_deref(),
+            LayerConf::Output(c) => c.dense.name.as_deref(),
+            LayerConf::Loss(c) => c.name.as_deref(),
+            LayerConf::Activation(c) => c.name.as_deref(),
+            LayerConf::Dropout(c) => c.name.as_deref(),
+            LayerConf::BatchNormalization(c) => c.name.as_deref(),
+        }
+    }
+
+    /// The layer type's name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerConf::Dense(_) => "DenseLayer",
+            LayerConf::Output(_) => "OutputLayer",
+            LayerConf::Loss(_) => "LossLayer",
+            LayerConf::Activation(_) => "ActivationLayer",
+            LayerConf::Dropout(_) => "DropoutLayer",
+            LayerConf::BatchNormalization(_) => "BatchNormalization",
+        }
+    }
+
+    /// Inputs (after inference).
+    pub fn n_in(&self) -> Option<usize> {
+        match self {
+            LayerConf::Dense(c) => c.n_in,
+            LayerConf::Output(c) => c.dense.n_in,
+            LayerConf::Loss(c) => c.n,
+            LayerConf::Activation(c) => c.n,
+            LayerConf::Dropout(c) => c.n,
+            LayerConf::BatchNormalization(c) => c.n,
+        }
+    }
+
+    /// Outputs (after inference).
+    pub fn n_out(&self) -> Option<usize> {
+        match self {
+            LayerConf::Dense(c) => Some(c.n_out),
+            LayerConf::Output(c) => Some(c.dense.n_out),
+            _ => self.n_in(),
+        }
+    }
+
+    /// Whether this layer computes a loss (must be last).
+    pub fn is_output(&self) -> bool {
+        matches!(self, LayerConf::Output(_) | LayerConf::Loss(_))
+    }
+
+    /// The loss this layer computes, if it is an output layer.
+    pub fn loss_function(&self) -> Option<LossFunction> {
+        match self {
+            LayerConf::Output(c) => Some(c.loss),
+            LayerConf::Loss(c) => Some(c.loss),
+            _ => None,
+        }
+    }
+
+    /// Number of parameters (after inference).
+    pub fn num_params(&self) -> usize {
+        match self {
+            LayerConf::Dense(c) => c.n_in.unwrap_or(0) * c.n_out + c.n_out,
+            LayerConf::Output(c) => c.dense.n_in.unwrap_or(0) * c.dense.n_out + c.dense.n_out,
+            LayerConf::BatchNormalization(c) => 2 * c.n.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// What input layout this layer reads without a preprocessor.
+    pub fn accepts(&self) -> Accepts {
+        match self {
+            LayerConf::Activation(_) | LayerConf::Dropout(_) => Accepts::Any,
+            _ => Accepts::FeedForward,
+        }
+    }
+
+    /// Fills the network defaults into what the layer left open.
+    pub(crate) fn apply_defaults(&mut self, activation: Activation, weight_init: WeightInit) {
+        if let LayerConf::Dense(d) | LayerConf::Output(OutputConf { dense: d, .. }) = self {
+            d.activation.get_or_insert(activation);
+            d.weight_init.get_or_insert(weight_init);
+        }
+    }
+
+    /// Takes the input type (already in a layout [`LayerConf::accepts`] allows), fills in the
+    /// sizes it implies, checks the layer's settings and returns the output type. `label`
+    /// names the layer in errors ("layer 2 (DenseLayer)").
+    pub fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
+        let size = input.feature_size();
+        if self.accepts() == Accepts::FeedForward && !input.is_feed_forward() {
+            return Err(NnError::config(format!(
+                "{label} reads feed-forward input [batch, n] but gets {input}: set the input \
+                 type (set_input_type) so a preprocessor is inserted, or add one"
+            )));
+        }
+        let check_n_in = |n_in: Option<usize>| match n_in {
+            Some(n) if n != size => Err(NnError::config(format!(
+                "{label} has n_in = {n} but its input has {size} features ({input}): remove \
+                 n_in to infer it, or fix one of the sizes"
+            ))),
+            _ => Ok(size),
+        };
+        let out = match self {
+            LayerConf::Dense(c) | LayerConf::Output(OutputConf { dense: c, .. }) => {
+                c.n_in = Some(check_n_in(c.n_in)?);
+                InputType::feed_forward(c.n_out)
+            }
+            LayerConf::Loss(c) => {
+                c.n = Some(check_n_in(c.n)?);
+                *input
+            }
+            LayerConf::BatchNormalization(b) => {
+                b.n = Some(check_n_in(b.n)?);
+                if !(b.eps > 0.0 && (0.0..=1.0).contains(&b.decay)) {
+                    return Err(NnError::config(format!(
+                        "{label}: expected eps > 0 and decay in [0, 1], found eps = {}, decay = {}",
+                        b.eps, b.decay
+                    )));
+                }
+                *input
+            }
+            LayerConf::Activation(a) => {
+                a.n = Some(input.flat_size());
+                *input
+            }
+            LayerConf::Dropout(d) => {
+                if !(d.retain_probability > 0.0 && d.retain_probability <= 1.0) {
+                    return Err(NnError::config(format!(
+                        "{label}: retain probability must be in (0, 1], found {}",
+                        d.retain_probability
+                    )));
+                }
+                d.n = Some(input.flat_size());
+                *input
+            }
+        };
+        if out.flat_size() == 0 || size == 0 {
+            return Err(NnError::config(format!(
+                "{label}: sizes must be > 0, found input {input}, output {out}"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The runtime layer for inputs of `input` (after [`LayerConf::infer`]).
+    pub fn build<T: DataType>(&self, input: &InputType) -> Result<Box<dyn Layer<T>>, NnError> {
+        let size = input.feature_size();
+        Ok(match self {
+            LayerConf::Dense(d) => Box::new(dense_layer(d, size, None)),
+            LayerConf::Output(o) => Box::new(dense_layer(&o.dense, size, Some(o.loss))),
+            LayerConf::Loss(l) => {
+                Box::new(LossLayer::new(l.name.clone(), size, l.activation, l.loss))
+            }
+            LayerConf::Activation(a) => {
+                Box::new(ActivationLayer::new(a.name.clone(), *input, a.activation))
+            }
+            LayerConf::Dropout(d) => Box::new(DropoutLayer::new(
+                d.name.clone(),
+                *input,
+                d.retain_probability,
+            )),
+            LayerConf::BatchNormalization(b) => Box::new(BatchNormLayer::<T>::new(
+                b.name.clone(),
+                size,
+                b.eps,
+                b.decay,
+            )),
+        })
+    }
+}
+
+fn dense_layer(d: &DenseConf, n_in: usize, loss: Option<LossFunction>) -> DenseLayer {
+    DenseLayer::new(
+        d.name.clone(),
+        n_in,
+        d.n_out,
+        d.activation.unwrap_or_default(),
+        d.weight_init.unwrap_or_default(),
+        d.bias_init,
+        loss,
+    )
+}
+
+/// Builder for a dense layer.
+#[derive(Debug, Clone)]
+pub struct DenseBuilder(DenseConf);
+
+macro_rules! dense_setters {
+    ($builder:ident, $($path:tt)*) => {
+        impl $builder {
+            /// Sets the name.
+            pub fn name(mut self, name: &str) -> Self {
+                self.0$($path)*.name = Some(name.to_string());
+                self
+            }
+            /// Sets the number of inputs (otherwise inferred).
+            pub fn n_in(mut self, n_in: usize) -> Self {
+                self.0$($path)*.n_in = Some(n_in);
+                self
+            }
+            /// Sets the activation.
+            pub fn activation(mut self, activation: Activation) -> Self {
+                self.0$($path)*.activation = Some(activation);
+                self
+            }
+            /// Sets the weight initialization.
+            pub fn weight_init(mut self, init: WeightInit) -> Self {
+                self.0$($path)*.weight_init = Some(init);
+                self
+            }
+            /// Sets the initial bias.
+            pub fn bias_init(mut self, bias: f64) -> Self {
+                self.0$($path)*.bias_init = bias;
+                self
+            }
+        }
+    };
+}
+
+dense_setters!(DenseBuilder,);
+dense_setters!(OutputBuilder, .dense);
+
+impl DenseBuilder {
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::Dense(self.0)
+    }
+}
+
+/// Builder for an output layer.
+#[derive(Debug, Clone)]
+pub struct OutputBuilder(OutputConf);
+
+impl OutputBuilder {
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::Output(self.0)
+    }
+}
+
+impl From<DenseBuilder> for LayerConf {
+    fn from(b: DenseBuilder) -> LayerConf {
+        b.build()
+    }
+}
+
+impl From<OutputBuilder> for LayerConf {
+    fn from(b: OutputBuilder) -> LayerConf {
+        b.build()
+    }
+}

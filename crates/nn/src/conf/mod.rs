@@ -1,0 +1,21 @@
+//! Network configuration: DL4J's builders (`NeuralNetConfiguration::builder()...list()` for a
+//! [`MultiLayerConfiguration`], `...graph_builder()` for a [`ComputationGraphConfiguration`]),
+//! layer and vertex configurations, workspace modes, type and size inference from
+//! [`crate::InputType`]s, validation with clear errors, and a JSON round trip (serde). This
+//! module owns no arrays; `crate::model` builds networks from these configurations.
+
+mod graph;
+mod layer;
+mod mode;
+mod multi_layer;
+
+pub(crate) use graph::Source;
+pub use graph::{
+    ComputationGraphConfiguration, ElementWiseOp, GraphBuilder, GraphVertexConf, VertexConf,
+};
+pub use layer::{
+    ActivationConf, BatchNormConf, DenseBuilder, DenseConf, DropoutConf, LayerConf, LossConf,
+    OutputBuilder, OutputConf,
+};
+pub use mode::{GlobalConf, WorkspaceMode};
+pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

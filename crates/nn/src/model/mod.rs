@@ -1,0 +1,416 @@
+//! What every network is: the [`Model`] trait (fit, output, evaluate, parameters, score,
+//! listeners, save), taken by listeners, the model serializer, evaluation helpers, the CLI
+//! and ParallelWrapper, and the shared machinery behind both implementations,
+//! [`crate::MultiLayerNetwork`] and [`crate::ComputationGraph`]: the engine (`engine.rs`), the
+//! flat parameter store (`params.rs`), the workspace plan (`workspaces.rs`) and the training
+//! and evaluation loops (here).
+
+pub(crate) mod engine;
+mod params;
+pub(crate) mod workspaces;
+
+pub use params::ParamEntry;
+
+use dl4rs_array::{ArrayView, DataType, NdArray};
+use dl4rs_data::{DataSet, DataSetIterator, MultiDataSet, MultiDataSetIterator};
+use dl4rs_eval::IEvaluation;
+
+use crate::conf::GlobalConf;
+use crate::error::NnError;
+use crate::input_type::InputType;
+use crate::listeners::{IterationInfo, TrainingListener};
+use engine::{Arrays, Batch, Engine, Masks};
+use workspaces::NetWorkspaces;
+
+/// Which kind of network a [`Model`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A [`crate::MultiLayerNetwork`].
+    MultiLayerNetwork,
+    /// A [`crate::ComputationGraph`].
+    ComputationGraph,
+}
+
+/// A trainable network: what listeners, the serializer, the CLI and trainers work with.
+pub trait Model<T: DataType>: Send {
+    /// Which kind of network this is.
+    fn kind(&self) -> ModelKind;
+    /// The configuration as JSON (what `from_json` of its configuration type reads).
+    fn conf_json(&self) -> Result<String, NnError>;
+    /// Seed, updater, regularization, workspace modes.
+    fn global_conf(&self) -> &GlobalConf;
+    /// Names and types of the network inputs.
+    fn input_types(&self) -> Vec<(String, InputType)>;
+    /// Names and types of the network outputs.
+    fn output_types(&self) -> Vec<(String, InputType)>;
+    /// Number of parameters.
+    fn num_params(&self) -> usize;
+    /// The flat parameter array (vertex by vertex; within a layer in `ParamSpec` order).
+    fn params(&self) -> &NdArray<T>;
+    /// Replaces the parameters (any shape with `num_params` values).
+    fn set_params(&mut self, params: &ArrayView<'_, T>) -> Result<(), NnError>;
+    /// The flat gradient array of the last iteration.
+    fn gradients(&self) -> &NdArray<T>;
+    /// The flat updater state.
+    fn updater_state(&self) -> &NdArray<T>;
+    /// Replaces the updater state.
+    fn set_updater_state(&mut self, state: &ArrayView<'_, T>) -> Result<(), NnError>;
+    /// Every parameter array: DL4J key, shape, range in the flat array.
+    fn param_table(&self) -> &[ParamEntry];
+    /// Non-parameter layer state (batch-norm statistics), keyed `"{layer}.{key}"`.
+    fn layer_states(&self) -> Vec<(String, Vec<T>)>;
+    /// Restores one entry of [`Model::layer_states`].
+    fn set_layer_state(&mut self, name: &str, values: &[T]) -> Result<(), NnError>;
+    /// Iterations done.
+    fn iteration_count(&self) -> u64;
+    /// Epochs done.
+    fn epoch_count(&self) -> u64;
+    /// Sets the counters (restoring a model file).
+    fn set_counters(&mut self, iteration: u64, epoch: u64);
+    /// The score (loss) of the last training iteration.
+    fn last_score(&self) -> f64;
+    /// One training iteration on a data set (one input, one output).
+    fn fit_data_set(&mut self, data: &DataSet<T>) -> Result<(), NnError>;
+    /// One training iteration on a multi data set.
+    fn fit_multi_data_set(&mut self, data: &MultiDataSet<T>) -> Result<(), NnError>;
+    /// `epochs` passes over `iterator`.
+    fn fit_iter(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+        epochs: usize,
+    ) -> Result<(), NnError>;
+    /// The outputs for `inputs`, detached.
+    fn output_arrays(
+        &mut self,
+        inputs: &[ArrayView<'_, T>],
+        train: bool,
+    ) -> Result<Vec<NdArray<T>>, NnError>;
+    /// Runs over `iterator` once, updating each evaluation with output 0 (DL4J's
+    /// `doEvaluation`); allocation-free in steady state.
+    fn do_evaluation(
+        &mut self,
+        iterator: &mut dyn DataSetIterator<T>,
+        evaluations: &mut [&mut dyn IEvaluation<T>],
+    ) -> Result<(), NnError>;
+    /// The loss of a data set in inference mode.
+    fn score_data_set(&mut self, data: &DataSet<T>) -> Result<f64, NnError>;
+    /// Adds a training listener.
+    fn add_listener(&mut self, listener: Box<dyn TrainingListener<T>>);
+    /// A table of the network.
+    fn summary(&self) -> String;
+    /// Ids of the network's workspaces on this thread.
+    fn workspace_ids(&self) -> Vec<String>;
+    /// Marks the end of an epoch.
+    fn increment_epoch(&mut self);
+    /// Writes the model file (configuration, parameters, optionally the updater state).
+    fn save(&self, path: &std::path::Path, save_updater: bool) -> Result<(), NnError>
+    where
+        Self: Sized,
+    {
+        crate::serializer::ModelSerializer::write_model(self, path, save_updater)
+    }
+}
+
+/// The engine and listeners of a network (both implementations hold one).
+pub(crate) struct Core<T: DataType> {
+    pub engine: Engine<T>,
+    pub listeners: Vec<Box<dyn TrainingListener<T>>>,
+    /// Reused for outputs during evaluation (no allocation per batch).
+    pub out_buf: Vec<NdArray<T>>,
+}
+
+impl<T: DataType> Core<T> {
+    pub fn new(engine: Engine<T>) -> Core<T> {
+        let outputs = engine.outputs.len();
+        Core {
+            engine,
+            listeners: Vec::new(),
+            out_buf: Vec::with_capacity(outputs),
+        }
+    }
+}
+
+/// Access to the core, for the shared loops.
+pub(crate) trait HasCore<T: DataType>: Model<T> + Sized {
+    fn core(&self) -> &Core<T>;
+    fn core_mut(&mut self) -> &mut Core<T>;
+}
+
+/// Counts the iteration and runs the listeners.
+pub(crate) fn finish_iteration<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    score: f64,
+    batch: usize,
+) -> Result<(), NnError> {
+    if m.core().listeners.is_empty() {
+        return Ok(());
+    }
+    let info = IterationInfo {
+        iteration: m.core().engine.iteration,
+        epoch: m.core().engine.epoch,
+        score,
+        batch_size: batch,
+    };
+    // Listeners see the whole network; take them out so they can borrow it.
+    let mut listeners = std::mem::take(&mut m.core_mut().listeners);
+    let result = listeners
+        .iter_mut()
+        .try_for_each(|l| l.iteration_done(&*m, &info));
+    m.core_mut().listeners = listeners;
+    result
+}
+
+pub(crate) fn data_set_batch<T: DataType>(data: &DataSet<T>) -> Batch<'_, T> {
+    Batch {
+        features: Arrays::One(dl4rs_array::AsView::view(&data.features)),
+        features_masks: Masks::One(data.features_mask.as_ref().map(dl4rs_array::AsView::view)),
+        labels: Arrays::One(dl4rs_array::AsView::view(&data.labels)),
+        labels_masks: Masks::One(data.labels_mask.as_ref().map(dl4rs_array::AsView::view)),
+    }
+}
+
+pub(crate) fn multi_batch<T: DataType>(data: &MultiDataSet<T>) -> Batch<'_, T> {
+    Batch {
+        features: Arrays::Owned(&data.features),
+        features_masks: Masks::Owned(&data.features_masks),
+        labels: Arrays::Owned(&data.labels),
+        labels_masks: Masks::Owned(&data.labels_masks),
+    }
+}
+
+pub(crate) fn fit_batch<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    batch: &Batch<'_, T>,
+) -> Result<(), NnError> {
+    let rows = batch.features.get(0).map_or(0, |f| f.shape()[0]);
+    let score = m.core_mut().engine.fit_batch(batch)?;
+    finish_iteration(m, score, rows)
+}
+
+/// `epochs` passes over `iterator`; each batch is fetched inside the iteration's all-layers
+/// workspace cycle, so it lives there and costs no heap allocation.
+pub(crate) fn fit_iter<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    iterator: &mut dyn DataSetIterator<T>,
+    epochs: usize,
+) -> Result<(), NnError> {
+    for _ in 0..epochs {
+        while iterator.has_next() {
+            let (score, rows) = {
+                let engine = &mut m.core_mut().engine;
+                let _all = if engine.global.training_workspace_mode
+                    == crate::conf::WorkspaceMode::Enabled
+                {
+                    Some(NetWorkspaces::scope(&engine.ws.all_act)?)
+                } else {
+                    None
+                };
+                let Some(data) = iterator.next() else { break };
+                let data = data?;
+                let score = engine.gradient_and_score(&data_set_batch(&data))?;
+                (score, data.num_examples())
+            };
+            let engine = &mut m.core_mut().engine;
+            engine
+                .store
+                .apply_updater(&engine.global, engine.iteration)?;
+            engine.score = score;
+            engine.iteration += 1;
+            finish_iteration(m, score, rows)?;
+        }
+        if iterator.reset_supported() {
+            iterator.reset()?;
+        }
+        m.core_mut().engine.epoch += 1;
+    }
+    Ok(())
+}
+
+/// [`fit_iter`] for multi data sets.
+pub(crate) fn fit_multi_iter<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    iterator: &mut dyn MultiDataSetIterator<T>,
+    epochs: usize,
+) -> Result<(), NnError> {
+    for _ in 0..epochs {
+        while iterator.has_next() {
+            let (score, rows) = {
+                let engine = &mut m.core_mut().engine;
+                let _all = if engine.global.training_workspace_mode
+                    == crate::conf::WorkspaceMode::Enabled
+                {
+                    Some(NetWorkspaces::scope(&engine.ws.all_act)?)
+                } else {
+                    None
+                };
+                let Some(data) = iterator.next() else { break };
+                let data = data?;
+                let score = engine.gradient_and_score(&multi_batch(&data))?;
+                (score, data.num_examples()?)
+            };
+            let engine = &mut m.core_mut().engine;
+            engine
+                .store
+                .apply_updater(&engine.global, engine.iteration)?;
+            engine.score = score;
+            engine.iteration += 1;
+            finish_iteration(m, score, rows)?;
+        }
+        if iterator.reset_supported() {
+            iterator.reset()?;
+        }
+        m.core_mut().engine.epoch += 1;
+    }
+    Ok(())
+}
+
+/// One evaluation pass: batches and outputs live in the network's output workspace, so in
+/// steady state nothing is allocated per batch. `eval` gets the batch and the outputs.
+fn evaluation_pass<T: DataType>(
+    core: &mut Core<T>,
+    mut next: impl FnMut() -> Option<Result<EvalBatch<T>, NnError>>,
+    mut eval: impl FnMut(&EvalBatch<T>, &[NdArray<T>]) -> Result<(), NnError>,
+) -> Result<(), NnError> {
+    let enabled = core.engine.inference_enabled();
+    loop {
+        let scope = if enabled {
+            Some(NetWorkspaces::scope(&core.engine.ws.output)?)
+        } else {
+            None
+        };
+        let Some(data) = next() else { break };
+        let data = data?;
+        if let Some(s) = &scope {
+            let ws = s
+                .workspace()
+                .ok_or_else(|| NnError::config("output workspace missing"))?
+                .clone();
+            core.engine.set_user_workspace(&ws)?;
+        }
+        let mut outs = std::mem::take(&mut core.out_buf);
+        outs.clear();
+        let batch = data.batch();
+        let result = core
+            .engine
+            .output_into(
+                &batch.features,
+                &batch.features_masks,
+                false,
+                enabled,
+                &mut outs,
+            )
+            .and_then(|()| eval(&data, &outs));
+        outs.clear();
+        core.out_buf = outs;
+        result?;
+    }
+    Ok(())
+}
+
+/// A batch under evaluation.
+pub(crate) enum EvalBatch<T: DataType> {
+    Single(DataSet<T>),
+    Multi(MultiDataSet<T>),
+}
+
+impl<T: DataType> EvalBatch<T> {
+    fn batch(&self) -> Batch<'_, T> {
+        match self {
+            EvalBatch::Single(d) => data_set_batch(d),
+            EvalBatch::Multi(d) => multi_batch(d),
+        }
+    }
+}
+
+pub(crate) fn do_evaluation<T: DataType>(
+    core: &mut Core<T>,
+    iterator: &mut dyn DataSetIterator<T>,
+    evaluations: &mut [&mut dyn IEvaluation<T>],
+) -> Result<(), NnError> {
+    if !iterator.has_next() && iterator.reset_supported() {
+        iterator.reset()?;
+    }
+    evaluation_pass(
+        core,
+        || {
+            if !iterator.has_next() {
+                return None;
+            }
+            iterator
+                .next()
+                .map(|d| d.map(EvalBatch::Single).map_err(NnError::from))
+        },
+        |data, outs| {
+            let EvalBatch::Single(d) = data else {
+                return Ok(());
+            };
+            let out = outs
+                .first()
+                .ok_or_else(|| NnError::config("the network produced no output"))?;
+            let mask = d.labels_mask.as_ref().map(dl4rs_array::AsView::view);
+            for e in evaluations.iter_mut() {
+                e.eval(
+                    &dl4rs_array::AsView::view(&d.labels),
+                    &dl4rs_array::AsView::view(out),
+                    mask.as_ref(),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    if iterator.reset_supported() {
+        iterator.reset()?;
+    }
+    Ok(())
+}
+
+pub(crate) fn do_evaluation_multi<T: DataType>(
+    core: &mut Core<T>,
+    iterator: &mut dyn MultiDataSetIterator<T>,
+    evaluations: &mut [(usize, &mut dyn IEvaluation<T>)],
+) -> Result<(), NnError> {
+    let outputs = core.engine.outputs.len();
+    if let Some((k, _)) = evaluations.iter().find(|(k, _)| *k >= outputs) {
+        return Err(NnError::Input(format!(
+            "an evaluation is for output {k}, but the network has {outputs} output(s)"
+        )));
+    }
+    if !iterator.has_next() && iterator.reset_supported() {
+        iterator.reset()?;
+    }
+    evaluation_pass(
+        core,
+        || {
+            if !iterator.has_next() {
+                return None;
+            }
+            iterator
+                .next()
+                .map(|d| d.map(EvalBatch::Multi).map_err(NnError::from))
+        },
+        |data, outs| {
+            let EvalBatch::Multi(d) = data else {
+                return Ok(());
+            };
+            for (k, e) in evaluations.iter_mut() {
+                let labels = d.labels.get(*k).ok_or_else(|| {
+                    NnError::Input(format!("the data set has no labels for output {k}"))
+                })?;
+                let mask = d
+                    .labels_masks
+                    .get(*k)
+                    .and_then(|m| m.as_ref().map(dl4rs_array::AsView::view));
+                e.eval(
+                    &dl4rs_array::AsView::view(labels),
+                    &dl4rs_array::AsView::view(&outs[*k]),
+                    mask.as_ref(),
+                )?;
+            }
+            Ok(())
+        },
+    )?;
+    if iterator.reset_supported() {
+        iterator.reset()?;
+    }
+    Ok(())
+}
