@@ -934,6 +934,15 @@ impl Normalizer {
         }
     }
 
+    /// Whether labels are fitted and transformed too (regression targets).
+    pub fn fits_labels(&self) -> bool {
+        match self {
+            Normalizer::Standardize(n) => n.fits_labels(),
+            Normalizer::MinMax(n) => n.fits_labels(),
+            Normalizer::ImageScaler(_) => false,
+        }
+    }
+
     /// Sets whether labels are fitted and transformed too (regression targets); the image
     /// scaler never changes labels.
     pub fn fit_labels(self, fit_labels: bool) -> Self {

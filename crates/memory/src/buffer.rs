@@ -10,20 +10,11 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 
-use crate::chunk::{Chunk, Invalid, RawMem};
+use crate::chunk::{Attached, Invalid, RawMem};
 use crate::element::Element;
 use crate::error::WorkspaceError;
 use crate::manager::{self, Target, Workspace};
-
-/// Where an attached buffer lives inside its chunk.
-pub(crate) struct Attached {
-    pub(crate) chunk: Arc<Chunk>,
-    pub(crate) offset: usize,
-    /// Generation born in (scoped) or linear ring position (cyclic).
-    pub(crate) stamp: u64,
-}
 
 enum Repr {
     Detached(RawMem),

@@ -7,6 +7,8 @@
 //! * [`Chunk`]: a `RawMem` shared through `Arc` by a workspace and every array carved from it,
 //!   with per-page borrow counters and the validity rule of its kind (generation, ring position,
 //!   or forever).
+//! * [`Attached`]: where a buffer lives inside a chunk (what `buffer.rs` holds and the
+//!   workspace hands out).
 //!
 //! The protocol (DESIGN.md rules 2 and 3) is a Dekker-style handshake on sequentially
 //! consistent atomics. A reader first increments the borrow counter of every page it touches,
@@ -48,6 +50,14 @@ enum Backing {
         _map: memmap2::MmapMut,
         _file: mapped::MappedFile,
     },
+}
+
+/// Where an attached buffer lives inside its chunk.
+pub(crate) struct Attached {
+    pub(crate) chunk: Arc<Chunk>,
+    pub(crate) offset: usize,
+    /// Generation born in (scoped) or linear ring position (cyclic).
+    pub(crate) stamp: u64,
 }
 
 /// An owned, 64-byte-aligned, fully initialized memory region.

@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::buffer::Attached;
+use crate::chunk::Attached;
 use crate::chunk::{WsShared, align_up};
 use crate::config::WorkspaceConfig;
 use crate::debug::DebugMode;

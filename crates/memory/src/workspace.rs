@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::SeqCst;
 
-use crate::buffer::Attached;
+use crate::chunk::Attached;
 use crate::chunk::{Chunk, RawMem, Validity, WsShared, align_up};
 use crate::config::{
     AllocationPolicy, LearningPolicy, LocationPolicy, SpillPolicy, WorkspaceConfig,

@@ -640,6 +640,9 @@ macro_rules! impl_model_common {
                 .map(str::to_string)
                 .collect()
         }
+        fn output_loss(&self, k: usize) -> Option<crate::loss::LossFunction> {
+            self.core.engine.output_loss(k)
+        }
     };
 }
 pub(crate) use impl_model_common;

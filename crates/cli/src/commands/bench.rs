@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::time::Instant;
 
+use super::process::peak_rss_bytes;
 use clap::{Subcommand, ValueEnum};
 use dl4rs::memory::{
     Buffer, CountingAllocator, WorkspaceConfig, allocation_report, get_and_activate_workspace,
@@ -383,18 +384,4 @@ fn memory_mode(
         mlp_allocations_per_cycle,
         mlp_workspace_bytes,
     })
-}
-
-/// VmHWM from /proc/self/status (0 where unavailable).
-pub fn peak_rss_bytes() -> usize {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<usize>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
 }

@@ -7,7 +7,7 @@ use dl4rs::array::NdArray;
 use dl4rs::data::normalizer::DataNormalization;
 use dl4rs::data::{InMemoryDataSetIterator, fashion_mnist};
 use dl4rs::eval::Evaluation;
-use dl4rs::nn::{ModelSerializer, MultiLayerNetwork};
+use dl4rs::nn::{LossFunction, Model, ModelSerializer};
 
 use super::CliError;
 
@@ -42,29 +42,42 @@ pub struct SummaryArgs {
     pub model: PathBuf,
 }
 
-fn restore(path: &Path) -> Result<MultiLayerNetwork<f32>, CliError> {
-    Ok(ModelSerializer::restore_multi_layer_network::<f32>(
-        path, false,
-    )?)
+/// A model file of either kind (MultiLayerNetwork or ComputationGraph).
+fn restore(path: &Path) -> Result<Box<dyn Model<f32>>, CliError> {
+    Ok(ModelSerializer::restore::<f32>(path, false)?.into_model())
+}
+
+/// Values per example of the model's single input and output.
+fn sizes(net: &dyn Model<f32>, path: &Path) -> Result<(usize, usize), CliError> {
+    let (inputs, outputs) = (net.input_types(), net.output_types());
+    if inputs.len() != 1 || outputs.len() != 1 {
+        return Err(CliError::Usage(format!(
+            "{}: the model has {} inputs and {} outputs; this command handles one of each",
+            path.display(),
+            inputs.len(),
+            outputs.len()
+        )));
+    }
+    Ok((inputs[0].1.flat_size(), outputs[0].1.flat_size()))
 }
 
 /// Runs `dl4rs evaluate`.
 pub fn evaluate(args: EvaluateArgs) -> Result<(), CliError> {
     let mut net = restore(&args.model)?;
+    let (n_in, n_out) = sizes(net.as_ref(), &args.model)?;
     let (_, test, description) = super::train::load_data(&args.data)?;
-    if test.num_inputs() != net.conf().n_in() {
+    if test.num_inputs() != n_in {
         return Err(CliError::Usage(format!(
-            "the model expects {} inputs but the data has {}",
-            net.conf().n_in(),
+            "the model expects {n_in} inputs but the data has {}",
             test.num_inputs()
         )));
     }
     println!("data: {description}");
     let mut it = InMemoryDataSetIterator::new(test, 500)?;
-    let mut eval = if net.conf().n_out() == fashion_mnist::NUM_CLASSES {
+    let mut eval = if n_out == fashion_mnist::NUM_CLASSES {
         Evaluation::with_labels(fashion_mnist::CLASS_NAMES)
     } else {
-        Evaluation::new(net.conf().n_out())
+        Evaluation::new(n_out)
     };
     net.do_evaluation(&mut it, &mut [&mut eval])?;
     println!("{}", eval.stats());
@@ -120,19 +133,43 @@ pub fn read_csv(path: &Path, columns: usize) -> Result<(Vec<f32>, usize), CliErr
     Ok((values, rows))
 }
 
-/// Runs `dl4rs predict`.
+/// Runs `dl4rs predict`: classes and probabilities, or for a regression model the values in
+/// the targets' units (a stored label normalizer is reverted).
 pub fn predict(args: PredictArgs) -> Result<(), CliError> {
     let mut net = restore(&args.model)?;
-    let n_in = net.conf().n_in();
+    let (n_in, n_out) = sizes(net.as_ref(), &args.model)?;
     let (values, rows) = read_csv(&args.input, n_in)?;
     let mut x = NdArray::<f32>::from_slice(&[rows, n_in], &values)?;
     // A model trained on normalized data stores its normalizer: apply it to raw inputs.
-    if let Some(normalizer) = ModelSerializer::restore_normalizer(&args.model)? {
-        DataNormalization::<f32>::transform_features(&normalizer, &mut x)?;
+    let normalizer = ModelSerializer::restore_normalizer(&args.model)?;
+    if let Some(normalizer) = &normalizer {
+        DataNormalization::<f32>::transform_features(normalizer, &mut x)?;
     }
-    let out = net.output(&x, false)?;
+    let mut out = net
+        .output_arrays(&[dl4rs::array::AsView::view(&x)], false)?
+        .pop()
+        .ok_or_else(|| CliError::Usage("the model produced no output".into()))?;
+    let regression = matches!(
+        net.output_loss(0),
+        Some(LossFunction::Mse | LossFunction::L1)
+    ) || normalizer.as_ref().is_some_and(|n| n.fits_labels());
+    if regression {
+        if let Some(n) = &normalizer {
+            DataNormalization::<f32>::revert_labels(n, &mut out)?;
+        }
+        let values = out.to_vec()?;
+        let header: Vec<String> = (0..n_out).map(|c| format!("value{c}")).collect();
+        println!("row,{}", header.join(","));
+        for r in 0..rows {
+            let row: Vec<String> = values[r * n_out..(r + 1) * n_out]
+                .iter()
+                .map(|v| format!("{v:.6}"))
+                .collect();
+            println!("{r},{}", row.join(","));
+        }
+        return Ok(());
+    }
     let probs = out.to_vec()?;
-    let n_out = net.conf().n_out();
     let names = (n_out == fashion_mnist::NUM_CLASSES).then_some(fashion_mnist::CLASS_NAMES);
     println!(
         "row,class,probability{}",

@@ -1,8 +1,11 @@
 //! One module per subcommand of the `dl4rs` program, and the error type they share: every
 //! failure becomes one line on stderr and exit code 2.
 
+pub mod baseline;
 pub mod bench;
+pub mod config;
 pub mod inspect;
+pub mod process;
 pub mod train;
 pub mod workloads;
 

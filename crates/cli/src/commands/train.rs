@@ -1,15 +1,24 @@
-//! `dl4rs train`: the main job. Trains the default MLP (784-256-128-10, Adam) on Fashion-MNIST
-//! (the bundled 8,000/2,000 split, or the full 60,000/10,000 set when installed or given with
-//! `--data`), with a progress bar, then prints the evaluation, the workspace memory report and
-//! the heap allocations per steady-state iteration, and saves the model.
+//! `dl4rs train`: the main job. Trains a network — the built-in MLP (784-256-128-10, Adam), or
+//! any MultiLayerNetwork or ComputationGraph configuration given as JSON (`--config`), sized from
+//! the data where it leaves sizes out — on Fashion-MNIST (the bundled 8,000/2,000 split, or the
+//! full 60,000/10,000 set when installed or given with `--data`) or a CSV file, with a progress
+//! bar, then prints the evaluation, the workspace memory report and the heap allocations per
+//! steady-state iteration, and saves the model.
+//!
+//! CSV defaults are the ones that work: features are standardized (fitted on the training rows,
+//! saved in the model), and regression targets too, reverted for evaluation and `predict`
+//! (DL4J's `fitLabel(true)`); a regression run also prints a linear least-squares baseline.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use dl4rs::array::{AsView, NdArray};
 use dl4rs::data::normalizer::{DataNormalization, Normalizer};
 use dl4rs::data::records::{CsvRecordReader, RecordReaderDataSetIterator};
-use dl4rs::data::{AsyncDataSetIterator, DataSet, InMemoryDataSetIterator, fashion_mnist};
+use dl4rs::data::{
+    AsyncDataSetIterator, DataSet, DataSetIterator, InMemoryDataSetIterator, fashion_mnist,
+};
 use dl4rs::eval::{Evaluation, RegressionEvaluation};
 use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
 use dl4rs::nn::{
@@ -40,9 +49,17 @@ pub struct TrainArgs {
     /// Seed for initialization and shuffling.
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
-    /// Workspaces for training and inference.
-    #[arg(long, value_enum, default_value_t = Mode::Enabled)]
-    pub workspaces: Mode,
+    /// Workspaces for training and inference (default: enabled, or the configuration's).
+    #[arg(long, value_enum)]
+    pub workspaces: Option<Mode>,
+    /// A built-in architecture, sized from the data.
+    #[arg(long, value_enum, default_value_t = ModelArg::Mlp)]
+    pub model: ModelArg,
+    /// A network configuration in JSON (what `to_json` writes: a MultiLayerNetwork or a
+    /// ComputationGraph); the input size and the number of outputs are taken from the data
+    /// where it leaves them out. Overrides `--model`.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Where to save the trained model.
     #[arg(long, default_value = "dl4rs-model.safetensors")]
     pub out: PathBuf,
@@ -71,9 +88,10 @@ pub struct TrainArgs {
     /// CSV: fraction of the (shuffled) rows held out for the evaluation.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// Feature normalizer, fitted on the training rows and saved with the model.
-    #[arg(long, value_enum, default_value_t = NormalizerArg::None)]
-    pub normalizer: NormalizerArg,
+    /// Feature normalizer, fitted on the training rows and saved with the model (default for
+    /// CSV: standardize, with the targets of a regression standardized too; `none` opts out).
+    #[arg(long, value_enum)]
+    pub normalizer: Option<NormalizerArg>,
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -95,6 +113,13 @@ impl From<Mode> for WorkspaceMode {
             Mode::None => WorkspaceMode::None,
         }
     }
+}
+
+/// Built-in architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ModelArg {
+    /// Two ReLU hidden layers (256, 128), softmax + cross-entropy or identity + MSE.
+    Mlp,
 }
 
 /// Normalizer on the command line.
@@ -182,7 +207,7 @@ pub fn network(
     n_out: usize,
     regression: bool,
 ) -> Result<MultiLayerNetwork<f32>, NnError> {
-    let mode = WorkspaceMode::from(args.workspaces);
+    let mode = WorkspaceMode::from(args.workspaces.unwrap_or(Mode::Enabled));
     let output = if regression {
         LayerConf::output(LossFunction::Mse, n_out).activation(Activation::Identity)
     } else {
@@ -278,6 +303,10 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     } else {
         let (train, test, description) = load_data(&args.data)?;
         Job {
+            train_raw: DataSet::new(
+                NdArray::zeros_detached(&[1, 1])?,
+                NdArray::zeros_detached(&[1, 1])?,
+            )?,
             train,
             test,
             description,
@@ -293,17 +322,12 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         }
     };
     println!("data: {}", job.description);
-    let mut net = network(
-        args,
-        job.train.num_inputs(),
-        job.train.num_outcomes(),
-        job.regression,
-    )?;
+    let n_out = job.train.num_outcomes();
+    let mut net = build_model(args, job.train.num_inputs(), n_out, job.regression)?;
     print!("{}", net.summary());
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
     let per_epoch = train_iter.batches_per_epoch() as u64;
-    let mut test_iter = InMemoryDataSetIterator::new(job.test, 500)?;
     let bar = ProgressBar::new(per_epoch * args.epochs as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
@@ -322,14 +346,14 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         started,
         examples: 0,
     }));
-    if job.prefetch {
-        // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
-        let source = AsyncDataSetIterator::new(Box::new(train_iter), 2)?;
-        net.fit_prefetched(Box::new(source), args.epochs)?;
+    // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
+    let mut iterator: Box<dyn DataSetIterator<f32>> = if job.prefetch {
+        Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
     } else {
-        let mut train_iter = train_iter;
-        net.fit_iter(&mut train_iter, args.epochs)?;
-    }
+        Box::new(train_iter)
+    };
+    net.fit_iter(iterator.as_mut(), args.epochs)?;
+    drop(iterator);
     bar.finish();
     let train_secs = started.elapsed().as_secs_f64();
     println!(
@@ -341,15 +365,28 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     );
 
     let summary_line = if job.regression {
-        let mut eval = RegressionEvaluation::new(net.conf().n_out());
-        net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
+        let (eval, baseline) = evaluate_regression(
+            net.as_mut(),
+            &job.test,
+            &job.train_raw,
+            job.normalizer.as_ref(),
+        )?;
         println!("{}", eval.stats());
-        format!("test MSE: {:.6}", eval.average_mean_squared_error())
+        println!(
+            "linear least-squares baseline (fitted on the same training rows): R² {:.4}",
+            baseline
+        );
+        format!(
+            "test R²: {:.4} (MSE {:.4}, in the targets' units)",
+            eval.average_r_squared(),
+            eval.average_mean_squared_error()
+        )
     } else {
         let mut eval = match &job.class_names {
             Some(names) => Evaluation::with_labels(names.clone()),
-            None => Evaluation::new(net.conf().n_out()),
+            None => Evaluation::new(n_out),
         };
+        let mut test_iter = InMemoryDataSetIterator::new(job.test, 500)?;
         net.do_evaluation(&mut test_iter, &mut [&mut eval])?;
         println!("{}", eval.stats());
         format!("test accuracy: {:.2}%", eval.accuracy() * 100.0)
@@ -370,17 +407,89 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         ),
     }
     match &job.normalizer {
-        Some(n) => ModelSerializer::write_model_with_normalizer(&net, &args.out, true, n)?,
-        None => ModelSerializer::write_model(&net, &args.out, true)?,
+        Some(n) => ModelSerializer::write_model_with_normalizer(net.as_ref(), &args.out, true, n)?,
+        None => ModelSerializer::write_model(net.as_ref(), &args.out, true)?,
     }
     println!("model saved to {}", args.out.display());
     println!("{summary_line}");
     Ok(())
 }
 
+/// The network to train: a configuration file, or a built-in architecture.
+fn build_model(
+    args: &TrainArgs,
+    n_in: usize,
+    n_out: usize,
+    regression: bool,
+) -> Result<Box<dyn Model<f32>>, CliError> {
+    let net: Box<dyn Model<f32>> = match &args.config {
+        Some(path) => super::config::load(path, n_in, n_out, args.workspaces.map(Into::into))?,
+        None => match args.model {
+            ModelArg::Mlp => Box::new(network(args, n_in, n_out, regression)?),
+        },
+    };
+    let inputs = net.input_types();
+    let outputs = net.output_types();
+    let source = args
+        .config
+        .as_ref()
+        .map_or("the network".to_string(), |p| p.display().to_string());
+    if inputs.len() != 1 || inputs[0].1.flat_size() != n_in {
+        return Err(CliError::Usage(format!(
+            "{source}: the network reads {} but the data has one input of {n_in} values per \
+             example: remove the input size from the configuration to take it from the data",
+            inputs
+                .iter()
+                .map(|(n, t)| format!("\"{n}\": {t}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if outputs.len() != 1 || outputs[0].1.flat_size() != n_out {
+        return Err(CliError::Usage(format!(
+            "{source}: the network outputs {} but the data has {n_out} {} per example",
+            outputs
+                .iter()
+                .map(|(n, t)| format!("\"{n}\": {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if regression { "targets" } else { "classes" }
+        )));
+    }
+    Ok(net)
+}
+
+/// Regression metrics in the targets' units (outputs reverted through the label normalizer),
+/// and the R² of a linear least-squares fit on the same training rows.
+fn evaluate_regression(
+    net: &mut dyn Model<f32>,
+    test: &DataSet,
+    train_raw: &DataSet,
+    normalizer: Option<&Normalizer>,
+) -> Result<(RegressionEvaluation, f64), CliError> {
+    let mut eval = RegressionEvaluation::new(test.num_outcomes());
+    let mut it = InMemoryDataSetIterator::new(test.dup()?, 500)?;
+    while let Some(batch) = it.next() {
+        let batch = batch?;
+        let mut out = net
+            .output_arrays(&[batch.features.view()], false)?
+            .pop()
+            .ok_or_else(|| CliError::Usage("the network produced no output".into()))?;
+        if let Some(n) = normalizer {
+            DataNormalization::<f32>::revert_labels(n, &mut out)?;
+        }
+        eval.eval(&batch.labels, &out, None)?;
+    }
+    let baseline = super::baseline::least_squares_r2(train_raw, test)?;
+    Ok((eval, baseline))
+}
+
 /// What to train on.
 struct Job {
     train: DataSet,
+    /// Regression: the training rows with targets in their own units (for the baseline).
+    train_raw: DataSet,
+    /// Features normalized, labels in their own units.
     test: DataSet,
     description: String,
     regression: bool,
@@ -428,17 +537,23 @@ fn csv_job(args: &TrainArgs) -> Result<Job, CliError> {
         )));
     }
     let (mut train, mut test) = all.split_test_and_train(n - n_test)?;
-    let normalizer = match args.normalizer {
+    let raw_labels = train.labels.dup()?;
+    let normalizer = match args.normalizer.unwrap_or(NormalizerArg::Standardize) {
         NormalizerArg::None => None,
         other => {
             let name = format!("{other:?}").to_lowercase();
-            let mut normalizer = Normalizer::from_name(&name)?;
+            // Regression targets are normalized too (and reverted for evaluation and
+            // predict), except by the image scaler, which knows only pixels.
+            let fit_labels = args.regression && other != NormalizerArg::Image;
+            let mut normalizer = Normalizer::from_name(&name)?.fit_labels(fit_labels);
             normalizer.fit_data(&train)?;
             normalizer.transform(&mut train)?;
-            normalizer.transform(&mut test)?;
+            DataNormalization::<f32>::transform_features(&normalizer, &mut test.features)?;
             Some(normalizer)
         }
     };
+    // The baseline sees the network's features and the targets in their own units.
+    let train_raw = DataSet::new(train.features.dup()?, raw_labels)?;
     Ok(Job {
         description: format!(
             "{} ({} rows: {} train / {} test, {} features, {}{})",
@@ -454,9 +569,18 @@ fn csv_job(args: &TrainArgs) -> Result<Job, CliError> {
             },
             normalizer
                 .as_ref()
-                .map_or(String::new(), |n| format!(", normalizer {}", n.name()))
+                .map_or(", no normalizer".to_string(), |n| format!(
+                    ", normalizer {}{}",
+                    n.name(),
+                    if n.fits_labels() {
+                        " (features and targets)"
+                    } else {
+                        ""
+                    }
+                ))
         ),
         train,
+        train_raw,
         test,
         regression: args.regression,
         class_names: None,

@@ -21,7 +21,7 @@ use dl4rs::nn::{
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use super::bench::peak_rss_bytes;
+use super::process::peak_rss_bytes;
 
 const ROWS: usize = 60_000;
 const BATCH: usize = 128;

@@ -406,8 +406,13 @@ impl ComputationGraphConfiguration {
                     Source::Vertex(u) => out_types[u].unwrap_or(InputType::feed_forward(0)),
                 })
                 .collect();
+            let (activation, weight_init) = (self.global.activation, self.global.weight_init);
             let vc = &mut self.vertices[v];
             let (name, kind) = (vc.name.clone(), vc.vertex.kind());
+            if let VertexConf::Layer { layer, .. } = &mut vc.vertex {
+                // What a layer leaves open comes from the network (also for JSON files).
+                layer.apply_defaults(activation, weight_init);
+            }
             let out = match &mut vc.vertex {
                 VertexConf::Layer {
                     layer,

@@ -111,7 +111,10 @@ impl MultiLayerConfiguration {
             },
         };
         let count = self.layers.len();
+        let (activation, weight_init) = (self.global.activation, self.global.weight_init);
         for i in 0..count {
+            // What a layer leaves open comes from the network (also for JSON files).
+            self.layers[i].apply_defaults(activation, weight_init);
             let label = layer_label(i, &self.layers[i]);
             let pre = match self.input_preprocessors.get(&i) {
                 Some(p) => Some(*p),

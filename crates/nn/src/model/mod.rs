@@ -43,6 +43,8 @@ pub trait Model<T: DataType>: Send {
     fn input_types(&self) -> Vec<(String, InputType)>;
     /// Names and types of the network outputs.
     fn output_types(&self) -> Vec<(String, InputType)>;
+    /// The loss of output `k`, when it is an output or loss layer.
+    fn output_loss(&self, k: usize) -> Option<crate::loss::LossFunction>;
     /// Number of parameters.
     fn num_params(&self) -> usize;
     /// The flat parameter array (vertex by vertex; within a layer in `ParamSpec` order).

@@ -1,0 +1,121 @@
+//! Network configurations from JSON files for `dl4rs train --config`: a MultiLayerNetwork or a
+//! ComputationGraph (told apart by the graph's `vertices`), in the JSON `to_json` writes. What
+//! the file leaves out is taken from the data: the input size (a first layer without `n_in` and
+//! no `input_type`, or a one-input graph without `input_types`) and the number of outputs (an
+//! output layer without `n_out`). `--workspaces` overrides the file's workspace modes.
+
+use std::path::Path;
+
+use dl4rs::nn::{
+    ComputationGraph, ComputationGraphConfiguration, Model, MultiLayerConfiguration,
+    MultiLayerNetwork, WorkspaceMode,
+};
+use serde_json::{Value, json};
+
+use super::CliError;
+
+/// Reads `path` and builds the network it describes for `n_in` inputs and `n_out` outputs.
+pub fn load(
+    path: &Path,
+    n_in: usize,
+    n_out: usize,
+    workspaces: Option<WorkspaceMode>,
+) -> Result<Box<dyn Model<f32>>, CliError> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("{name}: can't read the configuration: {e}")))?;
+    let mut value: Value = serde_json::from_str(&text)
+        .map_err(|e| CliError::Usage(format!("{name}: not valid JSON: {e}")))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(CliError::Usage(format!(
+            "{name}: expected a JSON object (a MultiLayerNetwork or ComputationGraph \
+             configuration)"
+        )));
+    };
+    if let Some(mode) = workspaces {
+        let mode = match mode {
+            WorkspaceMode::Enabled => "ENABLED",
+            WorkspaceMode::None => "NONE",
+        };
+        obj.insert("training_workspace_mode".into(), json!(mode));
+        obj.insert("inference_workspace_mode".into(), json!(mode));
+    }
+    let bad = |e: dl4rs::nn::NnError| CliError::Usage(format!("{name}: {e}"));
+    if obj.contains_key("vertices") {
+        fill_graph(obj, n_in, n_out);
+        let conf = ComputationGraphConfiguration::from_json(&value.to_string()).map_err(bad)?;
+        Ok(Box::new(ComputationGraph::<f32>::new(conf).map_err(bad)?))
+    } else {
+        fill_layers(obj, n_in, n_out);
+        let conf = MultiLayerConfiguration::from_json(&value.to_string()).map_err(bad)?;
+        Ok(Box::new(MultiLayerNetwork::<f32>::new(conf).map_err(bad)?))
+    }
+}
+
+fn is_output_layer(layer: &Value) -> bool {
+    matches!(layer.get("type").and_then(Value::as_str), Some("Output"))
+}
+
+fn fill_layers(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usize) {
+    let has_input_type = obj.get("input_type").is_some_and(|v| !v.is_null());
+    let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let first_has_n_in = layers
+        .first()
+        .and_then(|l| l.get("n_in"))
+        .is_some_and(|v| !v.is_null());
+    if let Some(last) = layers.last_mut()
+        && is_output_layer(last)
+        && last.get("n_out").is_none_or(Value::is_null)
+    {
+        last["n_out"] = json!(n_out);
+    }
+    if !has_input_type && !first_has_n_in {
+        obj.insert(
+            "input_type".into(),
+            json!({"kind": "FeedForward", "size": n_in}),
+        );
+    }
+}
+
+fn fill_graph(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usize) {
+    let one_input = obj
+        .get("inputs")
+        .and_then(Value::as_array)
+        .is_some_and(|i| i.len() == 1);
+    let no_types = obj
+        .get("input_types")
+        .and_then(Value::as_array)
+        .is_none_or(Vec::is_empty);
+    if one_input && no_types {
+        obj.insert(
+            "input_types".into(),
+            json!([{"kind": "FeedForward", "size": n_in}]),
+        );
+    }
+    let outputs: Vec<String> = obj
+        .get("outputs")
+        .and_then(Value::as_array)
+        .map(|o| {
+            o.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if outputs.len() != 1 {
+        return;
+    }
+    let Some(vertices) = obj.get_mut("vertices").and_then(Value::as_array_mut) else {
+        return;
+    };
+    for v in vertices {
+        if v.get("name").and_then(Value::as_str) == Some(outputs[0].as_str())
+            && let Some(layer) = v.get_mut("vertex").and_then(|x| x.get_mut("layer"))
+            && is_output_layer(layer)
+            && layer.get("n_out").is_none_or(Value::is_null)
+        {
+            layer["n_out"] = json!(n_out);
+        }
+    }
+}
