@@ -4,11 +4,11 @@
 //! inference cycle needs and then serve every later cycle from one block, with every misuse
 //! (an array used after its cycle) caught and explained instead of reading garbage.
 //!
-//! This crate is the facade: `use dl4rs::prelude::*` brings in what a user needs, and the
-//! `dl4rs` binary is the command-line program. Each part lives in its own crate and is
-//! re-exported here: [`memory`] (workspaces), [`kernels`] (gemm and SIMD loops), [`array`]
+//! This crate is the facade: `use dl4rs::prelude::*` brings in what a user needs. Each part
+//! lives in its own crate and is re-exported here: [`memory`] (workspaces), [`kernels`] (gemm and SIMD loops), [`array`]
 //! (NdArray), [`data`] (data sets and iterators), [`eval`] (evaluation), [`nn`] (layers and
-//! networks).
+//! networks). The command-line program is the `dl4rs-cli` crate (binary `dl4rs`), so this
+//! library pulls no argument parser or progress bars into its users' builds.
 //!
 //! ```
 //! use dl4rs::prelude::*;
@@ -43,7 +43,10 @@ pub use dl4rs_nn as nn;
 /// The names most programs need.
 pub mod prelude {
     pub use dl4rs_array::{ArrayOps, AsView, NdArray};
-    pub use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
+    pub use dl4rs_data::{
+        DataSet, DataSetIterator, InMemoryDataSetIterator, InMemoryMultiDataSetIterator,
+        MultiDataSet, MultiDataSetIterator,
+    };
     pub use dl4rs_eval::{Evaluation, IEvaluation, RegressionEvaluation, Roc};
     pub use dl4rs_memory::{
         Buffer, DebugMode, LearningPolicy, ResetPolicy, SpillPolicy, Workspace, WorkspaceConfig,
@@ -52,8 +55,9 @@ pub mod prelude {
         get_workspace_for_current_thread, scope_out_of_workspaces,
     };
     pub use dl4rs_nn::{
-        Activation, ArrayType, LayerConf, LayerWorkspaceMgr, LossFunction, ModelSerializer,
-        MultiLayerConfiguration, MultiLayerNetwork, NeuralNetConfiguration, Updater, WeightInit,
-        WorkspaceMode,
+        Activation, ArrayType, ComputationGraph, ComputationGraphConfiguration, ElementWiseOp,
+        InputPreProcessor, InputType, LayerConf, LayerWorkspaceMgr, LossFunction, Model,
+        ModelSerializer, MultiLayerConfiguration, MultiLayerNetwork, NeuralNetConfiguration,
+        Updater, VertexConf, WeightInit, WorkspaceMode,
     };
 }

@@ -456,21 +456,20 @@ impl<T: DataType> MultiLayerNetwork<T> {
             if let Some(pre) = v
                 .checked_sub(1)
                 .filter(|&p| self.engine().meta[p].name.ends_with(PREPROCESSOR_SUFFIX))
+                && let Op::Vertex(c) = &self.engine().ops[pre]
             {
-                if let Op::Vertex(c) = &self.engine().ops[pre] {
-                    rows.push(crate::summary::Row {
-                        index: format!("{i}p"),
-                        name: "-".into(),
-                        kind: match c {
-                            VertexConf::Preprocessor { preprocessor } => preprocessor.kind(),
-                            other => other.kind(),
-                        }
-                        .to_string(),
-                        inputs: String::new(),
-                        output: String::new(),
-                        params: 0,
-                    });
-                }
+                rows.push(crate::summary::Row {
+                    index: format!("{i}p"),
+                    name: "-".into(),
+                    kind: match c {
+                        VertexConf::Preprocessor { preprocessor } => preprocessor.kind(),
+                        other => other.kind(),
+                    }
+                    .to_string(),
+                    inputs: String::new(),
+                    output: self.engine().meta[pre].out_type.to_string(),
+                    params: 0,
+                });
             }
             if let Some(l) = self.engine().layer(v) {
                 let info = l.info();

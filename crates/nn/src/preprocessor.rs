@@ -188,7 +188,7 @@ impl InputPreProcessor {
                 let b = ctx.batch.max(1);
                 let rows = shape[0];
                 let size: usize = shape[1..].iter().product();
-                if rows % b != 0 {
+                if !rows.is_multiple_of(b) {
                     return Err(err(
                         self,
                         format!(

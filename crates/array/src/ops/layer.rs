@@ -86,7 +86,7 @@ pub fn softmax_last_axis_into<T: DataType>(
     let x = x.view();
     let shape = *x.layout.shape();
     let cols = shape.dims().last().copied().unwrap_or(1);
-    let rows = if cols == 0 { 0 } else { shape.len() / cols };
+    let rows = shape.len().checked_div(cols).unwrap_or(0);
     with_contiguous(&x, |xs| {
         with_output("softmax", out, &shape, |o| {
             Ok(k::softmax_rows(xs, rows, cols, o)?)
@@ -113,7 +113,7 @@ pub fn softmax_backward_into<T: DataType>(
         });
     }
     let cols = shape.dims().last().copied().unwrap_or(1);
-    let rows = if cols == 0 { 0 } else { shape.len() / cols };
+    let rows = shape.len().checked_div(cols).unwrap_or(0);
     with_contiguous(&y, |ys| {
         with_contiguous(&grad_out, |g| {
             with_output(OP, grad_in, &shape, |o| {

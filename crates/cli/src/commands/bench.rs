@@ -38,6 +38,9 @@ pub enum Which {
     /// An epoch of W1 from a CSV file (parsed per batch) with and without async prefetch,
     /// and from memory.
     Pipeline(super::workloads::PipelineBench),
+    /// W1 as a MultiLayerNetwork and as a chain ComputationGraph side by side, and a residual
+    /// graph's inference memory against its liveness minimum.
+    Graph(super::graph_bench::GraphBench),
 }
 
 /// Where the workload's buffers live.
@@ -138,6 +141,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Train(args) => super::workloads::run_train(args, alloc),
         Which::Infer(args) => super::workloads::run_infer(args, alloc),
         Which::Pipeline(args) => super::workloads::run_pipeline(args, alloc),
+        Which::Graph(args) => super::graph_bench::run(args, alloc),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod config;
+pub mod graph_bench;
 pub mod inspect;
 pub mod process;
 pub mod train;

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use super::CliError;
 use super::process::peak_rss_bytes;
 
-const ROWS: usize = 60_000;
-const BATCH: usize = 128;
+pub(crate) const ROWS: usize = 60_000;
+pub(crate) const BATCH: usize = 128;
 /// The peers' loss at iteration 219 on synthetic data and on Fashion-MNIST train.
 const PEER_LOSS_SYNTHETIC: f64 = 2.305956;
 const PEER_LOSS_FASHION: f64 = 0.6209;
@@ -117,25 +117,31 @@ fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
         .layer(LayerConf::output(LossFunction::Mcxent, 10).activation(Activation::Softmax))
         .build()?;
     let mut net = MultiLayerNetwork::<f32>::new(conf)?;
-    // The spec's weights, stored [in][out] row-major like ours; biases 0.
+    let params = w1_params();
+    net.set_params(&NdArray::from_slice_detached(&[params.len()], &params)?)?;
+    Ok(net)
+}
+
+/// W1's initial parameters from the spec, in the flat layout (weights `[in][out]` row-major,
+/// then biases, layer by layer; biases 0).
+pub(crate) fn w1_params() -> Vec<f32> {
     let sym = |seed: u64, n: usize, a: f32| -> Vec<f32> {
         (0..n)
             .map(|i| (2.0 * unit(seed, i as u64) - 1.0) * a)
             .collect()
     };
-    let mut params = Vec::with_capacity(net.num_params());
+    let mut params = Vec::with_capacity(784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10);
     params.extend(sym(101, 784 * 256, (6.0f32 / 784.0).sqrt()));
     params.extend(std::iter::repeat_n(0.0, 256));
     params.extend(sym(102, 256 * 128, (6.0f32 / 256.0).sqrt()));
     params.extend(std::iter::repeat_n(0.0, 128));
     params.extend(sym(103, 128 * 10, (6.0f32 / 138.0).sqrt()));
     params.extend(std::iter::repeat_n(0.0, 10));
-    net.set_params(&NdArray::from_slice_detached(&[params.len()], &params)?)?;
-    Ok(net)
+    params
 }
 
 /// (features [60000, 784], one-hot labels [60000, 10]) on the heap.
-fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
+pub(crate) fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
     match data {
         Data::Synthetic => {
             // Generated in place: one copy of the 188 MB, not two.
@@ -181,7 +187,7 @@ fn child(kind: &str, extra: &[String], mode: Mode, threads: usize) -> Result<Run
         .ok_or_else(|| CliError::Usage("empty benchmark result".into()))
 }
 
-fn stats(times: &mut [f64]) -> (f64, f64) {
+pub(crate) fn stats(times: &mut [f64]) -> (f64, f64) {
     times.sort_by(f64::total_cmp);
     let mean = times.iter().sum::<f64>() / times.len().max(1) as f64;
     (

@@ -197,6 +197,8 @@ pub struct LayerInput<'a, T: DataType> {
 }
 
 /// What becomes of the mask after a layer.
+// Boxing the new mask would put a heap allocation in every step that makes one.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Default)]
 pub enum MaskOut<T: DataType> {
     /// The output keeps the input's mask (most layers).

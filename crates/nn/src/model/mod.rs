@@ -309,7 +309,8 @@ fn evaluation_pass<T: DataType>(
     Ok(())
 }
 
-/// A batch under evaluation.
+/// A batch under evaluation (by value: boxing it would allocate per batch).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum EvalBatch<T: DataType> {
     Single(DataSet<T>),
     Multi(MultiDataSet<T>),

@@ -119,14 +119,14 @@ impl Schedule {
             open: 0,
             peak: 0,
         };
-        for v in 0..n {
+        for (v, ins) in inputs.iter().enumerate() {
             if !outputs.contains(&v) {
                 s.infer_slot[v] = Some(pool.take());
             }
-            for (i, src) in inputs[v].iter().enumerate() {
+            for (i, src) in ins.iter().enumerate() {
                 if let Src::Node(u) = *src
                     && last_use[u] == Some(v)
-                    && !inputs[v][..i].contains(src)
+                    && !ins[..i].contains(src)
                     && let Some(slot) = s.infer_slot[u]
                 {
                     s.infer_close[v].push((slot, u));

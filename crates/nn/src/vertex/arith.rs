@@ -92,7 +92,7 @@ pub(super) fn element_wise_backward<T: DataType>(
     mgr: &LayerWorkspaceMgr,
 ) -> Result<(), NnError> {
     let n = inputs.len;
-    for i in 0..n {
+    for (i, slot) in grads.iter_mut().enumerate().take(n) {
         let mut g = mgr.dup(GRAD, epsilon)?;
         match op {
             ElementWiseOp::Add => {}
@@ -136,7 +136,7 @@ pub(super) fn element_wise_backward<T: DataType>(
                 })?;
             }
         }
-        grads[i] = Some(g);
+        *slot = Some(g);
     }
     Ok(())
 }

@@ -82,7 +82,7 @@ pub(super) fn subset<T: DataType>(
     mgr: &LayerWorkspaceMgr,
 ) -> Result<NdArray<T>, NnError> {
     let x = inputs.activations(0)?;
-    Ok(mgr.dup(ACT, &x.slice_axis(1, from, to + 1, 1)?)?)
+    mgr.dup(ACT, &x.slice_axis(1, from, to + 1, 1)?)
 }
 
 pub(super) fn subset_backward<T: DataType>(
@@ -148,7 +148,7 @@ pub(super) fn stack_backward<T: DataType>(
 }
 
 fn part(batch: usize, from: usize, stack_size: usize) -> Result<(usize, usize), NnError> {
-    if stack_size == 0 || batch % stack_size != 0 {
+    if stack_size == 0 || !batch.is_multiple_of(stack_size) {
         return Err(NnError::Input(format!(
             "UnstackVertex: a batch of {batch} does not split into {stack_size} equal parts"
         )));
