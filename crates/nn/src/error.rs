@@ -18,9 +18,6 @@ pub enum NnError {
     /// An evaluation rejected its input.
     #[error(transparent)]
     Eval(#[from] dl4rs_eval::EvalError),
-    /// A kernel rejected its arguments.
-    #[error(transparent)]
-    Kernel(#[from] dl4rs_kernels::KernelError),
     /// The network configuration is invalid.
     #[error("invalid network configuration: {0}")]
     Config(String),

@@ -560,3 +560,47 @@ fn label_masks_remove_examples_from_loss_and_gradients() {
         assert!((m - k * 4.0 / 6.0).abs() < 1e-5, "{m} vs {k}");
     }
 }
+
+/// A source that asks to be prefetched (an in-memory iterator would not be wrapped).
+struct WantsPrefetch(InMemoryMultiDataSetIterator<f32>);
+
+impl dl4rs_data::MultiDataSetIterator<f32> for WantsPrefetch {
+    fn next(&mut self) -> Option<Result<MultiDataSet<f32>, dl4rs_data::DataError>> {
+        self.0.next()
+    }
+    fn has_next(&self) -> bool {
+        self.0.has_next()
+    }
+    fn reset(&mut self) -> Result<(), dl4rs_data::DataError> {
+        self.0.reset()
+    }
+    fn reset_supported(&self) -> bool {
+        true
+    }
+    fn async_supported(&self) -> bool {
+        true
+    }
+    fn batch(&self) -> usize {
+        self.0.batch()
+    }
+    fn total_examples(&self) -> Option<usize> {
+        self.0.total_examples()
+    }
+}
+
+#[test]
+fn prefetched_graph_training_is_bit_identical_to_direct_training() {
+    let data = every_vertex_data();
+    let mut direct = ComputationGraph::<f32>::new(every_vertex(WorkspaceMode::Enabled)).unwrap();
+    let mut it = InMemoryMultiDataSetIterator::new(data.dup().unwrap(), 4).unwrap();
+    direct.fit_multi_iter(&mut it, 5).unwrap();
+    let mut prefetched =
+        ComputationGraph::<f32>::new(every_vertex(WorkspaceMode::Enabled)).unwrap();
+    let source = WantsPrefetch(InMemoryMultiDataSetIterator::new(data, 4).unwrap());
+    prefetched.fit_prefetched(Box::new(source), 5).unwrap();
+    assert_eq!(
+        prefetched.params().to_vec().unwrap(),
+        direct.params().to_vec().unwrap()
+    );
+    assert_eq!(prefetched.iteration_count(), 10);
+}

@@ -694,3 +694,88 @@ fn evaluate_and_regression_over_iterators() {
         .unwrap();
     assert_eq!(prefetched.confusion_matrix(), eval.confusion_matrix());
 }
+
+/// Model files of the first format (one flat "params" tensor, "layer{i}.{key}" state) still
+/// load, with the same parameters and layer state.
+#[test]
+fn first_format_model_files_still_load() {
+    use std::collections::HashMap;
+    let mut net = MultiLayerNetwork::<f32>::new(conf_with(
+        WorkspaceMode::Enabled,
+        Updater::adam(1e-2),
+        &all_layer_types(),
+    ))
+    .unwrap();
+    let x = NdArray::<f32>::rand_uniform(&[16, 20], -1.0, 1.0, 5).unwrap();
+    let y = labels(16, 5, 6);
+    for _ in 0..3 {
+        net.fit_arrays(&x, &y).unwrap();
+    }
+    let bytes_of = |v: &[f32]| v.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
+    let params = bytes_of(&net.params().to_vec().unwrap());
+    let state = bytes_of(&net.updater_state().to_vec().unwrap());
+    // The old format named layer state by layer index.
+    let states: Vec<(String, Vec<u8>, usize)> = (0..net.num_layers())
+        .flat_map(|i| {
+            net.layer(i)
+                .unwrap()
+                .state()
+                .into_iter()
+                .map(move |(k, v)| (format!("layer{i}.{k}"), v))
+        })
+        .map(|(k, v)| (k, bytes_of(&v), v.len()))
+        .collect();
+    assert!(!states.is_empty(), "the test needs a layer with state");
+    let mut tensors = vec![
+        (
+            "params".to_string(),
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![net.num_params()],
+                &params,
+            )
+            .unwrap(),
+        ),
+        (
+            "updater_state".to_string(),
+            safetensors::tensor::TensorView::new(
+                safetensors::Dtype::F32,
+                vec![state.len() / 4],
+                &state,
+            )
+            .unwrap(),
+        ),
+    ];
+    for (k, b, n) in &states {
+        tensors.push((
+            k.clone(),
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, vec![*n], b).unwrap(),
+        ));
+    }
+    let mut meta = HashMap::new();
+    meta.insert("format".to_string(), "dl4rs-multilayer-network".to_string());
+    meta.insert("version".to_string(), "1".to_string());
+    meta.insert("dtype".to_string(), "f32".to_string());
+    meta.insert("iteration".to_string(), "3".to_string());
+    meta.insert("epoch".to_string(), "0".to_string());
+    meta.insert("configuration".to_string(), net.conf().to_json().unwrap());
+    let bytes = safetensors::serialize(tensors, Some(meta)).unwrap();
+    let mut back = ModelSerializer::from_bytes::<f32>(&bytes, "old.dl4rs", true).unwrap();
+    assert_eq!(
+        back.params().to_vec().unwrap(),
+        net.params().to_vec().unwrap()
+    );
+    assert_eq!(back.iteration_count(), 3);
+    let x1 = NdArray::<f32>::rand_uniform(&[4, 20], -1.0, 1.0, 9).unwrap();
+    assert_eq!(
+        back.output(&x1, false).unwrap().to_vec().unwrap(),
+        net.output(&x1, false).unwrap().to_vec().unwrap(),
+        "batch-norm running statistics restored"
+    );
+    net.fit_arrays(&x, &y).unwrap();
+    back.fit_arrays(&x, &y).unwrap();
+    assert_eq!(
+        back.params().to_vec().unwrap(),
+        net.params().to_vec().unwrap()
+    );
+}
