@@ -22,10 +22,15 @@ pub struct Conv2dGeometry {
     pub stride_h: usize,
     /// Horizontal stride (>= 1).
     pub stride_w: usize,
-    /// Zero padding added above and below.
+    /// Zero padding added above.
     pub pad_h: usize,
-    /// Zero padding added left and right.
+    /// Zero padding added on the left.
     pub pad_w: usize,
+    /// Zero padding added below (equal to `pad_h` but for DL4J's `Same` mode, where an odd
+    /// total puts the extra row at the bottom).
+    pub pad_h_end: usize,
+    /// Zero padding added on the right (see `pad_h_end`).
+    pub pad_w_end: usize,
     /// Vertical dilation (>= 1; 1 is a dense kernel).
     pub dilation_h: usize,
     /// Horizontal dilation (>= 1).
@@ -53,6 +58,8 @@ impl Conv2dGeometry {
             stride_w: stride,
             pad_h: padding,
             pad_w: padding,
+            pad_h_end: padding,
+            pad_w_end: padding,
             dilation_h: dilation,
             dilation_w: dilation,
         }
@@ -77,8 +84,8 @@ impl Conv2dGeometry {
         }
         let ext_h = self.dilation_h * (self.kernel_h - 1) + 1;
         let ext_w = self.dilation_w * (self.kernel_w - 1) + 1;
-        let ph = self.height + 2 * self.pad_h;
-        let pw = self.width + 2 * self.pad_w;
+        let ph = self.height + self.pad_h + self.pad_h_end;
+        let pw = self.width + self.pad_w + self.pad_w_end;
         if ext_h > ph || ext_w > pw {
             return Err(KernelError::InvalidArgument {
                 op: OP,

@@ -464,6 +464,8 @@ fn im2col_matches_direct_convolution_and_col2im_is_its_adjoint() {
             stride_w: 3,
             pad_h: 2,
             pad_w: 1,
+            pad_h_end: 1,
+            pad_w_end: 2,
             dilation_h: 1,
             dilation_w: 2,
         },

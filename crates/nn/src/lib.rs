@@ -38,8 +38,9 @@ mod workspace_mgr;
 
 pub use activation::Activation;
 pub use conf::{
-    ComputationGraphConfiguration, ElementWiseOp, GlobalConf, GraphBuilder, LayerConf,
-    MultiLayerConfiguration, NeuralNetConfiguration, VertexConf, WorkspaceMode,
+    ComputationGraphConfiguration, ConvolutionMode, ElementWiseOp, GlobalConf, GraphBuilder,
+    LayerConf, MultiLayerConfiguration, NeuralNetConfiguration, PoolingType, VertexConf,
+    WorkspaceMode,
 };
 pub use error::NnError;
 pub use graph::ComputationGraph;

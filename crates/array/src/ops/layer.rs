@@ -4,7 +4,7 @@
 //! one softmax: the same kernel whether a layer, a loss or a user calls it.
 
 use dl4rs_kernels as k;
-use dl4rs_kernels::Unary;
+use dl4rs_kernels::{Conv2dGeometry, Unary};
 
 use super::{with_contiguous, with_output};
 use crate::array::{AsView, AsViewMut, DataType, NdArray};
@@ -119,6 +119,39 @@ pub fn softmax_backward_into<T: DataType>(
             with_output(OP, grad_in, &shape, |o| {
                 Ok(k::softmax_rows_backward(ys, g, rows, cols, o)?)
             })
+        })
+    })
+}
+
+/// Unfolds one NCHW image (`[channels, height, width]`, or any shape with that many values)
+/// into the `[channels * kernel_h * kernel_w, out_h * out_w]` column matrix of a convolution
+/// (padding reads as 0), so the convolution is one gemm.
+pub fn im2col_into<T: DataType>(
+    image: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    cols: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    let image = image.view();
+    let (oh, ow) = geometry.output_size()?;
+    let rows = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let shape = crate::shape::Shape::new(&[rows, oh * ow])?;
+    with_contiguous(&image, |x| {
+        with_output("im2col", cols, &shape, |c| Ok(k::im2col(x, geometry, c)?))
+    })
+}
+
+/// The adjoint of [`im2col_into`]: sums each column entry back into the image position it was
+/// read from; `image_grad` (`[channels, height, width]`, contiguous) is overwritten.
+pub fn col2im_into<T: DataType>(
+    cols: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    image_grad: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    let cols = cols.view();
+    let shape = crate::shape::Shape::new(&[geometry.channels, geometry.height, geometry.width])?;
+    with_contiguous(&cols, |c| {
+        with_output("col2im", image_grad, &shape, |g| {
+            Ok(k::col2im(c, geometry, g)?)
         })
     })
 }

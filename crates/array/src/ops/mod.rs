@@ -13,11 +13,14 @@ mod linalg;
 mod reduce;
 mod structure;
 
-pub use dl4rs_kernels::{BinaryOp, GradFrom, Unary};
+pub use dl4rs_kernels::{BinaryOp, Conv2dGeometry, GradFrom, Unary};
 pub use elementwise::{
     binary, binary_assign, binary_into, scalar, scalar_assign, unary, unary_assign, unary_into,
 };
-pub use layer::{bias_act_into, softmax_backward_into, softmax_last_axis_into, unary_grad_into};
+pub use layer::{
+    bias_act_into, col2im_into, im2col_into, softmax_backward_into, softmax_last_axis_into,
+    unary_grad_into,
+};
 pub use linalg::{gemm_into, matmul};
 pub use reduce::{
     Reduction, argmax_axis, log_softmax, reduce_axis, reduce_axis_into, softmax, softmax_into,

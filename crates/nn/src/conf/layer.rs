@@ -4,10 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::conv::{
+    ConvolutionConf, ConvolutionMode, CroppingConf, DepthwiseConvolutionConf, GlobalPoolingConf,
+    PoolingType, SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::{Accepts, InputType};
-use crate::layers::{ActivationLayer, BatchNormLayer, DenseLayer, DropoutLayer, Layer, LossLayer};
+use crate::layers::{
+    ActivationLayer, BatchNormLayer, ConvolutionLayer, DenseLayer, DropoutLayer,
+    GlobalPoolingLayer, Layer, LossLayer, SpatialLayer, SubsamplingLayer,
+};
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use dl4rs_array::DataType;
@@ -128,6 +135,20 @@ pub enum LayerConf {
     Dropout(DropoutConf),
     /// See [`BatchNormConf`].
     BatchNormalization(BatchNormConf),
+    /// See [`ConvolutionConf`].
+    Convolution(ConvolutionConf),
+    /// See [`DepthwiseConvolutionConf`].
+    DepthwiseConvolution2D(DepthwiseConvolutionConf),
+    /// See [`SubsamplingConf`].
+    Subsampling(SubsamplingConf),
+    /// See [`GlobalPoolingConf`].
+    GlobalPooling(GlobalPoolingConf),
+    /// See [`ZeroPaddingConf`].
+    ZeroPadding(ZeroPaddingConf),
+    /// See [`CroppingConf`].
+    Cropping2D(CroppingConf),
+    /// See [`UpsamplingConf`].
+    Upsampling2D(UpsamplingConf),
 }
 
 impl LayerConf {
@@ -189,6 +210,112 @@ impl LayerConf {
         })
     }
 
+    /// A 2-D convolution with `n_out` filters of `kernel` (`[height, width]`).
+    pub fn convolution(n_out: usize, kernel: [usize; 2]) -> ConvolutionBuilder {
+        ConvolutionBuilder(ConvolutionConf {
+            name: None,
+            n_in: None,
+            n_out,
+            kernel,
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            mode: ConvolutionMode::Truncate,
+            has_bias: true,
+            activation: None,
+            weight_init: None,
+            bias_init: 0.0,
+        })
+    }
+
+    /// A depthwise 2-D convolution with `depth_multiplier` filters of `kernel` per channel.
+    pub fn depthwise_convolution(depth_multiplier: usize, kernel: [usize; 2]) -> DepthwiseBuilder {
+        DepthwiseBuilder(DepthwiseConvolutionConf {
+            name: None,
+            n_in: None,
+            depth_multiplier,
+            kernel,
+            stride: [1, 1],
+            padding: [0, 0],
+            dilation: [1, 1],
+            mode: ConvolutionMode::Truncate,
+            has_bias: true,
+            activation: None,
+            weight_init: None,
+            bias_init: 0.0,
+        })
+    }
+
+    /// Pooling (`Max`, `Avg`, `Pnorm`) over `kernel` windows moved by `stride`.
+    pub fn subsampling(
+        pooling: PoolingType,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> SubsamplingBuilder {
+        SubsamplingBuilder(SubsamplingConf {
+            name: None,
+            pooling,
+            kernel,
+            stride,
+            padding: [0, 0],
+            mode: ConvolutionMode::Truncate,
+            pnorm: 2.0,
+            n: None,
+        })
+    }
+
+    /// Pooling over all of space (images) or all unmasked steps (sequences).
+    pub fn global_pooling(pooling: PoolingType) -> LayerConf {
+        LayerConf::GlobalPooling(GlobalPoolingConf {
+            name: None,
+            pooling,
+            pnorm: 2.0,
+            n: None,
+        })
+    }
+
+    /// Zero padding `[top, bottom, left, right]`.
+    pub fn zero_padding(padding: [usize; 4]) -> LayerConf {
+        LayerConf::ZeroPadding(ZeroPaddingConf {
+            name: None,
+            padding,
+        })
+    }
+
+    /// Cropping `[top, bottom, left, right]`.
+    pub fn cropping(cropping: [usize; 4]) -> LayerConf {
+        LayerConf::Cropping2D(CroppingConf {
+            name: None,
+            cropping,
+        })
+    }
+
+    /// Nearest-neighbour upsampling by `[height, width]`.
+    pub fn upsampling(size: [usize; 2]) -> LayerConf {
+        LayerConf::Upsampling2D(UpsamplingConf { name: None, size })
+    }
+
+    /// The same layer with a name.
+    pub fn named(mut self, name: &str) -> LayerConf {
+        let slot = match &mut self {
+            LayerConf::Dense(c) => &mut c.name,
+            LayerConf::Output(c) => &mut c.dense.name,
+            LayerConf::Loss(c) => &mut c.name,
+            LayerConf::Activation(c) => &mut c.name,
+            LayerConf::Dropout(c) => &mut c.name,
+            LayerConf::BatchNormalization(c) => &mut c.name,
+            LayerConf::Convolution(c) => &mut c.name,
+            LayerConf::DepthwiseConvolution2D(c) => &mut c.name,
+            LayerConf::Subsampling(c) => &mut c.name,
+            LayerConf::GlobalPooling(c) => &mut c.name,
+            LayerConf::ZeroPadding(c) => &mut c.name,
+            LayerConf::Cropping2D(c) => &mut c.name,
+            LayerConf::Upsampling2D(c) => &mut c.name,
+        };
+        *slot = Some(name.to_string());
+        self
+    }
+
     /// The layer's name, if any.
     pub fn name(&self) -> Option<&str> {
         match self {
@@ -198,6 +325,13 @@ impl LayerConf {
             LayerConf::Activation(c) => c.name.as_deref(),
             LayerConf::Dropout(c) => c.name.as_deref(),
             LayerConf::BatchNormalization(c) => c.name.as_deref(),
+            LayerConf::Convolution(c) => c.name.as_deref(),
+            LayerConf::DepthwiseConvolution2D(c) => c.name.as_deref(),
+            LayerConf::Subsampling(c) => c.name.as_deref(),
+            LayerConf::GlobalPooling(c) => c.name.as_deref(),
+            LayerConf::ZeroPadding(c) => c.name.as_deref(),
+            LayerConf::Cropping2D(c) => c.name.as_deref(),
+            LayerConf::Upsampling2D(c) => c.name.as_deref(),
         }
     }
 
@@ -210,6 +344,13 @@ impl LayerConf {
             LayerConf::Activation(_) => "ActivationLayer",
             LayerConf::Dropout(_) => "DropoutLayer",
             LayerConf::BatchNormalization(_) => "BatchNormalization",
+            LayerConf::Convolution(_) => "ConvolutionLayer",
+            LayerConf::DepthwiseConvolution2D(_) => "DepthwiseConvolution2D",
+            LayerConf::Subsampling(_) => "SubsamplingLayer",
+            LayerConf::GlobalPooling(_) => "GlobalPoolingLayer",
+            LayerConf::ZeroPadding(_) => "ZeroPaddingLayer",
+            LayerConf::Cropping2D(_) => "Cropping2D",
+            LayerConf::Upsampling2D(_) => "Upsampling2D",
         }
     }
 
@@ -222,14 +363,23 @@ impl LayerConf {
             LayerConf::Activation(c) => c.n,
             LayerConf::Dropout(c) => c.n,
             LayerConf::BatchNormalization(c) => c.n,
+            LayerConf::Convolution(c) => c.n_in,
+            LayerConf::DepthwiseConvolution2D(c) => c.n_in,
+            LayerConf::Subsampling(c) => c.n,
+            LayerConf::GlobalPooling(c) => c.n,
+            LayerConf::ZeroPadding(_) | LayerConf::Cropping2D(_) | LayerConf::Upsampling2D(_) => {
+                None
+            }
         }
     }
 
-    /// Outputs (after inference).
+    /// Outputs (features or channels, after inference).
     pub fn n_out(&self) -> Option<usize> {
         match self {
             LayerConf::Dense(c) => Some(c.n_out),
             LayerConf::Output(c) => Some(c.dense.n_out),
+            LayerConf::Convolution(c) => Some(c.n_out),
+            LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
             _ => self.n_in(),
         }
     }
@@ -254,6 +404,14 @@ impl LayerConf {
             LayerConf::Dense(c) => c.n_in.unwrap_or(0) * c.n_out + c.n_out,
             LayerConf::Output(c) => c.dense.n_in.unwrap_or(0) * c.dense.n_out + c.dense.n_out,
             LayerConf::BatchNormalization(c) => 2 * c.n.unwrap_or(0),
+            LayerConf::Convolution(c) => {
+                let w = c.n_out * c.n_in.unwrap_or(0) * c.kernel[0] * c.kernel[1];
+                w + if c.has_bias { c.n_out } else { 0 }
+            }
+            LayerConf::DepthwiseConvolution2D(c) => {
+                let out = c.n_in.unwrap_or(0) * c.depth_multiplier;
+                out * c.kernel[0] * c.kernel[1] + if c.has_bias { out } else { 0 }
+            }
             _ => 0,
         }
     }
@@ -262,15 +420,37 @@ impl LayerConf {
     pub fn accepts(&self) -> Accepts {
         match self {
             LayerConf::Activation(_) | LayerConf::Dropout(_) => Accepts::Any,
+            // Rows or images (statistics per feature or per channel); the inference rejects
+            // sequences.
+            LayerConf::BatchNormalization(_) => Accepts::Any,
+            // Images or sequences.
+            LayerConf::GlobalPooling(_) => Accepts::Any,
+            LayerConf::Convolution(_)
+            | LayerConf::DepthwiseConvolution2D(_)
+            | LayerConf::Subsampling(_)
+            | LayerConf::ZeroPadding(_)
+            | LayerConf::Cropping2D(_)
+            | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
             _ => Accepts::FeedForward,
         }
     }
 
     /// Fills the network defaults into what the layer left open.
     pub(crate) fn apply_defaults(&mut self, activation: Activation, weight_init: WeightInit) {
-        if let LayerConf::Dense(d) | LayerConf::Output(OutputConf { dense: d, .. }) = self {
-            d.activation.get_or_insert(activation);
-            d.weight_init.get_or_insert(weight_init);
+        match self {
+            LayerConf::Dense(d) | LayerConf::Output(OutputConf { dense: d, .. }) => {
+                d.activation.get_or_insert(activation);
+                d.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::Convolution(c) => {
+                c.activation.get_or_insert(activation);
+                c.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::DepthwiseConvolution2D(c) => {
+                c.activation.get_or_insert(activation);
+                c.weight_init.get_or_insert(weight_init);
+            }
+            _ => {}
         }
     }
 
@@ -278,6 +458,9 @@ impl LayerConf {
     /// sizes it implies, checks the layer's settings and returns the output type. `label`
     /// names the layer in errors ("layer 2 (DenseLayer)").
     pub fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
+        if let Some(out) = self.infer_spatial(input, label)? {
+            return Ok(out);
+        }
         let size = input.feature_size();
         if self.accepts() == Accepts::FeedForward && !input.is_feed_forward() {
             return Err(NnError::config(format!(
@@ -302,7 +485,23 @@ impl LayerConf {
                 *input
             }
             LayerConf::BatchNormalization(b) => {
-                b.n = Some(check_n_in(b.n)?);
+                b.n = Some(match *input {
+                    InputType::Convolutional { channels, .. } => match b.n {
+                        Some(n) if n != channels => {
+                            return Err(NnError::config(format!(
+                                "{label} has n = {n} but its input has {channels} channels"
+                            )));
+                        }
+                        _ => channels,
+                    },
+                    InputType::Recurrent { .. } => {
+                        return Err(NnError::config(format!(
+                            "{label}: batch normalization over sequences is not supported; \
+                             use it on rows or images"
+                        )));
+                    }
+                    _ => check_n_in(b.n)?,
+                });
                 if !(b.eps > 0.0 && (0.0..=1.0).contains(&b.decay)) {
                     return Err(NnError::config(format!(
                         "{label}: expected eps > 0 and decay in [0, 1], found eps = {}, decay = {}",
@@ -325,6 +524,18 @@ impl LayerConf {
                 d.n = Some(input.flat_size());
                 *input
             }
+            // Handled by infer_spatial above.
+            LayerConf::Convolution(_)
+            | LayerConf::DepthwiseConvolution2D(_)
+            | LayerConf::Subsampling(_)
+            | LayerConf::GlobalPooling(_)
+            | LayerConf::ZeroPadding(_)
+            | LayerConf::Cropping2D(_)
+            | LayerConf::Upsampling2D(_) => {
+                return Err(NnError::config(format!(
+                    "{label}: internal inference order"
+                )));
+            }
         };
         if out.flat_size() == 0 || size == 0 {
             return Err(NnError::config(format!(
@@ -332,6 +543,24 @@ impl LayerConf {
             )));
         }
         Ok(out)
+    }
+
+    /// Inference for the convolutional family (`None` for other layers).
+    fn infer_spatial(
+        &mut self,
+        input: &InputType,
+        label: &str,
+    ) -> Result<Option<InputType>, NnError> {
+        Ok(Some(match self {
+            LayerConf::Convolution(c) => c.infer(input, label)?,
+            LayerConf::DepthwiseConvolution2D(c) => c.infer(input, label)?,
+            LayerConf::Subsampling(c) => c.infer(input, label)?,
+            LayerConf::GlobalPooling(c) => c.infer(input, label)?,
+            LayerConf::ZeroPadding(c) => c.infer(input, label)?,
+            LayerConf::Cropping2D(c) => c.infer(input, label)?,
+            LayerConf::Upsampling2D(c) => c.infer(input, label)?,
+            _ => return Ok(None),
+        }))
     }
 
     /// The runtime layer for inputs of `input` (after [`LayerConf::infer`]).
@@ -353,10 +582,19 @@ impl LayerConf {
             )),
             LayerConf::BatchNormalization(b) => Box::new(BatchNormLayer::<T>::new(
                 b.name.clone(),
-                size,
+                *input,
                 b.eps,
                 b.decay,
-            )),
+            )?),
+            LayerConf::Convolution(c) => Box::new(ConvolutionLayer::new(c, input)?),
+            LayerConf::DepthwiseConvolution2D(c) => {
+                Box::new(ConvolutionLayer::depthwise(c, input)?)
+            }
+            LayerConf::Subsampling(c) => Box::new(SubsamplingLayer::new(c, input)?),
+            LayerConf::GlobalPooling(c) => Box::new(GlobalPoolingLayer::new(c, input)?),
+            LayerConf::ZeroPadding(c) => Box::new(SpatialLayer::zero_padding(c, input)?),
+            LayerConf::Cropping2D(c) => Box::new(SpatialLayer::cropping(c, input)?),
+            LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
         })
     }
 }
@@ -439,5 +677,117 @@ impl From<DenseBuilder> for LayerConf {
 impl From<OutputBuilder> for LayerConf {
     fn from(b: OutputBuilder) -> LayerConf {
         b.build()
+    }
+}
+
+macro_rules! window_setters {
+    ($builder:ident) => {
+        impl $builder {
+            /// Sets the name.
+            pub fn name(mut self, name: &str) -> Self {
+                self.0.name = Some(name.to_string());
+                self
+            }
+            /// Sets the stride `[height, width]`.
+            pub fn stride(mut self, stride: [usize; 2]) -> Self {
+                self.0.stride = stride;
+                self
+            }
+            /// Sets the padding `[height, width]` (ignored in `Same` mode).
+            pub fn padding(mut self, padding: [usize; 2]) -> Self {
+                self.0.padding = padding;
+                self
+            }
+            /// Sets the dilation `[height, width]`.
+            pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
+                self.0.dilation = dilation;
+                self
+            }
+            /// Sets the convolution mode.
+            pub fn mode(mut self, mode: ConvolutionMode) -> Self {
+                self.0.mode = mode;
+                self
+            }
+            /// Sets the input channels (otherwise inferred).
+            pub fn n_in(mut self, n_in: usize) -> Self {
+                self.0.n_in = Some(n_in);
+                self
+            }
+            /// Turns the bias off.
+            pub fn no_bias(mut self) -> Self {
+                self.0.has_bias = false;
+                self
+            }
+            /// Sets the activation.
+            pub fn activation(mut self, activation: Activation) -> Self {
+                self.0.activation = Some(activation);
+                self
+            }
+            /// Sets the weight initialization.
+            pub fn weight_init(mut self, init: WeightInit) -> Self {
+                self.0.weight_init = Some(init);
+                self
+            }
+            /// Sets the initial bias.
+            pub fn bias_init(mut self, bias: f64) -> Self {
+                self.0.bias_init = bias;
+                self
+            }
+        }
+    };
+}
+
+/// Builder for a convolution layer.
+#[derive(Debug, Clone)]
+pub struct ConvolutionBuilder(ConvolutionConf);
+window_setters!(ConvolutionBuilder);
+
+impl From<ConvolutionBuilder> for LayerConf {
+    fn from(b: ConvolutionBuilder) -> LayerConf {
+        LayerConf::Convolution(b.0)
+    }
+}
+
+/// Builder for a depthwise convolution layer.
+#[derive(Debug, Clone)]
+pub struct DepthwiseBuilder(DepthwiseConvolutionConf);
+window_setters!(DepthwiseBuilder);
+
+impl From<DepthwiseBuilder> for LayerConf {
+    fn from(b: DepthwiseBuilder) -> LayerConf {
+        LayerConf::DepthwiseConvolution2D(b.0)
+    }
+}
+
+/// Builder for a subsampling (pooling) layer.
+#[derive(Debug, Clone)]
+pub struct SubsamplingBuilder(SubsamplingConf);
+
+impl SubsamplingBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the padding `[height, width]`.
+    pub fn padding(mut self, padding: [usize; 2]) -> Self {
+        self.0.padding = padding;
+        self
+    }
+    /// Sets the convolution mode.
+    pub fn mode(mut self, mode: ConvolutionMode) -> Self {
+        self.0.mode = mode;
+        self
+    }
+    /// Sets `p` of p-norm pooling.
+    pub fn pnorm(mut self, p: f64) -> Self {
+        self.0.pnorm = p;
+        self
+    }
+}
+
+impl From<SubsamplingBuilder> for LayerConf {
+    fn from(b: SubsamplingBuilder) -> LayerConf {
+        LayerConf::Subsampling(b.0)
     }
 }

@@ -4,6 +4,7 @@
 //! [`crate::InputType`]s, validation with clear errors, and a JSON round trip (serde). This
 //! module owns no arrays; `crate::model` builds networks from these configurations.
 
+pub(crate) mod conv;
 mod graph;
 mod layer;
 mod mode;
@@ -14,8 +15,10 @@ pub use graph::{
     ComputationGraphConfiguration, ElementWiseOp, GraphBuilder, GraphVertexConf, VertexConf,
 };
 pub use layer::{
-    ActivationConf, BatchNormConf, DenseBuilder, DenseConf, DropoutConf, LayerConf, LossConf,
-    OutputBuilder, OutputConf,
+    ActivationConf, BatchNormConf, ConvolutionBuilder, ConvolutionConf, ConvolutionMode,
+    CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder, DepthwiseConvolutionConf, DropoutConf,
+    GlobalPoolingConf, LayerConf, LossConf, OutputBuilder, OutputConf, PoolingType,
+    SubsamplingBuilder, SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
 };
 pub use mode::{GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

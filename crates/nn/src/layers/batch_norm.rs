@@ -1,13 +1,14 @@
-//! Batch normalization over `[batch, n]` inputs. Training normalizes with the batch's mean and
-//! (biased) variance and updates running averages; inference uses the running averages. The
-//! batch statistics backward needs (mean and 1/std) are the layer's forward cache, a `[2, n]`
-//! `FfCache` array; backward's sums are `BpWorkingMem`. The running averages are the layer's
-//! state, saved with the model.
+//! Batch normalization over rows (`[batch, n]`, statistics per feature) or images
+//! (`[batch, channels, height, width]`, statistics per channel over batch and space, as DL4J).
+//! Training normalizes with the batch's mean and (biased) variance and updates running
+//! averages; inference uses the running averages. The batch statistics backward needs (mean
+//! and 1/std) are the layer's forward cache, a `[2, n]` `FfCache` array; backward's sums are
+//! `BpWorkingMem`. The running averages are the layer's state, saved with the model.
 
 use dl4rs_array::{ArrayView, ArrayViewMut, AsViewMut, DataType, NdArray};
 
 use super::{
-    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext, rows,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext,
 };
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -16,7 +17,10 @@ use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 /// Batch normalization: `y = gamma * (x - mean) / sqrt(var + eps) + beta`.
 pub struct BatchNormLayer<T: DataType> {
     info: LayerInfo,
+    /// Features (rows) or channels (images).
     n: usize,
+    /// Positions per channel: 1 for rows, `height * width` for images.
+    hw: usize,
     eps: f64,
     decay: f64,
     running_mean: Vec<T>,
@@ -24,22 +28,43 @@ pub struct BatchNormLayer<T: DataType> {
 }
 
 impl<T: DataType> BatchNormLayer<T> {
-    /// Width `n`, variance offset `eps`, running-average `decay`.
-    pub fn new(name: Option<String>, n: usize, eps: f64, decay: f64) -> Self {
-        let t = InputType::feed_forward(n);
-        BatchNormLayer {
-            info: LayerInfo::new("BatchNormalization", t, t)
+    /// Over inputs of `input` (rows or images), variance offset `eps`, running-average
+    /// `decay`.
+    pub fn new(
+        name: Option<String>,
+        input: InputType,
+        eps: f64,
+        decay: f64,
+    ) -> Result<Self, NnError> {
+        let (n, hw) = match input {
+            InputType::Convolutional {
+                channels,
+                height,
+                width,
+            } => (channels, height * width),
+            InputType::FeedForward { .. } | InputType::ConvolutionalFlat { .. } => {
+                (input.flat_size(), 1)
+            }
+            other => {
+                return Err(NnError::config(format!(
+                    "BatchNormalization normalizes rows or images, not {other}"
+                )));
+            }
+        };
+        Ok(BatchNormLayer {
+            info: LayerInfo::new("BatchNormalization", input, input)
                 .named(name)
                 .with_params(vec![
                     ParamSpec::bias("gamma", &[n]),
                     ParamSpec::bias("beta", &[n]),
                 ]),
             n,
+            hw,
             eps,
             decay,
             running_mean: vec![T::ZERO; n],
             running_var: vec![T::ONE; n],
-        }
+        })
     }
 }
 
@@ -72,7 +97,8 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
         ctx: &StepContext,
         mgr: &LayerWorkspaceMgr,
     ) -> Result<Forward<T>, NnError> {
-        let (batch, n) = rows(&input.activations);
+        let batch = input.activations.shape()[0];
+        let (n, hw) = (self.n, self.hw);
         let xr = input.activations.read()?;
         let x = contiguous(&xr)?;
         let pr = params.read()?;
@@ -90,11 +116,13 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
             let mut sw = stats.write()?;
             let (mean, inv_std) = contiguous_mut(&mut sw)?.split_at_mut(n);
             if ctx.training {
-                let inv_b = T::ONE / T::from_f64(batch.max(1) as f64);
+                let inv_b = T::ONE / T::from_f64((batch * hw).max(1) as f64);
                 mean.fill(T::ZERO);
-                for row in x.chunks_exact(n) {
-                    for (m, &v) in mean.iter_mut().zip(row) {
-                        *m += v;
+                for row in x.chunks_exact(n * hw) {
+                    for (j, m) in mean.iter_mut().enumerate() {
+                        for &v in &row[j * hw..(j + 1) * hw] {
+                            *m += v;
+                        }
                     }
                 }
                 for m in mean.iter_mut() {
@@ -102,9 +130,11 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
                 }
                 // Two-pass variance: numerically safer than E[x²] - E[x]².
                 inv_std.fill(T::ZERO);
-                for row in x.chunks_exact(n) {
-                    for ((s, &v), &m) in inv_std.iter_mut().zip(row).zip(mean.iter()) {
-                        *s += (v - m) * (v - m);
+                for row in x.chunks_exact(n * hw) {
+                    for (j, (s, &m)) in inv_std.iter_mut().zip(mean.iter()).enumerate() {
+                        for &v in &row[j * hw..(j + 1) * hw] {
+                            *s += (v - m) * (v - m);
+                        }
                     }
                 }
                 let decay = T::from_f64(self.decay);
@@ -122,16 +152,18 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
                 }
             }
         }
-        let mut out = mgr.create_uninitialized::<T>(ACT, &[batch, n])?;
+        let mut out = mgr.create_uninitialized::<T>(ACT, input.activations.shape())?;
         {
             let sr = stats.read()?;
             let (mean, inv_std) = contiguous(&sr)?.split_at(n);
             let mut ow = out.write()?;
             let o = contiguous_mut(&mut ow)?;
-            for (orow, xrow) in o.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            for (orow, xrow) in o.chunks_exact_mut(n * hw).zip(x.chunks_exact(n * hw)) {
                 for j in 0..n {
-                    let xhat = (xrow[j] - mean[j]) * inv_std[j];
-                    orow[j] = gamma[j] * xhat + beta[j];
+                    for k in j * hw..(j + 1) * hw {
+                        let xhat = (xrow[k] - mean[j]) * inv_std[j];
+                        orow[k] = gamma[j] * xhat + beta[j];
+                    }
                 }
             }
         }
@@ -156,7 +188,8 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
                     .into(),
             )
         })?;
-        let (batch, n) = rows(&saved.input);
+        let batch = saved.input.shape()[0];
+        let (n, hw) = (self.n, self.hw);
         let (xr, dyr, pr, sr) = (
             saved.input.read()?,
             eps.read()?,
@@ -169,11 +202,13 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
         let mut sums = mgr.create::<T>(ArrayType::BpWorkingMem, &[2, n])?;
         let mut sw = sums.write()?;
         let (sum_dy, sum_dy_xhat) = contiguous_mut(&mut sw)?.split_at_mut(n);
-        for (xrow, dyrow) in x.chunks_exact(n).zip(dy.chunks_exact(n)) {
+        for (xrow, dyrow) in x.chunks_exact(n * hw).zip(dy.chunks_exact(n * hw)) {
             for j in 0..n {
-                let xhat = (xrow[j] - mean[j]) * inv_std[j];
-                sum_dy[j] += dyrow[j];
-                sum_dy_xhat[j] += dyrow[j] * xhat;
+                for k in j * hw..(j + 1) * hw {
+                    let xhat = (xrow[k] - mean[j]) * inv_std[j];
+                    sum_dy[j] += dyrow[k];
+                    sum_dy_xhat[j] += dyrow[k] * xhat;
+                }
             }
         }
         {
@@ -186,23 +221,25 @@ impl<T: DataType> Layer<T> for BatchNormLayer<T> {
         if !ctx.need_input_gradient {
             return Ok(None);
         }
-        let mut dx = mgr.create_uninitialized::<T>(GRAD, &[batch, n])?;
+        let mut dx = mgr.create_uninitialized::<T>(GRAD, saved.input.shape())?;
         {
-            let bf = T::from_f64(batch as f64);
+            let bf = T::from_f64((batch * hw) as f64);
             let inv_b = T::ONE / bf;
             let mut dw = dx.write()?;
             let d = contiguous_mut(&mut dw)?;
             for ((drow, xrow), dyrow) in d
-                .chunks_exact_mut(n)
-                .zip(x.chunks_exact(n))
-                .zip(dy.chunks_exact(n))
+                .chunks_exact_mut(n * hw)
+                .zip(x.chunks_exact(n * hw))
+                .zip(dy.chunks_exact(n * hw))
             {
                 for j in 0..n {
-                    let xhat = (xrow[j] - mean[j]) * inv_std[j];
-                    drow[j] = gamma[j]
-                        * inv_std[j]
-                        * inv_b
-                        * (bf * dyrow[j] - sum_dy[j] - xhat * sum_dy_xhat[j]);
+                    for k in j * hw..(j + 1) * hw {
+                        let xhat = (xrow[k] - mean[j]) * inv_std[j];
+                        drow[k] = gamma[j]
+                            * inv_std[j]
+                            * inv_b
+                            * (bf * dyrow[k] - sum_dy[j] - xhat * sum_dy_xhat[j]);
+                    }
                 }
             }
         }

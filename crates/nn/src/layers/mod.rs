@@ -15,14 +15,20 @@
 //! in [`Forward::mask`] whether its output keeps it.
 
 mod batch_norm;
+mod conv;
 mod dense;
 mod dropout;
+mod pooling;
 mod simple;
+mod spatial;
 
 pub use batch_norm::BatchNormLayer;
+pub use conv::ConvolutionLayer;
 pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
+pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
 pub use simple::{ActivationLayer, LossLayer};
+pub use spatial::SpatialLayer;
 
 use dl4rs_array::{ArrayView, ArrayViewMut, DataType, NdArray};
 
@@ -40,7 +46,8 @@ pub struct StepContext {
     pub iteration: u64,
     /// The network's seed.
     pub seed: u64,
-    /// This layer's (or vertex's) index in the network's execution order.
+    /// This layer's index among the network's layers (a graph's in the order they were
+    /// added), whatever preprocessors and vertices sit between them.
     pub index: usize,
     /// Examples in the mini-batch (what `FeedForwardToRnn` needs to fold rows back into
     /// sequences).

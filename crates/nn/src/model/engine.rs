@@ -50,6 +50,9 @@ pub(crate) struct NodeMeta {
     pub inputs: Vec<Src>,
     pub params: Range<usize>,
     pub out_type: InputType,
+    /// Ordinal among layers (what `StepContext::index` says to a layer, so its random
+    /// streams don't depend on the preprocessors around it).
+    pub layer_index: usize,
 }
 
 /// Where a vertex's output mask comes from.
@@ -184,6 +187,7 @@ impl<T: DataType> Engine<T> {
                 inputs: node.inputs,
                 params: range,
                 out_type: node.out_type,
+                layer_index: node.layer_index,
             });
         }
         let mut engine = Engine {
@@ -383,7 +387,7 @@ impl<T: DataType> Engine<T> {
         let mut scopes: [Option<WorkspaceScope>; MAX_POOL] = std::array::from_fn(|_| None);
         let mut mask_scope: Option<WorkspaceScope> = None;
         for v in 0..self.ops.len() {
-            let ctx = self.ctx(training, v, batch);
+            let ctx = self.ctx(training, self.meta[v].layer_index, batch);
             let Engine {
                 ops,
                 meta,
@@ -455,7 +459,7 @@ impl<T: DataType> Engine<T> {
                     let info = layer.info();
                     if !info.input_type.matches(input.activations.shape()) {
                         return Err(NnError::Layer {
-                            index: v,
+                            index: node.layer_index,
                             kind: info.kind,
                             name: format!(" \"{}\"", node.name),
                             message: format!(
@@ -582,7 +586,7 @@ impl<T: DataType> Engine<T> {
         let rows = self.check_inputs(&batch.features)?;
         let mut scopes: [Option<WorkspaceScope>; MAX_POOL] = std::array::from_fn(|_| None);
         for v in (0..self.ops.len()).rev() {
-            let mut ctx = self.ctx(true, v, rows);
+            let mut ctx = self.ctx(true, self.meta[v].layer_index, rows);
             let output_index = self.outputs.iter().position(|&o| o == v);
             let my_eps = self.eps[v].take();
             let Engine {

@@ -1,0 +1,332 @@
+//! Convolution layers over NCHW images: the 2-D convolution (DL4J's `ConvolutionLayer`) and the
+//! depthwise convolution (`DepthwiseConvolution2D`), both as im2col + gemm through
+//! `crates/array`, one image at a time. The column matrix is working memory (`FfWorkingMem`
+//! forward, `BpWorkingMem` backward, rebuilt rather than kept), so the largest buffers of a
+//! convolutional network come and go with each layer call and never touch the heap. Backward
+//! gives weight, bias and input gradients (col2im).
+
+use dl4rs_array::ops::{self, Conv2dGeometry, Reduction};
+use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
+
+use super::{
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext,
+};
+use crate::activation::Activation;
+use crate::conf::{ConvolutionConf, DepthwiseConvolutionConf};
+use crate::error::NnError;
+use crate::input_type::InputType;
+use crate::weight_init::WeightInit;
+use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
+
+/// A convolution, dense over channels or depthwise.
+pub struct ConvolutionLayer {
+    info: LayerInfo,
+    c_in: usize,
+    c_out: usize,
+    /// Filters per input channel for a depthwise convolution; `None`: dense over channels.
+    depthwise: Option<usize>,
+    /// One image (dense) or one channel plane (depthwise).
+    geometry: Conv2dGeometry,
+    out_hw: [usize; 2],
+    has_bias: bool,
+    activation: Activation,
+    weight_init: WeightInit,
+    bias_init: f64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn geometry(channels: usize, input: [usize; 2], w: &crate::conf::conv::Window) -> Conv2dGeometry {
+    Conv2dGeometry {
+        channels,
+        height: input[0],
+        width: input[1],
+        kernel_h: w.kernel[0],
+        kernel_w: w.kernel[1],
+        stride_h: w.stride[0],
+        stride_w: w.stride[1],
+        pad_h: w.pad[0],
+        pad_h_end: w.pad[1],
+        pad_w: w.pad[2],
+        pad_w_end: w.pad[3],
+        dilation_h: w.dilation[0],
+        dilation_w: w.dilation[1],
+    }
+}
+
+fn no_softmax(activation: Activation, kind: &str) -> Result<(), NnError> {
+    if activation == Activation::Softmax {
+        return Err(NnError::config(format!(
+            "{kind}: softmax over images is not defined here; flatten first (a dense or output \
+             layer after it gets a CnnToFeedForward preprocessor) and apply softmax there"
+        )));
+    }
+    Ok(())
+}
+
+impl ConvolutionLayer {
+    /// A 2-D convolution over inputs of `input` (convolutional).
+    pub fn new(conf: &ConvolutionConf, input: &InputType) -> Result<Self, NnError> {
+        let label = "ConvolutionLayer";
+        let (c_in, window) = conf.window(input, label)?;
+        let activation = conf.activation.unwrap_or_default();
+        no_softmax(activation, label)?;
+        let [kh, kw] = conf.kernel;
+        let mut params = vec![ParamSpec::weight("W", &[conf.n_out, c_in, kh, kw])];
+        if conf.has_bias {
+            params.push(ParamSpec::bias("b", &[conf.n_out]));
+        }
+        let out = InputType::convolutional(window.output[0], window.output[1], conf.n_out);
+        Ok(ConvolutionLayer {
+            info: LayerInfo::new("ConvolutionLayer", *input, out)
+                .named(conf.name.clone())
+                .with_params(params),
+            c_in,
+            c_out: conf.n_out,
+            depthwise: None,
+            geometry: geometry(c_in, window.input, &window),
+            out_hw: window.output,
+            has_bias: conf.has_bias,
+            activation,
+            weight_init: conf.weight_init.unwrap_or_default(),
+            bias_init: conf.bias_init,
+        })
+    }
+
+    /// A depthwise 2-D convolution over inputs of `input` (convolutional).
+    pub fn depthwise(conf: &DepthwiseConvolutionConf, input: &InputType) -> Result<Self, NnError> {
+        let label = "DepthwiseConvolution2D";
+        let (c_in, window) = conf.window(input, label)?;
+        let activation = conf.activation.unwrap_or_default();
+        no_softmax(activation, label)?;
+        let m = conf.depth_multiplier;
+        let [kh, kw] = conf.kernel;
+        let mut params = vec![ParamSpec::weight("W", &[c_in, m, kh, kw])];
+        if conf.has_bias {
+            params.push(ParamSpec::bias("b", &[c_in * m]));
+        }
+        let out = InputType::convolutional(window.output[0], window.output[1], c_in * m);
+        Ok(ConvolutionLayer {
+            info: LayerInfo::new("DepthwiseConvolution2D", *input, out)
+                .named(conf.name.clone())
+                .with_params(params),
+            c_in,
+            c_out: c_in * m,
+            depthwise: Some(m),
+            geometry: geometry(1, window.input, &window),
+            out_hw: window.output,
+            has_bias: conf.has_bias,
+            activation,
+            weight_init: conf.weight_init.unwrap_or_default(),
+            bias_init: conf.bias_init,
+        })
+    }
+
+    fn taps(&self) -> usize {
+        self.geometry.channels * self.geometry.kernel_h * self.geometry.kernel_w
+    }
+
+    fn n_weights(&self) -> usize {
+        self.c_out * self.taps()
+    }
+
+    fn ohw(&self) -> usize {
+        self.out_hw[0] * self.out_hw[1]
+    }
+
+    /// The weights as `[c_out, taps]` (dense) or `[c_in * m, kh * kw]` (depthwise: rows of
+    /// channel `c` are `c*m..(c+1)*m`), and the bias.
+    #[allow(clippy::type_complexity)]
+    fn weights<'a, T: DataType>(
+        &self,
+        params: &ArrayView<'a, T>,
+    ) -> Result<(ArrayView<'a, T>, Option<ArrayView<'a, T>>), NnError> {
+        let nw = self.n_weights();
+        let w = params
+            .slice_axis(0, 0, nw, 1)?
+            .reshape(&[self.c_out, self.taps()])?;
+        let b = if self.has_bias {
+            Some(params.slice_axis(0, nw, nw + self.c_out, 1)?)
+        } else {
+            None
+        };
+        Ok((w, b))
+    }
+
+    /// The channel groups a gemm covers: all channels at once (dense) or one at a time.
+    fn groups(&self) -> usize {
+        if self.depthwise.is_some() {
+            self.c_in
+        } else {
+            1
+        }
+    }
+
+    fn group_rows(&self) -> usize {
+        self.c_out / self.groups()
+    }
+}
+
+/// Rows `g*rows..(g+1)*rows` of a `[n, cols]` view.
+fn rows_of<'a, T: DataType>(
+    v: ArrayView<'a, T>,
+    g: usize,
+    rows: usize,
+) -> Result<ArrayView<'a, T>, NnError> {
+    Ok(v.slice_axis(0, g * rows, (g + 1) * rows, 1)?)
+}
+
+impl<T: DataType> Layer<T> for ConvolutionLayer {
+    fn info(&self) -> &LayerInfo {
+        &self.info
+    }
+
+    fn init_params(&self, params: &mut [T], seed: u64) {
+        let k = self.geometry.kernel_h * self.geometry.kernel_w;
+        let (fan_in, fan_out) = match self.depthwise {
+            None => (self.c_in * k, self.c_out * k),
+            Some(m) => (k, m * k),
+        };
+        let nw = self.n_weights();
+        self.weight_init
+            .fill(&mut params[..nw], fan_in, fan_out, seed);
+        params[nw..].fill(T::from_f64(self.bias_init));
+    }
+
+    fn forward(
+        &mut self,
+        input: &LayerInput<'_, T>,
+        params: &ArrayView<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Forward<T>, NnError> {
+        let x = input.activations;
+        let batch = x.shape()[0];
+        let (w, bias) = self.weights(params)?;
+        let (ohw, groups, rows) = (self.ohw(), self.groups(), self.group_rows());
+        let mut out = mgr
+            .create_uninitialized::<T>(ACT, &[batch, self.c_out, self.out_hw[0], self.out_hw[1]])?;
+        let mut cols =
+            mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[self.taps(), ohw])?;
+        let bias_cols = bias.map(|b| b.reshape(&[self.c_out, 1])).transpose()?;
+        for i in 0..batch {
+            let image = x.index_axis(0, i)?;
+            for g in 0..groups {
+                let plane = if groups == 1 {
+                    image
+                } else {
+                    image.slice_axis(0, g, g + 1, 1)?
+                };
+                ops::im2col_into(&plane, &self.geometry, &mut cols)?;
+                let mut out_g = out
+                    .view_mut()
+                    .index_axis(0, i)?
+                    .reshape(&[self.c_out, ohw])?
+                    .slice_axis(0, g * rows, (g + 1) * rows, 1)?;
+                let beta = match &bias_cols {
+                    Some(b) => {
+                        out_g.assign(&rows_of(*b, g, rows)?.broadcast(&[rows, ohw])?)?;
+                        T::ONE
+                    }
+                    None => T::ZERO,
+                };
+                ops::gemm_into(T::ONE, &rows_of(w, g, rows)?, &cols, beta, &mut out_g)?;
+            }
+        }
+        let pre = if ctx.training && self.activation.needs_input_for_backprop() {
+            Some(mgr.dup(ArrayType::FfCache, &out)?)
+        } else {
+            None
+        };
+        if let Some(u) = self.activation.unary::<T>()
+            && u != ops::Unary::Identity
+        {
+            ops::unary_assign(u, &mut out)?;
+        }
+        Ok(Forward::new(out).with_cache(pre))
+    }
+
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
+        epsilon: Epsilon<'_, T>,
+        params: &ArrayView<'_, T>,
+        grads: &mut ArrayViewMut<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Option<NdArray<T>>, NnError> {
+        let eps = epsilon.gradient(self.info.kind)?;
+        let x = saved.input;
+        let batch = x.shape()[0];
+        let (w, _) = self.weights(params)?;
+        let (ohw, groups, rows) = (self.ohw(), self.groups(), self.group_rows());
+        // dL/dz: the activation's derivative applied to the incoming gradient.
+        let dz_owned = if self.activation == Activation::Identity {
+            None
+        } else {
+            let mut dz = mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, eps.shape())?;
+            self.activation
+                .backprop(saved.cache.as_ref(), &saved.output, &eps, &mut dz)?;
+            Some(dz)
+        };
+        let dz = match &dz_owned {
+            Some(d) => d.view(),
+            None => eps,
+        };
+        let mut cols =
+            mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[self.taps(), ohw])?;
+        let mut dcols = if ctx.need_input_gradient {
+            Some(mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[self.taps(), ohw])?)
+        } else {
+            None
+        };
+        let mut dx = if ctx.need_input_gradient {
+            Some(mgr.create_uninitialized::<T>(GRAD, x.shape())?)
+        } else {
+            None
+        };
+        let nw = self.n_weights();
+        for i in 0..batch {
+            let image = x.index_axis(0, i)?;
+            let dz_i = dz.index_axis(0, i)?.reshape(&[self.c_out, ohw])?;
+            for g in 0..groups {
+                let plane = if groups == 1 {
+                    image
+                } else {
+                    image.slice_axis(0, g, g + 1, 1)?
+                };
+                ops::im2col_into(&plane, &self.geometry, &mut cols)?;
+                let dz_g = rows_of(dz_i, g, rows)?;
+                {
+                    let mut gw = grads
+                        .view_mut()
+                        .slice_axis(0, 0, nw, 1)?
+                        .reshape(&[self.c_out, self.taps()])?
+                        .slice_axis(0, g * rows, (g + 1) * rows, 1)?;
+                    let beta = if i == 0 { T::ZERO } else { T::ONE };
+                    ops::gemm_into(T::ONE, &dz_g, &cols.view().t(), beta, &mut gw)?;
+                }
+                if let (Some(dcols), Some(dx)) = (dcols.as_mut(), dx.as_mut()) {
+                    ops::gemm_into(T::ONE, &rows_of(w, g, rows)?.t(), &dz_g, T::ZERO, dcols)?;
+                    let mut dx_i = dx.view_mut().index_axis(0, i)?;
+                    if groups == 1 {
+                        ops::col2im_into(dcols, &self.geometry, &mut dx_i)?;
+                    } else {
+                        let [h, wd] = [self.geometry.height, self.geometry.width];
+                        let mut plane = dx_i.slice_axis(0, g, g + 1, 1)?.reshape(&[1, h, wd])?;
+                        ops::col2im_into(dcols, &self.geometry, &mut plane)?;
+                    }
+                }
+            }
+        }
+        if self.has_bias {
+            // db = Σ over examples and positions: [b, c, hw] -> [b, c] -> [c].
+            let per_example = dz.reshape(&[batch, self.c_out, ohw])?;
+            let mut sums =
+                mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[batch, self.c_out])?;
+            ops::reduce_axis_into(Reduction::Sum, &per_example, 2, &mut sums)?;
+            let mut gb = grads.view_mut().slice_axis(0, nw, nw + self.c_out, 1)?;
+            ops::reduce_axis_into(Reduction::Sum, &sums, 0, &mut gb)?;
+        }
+        Ok(dx)
+    }
+}
