@@ -41,6 +41,9 @@ pub enum Which {
     /// W1 as a MultiLayerNetwork and as a chain ComputationGraph side by side, and a residual
     /// graph's inference memory against its liveness minimum.
     Graph(super::graph_bench::GraphBench),
+    /// W4: LeNet-5 training and inference (loss cross-check with PyTorch), and the
+    /// convolutions' GFLOP/s against the gemm's.
+    Conv(super::conv_bench::ConvBench),
 }
 
 /// Where the workload's buffers live.
@@ -142,6 +145,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Infer(args) => super::workloads::run_infer(args, alloc),
         Which::Pipeline(args) => super::workloads::run_pipeline(args, alloc),
         Which::Graph(args) => super::graph_bench::run(args, alloc),
+        Which::Conv(args) => super::conv_bench::run(args, alloc),
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod baseline;
 pub mod bench;
 pub mod config;
+pub mod conv_bench;
 pub mod graph_bench;
 pub mod inspect;
 pub mod process;

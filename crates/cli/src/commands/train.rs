@@ -22,8 +22,9 @@ use dl4rs::data::{
 use dl4rs::eval::{Evaluation, RegressionEvaluation};
 use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
 use dl4rs::nn::{
-    Activation, IterationInfo, LayerConf, LossFunction, Model, ModelSerializer, MultiLayerNetwork,
-    NeuralNetConfiguration, NnError, TrainingListener, Updater, WeightInit, WorkspaceMode,
+    Activation, InputType, IterationInfo, LayerConf, LossFunction, Model, ModelSerializer,
+    MultiLayerNetwork, NeuralNetConfiguration, NnError, PoolingType, TrainingListener, Updater,
+    WeightInit, WorkspaceMode,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -120,6 +121,9 @@ impl From<Mode> for WorkspaceMode {
 pub enum ModelArg {
     /// Two ReLU hidden layers (256, 128), softmax + cross-entropy or identity + MSE.
     Mlp,
+    /// LeNet-5 for square single-channel images given as rows (28 x 28 = 784 values): conv
+    /// 5x5x20, max-pool 2x2, conv 5x5x50, max-pool 2x2, dense 500 ReLU, output.
+    Lenet,
 }
 
 /// Normalizer on the command line.
@@ -206,20 +210,44 @@ pub fn network(
     n_in: usize,
     n_out: usize,
     regression: bool,
-) -> Result<MultiLayerNetwork<f32>, NnError> {
+) -> Result<MultiLayerNetwork<f32>, CliError> {
     let mode = WorkspaceMode::from(args.workspaces.unwrap_or(Mode::Enabled));
     let output = if regression {
         LayerConf::output(LossFunction::Mse, n_out).activation(Activation::Identity)
     } else {
         LayerConf::output(LossFunction::Mcxent, n_out).activation(Activation::Softmax)
     };
-    let conf = NeuralNetConfiguration::builder()
+    let list = NeuralNetConfiguration::builder()
         .seed(args.seed)
         .updater(Updater::adam(args.lr))
         .weight_init(args.weight_init.into())
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
-        .list()
+        .list();
+    if args.model == ModelArg::Lenet {
+        let side = (n_in as f64).sqrt().round() as usize;
+        if side * side != n_in || side < 16 {
+            return Err(CliError::Usage(format!(
+                "--model lenet reads square single-channel images (28 x 28 = 784 values per \
+                 row); the data has {n_in} values per example"
+            )));
+        }
+        let conf = list
+            .layer(LayerConf::convolution(20, [5, 5]).name("conv1"))
+            .layer(LayerConf::subsampling(PoolingType::Max, [2, 2], [2, 2]).name("pool1"))
+            .layer(LayerConf::convolution(50, [5, 5]).name("conv2"))
+            .layer(LayerConf::subsampling(PoolingType::Max, [2, 2], [2, 2]).name("pool2"))
+            .layer(
+                LayerConf::dense(500)
+                    .activation(Activation::Relu)
+                    .name("dense"),
+            )
+            .layer(output.name("output"))
+            .set_input_type(InputType::convolutional_flat(side, side, 1))
+            .build()?;
+        return Ok(MultiLayerNetwork::new(conf)?);
+    }
+    let conf = list
         .layer(
             LayerConf::dense(256)
                 .n_in(n_in)
@@ -233,7 +261,7 @@ pub fn network(
         )
         .layer(output.name("output"))
         .build()?;
-    MultiLayerNetwork::new(conf)
+    Ok(MultiLayerNetwork::new(conf)?)
 }
 
 /// Drives the progress bar and measures heap allocations between iterations (the listener's
@@ -425,7 +453,7 @@ fn build_model(
     let net: Box<dyn Model<f32>> = match &args.config {
         Some(path) => super::config::load(path, n_in, n_out, args.workspaces.map(Into::into))?,
         None => match args.model {
-            ModelArg::Mlp => Box::new(network(args, n_in, n_out, regression)?),
+            ModelArg::Mlp | ModelArg::Lenet => Box::new(network(args, n_in, n_out, regression)?),
         },
     };
     let inputs = net.input_types();

@@ -55,7 +55,7 @@ pub(crate) fn window(
                      ({input} + 2 x {pad} = {padded}) along the {axis}"
                 ));
             }
-            if mode == ConvolutionMode::Strict && (padded - ext) % stride != 0 {
+            if mode == ConvolutionMode::Strict && !(padded - ext).is_multiple_of(stride) {
                 return Err(format!(
                     "ConvolutionMode::Strict requires (input {axis} - kernel + 2*padding) / \
                      stride + 1 to be an integer, found ({input} - {ext} + 2*{pad}) / {stride} \

@@ -1,7 +1,8 @@
 //! Convolution layers over NCHW images: the 2-D convolution (DL4J's `ConvolutionLayer`) and the
 //! depthwise convolution (`DepthwiseConvolution2D`), both as im2col + gemm through
 //! `crates/array`, one image at a time. The column matrix is working memory (`FfWorkingMem`
-//! forward, `BpWorkingMem` backward, rebuilt rather than kept), so the largest buffers of a
+//! forward, `BpWorkingMem` backward, rebuilt rather than kept), and each image gets a cycle of
+//! the loop working memory for the products' scratch, so the largest buffers of a
 //! convolutional network come and go with each layer call and never touch the heap. Backward
 //! gives weight, bias and input gradients (col2im).
 
@@ -166,6 +167,193 @@ impl ConvolutionLayer {
     }
 }
 
+/// Columns per gemm when a convolution batches images: enough for the product to run at the
+/// gemm's speed, few enough that the column matrix stays a few MiB whatever the batch.
+const CHUNK_COLUMNS: usize = 4096;
+
+impl ConvolutionLayer {
+    /// Images per batched product.
+    fn chunk(&self, batch: usize) -> usize {
+        (CHUNK_COLUMNS / self.ohw().max(1)).clamp(1, batch.max(1))
+    }
+
+    /// Activation (keeping the pre-activation for backward when its derivative needs it).
+    fn finish_forward<T: DataType>(
+        &self,
+        mut out: NdArray<T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Forward<T>, NnError> {
+        let pre = if ctx.training && self.activation.needs_input_for_backprop() {
+            Some(mgr.dup(ArrayType::FfCache, &out)?)
+        } else {
+            None
+        };
+        if let Some(u) = self.activation.unary::<T>()
+            && u != ops::Unary::Identity
+        {
+            ops::unary_assign(u, &mut out)?;
+        }
+        Ok(Forward::new(out).with_cache(pre))
+    }
+
+    /// The columns of images `start..start + n` side by side: `[taps, n * ohw]`, in the loop
+    /// working memory.
+    fn chunk_cols<T: DataType>(
+        &self,
+        x: &ArrayView<'_, T>,
+        start: usize,
+        n: usize,
+        ty: ArrayType,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<NdArray<T>, NnError> {
+        let (ohw, taps) = (self.ohw(), self.taps());
+        let mut cols = mgr.create_uninitialized::<T>(ty, &[taps, n * ohw])?;
+        let mut one = mgr.create_uninitialized::<T>(ty, &[taps, ohw])?;
+        for j in 0..n {
+            ops::im2col_into(&x.index_axis(0, start + j)?, &self.geometry, &mut one)?;
+            let (r, mut w) = (one.read()?, cols.write()?);
+            let (src, dst) = (contiguous(&r)?, contiguous_mut(&mut w)?);
+            for (row, block) in dst.chunks_exact_mut(n * ohw).zip(src.chunks_exact(ohw)) {
+                row[j * ohw..(j + 1) * ohw].copy_from_slice(block);
+            }
+        }
+        Ok(cols)
+    }
+
+    /// Dense convolution forward, several images per gemm:
+    /// `z[oc, n * ohw] = W · cols (+ b)`, then scattered into `out[b, oc, ohw]`.
+    fn forward_chunks<T: DataType>(
+        &self,
+        x: &ArrayView<'_, T>,
+        w: &ArrayView<'_, T>,
+        bias: Option<&ArrayView<'_, T>>,
+        out: &mut NdArray<T>,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<(), NnError> {
+        let (batch, ohw, oc) = (x.shape()[0], self.ohw(), self.c_out);
+        let per = self.chunk(batch);
+        let loop_ty = ArrayType::RnnFfLoopWorkingMem;
+        for start in (0..batch).step_by(per) {
+            let n = per.min(batch - start);
+            // One loop cycle per chunk: columns, products and scratch are reused.
+            let _chunk = mgr.notify_scope_entered(loop_ty)?;
+            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
+            let mut z = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
+            let beta = match bias {
+                Some(b) => {
+                    let (br, mut zw) = (b.read()?, z.write()?);
+                    let (bs, zs) = (contiguous(&br)?, contiguous_mut(&mut zw)?);
+                    for (row, &v) in zs.chunks_exact_mut(n * ohw).zip(bs) {
+                        row.fill(v);
+                    }
+                    T::ONE
+                }
+                None => T::ZERO,
+            };
+            ops::gemm_into(T::ONE, w, &cols, beta, &mut z)?;
+            // z[o, j * ohw + p] -> out[start + j, o, p]
+            let (zr, mut ow) = (z.read()?, out.write()?);
+            let (zs, os) = (contiguous(&zr)?, contiguous_mut(&mut ow)?);
+            for j in 0..n {
+                let image = &mut os[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
+                for (o, dst) in image.chunks_exact_mut(ohw).enumerate() {
+                    dst.copy_from_slice(&zs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Dense convolution backward, several images per gemm.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_chunks<T: DataType>(
+        &self,
+        x: &ArrayView<'_, T>,
+        w: &ArrayView<'_, T>,
+        dz: &ArrayView<'_, T>,
+        grads: &mut ArrayViewMut<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Option<NdArray<T>>, NnError> {
+        let (batch, ohw, oc) = (x.shape()[0], self.ohw(), self.c_out);
+        let per = self.chunk(batch);
+        let nw = self.n_weights();
+        let loop_ty = ArrayType::RnnBpLoopWorkingMem;
+        let mut dx = if ctx.need_input_gradient {
+            Some(mgr.create_uninitialized::<T>(GRAD, x.shape())?)
+        } else {
+            None
+        };
+        for (k, start) in (0..batch).step_by(per).enumerate() {
+            let n = per.min(batch - start);
+            let _chunk = mgr.notify_scope_entered(loop_ty)?;
+            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
+            // dz of these images as [oc, n * ohw].
+            let mut dzc = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
+            {
+                // dz[start + j, o, p] -> dzc[o, j * ohw + p]
+                let (dr, mut cw) = (dz.read()?, dzc.write()?);
+                let (ds, cs) = (contiguous(&dr)?, contiguous_mut(&mut cw)?);
+                for j in 0..n {
+                    let image = &ds[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
+                    for (o, src) in image.chunks_exact(ohw).enumerate() {
+                        cs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw].copy_from_slice(src);
+                    }
+                }
+            }
+            let first = k == 0;
+            {
+                let mut gw = grads
+                    .view_mut()
+                    .slice_axis(0, 0, nw, 1)?
+                    .reshape(&[oc, self.taps()])?;
+                let beta = if first { T::ZERO } else { T::ONE };
+                ops::gemm_into(T::ONE, &dzc, &cols.view().t(), beta, &mut gw)?;
+            }
+            if self.has_bias {
+                let mut gb = grads.view_mut().slice_axis(0, nw, nw + oc, 1)?;
+                if first {
+                    ops::reduce_axis_into(Reduction::Sum, &dzc, 1, &mut gb)?;
+                } else {
+                    let mut part = mgr.create_uninitialized::<T>(loop_ty, &[oc])?;
+                    ops::reduce_axis_into(Reduction::Sum, &dzc, 1, &mut part)?;
+                    ops::binary_assign(ops::BinaryOp::Add, &mut gb, &part)?;
+                }
+            }
+            if let Some(dx) = dx.as_mut() {
+                let mut dcols = mgr.create_uninitialized::<T>(loop_ty, &[self.taps(), n * ohw])?;
+                ops::gemm_into(T::ONE, &w.t(), &dzc, T::ZERO, &mut dcols)?;
+                let mut one = mgr.create_uninitialized::<T>(loop_ty, &[self.taps(), ohw])?;
+                for j in 0..n {
+                    {
+                        let (dr, mut ow) = (dcols.read()?, one.write()?);
+                        let (ds, os) = (contiguous(&dr)?, contiguous_mut(&mut ow)?);
+                        for (dst, row) in os.chunks_exact_mut(ohw).zip(ds.chunks_exact(n * ohw)) {
+                            dst.copy_from_slice(&row[j * ohw..(j + 1) * ohw]);
+                        }
+                    }
+                    let mut dx_j = dx.view_mut().index_axis(0, start + j)?;
+                    ops::col2im_into(&one, &self.geometry, &mut dx_j)?;
+                }
+            }
+        }
+        Ok(dx)
+    }
+}
+
+fn contiguous<'a, T: DataType>(r: &'a dl4rs_array::ArrayRead<'_, T>) -> Result<&'a [T], NnError> {
+    r.as_slice()
+        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
+}
+
+fn contiguous_mut<'a, T: DataType>(
+    w: &'a mut dl4rs_array::ArrayWrite<'_, T>,
+) -> Result<&'a mut [T], NnError> {
+    w.as_slice_mut()
+        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
+}
+
 /// Rows `g*rows..(g+1)*rows` of a `[n, cols]` view.
 fn rows_of<'a, T: DataType>(
     v: ArrayView<'a, T>,
@@ -205,10 +393,17 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
         let (ohw, groups, rows) = (self.ohw(), self.groups(), self.group_rows());
         let mut out = mgr
             .create_uninitialized::<T>(ACT, &[batch, self.c_out, self.out_hw[0], self.out_hw[1]])?;
+        if groups == 1 {
+            self.forward_chunks(&x, &w, bias.as_ref(), &mut out, mgr)?;
+            return self.finish_forward(out, ctx, mgr);
+        }
         let mut cols =
             mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[self.taps(), ohw])?;
         let bias_cols = bias.map(|b| b.reshape(&[self.c_out, 1])).transpose()?;
         for i in 0..batch {
+            // One loop cycle per image: the gemm's packing scratch is reused, not stacked up
+            // over the batch.
+            let _image_cycle = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
             let image = x.index_axis(0, i)?;
             for g in 0..groups {
                 let plane = if groups == 1 {
@@ -232,17 +427,7 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
                 ops::gemm_into(T::ONE, &rows_of(w, g, rows)?, &cols, beta, &mut out_g)?;
             }
         }
-        let pre = if ctx.training && self.activation.needs_input_for_backprop() {
-            Some(mgr.dup(ArrayType::FfCache, &out)?)
-        } else {
-            None
-        };
-        if let Some(u) = self.activation.unary::<T>()
-            && u != ops::Unary::Identity
-        {
-            ops::unary_assign(u, &mut out)?;
-        }
-        Ok(Forward::new(out).with_cache(pre))
+        self.finish_forward(out, ctx, mgr)
     }
 
     fn backward(
@@ -272,6 +457,9 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
             Some(d) => d.view(),
             None => eps,
         };
+        if groups == 1 {
+            return self.backward_chunks(&x, &w, &dz, grads, ctx, mgr);
+        }
         let mut cols =
             mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[self.taps(), ohw])?;
         let mut dcols = if ctx.need_input_gradient {
@@ -286,6 +474,7 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
         };
         let nw = self.n_weights();
         for i in 0..batch {
+            let _image_cycle = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let image = x.index_axis(0, i)?;
             let dz_i = dz.index_axis(0, i)?.reshape(&[self.c_out, ohw])?;
             for g in 0..groups {

@@ -148,6 +148,8 @@ pub(crate) struct Engine<T: DataType> {
     mask_src: Vec<MaskSrc>,
     eps: Vec<Option<NdArray<T>>>,
     sink: Vec<Option<NdArray<T>>>,
+    /// Whether each vertex's output needs a gradient (see `Schedule::new`).
+    grad_needed: Vec<bool>,
     pub iteration: u64,
     pub epoch: u64,
     pub score: f64,
@@ -163,7 +165,17 @@ impl<T: DataType> Engine<T> {
         outputs: Vec<usize>,
     ) -> Result<Self, NnError> {
         let inputs: Vec<Vec<Src>> = nodes.iter().map(|n| n.inputs.clone()).collect();
-        let schedule = Schedule::new(&inputs, &outputs)?;
+        // A vertex's output needs a gradient when it or anything before it has parameters.
+        let mut grad_needed = vec![false; nodes.len()];
+        for (v, node) in nodes.iter().enumerate() {
+            let own = matches!(&node.op, Op::Layer(l) if l.info().num_params() > 0);
+            grad_needed[v] = own
+                || node
+                    .inputs
+                    .iter()
+                    .any(|s| matches!(*s, Src::Node(u) if grad_needed[u]));
+        }
+        let schedule = Schedule::new(&inputs, &outputs, &grad_needed)?;
         let ws = NetWorkspaces::new(nodes.len(), schedule.slots)?;
         let layer_params: Vec<(String, Vec<crate::layers::ParamSpec>)> = nodes
             .iter()
@@ -206,6 +218,7 @@ impl<T: DataType> Engine<T> {
             mask_src: vec![MaskSrc::None; n],
             eps: (0..n).map(|_| None).collect(),
             sink: (0..max_inputs).map(|_| None).collect(),
+            grad_needed,
             iteration: 0,
             epoch: 0,
             score: f64::NAN,
@@ -586,6 +599,10 @@ impl<T: DataType> Engine<T> {
         let rows = self.check_inputs(&batch.features)?;
         let mut scopes: [Option<WorkspaceScope>; MAX_POOL] = std::array::from_fn(|_| None);
         for v in (0..self.ops.len()).rev() {
+            if !self.grad_needed[v] {
+                // Nothing at or before this vertex learns: no gradient to compute or pass.
+                continue;
+            }
             let mut ctx = self.ctx(true, self.meta[v].layer_index, rows);
             let output_index = self.outputs.iter().position(|&o| o == v);
             let my_eps = self.eps[v].take();
@@ -601,6 +618,7 @@ impl<T: DataType> Engine<T> {
                 store,
                 sink,
                 eps,
+                grad_needed,
                 ..
             } = self;
             let node = &meta[v];
@@ -666,7 +684,8 @@ impl<T: DataType> Engine<T> {
             match &ops[v] {
                 Op::Layer(layer) => {
                     let input = get(0)?;
-                    ctx.need_input_gradient = matches!(node.inputs[0], Src::Node(_));
+                    ctx.need_input_gradient =
+                        matches!(node.inputs[0], Src::Node(u) if grad_needed[u]);
                     let saved = Saved {
                         input: input.activations,
                         mask: input.mask,
@@ -710,6 +729,9 @@ impl<T: DataType> Engine<T> {
             for (i, src) in node.inputs.iter().enumerate() {
                 let Some(g) = sink[i].take() else { continue };
                 let Src::Node(u) = *src else { continue };
+                if !grad_needed[u] {
+                    continue;
+                }
                 validate(
                     "Backprop",
                     mgr,

@@ -94,7 +94,13 @@ impl Pool {
 
 impl Schedule {
     /// The schedule for vertices (in execution order) reading `inputs`, with `outputs`.
-    pub fn new(inputs: &[Vec<Src>], outputs: &[usize]) -> Result<Schedule, NnError> {
+    /// `grad_needed[v]`: whether vertex `v`'s output needs a gradient (it or a vertex before
+    /// it has parameters); backprop stops where nothing upstream learns.
+    pub fn new(
+        inputs: &[Vec<Src>],
+        outputs: &[usize],
+        grad_needed: &[bool],
+    ) -> Result<Schedule, NnError> {
         let n = inputs.len();
         let mut last_use = vec![None; n];
         for (v, ins) in inputs.iter().enumerate() {
@@ -137,7 +143,18 @@ impl Schedule {
         s.infer_peak = pool.peak;
         let infer_count = pool.count;
         // Backprop: a vertex's input gradients take a pool workspace until every epsilon in
-        // it has been consumed.
+        // it has been consumed. Inputs that need no gradient are like network inputs.
+        let inputs: Vec<Vec<Src>> = inputs
+            .iter()
+            .map(|ins| {
+                ins.iter()
+                    .map(|s| match *s {
+                        Src::Node(u) if !grad_needed[u] => Src::Input(usize::MAX),
+                        other => other,
+                    })
+                    .collect()
+            })
+            .collect();
         let mut pool = Pool {
             free: Vec::new(),
             count: 0,
@@ -199,6 +216,9 @@ pub(crate) struct NetWorkspaces {
     pub working: (String, WorkspaceConfig),
     /// Masks made by vertices at inference (outlive the pool workspace of their vertex).
     pub masks: (String, WorkspaceConfig),
+    /// One cycle per iteration of a layer's inner loop (a time step, an image): DL4J's
+    /// `WS_RNN_LOOP_WORKING_MEM`, for `RnnFfLoopWorkingMem` / `RnnBpLoopWorkingMem`.
+    pub rnn_loop: (String, WorkspaceConfig),
     pub pool: Vec<(String, WorkspaceConfig)>,
     /// Forward pass in training: everything kept for backprop in ALL_ACT.
     pub train: LayerWorkspaceMgr,
@@ -219,15 +239,17 @@ pub(crate) struct NetWorkspaces {
 fn with_working(
     b: LayerWorkspaceMgrBuilder,
     working: &(String, WorkspaceConfig),
+    rnn_loop: &(String, WorkspaceConfig),
 ) -> LayerWorkspaceMgrBuilder {
+    let b = [ArrayType::FfWorkingMem, ArrayType::BpWorkingMem]
+        .into_iter()
+        .fold(b, |b, t| b.with(t, &working.0, working.1.clone()));
     [
-        ArrayType::FfWorkingMem,
-        ArrayType::BpWorkingMem,
         ArrayType::RnnFfLoopWorkingMem,
         ArrayType::RnnBpLoopWorkingMem,
     ]
     .into_iter()
-    .fold(b, |b, t| b.with(t, &working.0, working.1.clone()))
+    .fold(b, |b, t| b.with(t, &rnn_loop.0, rnn_loop.1.clone()))
 }
 
 impl NetWorkspaces {
@@ -245,11 +267,15 @@ impl NetWorkspaces {
             format!("WS_LAYER_WORKING_MEM#{n}"),
             ws_config(0.02, LearningPolicy::OverTime, 2 * count),
         );
+        let rnn_loop = (
+            format!("WS_RNN_LOOP_WORKING_MEM#{n}"),
+            ws_config(0.05, LearningPolicy::FirstLoop, 0),
+        );
         let pool_cfg = ws_config(0.02, LearningPolicy::OverTime, count);
         let pool: Vec<_> = (0..slots)
             .map(|k| (format!("WS_LAYER_ACT_{}#{n}", k + 1), pool_cfg.clone()))
             .collect();
-        let train = with_working(LayerWorkspaceMgr::builder(), &working)
+        let train = with_working(LayerWorkspaceMgr::builder(), &working, &rnn_loop)
             .with(ArrayType::Input, &all_act.0, all_act.1.clone())
             .with(ArrayType::Activations, &all_act.0, all_act.1.clone())
             .with(ArrayType::FfCache, &all_act.0, all_act.1.clone())
@@ -265,7 +291,7 @@ impl NetWorkspaces {
             })
             .collect();
         let infer_base = |activations: Option<&(String, WorkspaceConfig)>| {
-            let b = with_working(LayerWorkspaceMgr::builder(), &working).with(
+            let b = with_working(LayerWorkspaceMgr::builder(), &working, &rnn_loop).with(
                 ArrayType::FfCache,
                 &working.0,
                 working.1.clone(),
@@ -292,6 +318,7 @@ impl NetWorkspaces {
             all_act,
             working,
             masks,
+            rnn_loop,
             pool,
         })
     }
@@ -303,9 +330,14 @@ impl NetWorkspaces {
         )
     }
 
-    /// Ids of the workspaces (all-layers activations, working memory, then the pool).
+    /// Ids of the workspaces (all-layers activations, working memory, loop working memory,
+    /// then the pool).
     pub fn ids(&self) -> Vec<&str> {
-        let mut ids = vec![self.all_act.0.as_str(), self.working.0.as_str()];
+        let mut ids = vec![
+            self.all_act.0.as_str(),
+            self.working.0.as_str(),
+            self.rnn_loop.0.as_str(),
+        ];
         ids.extend(self.pool.iter().map(|p| p.0.as_str()));
         ids
     }
@@ -329,7 +361,7 @@ mod tests {
 
     #[test]
     fn a_chain_ping_pongs() {
-        let s = Schedule::new(&chain(6), &[5]).unwrap();
+        let s = Schedule::new(&chain(6), &[5], &[true; 6]).unwrap();
         assert_eq!(s.slots, 2);
         assert_eq!(
             &s.infer_slot[..5],
@@ -356,7 +388,7 @@ mod tests {
         }
         ins.push(vec![Src::Node(x)]);
         let out = ins.len() - 1;
-        let s = Schedule::new(&ins, &[out]).unwrap();
+        let s = Schedule::new(&ins, &[out], &vec![true; ins.len()]).unwrap();
         assert_eq!(s.infer_peak, 3);
         assert!(s.slots <= 4, "{}", s.slots);
         // The skip input's gradient is added to the one the branch started.
