@@ -234,3 +234,35 @@ fn bad_configurations_are_one_line_and_exit_code_2() {
     assert_eq!(code, 2);
     assert!(err.contains("784 values per example"), "{err}");
 }
+
+#[test]
+fn lenet_trains_on_the_bundled_images() {
+    // The built-in and the shipped configuration are the same network (the shipped one is
+    // exercised once, for its summary and a first epoch).
+    for extra in [
+        &["--model", "lenet"][..],
+        &["--config", "examples/configs/lenet.json"][..],
+    ] {
+        let epochs = if extra[0] == "--config" { "1" } else { "2" };
+        let model = temp("lenet.safetensors");
+        let config;
+        let mut args = vec!["train", "--data", "bundled", "--epochs", epochs];
+        if extra[0] == "--config" {
+            config = repo(extra[1]);
+            args.extend(["--config", config.as_str()]);
+        } else {
+            args.extend_from_slice(extra);
+        }
+        args.extend(["--out", model.to_str().unwrap()]);
+        let (code, out, err) = dl4rs(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("ConvolutionLayer") && out.contains("FeedForwardToCnn"), "{out}");
+        assert!(value(&out, "test accuracy: ") > 70.0, "{out}");
+        if epochs == "2" {
+            assert!(
+                out.contains("heap allocations per steady-state training iteration: 0 "),
+                "{out}"
+            );
+        }
+    }
+}
