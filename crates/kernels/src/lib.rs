@@ -47,6 +47,7 @@ mod float;
 mod gemm;
 mod mat;
 mod reduce;
+mod team;
 
 pub use conv::{Conv2dGeometry, col2im, im2col};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
@@ -58,6 +59,7 @@ pub use elementwise::{
 pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{Parallelism, gemm, gemm_scratch_len};
+pub use team::{DEFAULT_BLOCKTIME, KernelTeam};
 pub use mat::{MatMut, MatRef, Transpose};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,

@@ -23,7 +23,7 @@ pub(crate) mod kernels;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dispatch::isa;
-use crate::{Float, KernelError, MatMut, MatRef};
+use crate::{Float, KernelError, KernelTeam, MatMut, MatRef};
 use kernels::{GemmSpec, all_specs};
 
 /// How many threads a kernel may use.
@@ -35,6 +35,12 @@ pub enum Parallelism {
     /// one). Small problems use fewer: below a work threshold a product runs on one thread,
     /// so batch-1 inference never pays for waking a worker.
     Rayon(usize),
+    /// The threads of a [`KernelTeam`] (the caller plus its workers), which stay awake
+    /// between products (see [`KernelTeam`]): a product starts on all threads at once, and
+    /// one whose worker is not there in time runs on the caller alone. Smaller products
+    /// are split than with rayon (the hand-off costs ~1 µs instead of tens). Same bits as
+    /// every other `Parallelism`.
+    Team(&'static KernelTeam),
 }
 
 impl Parallelism {
@@ -42,6 +48,23 @@ impl Parallelism {
         match self {
             Parallelism::None => 1,
             Parallelism::Rayon(n) => n.max(1),
+            Parallelism::Team(t) => t.threads(),
+        }
+    }
+
+    /// Work (flops) a general-path task must have to be worth a hand-off.
+    fn min_flops_per_task(self) -> usize {
+        match self {
+            Parallelism::Team(_) => TEAM_MIN_FLOPS_PER_TASK,
+            _ => MIN_FLOPS_PER_TASK,
+        }
+    }
+
+    /// Elements of B a m == 1 task must stream to be worth a hand-off.
+    fn gemv_min_elems_per_task(self) -> usize {
+        match self {
+            Parallelism::Team(_) => TEAM_GEMV_MIN_ELEMS_PER_TASK,
+            _ => GEMV_MIN_ELEMS_PER_TASK,
         }
     }
 }
@@ -57,6 +80,12 @@ const GUIDED_PARTS: usize = 4;
 const GUIDED_REPACK_FLOPS: usize = 1 << 25;
 /// Elements of B a m == 1 task must stream to be worth a hand-off.
 const GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 17;
+/// `MIN_FLOPS_PER_TASK` for a [`KernelTeam`], whose spinning workers start in ~1 µs.
+const TEAM_MIN_FLOPS_PER_TASK: usize = 1 << 19;
+/// `GEMV_MIN_ELEMS_PER_TASK` for a [`KernelTeam`].
+const TEAM_GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 15;
+/// Columns of a m == 1 chunk claimed by a team task (a multiple of 64, see `run_gemv`).
+const TEAM_GEMV_CHUNK: usize = 256;
 
 fn align_elems<T>() -> usize {
     ALIGN_BYTES / size_of::<T>()
@@ -194,7 +223,7 @@ pub fn gemm<T: Float>(
     let spec = T::gemm_spec(isa());
     let threads = par.tasks();
     if m == 1 {
-        let tasks = threads.min((k * n / GEMV_MIN_ELEMS_PER_TASK).max(1));
+        let tasks = threads.min((k * n / par.gemv_min_elems_per_task()).max(1));
         let job = GemvJob {
             spec: &spec,
             alpha,
@@ -204,7 +233,22 @@ pub fn gemm<T: Float>(
             c: cp,
             cs_c,
         };
-        run_gemv(&job, 0, n, tasks);
+        match par {
+            Parallelism::Team(team) if tasks > 1 => {
+                // Chunks claimed dynamically, so a late worker leaves nothing waiting.
+                let next = AtomicUsize::new(0);
+                team.run(tasks, |_| {
+                    loop {
+                        let j0 = next.fetch_add(1, Ordering::Relaxed) * TEAM_GEMV_CHUNK;
+                        if j0 >= n {
+                            return;
+                        }
+                        gemv_range(&job, j0, (j0 + TEAM_GEMV_CHUNK).min(n));
+                    }
+                });
+            }
+            _ => run_gemv(&job, 0, n, tasks),
+        }
         return Ok(());
     }
     let (a, b, m, n, rs_c, cs_c) = if transposed(&spec, m, n) {
@@ -213,7 +257,7 @@ pub fn gemm<T: Float>(
         (a, b, m, n, rs_c, cs_c)
     };
     let flops = 2 * m * n * k;
-    let tasks = threads.min((flops / MIN_FLOPS_PER_TASK).max(1));
+    let tasks = threads.min((flops / par.min_flops_per_task()).max(1));
     // Blocks are claimed dynamically, so a worker that wakes late (a halted vCPU can take a
     // few hundred µs) never leaves its block waiting. More blocks than threads would let it
     // still take a share, but each block repacks its operands: 1 per thread measured best.
@@ -262,7 +306,10 @@ pub fn gemm<T: Float>(
         abuf_len,
         next: AtomicUsize::new(0),
     };
-    run_tasks(&job, 0, tasks, region);
+    match par {
+        Parallelism::Team(team) if tasks > 1 => run_team(&job, team, tasks, region),
+        _ => run_tasks(&job, 0, tasks, region),
+    }
     Ok(())
 }
 
@@ -407,6 +454,33 @@ fn run_tasks<T: Float>(job: &Job<'_, '_, T>, lo: usize, hi: usize, region: &mut 
         || run_tasks(job, lo, mid, r1),
         || run_tasks(job, mid, hi, r2),
     );
+}
+
+/// The scratch of a team region, shared by its tasks, each using its own `per` elements.
+struct Regions<T>(*mut T, usize);
+// SAFETY: tasks derive disjoint sub-slices from it (task i: [i*per, (i+1)*per)), and the
+// team runs each task index exactly once.
+unsafe impl<T: Send> Sync for Regions<T> {}
+
+/// `run_tasks` on a [`KernelTeam`]: task i uses region i and claims blocks until none is
+/// left. A worker that has not started when the caller runs out of blocks is cancelled (its
+/// task runs on the caller and finds nothing to claim), so the caller never waits for one.
+fn run_team<T: Float>(job: &Job<'_, '_, T>, team: &KernelTeam, tasks: usize, region: &mut [T]) {
+    debug_assert!(region.len() >= tasks * job.per);
+    let regions = Regions(region.as_mut_ptr(), job.per);
+    team.run(tasks, |i| {
+        let regions = &regions;
+        // SAFETY: i < tasks, so [i*per, (i+1)*per) is inside `region` (tasks*per elements);
+        // each index runs once, so no two live slices overlap; `region` outlives the run.
+        let mine = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * regions.1), regions.1) };
+        loop {
+            let b = job.next.fetch_add(1, Ordering::Relaxed);
+            if b >= job.tm * job.tn {
+                return;
+            }
+            run_block(job, b, mine);
+        }
+    });
 }
 
 fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
