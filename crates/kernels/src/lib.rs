@@ -59,9 +59,9 @@ pub use elementwise::{
 pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{Parallelism, gemm, gemm_scratch_len};
-pub use team::{DEFAULT_BLOCKTIME, KernelTeam};
 pub use mat::{MatMut, MatRef, Transpose};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,
     max_cols, max_rows, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows,
 };
+pub use team::{DEFAULT_BLOCKTIME, KernelTeam};

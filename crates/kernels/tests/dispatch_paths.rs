@@ -93,7 +93,7 @@ fn run<T: Float>(
 ) -> Vec<T> {
     let a0 = fill::<T>(storage_len(m, k), 31 + m as u64);
     let b0 = fill::<T>(storage_len(k, n), 37 + n as u64);
-    let c0 = fill::<T>(2 * m * n + 1, 41 + k as u64);
+    let c0 = fill::<T>(m * (2 * n + 1) + 1, 41 + k as u64);
     let mut abuf = vec![T::ZERO; off + a0.len()];
     abuf[off..].copy_from_slice(&a0);
     let mut bbuf = vec![T::ZERO; off + b0.len()];

@@ -14,7 +14,14 @@ use dl4rs_kernels::{KernelTeam, MatMut, MatRef, Parallelism, gemm, gemm_scratch_
 /// (every `pause_every` regions) the caller pauses `pause` so workers go past their blocktime.
 fn hammer(team: &KernelTeam, tasks: usize, regions: usize, pause_every: usize, pause: Duration) {
     hammer_with(team, tasks, regions, pause_every, pause, Duration::ZERO);
-    hammer_with(team, tasks, regions, pause_every, pause, Duration::from_micros(3));
+    hammer_with(
+        team,
+        tasks,
+        regions,
+        pause_every,
+        pause,
+        Duration::from_micros(3),
+    );
 }
 
 /// As `hammer`, task 0 busy for `work` (so spinning workers do take their tasks and the
@@ -199,9 +206,18 @@ fn a_late_worker_costs_the_caller_nothing() {
 fn gemm_on_a_team_matches_one_thread_over_many_products() {
     static TEAM: std::sync::OnceLock<KernelTeam> = std::sync::OnceLock::new();
     let team = TEAM.get_or_init(|| KernelTeam::with_blocktime(2, Duration::from_micros(50)));
-    for &(m, n, k) in &[(128usize, 256usize, 784usize), (64, 64, 64), (1, 4096, 64), (130, 10, 70)] {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
+    for &(m, n, k) in &[
+        (128usize, 256usize, 784usize),
+        (64, 64, 64),
+        (1, 4096, 64),
+        (130, 10, 70),
+    ] {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+            .collect();
         let run = |par: Parallelism| {
             let mut c = vec![0.0f32; m * n];
             let mut s = vec![0.0f32; gemm_scratch_len::<f32>(m, n, k, par)];

@@ -472,7 +472,8 @@ fn run_team<T: Float>(job: &Job<'_, '_, T>, team: &KernelTeam, tasks: usize, reg
         let regions = &regions;
         // SAFETY: i < tasks, so [i*per, (i+1)*per) is inside `region` (tasks*per elements);
         // each index runs once, so no two live slices overlap; `region` outlives the run.
-        let mine = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * regions.1), regions.1) };
+        let mine =
+            unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * regions.1), regions.1) };
         loop {
             let b = job.next.fetch_add(1, Ordering::Relaxed);
             if b >= job.tm * job.tn {
