@@ -58,7 +58,7 @@ pub use elementwise::{
 };
 pub use error::KernelError;
 pub use float::Float;
-pub use gemm::{Parallelism, gemm, gemm_scratch_len};
+pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
 pub use mat::{MatMut, MatRef, Transpose};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,

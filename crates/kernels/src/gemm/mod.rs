@@ -148,6 +148,49 @@ pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism
     par.tasks() * per_task_len::<T>(m, n, k) + align_elems::<T>()
 }
 
+/// Benchmark aid, not API: runs the current path's tile kernel `reps` times on one packed
+/// `MR x kc` sliver of A and `kc x NR` sliver of B carved from `buf` (L1-resident for a
+/// small `kc`), accumulating into a tile of C also in `buf`. Returns the flops performed
+/// and the tile `(MR, NR)`; no flops when `buf` is too small (it needs
+/// `(MR + NR) * kc + MR * NR` elements, at most `38 * kc + 192`).
+#[doc(hidden)]
+pub fn microkernel_l1_run<T: Float>(
+    kc: usize,
+    reps: usize,
+    buf: &mut [T],
+) -> (usize, usize, usize) {
+    let spec = T::gemm_spec(isa());
+    let (mr, nr) = (spec.mr, spec.nr);
+    let need = (mr + nr) * kc + mr * nr;
+    if buf.len() < need || kc == 0 {
+        return (0, mr, nr);
+    }
+    let (ab, c) = buf.split_at_mut((mr + nr) * kc);
+    let (a, b) = ab.split_at(mr * kc);
+    for _ in 0..reps {
+        // SAFETY: a holds MR*kc elements read at i + p*MR, b holds kc*NR read at p*NR + j,
+        // c holds MR*NR written at i*NR + j: the packed layouts the kernel expects.
+        unsafe {
+            (spec.kernel)(
+                kc,
+                a.as_ptr(),
+                1,
+                mr,
+                b.as_ptr(),
+                nr,
+                T::ONE,
+                T::ONE,
+                c.as_mut_ptr(),
+                nr,
+                1,
+                mr,
+                nr,
+            );
+        }
+    }
+    (2 * mr * nr * kc * reps, mr, nr)
+}
+
 /// `C = alpha * A·B + beta * C`, with BLAS semantics: when `beta == 0`, C is not read (NaN or
 /// garbage in C is overwritten); when `alpha == 0` or k == 0, A and B are not read.
 ///
