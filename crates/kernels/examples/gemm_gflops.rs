@@ -341,9 +341,10 @@ fn paths(per_product: bool) {
     set_dispatch(Dispatch::Auto).unwrap();
 }
 
-/// Each product's time inside the W1 step, per (dispatch path, threading): median over 101
-/// steps, the variants interleaved step by step, the caller sleeping 3 ms before each step
-/// (so a team's spinning worker never competes with the next variant).
+/// Each product's time inside the W1 step, per (dispatch path, threading): median over 120
+/// steps (40 rounds of 4 back-to-back steps, the first of each not counted), the variants
+/// interleaved round by round, the caller sleeping 3 ms before each variant's steps (so a
+/// team's spinning worker never competes with the next variant).
 fn breakdown() {
     let mut vs = Vec::new();
     for &d in available_dispatches() {
@@ -364,7 +365,7 @@ fn breakdown() {
         .build()
         .unwrap();
     pool.install(|| {
-        for step in 0..111 {
+        for step in 0..43 {
             for (vi, &(d, par)) in vs.iter().enumerate() {
                 set_dispatch(d).unwrap();
                 let p = match par {
@@ -373,26 +374,29 @@ fn breakdown() {
                     Par::Team2 => Parallelism::Team(team2()),
                 };
                 std::thread::sleep(std::time::Duration::from_millis(3));
-                let t0 = Instant::now();
-                for (i, pr) in ps[vi].iter_mut().enumerate() {
-                    let t = Instant::now();
-                    let a = MatRef::new(&pr.a, pr.m, pr.k, pr.sa.0, pr.sa.1).unwrap();
-                    let b = MatRef::new(&pr.b, pr.k, pr.n, pr.sb.0, pr.sb.1).unwrap();
-                    let c = MatMut::row_major(&mut pr.c, pr.m, pr.n).unwrap();
-                    gemm(1.0, a, b, 0.0, c, &mut scratch, p).unwrap();
-                    if step >= 10 {
-                        times[vi][i].push(t.elapsed().as_secs_f64() * 1e6);
+                // 4 steps back to back, the first not recorded (its workers start idle).
+                for rep in 0..4 {
+                    let t0 = Instant::now();
+                    for (i, pr) in ps[vi].iter_mut().enumerate() {
+                        let t = Instant::now();
+                        let a = MatRef::new(&pr.a, pr.m, pr.k, pr.sa.0, pr.sa.1).unwrap();
+                        let b = MatRef::new(&pr.b, pr.k, pr.n, pr.sb.0, pr.sb.1).unwrap();
+                        let c = MatMut::row_major(&mut pr.c, pr.m, pr.n).unwrap();
+                        gemm(1.0, a, b, 0.0, c, &mut scratch, p).unwrap();
+                        if step >= 3 && rep > 0 {
+                            times[vi][i].push(t.elapsed().as_secs_f64() * 1e6);
+                        }
                     }
-                }
-                if step >= 10 {
-                    times[vi][W1.len()].push(t0.elapsed().as_secs_f64() * 1e6);
+                    if step >= 3 && rep > 0 {
+                        times[vi][W1.len()].push(t0.elapsed().as_secs_f64() * 1e6);
+                    }
                 }
             }
         }
     });
     set_dispatch(Dispatch::Auto).unwrap();
     println!(
-        "W1 step, each product's µs inside the step (GFLOP/s), median of 101 steps; 1 = one thread, R = 2 rayon tasks, T = 2-thread KernelTeam"
+        "W1 step, each product's µs inside the step (GFLOP/s), median of 120 steps (steady state); 1 = one thread, R = 2 rayon tasks, T = 2-thread KernelTeam"
     );
     let head: Vec<String> = vs
         .iter()
