@@ -196,7 +196,7 @@ unsafe fn avx2_pack_b_f32<const NR: usize>(
     dst: *mut f32,
 ) {
     use core::arch::x86_64::*;
-    const { assert!(NR % 8 == 0) };
+    const { assert!(NR.is_multiple_of(8)) };
     if rs != 1 {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { pack_b::<f32, NR>(kc, nc, src, rs, cs, dst) };
