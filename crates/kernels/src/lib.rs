@@ -64,4 +64,4 @@ pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,
     max_cols, max_rows, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows,
 };
-pub use team::{DEFAULT_BLOCKTIME, KernelTeam};
+pub use team::{DEFAULT_BLOCKTIME, KernelTeam, TeamStats};

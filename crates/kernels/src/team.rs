@@ -10,6 +10,20 @@
 //! an empty loop). So a descheduled or parked worker costs the caller nothing beyond the
 //! work it would have done anyway.
 //!
+//! On a shared VM the second CPU is sometimes simply not there (a build runs on it). A
+//! spinning worker then only takes CPU time from the caller, so the team gets out of the way
+//! (each measured, see the constants):
+//!
+//! * the spin is a plain load loop, no PAUSE (KVM's pause-loop exits descheduled the vCPU);
+//! * every `YIELD_EVERY` the worker yields its CPU, so a caller the scheduler put on the same
+//!   CPU runs; a yield or a spin step that took `PREEMPTED` or longer means the worker was
+//!   descheduled, and it parks at once instead of finishing its blocktime;
+//! * a caller that waited `STALL` or longer for a worker descheduled in the middle of its
+//!   task runs the following regions alone for a backoff (10 ms, doubling up to 320 ms while
+//!   stalls recur, halving after each clean region).
+//!
+//! [`KernelTeam::take_stats`] counts all of these.
+//!
 //! # Protocol
 //!
 //! One region runs at a time (`busy`, a try-lock; a nested or concurrent `run` runs its
@@ -59,6 +73,18 @@ const SHUTDOWN: u32 = 4;
 /// The default blocktime: how long a worker spins for the next region before parking.
 pub const DEFAULT_BLOCKTIME: Duration = Duration::from_millis(2);
 
+/// A gap between two of a spinning worker's clock reads (normally ~100 ns apart) that
+/// means it was descheduled. On an oversubscribed machine (a build on the other vCPU) a
+/// spinning worker halves the caller's share of the CPUs; measured with a CPU hog on one of
+/// 2 vCPUs, the W1 step at 2 threads fell to 43 GFLOP/s against 72 on 1 thread before the
+/// worker parked on this signal.
+const PREEMPTED: Duration = Duration::from_micros(100);
+
+/// How often a spinning worker yields its CPU (`sched_yield`, ~1 µs when nothing else
+/// wants the CPU). Without it, a worker the scheduler had woken onto the caller's own CPU
+/// (the other one busy) spun there for its whole blocktime while the caller waited.
+const YIELD_EVERY: Duration = Duration::from_micros(20);
+
 /// One worker's mailbox, on its own cache lines so the caller's writes to one slot do not
 /// disturb the spinning of another worker.
 #[repr(align(128))]
@@ -90,6 +116,45 @@ struct Shared {
     job: UnsafeCell<JobRef>,
     busy: AtomicBool,
     blocktime_ns: AtomicU64,
+    /// Time base of `solo_until_ns`.
+    epoch: Instant,
+    /// Until when (ns after `epoch`) regions run on the caller alone, after a stall (see
+    /// `STALL`); with `backoff_ns`, only touched by the region owner (holding `busy`).
+    solo_until_ns: AtomicU64,
+    backoff_ns: AtomicU64,
+    /// [`TeamStats`] counters, indexed by the constants below.
+    stats: [AtomicU64; 6],
+}
+
+const REGIONS: usize = 0;
+const SOLO: usize = 1;
+const STALLS: usize = 2;
+const TAKEN_BACK: usize = 3;
+const PARKS: usize = 4;
+const PARKS_CONTENDED: usize = 5;
+
+impl Shared {
+    fn count(&self, i: usize) {
+        self.stats[i].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What a team has done since it was created (or since the last [`KernelTeam::take_stats`]):
+/// how often its workers were there, and how often the caller went on without them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TeamStats {
+    /// Regions with more than one task.
+    pub regions: u64,
+    /// Of those, regions run on the caller alone while backing off after a stall.
+    pub solo_regions: u64,
+    /// Regions whose caller waited long for a descheduled worker (each starts a backoff).
+    pub stalls: u64,
+    /// Tasks no worker had picked up when the caller finished its own, run by the caller.
+    pub tasks_taken_back: u64,
+    /// Times a worker parked after a full blocktime without work.
+    pub parks_idle: u64,
+    /// Times a worker parked early because it found itself descheduled (CPUs oversubscribed).
+    pub parks_contended: u64,
 }
 
 // SAFETY: `job` is the only non-Sync field; its accesses are ordered by the slot protocol
@@ -161,6 +226,10 @@ impl KernelTeam {
                 call: |_, _| {},
             }),
             busy: AtomicBool::new(false),
+            epoch: Instant::now(),
+            solo_until_ns: AtomicU64::new(0),
+            backoff_ns: AtomicU64::new(0),
+            stats: [const { AtomicU64::new(0) }; 6],
             blocktime_ns: AtomicU64::new(blocktime.as_nanos().min(u64::MAX as u128) as u64),
         });
         let handles: Vec<JoinHandle<()>> = (0..workers)
@@ -202,6 +271,19 @@ impl KernelTeam {
         self.shared.blocktime_ns.store(ns, Ordering::Relaxed);
     }
 
+    /// Returns the counters and resets them to zero.
+    pub fn take_stats(&self) -> TeamStats {
+        let t = |i: usize| self.shared.stats[i].swap(0, Ordering::Relaxed);
+        TeamStats {
+            regions: t(REGIONS),
+            solo_regions: t(SOLO),
+            stalls: t(STALLS),
+            tasks_taken_back: t(TAKEN_BACK),
+            parks_idle: t(PARKS),
+            parks_contended: t(PARKS_CONTENDED),
+        }
+    }
+
     /// Runs `f(i)` exactly once for every `i < tasks` and returns when all have returned:
     /// task 0 on the calling thread, task i on worker i when that worker picks it up before
     /// the caller has finished its own tasks, otherwise on the caller after task 0 (so a
@@ -223,6 +305,14 @@ impl KernelTeam {
             (0..tasks).for_each(&f);
             return;
         }
+        sh.count(REGIONS);
+        if now_ns(sh) < sh.solo_until_ns.load(Ordering::Relaxed) {
+            sh.count(SOLO);
+            // Backing off after a stall: the workers are not to be had just now.
+            sh.busy.store(false, Ordering::Release);
+            (0..tasks).for_each(&f);
+            return;
+        }
         let workers = tasks - 1;
         // SAFETY: we hold `busy` and every slot is IDLE (the previous region's owner reset
         // them all before releasing `busy`, and its Release store of `busy` pairs with our
@@ -239,14 +329,17 @@ impl KernelTeam {
                 self.threads[w].unpark();
             }
         }
+        let started = Instant::now();
         let guard = RegionGuard {
             sh,
             workers,
             run_cancelled: None,
+            own: Duration::ZERO,
         };
         f(0);
         let mut guard = guard;
         guard.run_cancelled = Some(&f);
+        guard.own = started.elapsed();
         drop(guard);
     }
 }
@@ -260,7 +353,25 @@ struct RegionGuard<'a> {
     /// The job, to run cancelled tasks with; `None` while task 0 runs (a panic there
     /// cancels the rest without running them).
     run_cancelled: Option<&'a (dyn Fn(usize) + Sync)>,
+    /// How long the caller's own task took.
+    own: Duration,
 }
+
+fn now_ns(sh: &Shared) -> u64 {
+    sh.epoch.elapsed().as_nanos() as u64
+}
+
+/// Waiting this long (and more than half the caller's own task) for a worker that took its
+/// task means it was descheduled mid-task: the machine is oversubscribed (a build on the
+/// other vCPU), and a descheduled worker holding a block makes the caller wait for a CPU
+/// slice (milliseconds). The team then runs its regions on the caller alone for a backoff
+/// (`MIN_BACKOFF`, doubling on each further stall up to `MAX_BACKOFF`, halving on each
+/// stall-free region), so a lost second CPU costs one stall per backoff, not one per
+/// product. Measured with a CPU hog on one of 2 vCPUs (`gemm_gflops --gap-us`): before
+/// this, the W1 step at 2 threads ran at ~51 GFLOP/s against ~96 on one thread.
+const STALL: Duration = Duration::from_micros(100);
+const MIN_BACKOFF: Duration = Duration::from_millis(10);
+const MAX_BACKOFF: Duration = Duration::from_millis(320);
 
 impl Drop for RegionGuard<'_> {
     fn drop(&mut self) {
@@ -273,6 +384,7 @@ impl Drop for RegionGuard<'_> {
             {
                 // The worker never took it: it will not touch the job for this region.
                 Ok(_) => {
+                    self.sh.count(TAKEN_BACK);
                     if let Some(f) = self.run_cancelled {
                         // A panic here unwinds out of drop while later slots are still
                         // POSTED; catch it and re-raise once every slot is settled.
@@ -282,8 +394,10 @@ impl Drop for RegionGuard<'_> {
                 Err(_) => pending += 1,
             }
         }
-        // Taken tasks: wait for DONE (they are running, not asleep: a short wait).
+        // Taken tasks: wait for DONE (they are running, not asleep: a short wait unless the
+        // worker was descheduled, see STALL).
         if pending > 0 {
+            let wait_start = Instant::now();
             for slot in &self.sh.slots[..self.workers] {
                 let mut spins = 0u32;
                 loop {
@@ -303,6 +417,22 @@ impl Drop for RegionGuard<'_> {
                     }
                 }
             }
+            let waited = wait_start.elapsed();
+            let backoff = self.sh.backoff_ns.load(Ordering::Relaxed);
+            let backoff = if waited > STALL && waited > self.own / 2 {
+                self.sh.count(STALLS);
+                let b = (2 * backoff)
+                    .clamp(MIN_BACKOFF.as_nanos() as u64, MAX_BACKOFF.as_nanos() as u64);
+                self.sh
+                    .solo_until_ns
+                    .store(now_ns(self.sh) + b, Ordering::Relaxed);
+                b
+            } else if backoff / 2 < MIN_BACKOFF.as_nanos() as u64 {
+                0
+            } else {
+                backoff / 2
+            };
+            self.sh.backoff_ns.store(backoff, Ordering::Relaxed);
         }
         for slot in &self.sh.slots[..self.workers] {
             panicked |= slot.panicked.swap(false, Ordering::Relaxed);
@@ -322,6 +452,8 @@ fn worker(sh: &Shared, w: usize) {
         if state != POSTED && state != SHUTDOWN {
             let start = Instant::now();
             let limit = Duration::from_nanos(sh.blocktime_ns.load(Ordering::Relaxed));
+            let mut last = start;
+            let mut last_yield = start;
             let mut spins = 0u32;
             loop {
                 state = slot.state.load(Ordering::Relaxed);
@@ -336,7 +468,28 @@ fn worker(sh: &Shared, w: usize) {
                 // another; without, 0.14 - 0.18 µs in every run. (No SMT sibling here to
                 // starve; a plain load loop costs only power.)
                 spins = spins.wrapping_add(1);
-                if spins.is_multiple_of(64) && start.elapsed() >= limit {
+                if !spins.is_multiple_of(64) {
+                    continue;
+                }
+                // Park when the blocktime is over, or at once when this thread was just
+                // descheduled (two clock reads ~100 ns apart are suddenly PREEMPTED apart):
+                // the CPUs are oversubscribed, and spinning would only take CPU time from
+                // the caller and whatever else runs (see `PREEMPTED`).
+                let mut now = Instant::now();
+                let mut preempted = now - last >= PREEMPTED;
+                if !preempted && now - last_yield >= YIELD_EVERY {
+                    // Let a runnable thread on this CPU (the caller itself, when the
+                    // scheduler woke us onto its CPU) have it; a yield that takes long means
+                    // one did: the CPUs are oversubscribed.
+                    std::thread::yield_now();
+                    let after = Instant::now();
+                    preempted = after - now >= PREEMPTED;
+                    now = after;
+                    last_yield = now;
+                }
+                last = now;
+                if preempted || now - start >= limit {
+                    sh.count(if preempted { PARKS_CONTENDED } else { PARKS });
                     slot.sleeping.store(true, Ordering::SeqCst);
                     state = slot.state.load(Ordering::SeqCst);
                     if state != POSTED && state != SHUTDOWN {

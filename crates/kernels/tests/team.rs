@@ -242,3 +242,71 @@ fn gemm_on_a_team_matches_one_thread_over_many_products() {
         }
     }
 }
+
+#[test]
+fn a_stalled_worker_sends_the_team_solo_for_a_backoff() {
+    let team = KernelTeam::with_blocktime(2, Duration::from_millis(50));
+    let _ = team.take_stats();
+    let me = std::thread::current().id();
+    let mut stalled = false;
+    // Try until the worker takes task 1 (it may be descheduled when the test starts).
+    for _ in 0..200 {
+        let on_worker = AtomicUsize::new(0);
+        team.run(2, |i| {
+            if i == 1 && std::thread::current().id() != me {
+                on_worker.store(1, Ordering::SeqCst);
+                // A worker descheduled mid-task, as seen from the caller.
+                std::thread::sleep(Duration::from_millis(2));
+            } else if i == 0 {
+                let t = Instant::now();
+                while on_worker.load(Ordering::SeqCst) == 0
+                    && t.elapsed() < Duration::from_millis(1)
+                {}
+            }
+        });
+        // (A caller descheduled during the worker's sleep may not see a stall: try again.)
+        if on_worker.load(Ordering::SeqCst) == 1 && team.take_stats().stalls == 1 {
+            stalled = true;
+            break;
+        }
+        // Let any backoff from an earlier stall-less attempt run out.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(stalled, "the worker never took a task, or never stalled");
+    let after_stall = Instant::now();
+    // Right after the stall the team backs off: the next regions run on the caller.
+    let on_worker = AtomicUsize::new(0);
+    for _ in 0..10 {
+        team.run(2, |_| {
+            if std::thread::current().id() != me {
+                on_worker.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
+    let s = team.take_stats();
+    // (Unless this thread itself was descheduled past the 10 ms backoff.)
+    if after_stall.elapsed() < Duration::from_millis(9) {
+        assert_eq!(on_worker.load(Ordering::SeqCst), 0, "{s:?}");
+        assert_eq!((s.regions, s.solo_regions), (10, 10), "{s:?}");
+    }
+    // After the backoff (10 ms) the worker is used again.
+    std::thread::sleep(Duration::from_millis(15));
+    let mut back = false;
+    for _ in 0..2000 {
+        team.run(2, |i| {
+            if i == 0 {
+                let t = Instant::now();
+                while on_worker.load(Ordering::SeqCst) == 0
+                    && t.elapsed() < Duration::from_micros(50)
+                {}
+            } else if std::thread::current().id() != me {
+                on_worker.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        if on_worker.load(Ordering::SeqCst) > 0 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "{:?}", team.take_stats());
+}
