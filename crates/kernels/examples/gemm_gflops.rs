@@ -1,6 +1,6 @@
-//! GFLOP/s of dl4rs-kernels' gemm vs `matrixmultiply` and the `gemm` crate on the 8 f32
-//! products of one MLP training step (W1: 784-256-128-10, batch 128) and on batch-1
-//! inference, at 1 and 2 threads. Median of 7 rounds; each round times the three
+//! GFLOP/s of dl4rs-kernels' gemm (on rayon and on a `KernelTeam`) vs `matrixmultiply` and
+//! the `gemm` crate on the 8 f32 products of one MLP training step (W1: 784-256-128-10,
+//! batch 128) and on batch-1 inference, at 1 and 2 threads. Median of 7 rounds; each round times the four
 //! implementations back to back, so a busy spell of the machine hits all of them alike.
 //!
 //! `cargo run --release -p dl4rs-kernels --example gemm_gflops`
@@ -84,6 +84,7 @@ fn flops(set: &[(usize, usize, usize, bool, bool)]) -> f64 {
 #[derive(Clone, Copy, PartialEq)]
 enum Imp {
     Ours,
+    OursTeam,
     Mm,
     GemmCrate,
 }
@@ -91,11 +92,11 @@ enum Imp {
 fn run_once(imp: Imp, ps: &mut [Prob], threads: usize, scratch: &mut [f32]) {
     for p in ps.iter_mut() {
         match imp {
-            Imp::Ours => {
-                let par = if threads > 1 {
-                    Parallelism::Rayon(threads)
-                } else {
-                    Parallelism::None
+            Imp::Ours | Imp::OursTeam => {
+                let par = match (threads > 1, imp == Imp::OursTeam) {
+                    (false, _) => Parallelism::None,
+                    (true, false) => Parallelism::Rayon(threads),
+                    (true, true) => Parallelism::Team(team2()),
                 };
                 let a = MatRef::new(&p.a, p.m, p.k, p.sa.0, p.sa.1).unwrap();
                 let b = MatRef::new(&p.b, p.k, p.n, p.sb.0, p.sb.1).unwrap();
@@ -153,9 +154,9 @@ fn run_once(imp: Imp, ps: &mut [Prob], threads: usize, scratch: &mut [f32]) {
     }
 }
 
-/// Median GFLOP/s over 7 rounds of `reps` passes, the three implementations interleaved
+/// Median GFLOP/s over 7 rounds of `reps` passes, the four implementations interleaved
 /// within each round (ours, matrixmultiply, gemm).
-fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: usize) -> [f64; 3] {
+fn measure_all(set: &[(usize, usize, usize, bool, bool)], threads: usize, reps: usize) -> [f64; 4] {
     measure_rounds(set, threads, reps, 7).map(|(med, _)| med)
 }
 
@@ -165,8 +166,8 @@ fn measure_rounds(
     threads: usize,
     reps: usize,
     rounds: usize,
-) -> [(f64, f64); 3] {
-    let imps = [Imp::Ours, Imp::Mm, Imp::GemmCrate];
+) -> [(f64, f64); 4] {
+    let imps = [Imp::Ours, Imp::OursTeam, Imp::Mm, Imp::GemmCrate];
     let mut ps: Vec<Vec<Prob>> = imps.iter().map(|_| probs(set)).collect();
     let len = set
         .iter()
@@ -184,7 +185,7 @@ fn measure_rounds(
                 run_once(imp, &mut ps[i], threads, &mut scratch);
             }
         }
-        let mut rates: [Vec<f64>; 3] = Default::default();
+        let mut rates: [Vec<f64>; 4] = Default::default();
         for _ in 0..rounds {
             for (i, &imp) in imps.iter().enumerate() {
                 let t = Instant::now();
@@ -473,7 +474,11 @@ fn main() {
             .parse()
             .unwrap();
         let (w, b) = (measure_all(&W1, t, w1_reps), measure_all(&B1, t, b1_reps));
-        println!("{} {} {} {} {} {}", w[0], b[0], w[1], b[1], w[2], b[2]);
+        let v: Vec<String> = (0..4)
+            .flat_map(|i| [w[i], b[i]])
+            .map(|x| x.to_string())
+            .collect();
+        println!("{}", v.join(" "));
         return;
     }
     if args.get(1).map(String::as_str) == Some("--per-product-child") {
@@ -483,16 +488,16 @@ fn main() {
             .unwrap();
         let w1 = measure_rounds(&W1, t, 3, 31);
         println!(
-            "{t} thr W1 step (median / best): ours {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
-            w1[0].0, w1[0].1, w1[1].0, w1[1].1, w1[2].0, w1[2].1
+            "{t} thr W1 step (median / best): ours {:.1} / {:.1}, ours (team) {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
+            w1[0].0, w1[0].1, w1[1].0, w1[1].1, w1[2].0, w1[2].1, w1[3].0, w1[3].1
         );
         for p in W1.iter().chain(&B1) {
             let one = [*p];
             let reps = (1e7 / flops(&one)) as usize + 1;
             let r = measure_rounds(&one, t, reps, 31);
             println!(
-                "{t} thr {:?}: ours {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
-                p, r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1
+                "{t} thr {:?}: ours {:.1} / {:.1}, ours (team) {:.1} / {:.1}, matrixmultiply {:.1} / {:.1}, gemm {:.1} / {:.1}",
+                p, r[0].0, r[0].1, r[1].0, r[1].1, r[2].0, r[2].1, r[3].0, r[3].1
             );
         }
         return;
@@ -596,9 +601,14 @@ fn main() {
     );
     println!("|---|---:|---:|---:|---:|");
     let (r1, r2) = (at(1), at(2));
-    for (i, name) in ["dl4rs-kernels", "matrixmultiply 0.3", "gemm 0.19"]
-        .iter()
-        .enumerate()
+    for (i, name) in [
+        "dl4rs-kernels, rayon",
+        "dl4rs-kernels, KernelTeam",
+        "matrixmultiply 0.3",
+        "gemm 0.19",
+    ]
+    .iter()
+    .enumerate()
     {
         println!(
             "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
