@@ -14,6 +14,7 @@
 //! microkernel's peak in L1 (f32, f64), and the W1 step and batch 1 at 1 thread, 2 rayon
 //! tasks and a 2-thread `KernelTeam`, the three interleaved in each of 15 rounds (medians
 //! and best). `-- --paths --per-product`: each W1 product alone too.
+//! `-- --l1`: only the L1 peaks, per path.
 //! `-- --gap-us N`: the W1 step with the caller busy N µs between products (the element-wise
 //! work a network does between them), 1 thread vs rayon vs team, interleaved, 31 rounds.
 //! `-- --wake`: how long an idle rayon worker takes to pick up a `join` (2-thread pool) after
@@ -441,6 +442,18 @@ fn breakdown() {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--l1") {
+        println!("| path | f32 tile | f32 GFLOP/s in L1 | f64 tile | f64 GFLOP/s in L1 |");
+        println!("|---|---|---:|---|---:|");
+        for &d in available_dispatches() {
+            set_dispatch(d).unwrap();
+            let (a, b, mr, nr) = l1_peak::<f32>();
+            let (c, e, mr2, nr2) = l1_peak::<f64>();
+            println!("| {d:?} | {mr}x{nr} | {a:.1} / {b:.1} | {mr2}x{nr2} | {c:.1} / {e:.1} |");
+        }
+        set_dispatch(Dispatch::Auto).unwrap();
+        return;
+    }
     if args.get(1).map(String::as_str) == Some("--paths") {
         paths(args.get(2).map(String::as_str) == Some("--per-product"));
         return;

@@ -152,7 +152,8 @@ pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism
 /// `MR x kc` sliver of A and `kc x NR` sliver of B carved from `buf` (L1-resident for a
 /// small `kc`), accumulating into a tile of C also in `buf`. Returns the flops performed
 /// and the tile `(MR, NR)`; no flops when `buf` is too small (it needs
-/// `(MR + NR) * kc + MR * NR` elements, at most `38 * kc + 192`).
+/// `(MR + NR) * kc + MR * NR` elements, at most `38 * kc + 192`, plus 64 bytes: the slivers
+/// start on a cache line).
 #[doc(hidden)]
 pub fn microkernel_l1_run<T: Float>(
     kc: usize,
@@ -162,6 +163,9 @@ pub fn microkernel_l1_run<T: Float>(
     let spec = T::gemm_spec(isa());
     let (mr, nr) = (spec.mr, spec.nr);
     let need = (mr + nr) * kc + mr * nr;
+    // Start on a cache line, as gemm's packed panels do.
+    let off = buf.as_ptr().align_offset(ALIGN_BYTES).min(buf.len());
+    let buf = &mut buf[off..];
     if buf.len() < need || kc == 0 {
         return (0, mr, nr);
     }
