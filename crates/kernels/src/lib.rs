@@ -9,8 +9,9 @@
 //! * **No allocation.** Outputs and temporaries are caller-provided slices. The one kernel
 //!   that needs temporaries, [`gemm`], takes a `scratch: &mut [T]` sized by
 //!   [`gemm_scratch_len`] (the faer convention), so the caller can take it from an arena.
-//!   That includes the multi-threaded path: each rayon task carves its packing buffers out of
-//!   the scratch, and `rayon::join` stack jobs allocate nothing on pool threads.
+//!   That includes the multi-threaded path: each rayon or team task carves its packing
+//!   buffers out of the scratch, `rayon::join` stack jobs allocate nothing on pool threads,
+//!   and a [`KernelTeam`] region allocates nothing at all.
 //! * **No panics on bad input.** Shape and length mismatches return [`KernelError`], whose
 //!   message names what was expected and what was found.
 //! * **Determinism.** For a given [`Dispatch`] path, results depend only on the values of the
@@ -20,8 +21,14 @@
 //!
 //! SIMD: AVX2+FMA and AVX-512F microkernels are selected at run time (once, cached); a
 //! portable path serves everything else. [`set_dispatch`] forces a path for testing.
-//! `unsafe` is confined to the gemm microkernels, packing and driver, each block with a
-//! `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are bounds-checked at construction.
+//!
+//! Threads: [`Parallelism::Rayon`] uses the current rayon pool; [`Parallelism::Team`] a
+//! [`KernelTeam`], whose workers spin for a blocktime between products instead of sleeping,
+//! so the products of a training step start on all threads at once (and a worker that is
+//! not there in time is simply not waited for). Same bits either way.
+//!
+//! `unsafe` is confined to the gemm microkernels, packing and driver, and the team's
+//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are bounds-checked at construction.
 //!
 //! ```
 //! use dl4rs_kernels::{gemm, gemm_scratch_len, softmax_rows, MatMut, MatRef, Parallelism};
