@@ -28,7 +28,8 @@
 //! not there in time is simply not waited for). Same bits either way.
 //!
 //! `unsafe` is confined to the gemm microkernels, packing and driver, and the team's
-//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are bounds-checked at construction.
+//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
+//! bounds-checked at construction.
 //!
 //! ```
 //! use dl4rs_kernels::{gemm, gemm_scratch_len, softmax_rows, MatMut, MatRef, Parallelism};
