@@ -46,7 +46,9 @@ fn has_avx2() -> bool {
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        // The AVX-512 path runs the AVX2 element-wise loops, so it needs AVX2+FMA too
+        // (every AVX-512F CPU has them; this keeps the claim checked).
+        std::arch::is_x86_feature_detected!("avx512f") && has_avx2()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

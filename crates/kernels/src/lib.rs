@@ -9,8 +9,9 @@
 //! * **No allocation.** Outputs and temporaries are caller-provided slices. The one kernel
 //!   that needs temporaries, [`gemm`], takes a `scratch: &mut [T]` sized by
 //!   [`gemm_scratch_len`] (the faer convention), so the caller can take it from an arena.
-//!   That includes the multi-threaded path: each rayon task carves its packing buffers out of
-//!   the scratch, and `rayon::join` stack jobs allocate nothing on pool threads.
+//!   That includes the multi-threaded path: each rayon or team task carves its packing
+//!   buffers out of the scratch, `rayon::join` stack jobs allocate nothing on pool threads,
+//!   and a [`KernelTeam`] region allocates nothing at all.
 //! * **No panics on bad input.** Shape and length mismatches return [`KernelError`], whose
 //!   message names what was expected and what was found.
 //! * **Determinism.** For a given [`Dispatch`] path, results depend only on the values of the
@@ -20,8 +21,15 @@
 //!
 //! SIMD: AVX2+FMA and AVX-512F microkernels are selected at run time (once, cached); a
 //! portable path serves everything else. [`set_dispatch`] forces a path for testing.
-//! `unsafe` is confined to the gemm microkernels, packing and driver, each block with a
-//! `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are bounds-checked at construction.
+//!
+//! Threads: [`Parallelism::Rayon`] uses the current rayon pool; [`Parallelism::Team`] a
+//! [`KernelTeam`], whose workers spin for a blocktime between products instead of sleeping,
+//! so the products of a training step start on all threads at once (and a worker that is
+//! not there in time is simply not waited for). Same bits either way.
+//!
+//! `unsafe` is confined to the gemm microkernels, packing and driver, and the team's
+//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
+//! bounds-checked at construction.
 //!
 //! ```
 //! use dl4rs_kernels::{gemm, gemm_scratch_len, softmax_rows, MatMut, MatRef, Parallelism};
@@ -47,6 +55,7 @@ mod float;
 mod gemm;
 mod mat;
 mod reduce;
+mod team;
 
 pub use conv::{Conv2dGeometry, col2im, im2col};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
@@ -57,9 +66,10 @@ pub use elementwise::{
 };
 pub use error::KernelError;
 pub use float::Float;
-pub use gemm::{Parallelism, gemm, gemm_scratch_len};
+pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
 pub use mat::{MatMut, MatRef, Transpose};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,
     max_cols, max_rows, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows,
 };
+pub use team::{DEFAULT_BLOCKTIME, KernelTeam, TeamStats};

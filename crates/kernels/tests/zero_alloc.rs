@@ -6,7 +6,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dl4rs_kernels::{
-    MatMut, MatRef, Parallelism, Unary, bias_act, gemm, gemm_scratch_len, softmax_rows, sum_cols,
+    KernelTeam, MatMut, MatRef, Parallelism, Unary, bias_act, gemm, gemm_scratch_len, softmax_rows,
+    sum_cols,
 };
 
 struct Counting;
@@ -53,6 +54,20 @@ fn warmed_up_kernels_do_not_allocate() {
     // Worker threads start asynchronously and allocate while they set themselves up: wait
     // until every worker has run a job, so their start-up doesn't land in a measured window.
     pool.broadcast(|_| ());
+    // A 2-thread team (threads == 1 below: called from this thread, not from the pool).
+    let team = KernelTeam::new(2).leak();
+    // Wait until the worker has run a task, so its start-up is over.
+    let on_worker = AtomicUsize::new(0);
+    let me = std::thread::current().id();
+    while on_worker.load(Ordering::SeqCst) == 0 {
+        team.run(2, |i| {
+            if i == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            } else if std::thread::current().id() != me {
+                on_worker.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    }
     // (m, n, k, A transposed, B transposed): W1 products plus m == 1 shapes, one large enough
     // that the m == 1 path splits over threads.
     let shapes = [
@@ -78,7 +93,11 @@ fn warmed_up_kernels_do_not_allocate() {
         } else {
             MatRef::row_major(&b, k, n).unwrap()
         };
-        for (threads, par) in [(1, Parallelism::None), (2, Parallelism::Rayon(2))] {
+        for (threads, par) in [
+            (1, Parallelism::None),
+            (2, Parallelism::Rayon(2)),
+            (1, Parallelism::Team(team)),
+        ] {
             let mut scratch = vec![0.0f32; gemm_scratch_len::<f32>(m, n, k, par)];
             let mut call = || {
                 let cv = MatMut::row_major(&mut c, m, n).unwrap();

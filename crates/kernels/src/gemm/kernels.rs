@@ -2,9 +2,8 @@
 //!
 //! A microkernel computes one `MR x NR` tile of C from an `MR x kc` sliver of A and a
 //! `kc x NR` sliver of B (packed, or read in place through strides), keeping the tile in
-//! registers. The f32 AVX2 path packs a B whose columns are contiguous (`A·Bᵀ`) with 8x8
-//! in-register transposes. The element-wise summation
-//! order is fixed: `acc = fma(a[p], b[p], acc)` for p = 0..kc, then
+//! registers. The f32 AVX2 and AVX-512 paths pack a B whose columns are contiguous (`A·Bᵀ`)
+//! with 8x8 in-register transposes. The element-wise summation order is fixed: `acc = fma(a[p], b[p], acc)` for p = 0..kc, then
 //! `c = fma(alpha, acc, beta * c)` (or `alpha * acc` when beta == 0, so C is never read).
 //! Edge tiles run the very same vector code on a stack copy of the tile, so an element's
 //! value does not depend on whether it sits in a full or a partial tile; that is what makes
@@ -179,15 +178,16 @@ pub unsafe fn pack_b<T: Float, const NR: usize>(
     }
 }
 
-/// AVX2 packing of f32 B panels (NR = 16): full panels of a B whose columns are contiguous
-/// (unit row stride, the `X·Wᵀ` case) are transposed 8x8 at a time in registers; everything
-/// else goes through the generic [`pack_b`]. Produces exactly the generic layout.
+/// AVX2 packing of f32 B panels (NR = 16 for the AVX2 path, 32 for AVX-512, which has
+/// AVX2 too): full panels of a B whose columns are contiguous (unit row stride, the `X·Wᵀ`
+/// case) are transposed 8x8 at a time in registers; everything else goes through the
+/// generic [`pack_b`]. Produces exactly the generic layout.
 ///
 /// # Safety
 /// As for [`pack_b`], and the CPU supports AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn avx2_pack_b_f32(
+unsafe fn avx2_pack_b_f32<const NR: usize>(
     kc: usize,
     nc: usize,
     src: *const f32,
@@ -196,7 +196,7 @@ unsafe fn avx2_pack_b_f32(
     dst: *mut f32,
 ) {
     use core::arch::x86_64::*;
-    const NR: usize = 16;
+    const { assert!(NR.is_multiple_of(8)) };
     if rs != 1 {
         // SAFETY: forwarded with the caller's guarantees.
         unsafe { pack_b::<f32, NR>(kc, nc, src, rs, cs, dst) };
@@ -216,7 +216,7 @@ unsafe fn avx2_pack_b_f32(
             }
             let mut p = 0;
             while p + 8 <= kc {
-                for h in 0..2 {
+                for h in 0..NR / 8 {
                     let col = |j: usize| _mm256_loadu_ps(base.add((h * 8 + j) * cs + p));
                     let t0 = _mm256_unpacklo_ps(col(0), col(1));
                     let t1 = _mm256_unpackhi_ps(col(0), col(1));
@@ -641,7 +641,7 @@ pub fn spec_f32(isa: Isa) -> GemmSpec<f32> {
             kernel: avx2_f32_kernel,
             gemv: avx2_f32_gemv,
             pack_a: pack_a::<f32, 6>,
-            pack_b: avx2_pack_b_f32,
+            pack_b: avx2_pack_b_f32::<16>,
         },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => GemmSpec {
@@ -653,7 +653,8 @@ pub fn spec_f32(isa: Isa) -> GemmSpec<f32> {
             kernel: avx512_f32_kernel,
             gemv: avx512_f32_gemv,
             pack_a: pack_a::<f32, 6>,
-            pack_b: pack_b::<f32, 32>,
+            // AVX-512F CPUs have AVX2 (the dispatch checks it).
+            pack_b: avx2_pack_b_f32::<32>,
         },
         #[cfg(not(target_arch = "x86_64"))]
         _ => portable_spec(),

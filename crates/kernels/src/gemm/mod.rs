@@ -23,7 +23,7 @@ pub(crate) mod kernels;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dispatch::isa;
-use crate::{Float, KernelError, MatMut, MatRef};
+use crate::{Float, KernelError, KernelTeam, MatMut, MatRef};
 use kernels::{GemmSpec, all_specs};
 
 /// How many threads a kernel may use.
@@ -35,6 +35,12 @@ pub enum Parallelism {
     /// one). Small problems use fewer: below a work threshold a product runs on one thread,
     /// so batch-1 inference never pays for waking a worker.
     Rayon(usize),
+    /// The threads of a [`KernelTeam`] (the caller plus its workers), which stay awake
+    /// between products (see [`KernelTeam`]): a product starts on all threads at once, and
+    /// one whose worker is not there in time runs on the caller alone. Smaller products
+    /// are split than with rayon (the hand-off costs ~1 µs instead of tens). Same bits as
+    /// every other `Parallelism`.
+    Team(&'static KernelTeam),
 }
 
 impl Parallelism {
@@ -42,6 +48,23 @@ impl Parallelism {
         match self {
             Parallelism::None => 1,
             Parallelism::Rayon(n) => n.max(1),
+            Parallelism::Team(t) => t.threads(),
+        }
+    }
+
+    /// Work (flops) a general-path task must have to be worth a hand-off.
+    fn min_flops_per_task(self) -> usize {
+        match self {
+            Parallelism::Team(_) => TEAM_MIN_FLOPS_PER_TASK,
+            _ => MIN_FLOPS_PER_TASK,
+        }
+    }
+
+    /// Elements of B a m == 1 task must stream to be worth a hand-off.
+    fn gemv_min_elems_per_task(self) -> usize {
+        match self {
+            Parallelism::Team(_) => TEAM_GEMV_MIN_ELEMS_PER_TASK,
+            _ => GEMV_MIN_ELEMS_PER_TASK,
         }
     }
 }
@@ -57,6 +80,12 @@ const GUIDED_PARTS: usize = 4;
 const GUIDED_REPACK_FLOPS: usize = 1 << 25;
 /// Elements of B a m == 1 task must stream to be worth a hand-off.
 const GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 17;
+/// `MIN_FLOPS_PER_TASK` for a [`KernelTeam`], whose spinning workers start in ~1 µs.
+const TEAM_MIN_FLOPS_PER_TASK: usize = 1 << 19;
+/// `GEMV_MIN_ELEMS_PER_TASK` for a [`KernelTeam`].
+const TEAM_GEMV_MIN_ELEMS_PER_TASK: usize = 1 << 15;
+/// Columns of a m == 1 chunk claimed by a team task (a multiple of 64, see `run_gemv`).
+const TEAM_GEMV_CHUNK: usize = 256;
 
 fn align_elems<T>() -> usize {
     ALIGN_BYTES / size_of::<T>()
@@ -117,6 +146,53 @@ pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism
         return 0;
     }
     par.tasks() * per_task_len::<T>(m, n, k) + align_elems::<T>()
+}
+
+/// Benchmark aid, not API: runs the current path's tile kernel `reps` times on one packed
+/// `MR x kc` sliver of A and `kc x NR` sliver of B carved from `buf` (L1-resident for a
+/// small `kc`), accumulating into a tile of C also in `buf`. Returns the flops performed
+/// and the tile `(MR, NR)`; no flops when `buf` is too small (it needs
+/// `(MR + NR) * kc + MR * NR` elements, at most `38 * kc + 192`, plus 64 bytes: the slivers
+/// start on a cache line).
+#[doc(hidden)]
+pub fn microkernel_l1_run<T: Float>(
+    kc: usize,
+    reps: usize,
+    buf: &mut [T],
+) -> (usize, usize, usize) {
+    let spec = T::gemm_spec(isa());
+    let (mr, nr) = (spec.mr, spec.nr);
+    let need = (mr + nr) * kc + mr * nr;
+    // Start on a cache line, as gemm's packed panels do.
+    let off = buf.as_ptr().align_offset(ALIGN_BYTES).min(buf.len());
+    let buf = &mut buf[off..];
+    if buf.len() < need || kc == 0 {
+        return (0, mr, nr);
+    }
+    let (ab, c) = buf.split_at_mut((mr + nr) * kc);
+    let (a, b) = ab.split_at(mr * kc);
+    for _ in 0..reps {
+        // SAFETY: a holds MR*kc elements read at i + p*MR, b holds kc*NR read at p*NR + j,
+        // c holds MR*NR written at i*NR + j: the packed layouts the kernel expects.
+        unsafe {
+            (spec.kernel)(
+                kc,
+                a.as_ptr(),
+                1,
+                mr,
+                b.as_ptr(),
+                nr,
+                T::ONE,
+                T::ONE,
+                c.as_mut_ptr(),
+                nr,
+                1,
+                mr,
+                nr,
+            );
+        }
+    }
+    (2 * mr * nr * kc * reps, mr, nr)
 }
 
 /// `C = alpha * A·B + beta * C`, with BLAS semantics: when `beta == 0`, C is not read (NaN or
@@ -194,7 +270,7 @@ pub fn gemm<T: Float>(
     let spec = T::gemm_spec(isa());
     let threads = par.tasks();
     if m == 1 {
-        let tasks = threads.min((k * n / GEMV_MIN_ELEMS_PER_TASK).max(1));
+        let tasks = threads.min((k * n / par.gemv_min_elems_per_task()).max(1));
         let job = GemvJob {
             spec: &spec,
             alpha,
@@ -204,7 +280,22 @@ pub fn gemm<T: Float>(
             c: cp,
             cs_c,
         };
-        run_gemv(&job, 0, n, tasks);
+        match par {
+            Parallelism::Team(team) if tasks > 1 => {
+                // Chunks claimed dynamically, so a late worker leaves nothing waiting.
+                let next = AtomicUsize::new(0);
+                team.run(tasks, |_| {
+                    loop {
+                        let j0 = next.fetch_add(1, Ordering::Relaxed) * TEAM_GEMV_CHUNK;
+                        if j0 >= n {
+                            return;
+                        }
+                        gemv_range(&job, j0, (j0 + TEAM_GEMV_CHUNK).min(n));
+                    }
+                });
+            }
+            _ => run_gemv(&job, 0, n, tasks),
+        }
         return Ok(());
     }
     let (a, b, m, n, rs_c, cs_c) = if transposed(&spec, m, n) {
@@ -213,7 +304,7 @@ pub fn gemm<T: Float>(
         (a, b, m, n, rs_c, cs_c)
     };
     let flops = 2 * m * n * k;
-    let tasks = threads.min((flops / MIN_FLOPS_PER_TASK).max(1));
+    let tasks = threads.min((flops / par.min_flops_per_task()).max(1));
     // Blocks are claimed dynamically, so a worker that wakes late (a halted vCPU can take a
     // few hundred µs) never leaves its block waiting. More blocks than threads would let it
     // still take a share, but each block repacks its operands: 1 per thread measured best.
@@ -262,7 +353,10 @@ pub fn gemm<T: Float>(
         abuf_len,
         next: AtomicUsize::new(0),
     };
-    run_tasks(&job, 0, tasks, region);
+    match par {
+        Parallelism::Team(team) if tasks > 1 => run_team(&job, team, tasks, region),
+        _ => run_tasks(&job, 0, tasks, region),
+    }
     Ok(())
 }
 
@@ -407,6 +501,34 @@ fn run_tasks<T: Float>(job: &Job<'_, '_, T>, lo: usize, hi: usize, region: &mut 
         || run_tasks(job, lo, mid, r1),
         || run_tasks(job, mid, hi, r2),
     );
+}
+
+/// The scratch of a team region, shared by its tasks, each using its own `per` elements.
+struct Regions<T>(*mut T, usize);
+// SAFETY: tasks derive disjoint sub-slices from it (task i: [i*per, (i+1)*per)), and the
+// team runs each task index exactly once.
+unsafe impl<T: Send> Sync for Regions<T> {}
+
+/// `run_tasks` on a [`KernelTeam`]: task i uses region i and claims blocks until none is
+/// left. A worker that has not started when the caller runs out of blocks is cancelled (its
+/// task runs on the caller and finds nothing to claim), so the caller never waits for one.
+fn run_team<T: Float>(job: &Job<'_, '_, T>, team: &KernelTeam, tasks: usize, region: &mut [T]) {
+    debug_assert!(region.len() >= tasks * job.per);
+    let regions = Regions(region.as_mut_ptr(), job.per);
+    team.run(tasks, |i| {
+        let regions = &regions;
+        // SAFETY: i < tasks, so [i*per, (i+1)*per) is inside `region` (tasks*per elements);
+        // each index runs once, so no two live slices overlap; `region` outlives the run.
+        let mine =
+            unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * regions.1), regions.1) };
+        loop {
+            let b = job.next.fetch_add(1, Ordering::Relaxed);
+            if b >= job.tm * job.tn {
+                return;
+            }
+            run_block(job, b, mine);
+        }
+    });
 }
 
 fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
