@@ -119,3 +119,30 @@ fn fill_graph(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usiz
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../examples/configs")
+            .join(name)
+    }
+
+    #[test]
+    fn shipped_configurations_load_sized_from_the_data() {
+        let lenet = load(&shipped("lenet.json"), 784, 10, None).unwrap();
+        // conv 5x5x20, conv 5x5x50, dense 800-500, output 500-10.
+        assert_eq!(lenet.num_params(), 520 + 25_050 + 400_500 + 5_010);
+        let mlp = load(&shipped("mlp.json"), 784, 10, Some(WorkspaceMode::None)).unwrap();
+        assert_eq!(mlp.num_params(), 235_146);
+        assert_eq!(
+            mlp.global_conf().training_workspace_mode,
+            WorkspaceMode::None
+        );
+        let graph = load(&shipped("residual.json"), 784, 10, None).unwrap();
+        assert_eq!(graph.output_types()[0].1.flat_size(), 10);
+        assert_eq!(graph.input_types()[0].1.flat_size(), 784);
+    }
+}
