@@ -134,6 +134,22 @@ fn spatial(input: &InputType, label: &str) -> Result<(usize, [usize; 2]), NnErro
     }
 }
 
+/// `(kernel, stride, padding, dilation)`, each `[height, width]`.
+type WindowSettings = ([usize; 2], [usize; 2], [usize; 2], [usize; 2]);
+
+/// Channels and the resolved window of a convolution-like layer over `input`.
+fn resolve_window(
+    input: &InputType,
+    mode: ConvolutionMode,
+    (kernel, stride, padding, dilation): WindowSettings,
+    label: &str,
+) -> Result<(usize, Window), NnError> {
+    let (c, hw) = spatial(input, label)?;
+    let w = Window::resolve(mode, hw, kernel, stride, padding, dilation)
+        .map_err(|e| NnError::config(format!("{label}: {e}")))?;
+    Ok((c, w))
+}
+
 fn check_n_in(n_in: Option<usize>, channels: usize, label: &str) -> Result<usize, NnError> {
     match n_in {
         Some(n) if n != channels => Err(NnError::config(format!(
@@ -334,17 +350,8 @@ impl ConvolutionConf {
         input: &InputType,
         label: &str,
     ) -> Result<(usize, Window), NnError> {
-        let (c, hw) = spatial(input, label)?;
-        let w = Window::resolve(
-            self.mode,
-            hw,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.dilation,
-        )
-        .map_err(|e| NnError::config(format!("{label}: {e}")))?;
-        Ok((c, w))
+        let settings = (self.kernel, self.stride, self.padding, self.dilation);
+        resolve_window(input, self.mode, settings, label)
     }
 
     pub(crate) fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
@@ -369,17 +376,8 @@ impl DepthwiseConvolutionConf {
         input: &InputType,
         label: &str,
     ) -> Result<(usize, Window), NnError> {
-        let (c, hw) = spatial(input, label)?;
-        let w = Window::resolve(
-            self.mode,
-            hw,
-            self.kernel,
-            self.stride,
-            self.padding,
-            self.dilation,
-        )
-        .map_err(|e| NnError::config(format!("{label}: {e}")))?;
-        Ok((c, w))
+        let settings = (self.kernel, self.stride, self.padding, self.dilation);
+        resolve_window(input, self.mode, settings, label)
     }
 
     pub(crate) fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
@@ -404,17 +402,8 @@ impl SubsamplingConf {
         input: &InputType,
         label: &str,
     ) -> Result<(usize, Window), NnError> {
-        let (c, hw) = spatial(input, label)?;
-        let w = Window::resolve(
-            self.mode,
-            hw,
-            self.kernel,
-            self.stride,
-            self.padding,
-            [1, 1],
-        )
-        .map_err(|e| NnError::config(format!("{label}: {e}")))?;
-        Ok((c, w))
+        let settings = (self.kernel, self.stride, self.padding, [1, 1]);
+        resolve_window(input, self.mode, settings, label)
     }
 
     pub(crate) fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {

@@ -189,53 +189,56 @@ pub(crate) fn fit_batch<T: DataType, M: HasCore<T>>(
     finish_iteration(m, score, rows)
 }
 
-/// `epochs` passes over `iterator`; each batch is fetched inside the iteration's all-layers
-/// workspace cycle, so it lives there and costs no heap allocation.
-pub(crate) fn fit_iter<T: DataType, M: HasCore<T>>(
-    m: &mut M,
-    iterator: &mut dyn DataSetIterator<T>,
-    epochs: usize,
-) -> Result<(), NnError> {
-    for _ in 0..epochs {
-        while iterator.has_next() {
-            let (score, rows) = {
-                let engine = &mut m.core_mut().engine;
-                let _all = if engine.global.training_workspace_mode
-                    == crate::conf::WorkspaceMode::Enabled
-                {
-                    Some(NetWorkspaces::scope(&engine.ws.all_act)?)
-                } else {
-                    None
-                };
-                let Some(data) = iterator.next() else { break };
-                let data = data?;
-                let score = engine.gradient_and_score(&data_set_batch(&data))?;
-                (score, data.num_examples())
-            };
-            let engine = &mut m.core_mut().engine;
-            engine
-                .store
-                .apply_updater(&engine.global, engine.iteration)?;
-            engine.score = score;
-            engine.iteration += 1;
-            finish_iteration(m, score, rows)?;
-        }
-        if iterator.reset_supported() {
-            iterator.reset()?;
-        }
-        m.core_mut().engine.epoch += 1;
-    }
-    Ok(())
+/// A source of training batches: a data set iterator or a multi data set iterator, seen the same
+/// way by the training loop.
+pub(crate) trait BatchSource<T: DataType> {
+    fn has_next(&self) -> bool;
+    fn next_batch(&mut self) -> Option<Result<EvalBatch<T>, NnError>>;
+    fn reset_supported(&self) -> bool;
+    fn reset(&mut self) -> Result<(), NnError>;
 }
 
-/// [`fit_iter`] for multi data sets.
-pub(crate) fn fit_multi_iter<T: DataType, M: HasCore<T>>(
+impl<T: DataType> BatchSource<T> for &mut dyn DataSetIterator<T> {
+    fn has_next(&self) -> bool {
+        DataSetIterator::has_next(&**self)
+    }
+    fn next_batch(&mut self) -> Option<Result<EvalBatch<T>, NnError>> {
+        self.next()
+            .map(|d| d.map(EvalBatch::Single).map_err(NnError::from))
+    }
+    fn reset_supported(&self) -> bool {
+        DataSetIterator::reset_supported(&**self)
+    }
+    fn reset(&mut self) -> Result<(), NnError> {
+        Ok(DataSetIterator::reset(&mut **self)?)
+    }
+}
+
+impl<T: DataType> BatchSource<T> for &mut dyn MultiDataSetIterator<T> {
+    fn has_next(&self) -> bool {
+        MultiDataSetIterator::has_next(&**self)
+    }
+    fn next_batch(&mut self) -> Option<Result<EvalBatch<T>, NnError>> {
+        self.next()
+            .map(|d| d.map(EvalBatch::Multi).map_err(NnError::from))
+    }
+    fn reset_supported(&self) -> bool {
+        MultiDataSetIterator::reset_supported(&**self)
+    }
+    fn reset(&mut self) -> Result<(), NnError> {
+        Ok(MultiDataSetIterator::reset(&mut **self)?)
+    }
+}
+
+/// `epochs` passes over `source`; each batch is fetched inside the iteration's all-layers
+/// workspace cycle, so it lives there and costs no heap allocation.
+pub(crate) fn fit_source<T: DataType, M: HasCore<T>>(
     m: &mut M,
-    iterator: &mut dyn MultiDataSetIterator<T>,
+    mut source: impl BatchSource<T>,
     epochs: usize,
 ) -> Result<(), NnError> {
     for _ in 0..epochs {
-        while iterator.has_next() {
+        while source.has_next() {
             let (score, rows) = {
                 let engine = &mut m.core_mut().engine;
                 let _all = if engine.global.training_workspace_mode
@@ -245,9 +248,11 @@ pub(crate) fn fit_multi_iter<T: DataType, M: HasCore<T>>(
                 } else {
                     None
                 };
-                let Some(data) = iterator.next() else { break };
+                let Some(data) = source.next_batch() else {
+                    break;
+                };
                 let data = data?;
-                let score = engine.gradient_and_score(&multi_batch(&data))?;
+                let score = engine.gradient_and_score(&data.batch())?;
                 (score, data.num_examples()?)
             };
             let engine = &mut m.core_mut().engine;
@@ -258,12 +263,30 @@ pub(crate) fn fit_multi_iter<T: DataType, M: HasCore<T>>(
             engine.iteration += 1;
             finish_iteration(m, score, rows)?;
         }
-        if iterator.reset_supported() {
-            iterator.reset()?;
+        if source.reset_supported() {
+            source.reset()?;
         }
         m.core_mut().engine.epoch += 1;
     }
     Ok(())
+}
+
+/// [`fit_source`] over a data set iterator.
+pub(crate) fn fit_iter<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    iterator: &mut dyn DataSetIterator<T>,
+    epochs: usize,
+) -> Result<(), NnError> {
+    fit_source(m, iterator, epochs)
+}
+
+/// [`fit_source`] over a multi data set iterator.
+pub(crate) fn fit_multi_iter<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    iterator: &mut dyn MultiDataSetIterator<T>,
+    epochs: usize,
+) -> Result<(), NnError> {
+    fit_source(m, iterator, epochs)
 }
 
 /// One evaluation pass: batches and outputs live in the network's output workspace, so in
@@ -309,7 +332,7 @@ fn evaluation_pass<T: DataType>(
     Ok(())
 }
 
-/// A batch under evaluation (by value: boxing it would allocate per batch).
+/// A batch being trained on or evaluated (by value: boxing it would allocate per batch).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum EvalBatch<T: DataType> {
     Single(DataSet<T>),
@@ -322,6 +345,13 @@ impl<T: DataType> EvalBatch<T> {
             EvalBatch::Single(d) => data_set_batch(d),
             EvalBatch::Multi(d) => multi_batch(d),
         }
+    }
+
+    fn num_examples(&self) -> Result<usize, NnError> {
+        Ok(match self {
+            EvalBatch::Single(d) => d.num_examples(),
+            EvalBatch::Multi(d) => d.num_examples()?,
+        })
     }
 }
 
