@@ -41,6 +41,8 @@ pub enum Which {
     /// W1 as a MultiLayerNetwork and as a chain ComputationGraph side by side, and a residual
     /// graph's inference memory against its liveness minimum.
     Graph(super::graph_bench::GraphBench),
+    /// W1 without and with a StatsListener attached: the cost of recording statistics.
+    Stats(super::stats_bench::StatsBench),
 }
 
 /// Where the workload's buffers live.
@@ -142,6 +144,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Infer(args) => super::workloads::run_infer(args, alloc),
         Which::Pipeline(args) => super::workloads::run_pipeline(args, alloc),
         Which::Graph(args) => super::graph_bench::run(args, alloc),
+        Which::Stats(args) => super::stats_bench::run(args, alloc),
     }
 }
 

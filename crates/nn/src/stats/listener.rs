@@ -230,6 +230,7 @@ impl<T: DataType> StatsHandle<T> {
         let mut s = lock(&self.state);
         s.flush_ring();
         s.close_epoch();
+        s.between_iterations();
         s.write_out()
     }
 
@@ -246,13 +247,15 @@ impl<T: DataType> StatsHandle<T> {
         }
         s.out.push_str(&value.to_string());
         s.out.push('\n');
+        s.between_iterations();
         s.write_out()
     }
 
-    /// Writes what the ring holds.
+    /// Writes what the ring holds (and notes workspaces created since the last iteration).
     pub fn flush(&self) -> Result<(), NnError> {
         let mut s = lock(&self.state);
         s.flush_ring();
+        s.between_iterations();
         s.write_out()
     }
 
@@ -397,6 +400,70 @@ impl<T: DataType> State<T> {
         self.len = 0;
     }
 
+    /// Reads every thread's workspaces; gives new ones a slot (and their `workspace` line);
+    /// with `Some(r)`, stores the samples in the ring's record `r`. Returns the samples kept.
+    fn scan_workspaces(&mut self, record: Option<usize>) -> usize {
+        if !self.header_written {
+            return 0;
+        }
+        process_workspaces_into(&mut self.view);
+        let max = self.cfg.max_workspaces;
+        let mut n_ws = 0;
+        for k in 0..self.view.len() {
+            if n_ws == max {
+                break;
+            }
+            let w = &self.view[k];
+            let slot = match self.known.iter().find(|(uid, _)| *uid == w.uid) {
+                Some(&(_, slot)) => slot,
+                None => {
+                    // A workspace seen for the first time (not steady state): its line.
+                    let slot = self.known.len();
+                    self.known.push((w.uid, slot));
+                    let info = WorkspaceInfo {
+                        slot,
+                        uid: w.uid,
+                        id: w.id.to_string(),
+                        thread: w.thread.to_string(),
+                        thread_index: w.thread_index,
+                        cyclic: w.cyclic,
+                    };
+                    if let Ok(mut value) = serde_json::to_value(&info) {
+                        if let serde_json::Value::Object(map) = &mut value {
+                            map.insert("type".into(), "workspace".into());
+                        }
+                        self.out.push_str(&value.to_string());
+                        self.out.push('\n');
+                    }
+                    slot
+                }
+            };
+            if let Some(r) = record {
+                let s = w.snapshot;
+                self.samples[r * max + n_ws] = Sample {
+                    slot,
+                    block: s.block_bytes,
+                    used: s.used_bytes,
+                    spilled: s.spilled_bytes,
+                    pinned: s.pinned_bytes,
+                    cycles: s.cycles,
+                };
+            }
+            n_ws += 1;
+        }
+        self.view.clear();
+        n_ws
+    }
+
+    /// Between epochs (evaluation, reports): new workspaces get their slot now, not in the
+    /// next iteration, and the next iteration's examples/s don't count this pause.
+    fn between_iterations(&mut self) {
+        self.scan_workspaces(None);
+        if self.last_call.is_some() {
+            self.last_call = Some(Instant::now());
+        }
+    }
+
     /// Parameter, gradient and update magnitudes into the ring's record `r`.
     fn param_stats(&mut self, net: &dyn Model<T>, r: usize, update: bool, keep: bool) -> Result<(), NnError> {
         let params = net.params().read()?;
@@ -454,56 +521,21 @@ impl<T: DataType> State<T> {
         let stats_now = info.iteration.is_multiple_of(every);
         let keep = (info.iteration + 1).is_multiple_of(every);
         let update = stats_now && self.prev_of == Some(info.iteration.wrapping_sub(1));
-        if stats_now || keep {
+        if stats_now {
             self.param_stats(net, r, update, keep)?;
+        } else if keep {
+            // Only the copy the next iteration's updates are measured against.
+            let params = net.params().read()?;
+            if let Some(p) = params.as_slice() {
+                self.prev.copy_from_slice(p);
+            }
+        }
+        if stats_now || keep {
             self.prev_of = keep.then_some(info.iteration);
         }
 
         // Every thread's workspaces, as of their last cycle end.
-        process_workspaces_into(&mut self.view);
-        let max = self.cfg.max_workspaces;
-        let mut n_ws = 0;
-        for k in 0..self.view.len() {
-            if n_ws == max {
-                break;
-            }
-            let w = &self.view[k];
-            let slot = match self.known.iter().find(|(uid, _)| *uid == w.uid) {
-                Some(&(_, slot)) => slot,
-                None => {
-                    // A workspace seen for the first time (not steady state): its line.
-                    let slot = self.known.len();
-                    self.known.push((w.uid, slot));
-                    let info = WorkspaceInfo {
-                        slot,
-                        uid: w.uid,
-                        id: w.id.to_string(),
-                        thread: w.thread.to_string(),
-                        thread_index: w.thread_index,
-                        cyclic: w.cyclic,
-                    };
-                    if let Ok(mut value) = serde_json::to_value(&info) {
-                        if let serde_json::Value::Object(map) = &mut value {
-                            map.insert("type".into(), "workspace".into());
-                        }
-                        self.out.push_str(&value.to_string());
-                        self.out.push('\n');
-                    }
-                    slot
-                }
-            };
-            let s = w.snapshot;
-            self.samples[r * max + n_ws] = Sample {
-                slot,
-                block: s.block_bytes,
-                used: s.used_bytes,
-                spilled: s.spilled_bytes,
-                pinned: s.pinned_bytes,
-                cycles: s.cycles,
-            };
-            n_ws += 1;
-        }
-        self.view.clear();
+        let n_ws = self.scan_workspaces(Some(r));
 
         self.scalars[r] = Scalars {
             iteration: info.iteration,
@@ -530,56 +562,72 @@ impl<T: DataType> State<T> {
     }
 }
 
-/// Sums of |p|, |g| and |p - prev| over one parameter array (the last only when `update`),
-/// then `prev = p` when `keep`. Chunks of 8 with per-lane accumulators so it vectorizes;
-/// chunk sums go to f64, so long arrays lose no precision.
-fn magnitudes<T: DataType>(p: &[T], g: &[T], prev: &mut [T], update: bool, keep: bool) -> (f64, f64, f64) {
+/// Sums of |p|, |g| and |p - prev| over one parameter array (the last only when `update`,
+/// else NaN), then `prev = p` when `keep`. One simple loop per sum, so each vectorizes.
+fn magnitudes<T: DataType>(
+    p: &[T],
+    g: &[T],
+    prev: &mut [T],
+    update: bool,
+    keep: bool,
+) -> (f64, f64, f64) {
+    let sp = sum_abs(p, None);
+    let sg = sum_abs(g, None);
+    let su = if update {
+        sum_abs(p, Some(prev))
+    } else {
+        f64::NAN
+    };
+    if keep {
+        prev.copy_from_slice(p);
+    }
+    (sp, sg, su)
+}
+
+/// Sum of |a| (or |a - b|): 8 lanes of `T` per block of 1,024 values, block sums in f64 (so
+/// long arrays lose no precision). `abs` as a comparison and a negation, which compile to
+/// vector instructions for both element types.
+#[inline]
+fn sum_abs<T: DataType>(a: &[T], b: Option<&[T]>) -> f64 {
     const LANES: usize = 8;
     const BLOCK: usize = 1024;
-    let (mut sp, mut sg, mut su) = (0.0f64, 0.0f64, 0.0f64);
-    for ((pb, gb), qb) in p
-        .chunks(BLOCK)
-        .zip(g.chunks(BLOCK))
-        .zip(prev.chunks_mut(BLOCK))
-    {
-        let mut ap = [T::ZERO; LANES];
-        let mut ag = [T::ZERO; LANES];
-        let mut au = [T::ZERO; LANES];
-        let mut pc = pb.chunks_exact(LANES);
-        let mut gc = gb.chunks_exact(LANES);
-        let mut qc = qb.chunks_exact_mut(LANES);
-        for ((pl, gl), ql) in (&mut pc).zip(&mut gc).zip(&mut qc) {
-            for i in 0..LANES {
-                ap[i] += pl[i].abs();
-                ag[i] += gl[i].abs();
-                if update {
-                    au[i] += (pl[i] - ql[i]).abs();
-                }
-                if keep {
-                    ql[i] = pl[i];
-                }
-            }
-        }
-        for ((&pv, &gv), qv) in pc
-            .remainder()
-            .iter()
-            .zip(gc.remainder())
-            .zip(qc.into_remainder())
-        {
-            ap[0] += pv.abs();
-            ag[0] += gv.abs();
-            if update {
-                au[0] += (pv - *qv).abs();
-            }
-            if keep {
-                *qv = pv;
-            }
-        }
-        sp += ap.iter().map(|v| v.to_f64()).sum::<f64>();
-        sg += ag.iter().map(|v| v.to_f64()).sum::<f64>();
-        su += au.iter().map(|v| v.to_f64()).sum::<f64>();
+    #[inline(always)]
+    fn abs<T: DataType>(v: T) -> T {
+        if v < T::ZERO { -v } else { v }
     }
-    (sp, sg, if update { su } else { f64::NAN })
+    let mut total = 0.0f64;
+    for (k, block) in a.chunks(BLOCK).enumerate() {
+        let mut acc = [T::ZERO; LANES];
+        let mut rest = T::ZERO;
+        match b {
+            None => {
+                let mut c = block.chunks_exact(LANES);
+                for x in &mut c {
+                    for i in 0..LANES {
+                        acc[i] += abs(x[i]);
+                    }
+                }
+                for &x in c.remainder() {
+                    rest += abs(x);
+                }
+            }
+            Some(b) => {
+                let bb = &b[k * BLOCK..k * BLOCK + block.len()];
+                let mut c = block.chunks_exact(LANES);
+                let mut d = bb.chunks_exact(LANES);
+                for (x, y) in (&mut c).zip(&mut d) {
+                    for i in 0..LANES {
+                        acc[i] += abs(x[i] - y[i]);
+                    }
+                }
+                for (&x, &y) in c.remainder().iter().zip(d.remainder()) {
+                    rest += abs(x - y);
+                }
+            }
+        }
+        total += acc.iter().map(|v| v.to_f64()).sum::<f64>() + rest.to_f64();
+    }
+    total
 }
 
 impl<T: DataType> TrainingListener<T> for StatsListener<T> {
