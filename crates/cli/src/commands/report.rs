@@ -110,11 +110,16 @@ pub fn train_with_report(
         }
         if last {
             handle.finish()?;
+        } else {
+            // Workspaces created since the last iteration (evaluation, a new prefetch thread).
+            handle.flush()?;
         }
         let stats = StatsFile::read(&stats_path)?;
         write_atomic(html, render(&stats, !last).as_bytes())?;
-        // The pause for evaluation and the report is not the next iteration's time.
-        handle.flush()?;
+        if !last {
+            // The pause for evaluation and the report is not the next iteration's time.
+            handle.flush()?;
+        }
     }
     Ok(())
 }
@@ -640,7 +645,13 @@ fn held(w: &dl4rs::nn::stats::WsSample) -> f64 {
 }
 
 fn workspace_label(w: &WorkspaceInfo) -> String {
-    format!("{} / {}{}", w.thread, w.id, if w.cyclic { " (ring)" } else { "" })
+    format!(
+        "{} (thread {}) / {}{}",
+        w.thread,
+        w.thread_index,
+        w.id,
+        if w.cyclic { " (ring)" } else { "" }
+    )
 }
 
 fn memory_chart(stats: &StatsFile) -> Option<String> {
@@ -1041,4 +1052,38 @@ pub fn render(stats: &StatsFile, live: bool) -> String {
     let _ = writeln!(s, "<section><h2>Run</h2>{}<details><summary>network configuration (JSON)</summary><pre>{}</pre></details></section>", table(&run), esc(&serde_json::to_string_pretty(&h.conf).unwrap_or_default()));
     s.push_str("<p class=\"note\">Written by dl4rs (self-contained: no network access needed).</p>\n</main></body></html>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str = r#"{"type":"header","format":"dl4rs-stats","version":1,"created_unix_s":0,"model_kind":"MultiLayerNetwork","num_params":2,"summary":"<net>","conf":null,"params":[{"key":"0_W","shape":[1,1],"len":1},{"key":"0_b","shape":[1],"len":1}],"run":[["epochs","1"]],"param_stats_every":1}"#;
+
+    #[test]
+    fn live_reports_reload_and_final_ones_do_not() {
+        let text = format!(
+            "{HEADER}\n{}\n{}\n",
+            r#"{"type":"workspace","slot":0,"uid":1,"id":"WS","thread":"main","thread_index":1,"cyclic":false}"#,
+            r#"{"type":"iter","i":1,"epoch":0,"time_s":0.1,"score":null,"batch":4,"eps":40,"lr":0.1,"p":[1,2],"g":[0.1,0.2],"ws":[[0,4096,100,0,0,1]]}"#
+        );
+        let stats = StatsFile::parse(&text, "t").unwrap();
+        let live = render(&stats, true);
+        assert!(live.contains("http-equiv=\"refresh\"") && live.contains("id=\"live\""));
+        let done = render(&stats, false);
+        assert!(!done.contains("http-equiv=\"refresh\""));
+        assert!(done.contains("did not finish"), "no end line: the page says so");
+        // HTML in names is escaped; a NaN score is left out of the loss line.
+        assert!(done.contains("&lt;net&gt;") && !done.contains("<net>"));
+        assert!(done.contains("data-n=\"0\""));
+        assert_eq!(done.matches("class=\"mem-band\"").count(), 1);
+    }
+
+    #[test]
+    fn stats_file_sits_beside_the_report() {
+        assert_eq!(
+            stats_path_for(Path::new("out/run.html")),
+            PathBuf::from("out/run.stats.jsonl")
+        );
+    }
 }

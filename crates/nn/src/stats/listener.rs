@@ -264,6 +264,7 @@ impl<T: DataType> StatsHandle<T> {
         let mut s = lock(&self.state);
         s.flush_ring();
         s.close_epoch();
+        s.between_iterations();
         if !s.finished {
             let t = s.started.elapsed().as_secs_f64();
             let _ = writeln!(s.out, "{{\"type\":\"end\",\"time_s\":{}}}", Num(t));
