@@ -75,33 +75,58 @@ fn headless(browser: &Path, html: &Path, profile: &Path, extra: &[String]) -> (S
 fn check_in_browser(browser: &Path, html: &Path, stats: &StatsFile, name: &str, artifacts: &Path) {
     let profile = artifacts.join(format!("profile-{name}"));
     let (dom, log) = headless(browser, html, &profile, &["--dump-dom".to_string()]);
-    assert!(!dom.contains("id=\"js-errors\""), "{name}: script errors in the page:\n{dom}");
+    assert!(
+        !dom.contains("id=\"js-errors\""),
+        "{name}: script errors in the page:\n{dom}"
+    );
     for line in log.lines() {
         assert!(
             !line.contains("Uncaught") && !(line.contains("CONSOLE") && line.contains("rror")),
             "{name}: console error: {line}"
         );
     }
-    assert!(dom.contains("data-rendered=\"ok\""), "{name}: the page's script did not finish");
+    assert!(
+        dom.contains("data-rendered=\"ok\""),
+        "{name}: the page's script did not finish"
+    );
     let start = dom.find("<pre id=\"selfcheck\">").expect("self-check") + 20;
     let end = start + dom[start..].find("</pre>").unwrap();
     let check: serde_json::Value =
         serde_json::from_str(&dom[start..end].replace("&quot;", "\"")).unwrap();
     println!("{name}: {check}");
     let n = |k: &str| check[k].as_i64().unwrap_or(-1);
-    assert_eq!(n("loss_points"), stats.iterations.len() as i64, "{name}: one loss point per iteration");
+    assert_eq!(
+        n("loss_points"),
+        stats.iterations.len() as i64,
+        "{name}: one loss point per iteration"
+    );
     assert_eq!(n("loss_smoothed_points"), stats.iterations.len() as i64);
     assert_eq!(n("throughput_points"), stats.iterations.len() as i64 - 1);
-    assert_eq!(n("memory_bands"), stats.workspaces.len() as i64, "{name}: one band per workspace");
+    assert_eq!(
+        n("memory_bands"),
+        stats.workspaces.len() as i64,
+        "{name}: one band per workspace"
+    );
     assert_eq!(n("epoch_markers"), stats.epochs.len() as i64);
-    assert_eq!(n("ratio_lines"), stats.header.params.len() as i64, "{name}: one ratio line per parameter");
+    assert_eq!(
+        n("ratio_lines"),
+        stats.header.params.len() as i64,
+        "{name}: one ratio line per parameter"
+    );
     let eval = stats.evaluations.last().unwrap();
     assert_eq!(n("eval_markers"), stats.evaluations.len() as i64);
     assert_eq!(n("class_bars"), 3 * eval.classes.len() as i64);
-    assert_eq!(n("confusion_cells"), (eval.confusion.len() * eval.confusion.len()) as i64);
+    assert_eq!(
+        n("confusion_cells"),
+        (eval.confusion.len() * eval.confusion.len()) as i64
+    );
     assert_eq!(n("roc_curves"), eval.roc.len() as i64);
     assert!(!eval.roc.is_empty(), "ROC computed at the end");
-    assert_eq!(check["empty_charts"], serde_json::json!([]), "{name}: a chart drew nothing");
+    assert_eq!(
+        check["empty_charts"],
+        serde_json::json!([]),
+        "{name}: a chart drew nothing"
+    );
     assert!(n("charts") >= 7, "{name}: charts {}", n("charts"));
 
     let png = artifacts.join(format!("{name}.png"));
@@ -117,7 +142,10 @@ fn check_in_browser(browser: &Path, html: &Path, stats: &StatsFile, name: &str, 
         ],
     );
     let bytes = std::fs::read(&png).expect("screenshot written");
-    assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000, "{name}: screenshot");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 20_000,
+        "{name}: screenshot"
+    );
     println!("{name}: screenshot saved to {}", png.display());
 }
 
@@ -130,7 +158,14 @@ fn report_renders_in_a_real_browser() {
     // The main job, 2 epochs, with its report.
     let html = artifacts.join("fashion.html");
     let out = dl4rs(&[
-        "train", "--data", "bundled", "--epochs", "2", "--report", &s(&html), "--out",
+        "train",
+        "--data",
+        "bundled",
+        "--epochs",
+        "2",
+        "--report",
+        &s(&html),
+        "--out",
         &s(&artifacts.join("fashion.safetensors")),
     ]);
     assert!(out.contains("report: "), "{out}");
@@ -140,9 +175,18 @@ fn report_renders_in_a_real_browser() {
     assert_eq!((stats.epochs.len(), stats.evaluations.len()), (2, 2));
     assert!(stats.finished);
     let page = std::fs::read_to_string(&html).unwrap();
-    assert!(!page.contains("http-equiv=\"refresh\""), "the final report does not reload");
-    assert!(!page.contains("http://") || !page.contains("src=\"http"), "no network resources");
-    assert!(!page.contains("<link") && !page.contains("src="), "self-contained");
+    assert!(
+        !page.contains("http-equiv=\"refresh\""),
+        "the final report does not reload"
+    );
+    assert!(
+        !page.contains("http://") || !page.contains("src=\"http"),
+        "no network resources"
+    );
+    assert!(
+        !page.contains("<link") && !page.contains("src="),
+        "self-contained"
+    );
 
     // `dl4rs report` draws the same page from the stats file.
     let again = artifacts.join("again.html");
@@ -153,8 +197,22 @@ fn report_renders_in_a_real_browser() {
     let wine_html = artifacts.join("wine.html");
     let wine = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/tabular/wine.csv");
     dl4rs(&[
-        "train", "--data", wine, "--skip-lines", "1", "--label-column", "13", "--classes", "3",
-        "--batch", "16", "--epochs", "4", "--report", &s(&wine_html), "--out",
+        "train",
+        "--data",
+        wine,
+        "--skip-lines",
+        "1",
+        "--label-column",
+        "13",
+        "--classes",
+        "3",
+        "--batch",
+        "16",
+        "--epochs",
+        "4",
+        "--report",
+        &s(&wine_html),
+        "--out",
         &s(&artifacts.join("wine.safetensors")),
     ]);
     let wine_stats = StatsFile::read(artifacts.join("wine.stats.jsonl")).unwrap();
@@ -168,7 +226,11 @@ fn report_renders_in_a_real_browser() {
         .iter()
         .find(|w| w.id.starts_with("WS_ALL_LAYERS_ACT"))
         .unwrap();
-    assert_ne!(ring.thread_index, trainer.thread_index, "{:?}", wine_stats.workspaces);
+    assert_ne!(
+        ring.thread_index, trainer.thread_index,
+        "{:?}",
+        wine_stats.workspaces
+    );
 
     let Some(browser) = chromium() else {
         println!(

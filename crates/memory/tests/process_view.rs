@@ -52,14 +52,21 @@ fn snapshots_read_while_cycling_are_consistent() {
             assert!(s.cycles >= last_cycles, "cycles go forward");
             last_cycles = s.cycles;
             if s.cycles > 0 {
-                assert_eq!(s.used_bytes, bytes_of_cycle(s.cycles), "torn snapshot: {s:?}");
+                assert_eq!(
+                    s.used_bytes,
+                    bytes_of_cycle(s.cycles),
+                    "torn snapshot: {s:?}"
+                );
                 seen += 1;
             }
         }
     }
     stop.store(true, Ordering::Relaxed);
     let cycles = worker.join().unwrap();
-    assert!(cycles >= 100 && seen > 0, "cycles {cycles}, snapshots {seen}");
+    assert!(
+        cycles >= 100 && seen > 0,
+        "cycles {cycles}, snapshots {seen}"
+    );
     assert!(
         process_workspaces()
             .iter()

@@ -11,7 +11,11 @@ use dl4rs_nn::*;
 struct Capture(Arc<Mutex<Vec<IterationInfo>>>);
 
 impl TrainingListener<f32> for Capture {
-    fn iteration_done(&mut self, _net: &dyn Model<f32>, info: &IterationInfo) -> Result<(), NnError> {
+    fn iteration_done(
+        &mut self,
+        _net: &dyn Model<f32>,
+        info: &IterationInfo,
+    ) -> Result<(), NnError> {
         self.0.lock().unwrap().push(*info);
         Ok(())
     }
@@ -51,7 +55,10 @@ fn run(path: &std::path::Path) -> (Vec<IterationInfo>, EvalRecord, MultiLayerNet
     )
     .unwrap();
     let handle = listener.handle();
-    handle.set_run_info(vec![("epochs".into(), "3".into()), ("seed".into(), "7".into())]);
+    handle.set_run_info(vec![
+        ("epochs".into(), "3".into()),
+        ("seed".into(), "7".into()),
+    ]);
     let seen = Arc::new(Mutex::new(Vec::new()));
     net.add_listener(Box::new(listener));
     net.add_listener(Box::new(Capture(seen.clone())));
@@ -96,11 +103,20 @@ fn stats_file_round_trips() {
     assert_eq!(stats.header.version, 1);
     assert_eq!(stats.header.num_params, net.num_params());
     assert_eq!(
-        stats.header.params.iter().map(|p| p.key.as_str()).collect::<Vec<_>>(),
+        stats
+            .header
+            .params
+            .iter()
+            .map(|p| p.key.as_str())
+            .collect::<Vec<_>>(),
         ["0_W", "0_b", "1_W", "1_b"]
     );
     assert_eq!(stats.header.run[0], ("epochs".to_string(), "3".to_string()));
-    assert!(stats.header.summary.contains("Dense"), "{}", stats.header.summary);
+    assert!(
+        stats.header.summary.contains("Dense"),
+        "{}",
+        stats.header.summary
+    );
     assert!(stats.finished && !stats.truncated);
     // The same records: every iteration, its score bit for bit.
     assert_eq!(stats.iterations.len(), seen.len());
@@ -122,7 +138,10 @@ fn stats_file_round_trips() {
     }
     // SGD: |update| = lr * |gradient| (gradients as the updater left them: the update itself).
     let it = &stats.iterations[5];
-    let (g, u) = (it.grad_mean.as_ref().unwrap(), it.update_mean.as_ref().unwrap());
+    let (g, u) = (
+        it.grad_mean.as_ref().unwrap(),
+        it.update_mean.as_ref().unwrap(),
+    );
     assert!(u[0] > 0.0 && g[0] > 0.0);
     // Every workspace sampled is described.
     for r in &stats.iterations {
@@ -130,7 +149,12 @@ fn stats_file_round_trips() {
             assert!(stats.workspace(w.slot).is_some(), "slot {}", w.slot);
         }
     }
-    assert!(stats.workspaces.iter().any(|w| w.id.starts_with("WS_ALL_LAYERS_ACT")));
+    assert!(
+        stats
+            .workspaces
+            .iter()
+            .any(|w| w.id.starts_with("WS_ALL_LAYERS_ACT"))
+    );
     // The learning cycle of the all-layers workspace spills, then it is served from its block.
     let all = stats
         .workspaces
@@ -138,7 +162,13 @@ fn stats_file_round_trips() {
         .find(|w| w.id.starts_with("WS_ALL_LAYERS_ACT"))
         .unwrap()
         .slot;
-    let sample = |i: usize| *stats.iterations[i].ws.iter().find(|w| w.slot == all).unwrap();
+    let sample = |i: usize| {
+        *stats.iterations[i]
+            .ws
+            .iter()
+            .find(|w| w.slot == all)
+            .unwrap()
+    };
     assert!(sample(0).spilled > 0 && sample(0).block > 0);
     assert_eq!(sample(14).spilled, 0);
     assert_eq!(stats.epochs.len(), 3);
@@ -167,7 +197,10 @@ fn truncated_last_line_is_tolerated() {
     // A broken line that is not the last is an error naming the line.
     let broken = format!("{}{{oops\n{}", &text[..last_iter], &text[last_iter..]);
     let err = StatsFile::parse(&broken, "broken").unwrap_err().to_string();
-    assert!(err.contains("broken: line") && err.contains("not a JSON stats record"), "{err}");
+    assert!(
+        err.contains("broken: line") && err.contains("not a JSON stats record"),
+        "{err}"
+    );
     let _ = std::fs::remove_file(&path);
 }
 
@@ -178,14 +211,18 @@ fn unknown_version_is_a_clear_error() {
     let text = std::fs::read_to_string(&path).unwrap();
     let newer = text.replacen("\"version\":1", "\"version\":99", 1);
     assert_ne!(newer, text);
-    let err = StatsFile::parse(&newer, "run.stats.jsonl").unwrap_err().to_string();
+    let err = StatsFile::parse(&newer, "run.stats.jsonl")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("run.stats.jsonl")
             && err.contains("schema version 99 is not supported")
             && err.contains("reads version 1"),
         "{err}"
     );
-    let err = StatsFile::parse("{\"a\":1}\n", "x.json").unwrap_err().to_string();
+    let err = StatsFile::parse("{\"a\":1}\n", "x.json")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not a dl4rs stats file"), "{err}");
     let err = StatsFile::parse("", "empty").unwrap_err().to_string();
     assert!(err.contains("empty stats file"), "{err}");

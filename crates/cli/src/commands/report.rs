@@ -41,7 +41,12 @@ pub fn run(args: ReportArgs) -> Result<(), CliError> {
     let out = args.out.unwrap_or_else(|| {
         let name = args.stats.file_name().map_or_else(
             || "report".to_string(),
-            |n| n.to_string_lossy().trim_end_matches(".jsonl").trim_end_matches(".stats").to_string(),
+            |n| {
+                n.to_string_lossy()
+                    .trim_end_matches(".jsonl")
+                    .trim_end_matches(".stats")
+                    .to_string()
+            },
         );
         args.stats.with_file_name(format!("{name}.html"))
     });
@@ -126,7 +131,10 @@ pub fn train_with_report(
 
 fn run_info(args: &TrainArgs, description: &str) -> Vec<(String, String)> {
     let mut run = vec![
-        ("command".to_string(), std::env::args().collect::<Vec<_>>().join(" ")),
+        (
+            "command".to_string(),
+            std::env::args().collect::<Vec<_>>().join(" "),
+        ),
         ("data".to_string(), description.to_string()),
         ("epochs".to_string(), args.epochs.to_string()),
         ("batch".to_string(), args.batch.to_string()),
@@ -136,7 +144,9 @@ fn run_info(args: &TrainArgs, description: &str) -> Vec<(String, String)> {
             "network".to_string(),
             args.config
                 .as_ref()
-                .map_or(format!("{:?} (built in)", args.model), |p| p.display().to_string()),
+                .map_or(format!("{:?} (built in)", args.model), |p| {
+                    p.display().to_string()
+                }),
         ),
         ("weight init".to_string(), format!("{:?}", args.weight_init)),
         (
@@ -146,8 +156,10 @@ fn run_info(args: &TrainArgs, description: &str) -> Vec<(String, String)> {
         ),
         (
             "threads".to_string(),
-            args.threads
-                .map_or(format!("{} (all cores)", rayon::current_num_threads()), |t| t.to_string()),
+            args.threads.map_or(
+                format!("{} (all cores)", rayon::current_num_threads()),
+                |t| t.to_string(),
+            ),
         ),
     ];
     if let Some(n) = args.normalizer {
@@ -186,7 +198,9 @@ fn evaluate(
         sum += net.score_data_set(&batch)? * n as f64;
         rows += n;
     }
-    let names: Vec<String> = (0..eval.num_classes()).map(|c| eval.class_name(c)).collect();
+    let names: Vec<String> = (0..eval.num_classes())
+        .map(|c| eval.class_name(c))
+        .collect();
     let cm = eval.confusion_matrix();
     let roc_curves = if with_roc {
         (0..n_out)
@@ -284,9 +298,15 @@ fn fmt_num(v: f64) -> String {
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 1.0 {
-        format!("{v:.2}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.2}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     } else {
-        format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string()
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
     }
 }
 
@@ -412,7 +432,16 @@ impl Chart {
         s
     }
 
-    fn polyline(&mut self, id: Option<&str>, class: &str, color: &str, width: f64, opacity: f64, pts: &[(f64, f64)], extra: &str) {
+    fn polyline(
+        &mut self,
+        id: Option<&str>,
+        class: &str,
+        color: &str,
+        width: f64,
+        opacity: f64,
+        pts: &[(f64, f64)],
+        extra: &str,
+    ) {
         let id = id.map_or(String::new(), |i| format!(" id=\"{i}\""));
         let points = self.points(pts);
         let _ = writeln!(
@@ -517,10 +546,22 @@ fn loss_chart(stats: &StatsFile) -> String {
     let evals: Vec<(f64, f64, u64)> = stats
         .evaluations
         .iter()
-        .filter_map(|e| e.loss.filter(|l| l.is_finite()).map(|l| (e.iteration as f64, l, e.epoch)))
+        .filter_map(|e| {
+            e.loss
+                .filter(|l| l.is_finite())
+                .map(|l| (e.iteration as f64, l, e.epoch))
+        })
         .collect();
-    let lo = raw.iter().map(|p| p.1).chain(evals.iter().map(|e| e.1)).fold(f64::INFINITY, f64::min);
-    let hi = raw.iter().map(|p| p.1).chain(evals.iter().map(|e| e.1)).fold(f64::NEG_INFINITY, f64::max);
+    let lo = raw
+        .iter()
+        .map(|p| p.1)
+        .chain(evals.iter().map(|e| e.1))
+        .fold(f64::INFINITY, f64::min);
+    let hi = raw
+        .iter()
+        .map(|p| p.1)
+        .chain(evals.iter().map(|e| e.1))
+        .fold(f64::NEG_INFINITY, f64::max);
     let pad = (hi - lo).abs() * 0.05;
     let mut c = Chart::new(
         "chart-loss",
@@ -530,9 +571,25 @@ fn loss_chart(stats: &StatsFile) -> String {
         "loss (score, nats)",
     );
     let window = (raw.len() as f64 / 40.0).max(5.0);
-    c.polyline(Some("loss-raw"), "series loss-raw", PALETTE[0], 1.0, 0.35, &raw, &format!("data-n=\"{}\"", raw.len()));
+    c.polyline(
+        Some("loss-raw"),
+        "series loss-raw",
+        PALETTE[0],
+        1.0,
+        0.35,
+        &raw,
+        &format!("data-n=\"{}\"", raw.len()),
+    );
     let smooth = ema(&raw, window);
-    c.polyline(Some("loss-smooth"), "series loss-smooth", PALETTE[0], 2.2, 1.0, &smooth, "");
+    c.polyline(
+        Some("loss-smooth"),
+        "series loss-smooth",
+        PALETTE[0],
+        2.2,
+        1.0,
+        &smooth,
+        "",
+    );
     for e in &stats.epochs {
         if e.train_loss.is_finite() {
             let _ = writeln!(
@@ -559,7 +616,10 @@ fn loss_chart(stats: &StatsFile) -> String {
     }
     c.legend = vec![
         ("loss per iteration".into(), "rgba(37,99,235,0.35)".into()),
-        (format!("smoothed (EMA, {window:.0} iterations)"), PALETTE[0].into()),
+        (
+            format!("smoothed (EMA, {window:.0} iterations)"),
+            PALETTE[0].into(),
+        ),
         ("training loss, epoch mean".into(), PALETTE[1].into()),
         ("test loss after each epoch".into(), PALETTE[2].into()),
     ];
@@ -581,12 +641,37 @@ fn throughput_chart(stats: &StatsFile) -> String {
     sorted.sort_by(f64::total_cmp);
     let p99 = sorted.get(sorted.len() * 99 / 100).copied().unwrap_or(1.0);
     let hi = smooth.iter().map(|p| p.1).fold(p99, f64::max) * 1.1;
-    let mut c = Chart::new("chart-throughput", x_axis(iters), Axis::new(0.0, hi.max(1.0)), "iteration", "examples per second");
-    c.polyline(Some("eps-raw"), "series eps-raw", PALETTE[5], 1.0, 0.3, &raw, &format!("data-n=\"{}\"", raw.len()));
-    c.polyline(Some("eps-smooth"), "series eps-smooth", PALETTE[5], 2.2, 1.0, &smooth, "");
+    let mut c = Chart::new(
+        "chart-throughput",
+        x_axis(iters),
+        Axis::new(0.0, hi.max(1.0)),
+        "iteration",
+        "examples per second",
+    );
+    c.polyline(
+        Some("eps-raw"),
+        "series eps-raw",
+        PALETTE[5],
+        1.0,
+        0.3,
+        &raw,
+        &format!("data-n=\"{}\"", raw.len()),
+    );
+    c.polyline(
+        Some("eps-smooth"),
+        "series eps-smooth",
+        PALETTE[5],
+        2.2,
+        1.0,
+        &smooth,
+        "",
+    );
     c.legend = vec![
         ("per iteration".into(), "rgba(8,145,178,0.3)".into()),
-        (format!("smoothed (EMA, {window:.0} iterations)"), PALETTE[5].into()),
+        (
+            format!("smoothed (EMA, {window:.0} iterations)"),
+            PALETTE[5].into(),
+        ),
     ];
     c.svg("examples per second")
 }
@@ -611,7 +696,9 @@ fn ratio_chart(stats: &StatsFile) -> Option<String> {
         return None;
     }
     let all = lines.iter().flatten().map(|p| p.1);
-    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
     let mut c = Chart::new(
         "chart-ratios",
         x_axis(&stats.iterations),
@@ -633,7 +720,15 @@ fn ratio_chart(stats: &StatsFile) -> Option<String> {
             continue;
         }
         let color = PALETTE[j % PALETTE.len()];
-        c.polyline(None, "series ratio", color, 1.6, 0.9, line, &format!("data-key=\"{}\"", esc(keys[j])));
+        c.polyline(
+            None,
+            "series ratio",
+            color,
+            1.6,
+            0.9,
+            line,
+            &format!("data-key=\"{}\"", esc(keys[j])),
+        );
         c.legend.push((keys[j].to_string(), color.to_string()));
     }
     Some(c.svg("update to parameter ratio per parameter"))
@@ -682,7 +777,10 @@ fn memory_chart(stats: &StatsFile) -> Option<String> {
         }
         prev = Some(v);
     }
-    let total_max = rows.iter().map(|(_, v, _)| v.iter().sum::<f64>()).fold(0.0, f64::max);
+    let total_max = rows
+        .iter()
+        .map(|(_, v, _)| v.iter().sum::<f64>())
+        .fold(0.0, f64::max);
     let unit = if total_max >= (1u64 << 30) as f64 {
         ("GiB", (1u64 << 30) as f64)
     } else if total_max >= (1u64 << 20) as f64 {
@@ -721,7 +819,10 @@ fn memory_chart(stats: &StatsFile) -> Option<String> {
             esc(&workspace_label(w)),
             human(last)
         );
-        c.legend.push((format!("{} ({})", workspace_label(w), human(last)), color.to_string()));
+        c.legend.push((
+            format!("{} ({})", workspace_label(w), human(last)),
+            color.to_string(),
+        ));
         below = top;
     }
     // Iterations where some workspace spilled to the heap (learning cycles, outgrown blocks).
@@ -740,28 +841,62 @@ fn memory_chart(stats: &StatsFile) -> Option<String> {
         }
     }
     if spills > 0 {
-        c.legend.push(("iteration with heap spills".into(), "#dc2626".into()));
+        c.legend
+            .push(("iteration with heap spills".into(), "#dc2626".into()));
     }
     c.y_fmt = Box::new(fmt_num);
     Some(c.svg("workspace memory per workspace and thread"))
 }
 
 fn accuracy_chart(stats: &StatsFile) -> Option<String> {
-    let evals: Vec<&EvalRecord> = stats.evaluations.iter().filter(|e| e.accuracy.is_some()).collect();
+    let evals: Vec<&EvalRecord> = stats
+        .evaluations
+        .iter()
+        .filter(|e| e.accuracy.is_some())
+        .collect();
     if evals.is_empty() {
         return None;
     }
     let last = evals.iter().map(|e| e.epoch + 1).max().unwrap_or(1) as f64;
-    let acc: Vec<(f64, f64)> = evals.iter().map(|e| ((e.epoch + 1) as f64, e.accuracy.unwrap_or(f64::NAN) * 100.0)).collect();
-    let f1: Vec<(f64, f64)> = evals.iter().filter_map(|e| e.macro_f1.map(|f| ((e.epoch + 1) as f64, f * 100.0))).collect();
+    let acc: Vec<(f64, f64)> = evals
+        .iter()
+        .map(|e| ((e.epoch + 1) as f64, e.accuracy.unwrap_or(f64::NAN) * 100.0))
+        .collect();
+    let f1: Vec<(f64, f64)> = evals
+        .iter()
+        .filter_map(|e| e.macro_f1.map(|f| ((e.epoch + 1) as f64, f * 100.0)))
+        .collect();
     let lo = acc.iter().chain(&f1).map(|p| p.1).fold(100.0, f64::min);
-    let mut c = Chart::new("chart-accuracy", Axis::new(0.5_f64.min(last - 0.5), last + 0.5), Axis::new((lo - 5.0).max(0.0).floor(), 100.0), "epoch", "test accuracy, macro F1 (%)");
-    c.polyline(Some("acc-line"), "series acc", PALETTE[2], 2.0, 1.0, &acc, "");
+    let mut c = Chart::new(
+        "chart-accuracy",
+        Axis::new(0.5_f64.min(last - 0.5), last + 0.5),
+        Axis::new((lo - 5.0).max(0.0).floor(), 100.0),
+        "epoch",
+        "test accuracy, macro F1 (%)",
+    );
+    c.polyline(
+        Some("acc-line"),
+        "series acc",
+        PALETTE[2],
+        2.0,
+        1.0,
+        &acc,
+        "",
+    );
     c.polyline(Some("f1-line"), "series f1", PALETTE[3], 2.0, 1.0, &f1, "");
     for &(x, y) in &acc {
-        let _ = writeln!(c.body, "<circle class=\"acc-point\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{}\"><title>epoch {x}: accuracy {y:.2} %</title></circle>", c.px(x), c.py(y), PALETTE[2]);
+        let _ = writeln!(
+            c.body,
+            "<circle class=\"acc-point\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"{}\"><title>epoch {x}: accuracy {y:.2} %</title></circle>",
+            c.px(x),
+            c.py(y),
+            PALETTE[2]
+        );
     }
-    c.legend = vec![("accuracy".into(), PALETTE[2].into()), ("macro F1".into(), PALETTE[3].into())];
+    c.legend = vec![
+        ("accuracy".into(), PALETTE[2].into()),
+        ("macro F1".into(), PALETTE[3].into()),
+    ];
     Some(c.svg("test accuracy per epoch"))
 }
 
@@ -772,24 +907,65 @@ fn class_bars(e: &EvalRecord) -> String {
     let h = top + row * n as f64 + 30.0;
     let plot_w = W - left - right;
     let mut s = String::new();
-    let _ = writeln!(s, "<svg class=\"chart\" id=\"chart-classes\" viewBox=\"0 0 {W} {h:.0}\" role=\"img\" aria-label=\"precision, recall and F1 per class\" xmlns=\"http://www.w3.org/2000/svg\"><g font-size=\"12\" fill=\"#374151\">");
+    let _ = writeln!(
+        s,
+        "<svg class=\"chart\" id=\"chart-classes\" viewBox=\"0 0 {W} {h:.0}\" role=\"img\" aria-label=\"precision, recall and F1 per class\" xmlns=\"http://www.w3.org/2000/svg\"><g font-size=\"12\" fill=\"#374151\">"
+    );
     for t in 0..=5 {
         let x = left + plot_w * t as f64 / 5.0;
-        let _ = writeln!(s, "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#e5e7eb\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>", h - 30.0, h - 14.0, t * 20);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#e5e7eb\"/><text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            h - 30.0,
+            h - 14.0,
+            t * 20
+        );
     }
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"13\">% (precision, recall, F1)</text>", left + plot_w / 2.0, h - 1.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"13\">% (precision, recall, F1)</text>",
+        left + plot_w / 2.0,
+        h - 1.0
+    );
     s.push_str("</g><g class=\"plot\">\n");
     for (i, c) in e.classes.iter().enumerate() {
         let y = top + row * i as f64;
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\">{}</text>", left - 8.0, y + 16.0, esc(&c.name));
-        for (k, (v, color, what)) in [(c.precision, PALETTE[0], "precision"), (c.recall, PALETTE[1], "recall"), (c.f1, PALETTE[2], "F1")].into_iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"12\">{}</text>",
+            left - 8.0,
+            y + 16.0,
+            esc(&c.name)
+        );
+        for (k, (v, color, what)) in [
+            (c.precision, PALETTE[0], "precision"),
+            (c.recall, PALETTE[1], "recall"),
+            (c.f1, PALETTE[2], "F1"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let v = if v.is_finite() { v } else { 0.0 };
-            let _ = writeln!(s, "<rect class=\"class-bar\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"7\" fill=\"{color}\"><title>{}: {what} {:.1} %</title></rect>", y + 3.0 + 7.0 * k as f64, plot_w * v, esc(&c.name), v * 100.0);
+            let _ = writeln!(
+                s,
+                "<rect class=\"class-bar\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"7\" fill=\"{color}\"><title>{}: {what} {:.1} %</title></rect>",
+                y + 3.0 + 7.0 * k as f64,
+                plot_w * v,
+                esc(&c.name),
+                v * 100.0
+            );
         }
     }
     s.push_str("</g></svg>\n<div class=\"legend\">");
-    for (label, color) in [("precision", PALETTE[0]), ("recall", PALETTE[1]), ("F1", PALETTE[2])] {
-        let _ = write!(s, "<span><i style=\"background:{color}\"></i>{label}</span>");
+    for (label, color) in [
+        ("precision", PALETTE[0]),
+        ("recall", PALETTE[1]),
+        ("F1", PALETTE[2]),
+    ] {
+        let _ = write!(
+            s,
+            "<span><i style=\"background:{color}\"></i>{label}</span>"
+        );
     }
     s.push_str("</div>\n");
     s
@@ -797,27 +973,66 @@ fn class_bars(e: &EvalRecord) -> String {
 
 fn confusion(e: &EvalRecord) -> String {
     let n = e.confusion.len();
-    let names: Vec<String> = (0..n).map(|i| e.classes.get(i).map_or(i.to_string(), |c| c.name.clone())).collect();
+    let names: Vec<String> = (0..n)
+        .map(|i| e.classes.get(i).map_or(i.to_string(), |c| c.name.clone()))
+        .collect();
     let cell = 44.0;
     let (left, top) = (130.0, 110.0);
     let size = left + cell * n as f64 + 10.0;
     let mut s = String::new();
-    let _ = writeln!(s, "<svg class=\"chart\" id=\"chart-confusion\" viewBox=\"0 0 {size:.0} {:.0}\" role=\"img\" aria-label=\"confusion matrix\" xmlns=\"http://www.w3.org/2000/svg\" style=\"max-width:{size:.0}px\"><g font-size=\"11\" fill=\"#374151\">", top + cell * n as f64 + 10.0);
-    let _ = writeln!(s, "<text x=\"{:.1}\" y=\"14\" text-anchor=\"middle\" font-size=\"13\">predicted class →</text>", left + cell * n as f64 / 2.0);
-    let _ = writeln!(s, "<text transform=\"translate(14 {:.1}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">actual class →</text>", top + cell * n as f64 / 2.0);
+    let _ = writeln!(
+        s,
+        "<svg class=\"chart\" id=\"chart-confusion\" viewBox=\"0 0 {size:.0} {:.0}\" role=\"img\" aria-label=\"confusion matrix\" xmlns=\"http://www.w3.org/2000/svg\" style=\"max-width:{size:.0}px\"><g font-size=\"11\" fill=\"#374151\">",
+        top + cell * n as f64 + 10.0
+    );
+    let _ = writeln!(
+        s,
+        "<text x=\"{:.1}\" y=\"14\" text-anchor=\"middle\" font-size=\"13\">predicted class →</text>",
+        left + cell * n as f64 / 2.0
+    );
+    let _ = writeln!(
+        s,
+        "<text transform=\"translate(14 {:.1}) rotate(-90)\" text-anchor=\"middle\" font-size=\"13\">actual class →</text>",
+        top + cell * n as f64 / 2.0
+    );
     for (i, name) in names.iter().enumerate() {
         let x = left + cell * i as f64 + cell / 2.0;
-        let _ = writeln!(s, "<text transform=\"translate({x:.1} {:.1}) rotate(-50)\" text-anchor=\"start\">{}</text>", top - 6.0, esc(name));
-        let _ = writeln!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>", left - 6.0, top + cell * i as f64 + cell / 2.0 + 4.0, esc(name));
+        let _ = writeln!(
+            s,
+            "<text transform=\"translate({x:.1} {:.1}) rotate(-50)\" text-anchor=\"start\">{}</text>",
+            top - 6.0,
+            esc(name)
+        );
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            left - 6.0,
+            top + cell * i as f64 + cell / 2.0 + 4.0,
+            esc(name)
+        );
     }
     s.push_str("</g><g class=\"plot\">\n");
     for (a, row) in e.confusion.iter().enumerate() {
         let total: u64 = row.iter().sum();
         for (p, &count) in row.iter().enumerate() {
-            let frac = if total > 0 { count as f64 / total as f64 } else { 0.0 };
+            let frac = if total > 0 {
+                count as f64 / total as f64
+            } else {
+                0.0
+            };
             let (x, y) = (left + cell * p as f64, top + cell * a as f64);
             let color = if a == p { "22,163,74" } else { "220,38,38" };
-            let _ = writeln!(s, "<rect class=\"cm-cell\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgba({color},{:.3})\" stroke=\"#fff\"><title>actual {}, predicted {}: {count} ({:.1} % of the row)</title></rect><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\" fill=\"{}\">{count}</text>", 0.06 + 0.94 * frac.sqrt(), esc(&names[a]), esc(&names[p]), frac * 100.0, x + cell / 2.0, y + cell / 2.0 + 4.0, if frac > 0.5 { "#fff" } else { "#111827" });
+            let _ = writeln!(
+                s,
+                "<rect class=\"cm-cell\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgba({color},{:.3})\" stroke=\"#fff\"><title>actual {}, predicted {}: {count} ({:.1} % of the row)</title></rect><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\" fill=\"{}\">{count}</text>",
+                0.06 + 0.94 * frac.sqrt(),
+                esc(&names[a]),
+                esc(&names[p]),
+                frac * 100.0,
+                x + cell / 2.0,
+                y + cell / 2.0 + 4.0,
+                if frac > 0.5 { "#fff" } else { "#111827" }
+            );
         }
     }
     s.push_str("</g></svg>\n<p class=\"note\">Rows are the actual class, columns the prediction; green: correct, red: confusions; intensity: share of the row.</p>\n");
@@ -828,13 +1043,36 @@ fn roc_chart(e: &EvalRecord) -> Option<String> {
     if e.roc.is_empty() {
         return None;
     }
-    let mut c = Chart::new("chart-roc", Axis::new(0.0, 1.0), Axis::new(0.0, 1.0), "false positive rate", "true positive rate");
-    c.polyline(None, "reference", "#9ca3af", 1.0, 1.0, &[(0.0, 0.0), (1.0, 1.0)], "stroke-dasharray=\"5 4\"");
+    let mut c = Chart::new(
+        "chart-roc",
+        Axis::new(0.0, 1.0),
+        Axis::new(0.0, 1.0),
+        "false positive rate",
+        "true positive rate",
+    );
+    c.polyline(
+        None,
+        "reference",
+        "#9ca3af",
+        1.0,
+        1.0,
+        &[(0.0, 0.0), (1.0, 1.0)],
+        "stroke-dasharray=\"5 4\"",
+    );
     for (j, r) in e.roc.iter().enumerate() {
         let color = PALETTE[j % PALETTE.len()];
         let pts: Vec<(f64, f64)> = r.points.iter().map(|p| (p[0], p[1])).collect();
-        c.polyline(None, "series roc", color, 1.5, 0.9, &pts, &format!("data-class=\"{}\"", esc(&r.name)));
-        c.legend.push((format!("{} (AUC {:.3})", r.name, r.auc), color.to_string()));
+        c.polyline(
+            None,
+            "series roc",
+            color,
+            1.5,
+            0.9,
+            &pts,
+            &format!("data-class=\"{}\"", esc(&r.name)),
+        );
+        c.legend
+            .push((format!("{} (AUC {:.3})", r.name, r.auc), color.to_string()));
     }
     Some(c.svg("ROC curve per class (one vs all)"))
 }
@@ -849,26 +1087,47 @@ fn table(rows: &[(String, String)]) -> String {
 }
 
 fn param_table(stats: &StatsFile) -> String {
-    let last = stats.iterations.iter().rev().find(|r| r.param_mean.is_some());
-    let mut s = String::from("<div class=\"scroll\"><table class=\"num\"><tr><th>parameter</th><th>shape</th><th>mean |p|</th><th>mean |gradient|</th><th>mean |update|</th><th>update : parameter</th></tr>");
+    let last = stats
+        .iterations
+        .iter()
+        .rev()
+        .find(|r| r.param_mean.is_some());
+    let mut s = String::from(
+        "<div class=\"scroll\"><table class=\"num\"><tr><th>parameter</th><th>shape</th><th>mean |p|</th><th>mean |gradient|</th><th>mean |update|</th><th>update : parameter</th></tr>",
+    );
     for (j, p) in stats.header.params.iter().enumerate() {
         let get = |v: Option<&Vec<f64>>| v.and_then(|v| v.get(j).copied()).unwrap_or(f64::NAN);
         let (pm, gm, um) = last.map_or((f64::NAN, f64::NAN, f64::NAN), |r| {
-            (get(r.param_mean.as_ref()), get(r.grad_mean.as_ref()), get(r.update_mean.as_ref()))
+            (
+                get(r.param_mean.as_ref()),
+                get(r.grad_mean.as_ref()),
+                get(r.update_mean.as_ref()),
+            )
         });
-        let _ = write!(s, "<tr><td>{}</td><td>{:?}</td><td>{pm:.3e}</td><td>{gm:.3e}</td><td>{um:.3e}</td><td>{:.3e}</td></tr>", esc(&p.key), p.shape, um / pm);
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td>{:?}</td><td>{pm:.3e}</td><td>{gm:.3e}</td><td>{um:.3e}</td><td>{:.3e}</td></tr>",
+            esc(&p.key),
+            p.shape,
+            um / pm
+        );
     }
     s.push_str("</table></div>\n");
     s
 }
 
 fn memory_table(stats: &StatsFile) -> String {
-    let mut s = String::from("<div class=\"scroll\"><table class=\"num\"><tr><th>thread</th><th>workspace</th><th>block</th><th>last cycle used</th><th>spilled</th><th>pinned</th><th>cycles</th></tr>");
+    let mut s = String::from(
+        "<div class=\"scroll\"><table class=\"num\"><tr><th>thread</th><th>workspace</th><th>block</th><th>last cycle used</th><th>spilled</th><th>pinned</th><th>cycles</th></tr>",
+    );
     let last = stats.iterations.last();
     let mut order: Vec<&WorkspaceInfo> = stats.workspaces.iter().collect();
     order.sort_by_key(|w| (w.thread_index, w.slot));
     for w in order {
-        let sample = last.and_then(|r| r.ws.iter().find(|x| x.slot == w.slot)).copied().unwrap_or_default();
+        let sample = last
+            .and_then(|r| r.ws.iter().find(|x| x.slot == w.slot))
+            .copied()
+            .unwrap_or_default();
         let _ = write!(
             s,
             "<tr><td>{}</td><td>{}{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -909,7 +1168,7 @@ th,td{text-align:left;padding:3px 8px;border-bottom:1px solid #e5e7eb;vertical-a
 table.num td{font-variant-numeric:tabular-nums}
 pre{font-size:12px;overflow-x:auto;background:#f9fafb;padding:8px;border-radius:6px}
 #selfcheck{display:none}
-@media (max-width:560px){body{font-size:14px}main{padding:6px}section{padding:10px 8px}}
+@media (max-width:560px){body{font-size:14px}main{padding:6px}section{padding:10px 8px}svg.chart .axes text{font-size:20px}}
 ";
 
 /// The page's script: an error marker in the DOM for any script error (what the browser test
@@ -954,32 +1213,65 @@ pub fn render(stats: &StatsFile, live: bool) -> String {
     let mut s = String::with_capacity(64 * 1024 + iters.len() * 64);
     s.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\n");
     if live {
-        let _ = writeln!(s, "<meta http-equiv=\"refresh\" content=\"{RELOAD_SECONDS}\">");
+        let _ = writeln!(
+            s,
+            "<meta http-equiv=\"refresh\" content=\"{RELOAD_SECONDS}\">"
+        );
     }
-    let _ = writeln!(s, "<title>dl4rs training report{}</title>", if live { " (live)" } else { "" });
-    let _ = writeln!(s, "<style>{STYLE}</style>\n<script>{SCRIPT}</script>\n</head><body><main>");
+    let _ = writeln!(
+        s,
+        "<title>dl4rs training report{}</title>",
+        if live { " (live)" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "<style>{STYLE}</style>\n<script>{SCRIPT}</script>\n</head><body><main>"
+    );
     let _ = writeln!(s, "<h1>dl4rs training report</h1>");
     if live {
-        let _ = writeln!(s, "<p class=\"banner\" id=\"live\">Training in progress: this page is rewritten after every epoch and reloads itself every {RELOAD_SECONDS} s.</p>");
+        let _ = writeln!(
+            s,
+            "<p class=\"banner\" id=\"live\">Training in progress: this page is rewritten after every epoch and reloads itself every {RELOAD_SECONDS} s.</p>"
+        );
     } else if !stats.finished {
-        let _ = writeln!(s, "<p class=\"banner\">The run did not finish (stopped or still running): showing everything up to its last flush{}.</p>", if stats.truncated { "; a cut-short last line was ignored" } else { "" });
+        let _ = writeln!(
+            s,
+            "<p class=\"banner\">The run did not finish (stopped or still running): showing everything up to its last flush{}.</p>",
+            if stats.truncated {
+                "; a cut-short last line was ignored"
+            } else {
+                ""
+            }
+        );
     }
 
     // Headline figures.
     let last_eval = stats.evaluations.last();
     let mut kpis: Vec<(String, String)> = Vec::new();
     if let Some(r) = iters.last() {
-        kpis.push((format!("{}", r.iteration), format!("iterations, {} epochs", stats.epochs.len())));
+        kpis.push((
+            format!("{}", r.iteration),
+            format!("iterations, {} epochs", stats.epochs.len()),
+        ));
         if let Some(e) = stats.epochs.last() {
-            kpis.push((format!("{:.4}", e.train_loss), "training loss, last epoch".into()));
+            kpis.push((
+                format!("{:.4}", e.train_loss),
+                "training loss, last epoch".into(),
+            ));
         }
         kpis.push((format!("{:.1} s", r.time_s), "training time".into()));
         let total: u64 = r.ws.iter().map(|w| w.block + w.spilled + w.pinned).sum();
-        kpis.push((human(total as f64), format!("workspaces held ({} workspaces)", stats.workspaces.len())));
+        kpis.push((
+            human(total as f64),
+            format!("workspaces held ({} workspaces)", stats.workspaces.len()),
+        ));
     }
     if let Some(e) = last_eval {
         if let Some(a) = e.accuracy {
-            kpis.push((format!("{:.2} %", a * 100.0), format!("{} accuracy", e.split)));
+            kpis.push((
+                format!("{:.2} %", a * 100.0),
+                format!("{} accuracy", e.split),
+            ));
         }
         if let Some(l) = e.loss {
             kpis.push((format!("{l:.4}"), format!("{} loss", e.split)));
@@ -987,7 +1279,12 @@ pub fn render(stats: &StatsFile, live: bool) -> String {
     }
     s.push_str("<section><div class=\"kpis\">");
     for (v, label) in &kpis {
-        let _ = write!(s, "<div class=\"kpi\"><b>{}</b><span>{}</span></div>", esc(v), esc(label));
+        let _ = write!(
+            s,
+            "<div class=\"kpi\"><b>{}</b><span>{}</span></div>",
+            esc(v),
+            esc(label)
+        );
     }
     s.push_str("</div></section>\n");
 
@@ -1000,18 +1297,36 @@ pub fn render(stats: &StatsFile, live: bool) -> String {
             Some(c) => s.push_str(&c),
             None => s.push_str("<p>No workspaces recorded (workspaces off?).</p>"),
         }
-        let _ = writeln!(s, "<p class=\"note\">Stacked per workspace: block + heap spills + pinned bytes at each workspace's last cycle end, sampled every iteration from every thread. The first cycles learn (spills, red ticks), then the blocks serve every cycle: a flat top is the steady state.</p>{}</section>", memory_table(stats));
-        let _ = writeln!(s, "<section><h2>Examples per second</h2>{}</section>", throughput_chart(stats));
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">Stacked per workspace: block + heap spills + pinned bytes at each workspace's last cycle end, sampled every iteration from every thread. The first cycles learn (spills, red ticks), then the blocks serve every cycle: a flat top is the steady state.</p>{}</section>",
+            memory_table(stats)
+        );
+        let _ = writeln!(
+            s,
+            "<section><h2>Examples per second</h2>{}</section>",
+            throughput_chart(stats)
+        );
         let _ = writeln!(s, "<section><h2>Update : parameter ratio</h2>");
         match ratio_chart(stats) {
             Some(c) => s.push_str(&c),
             None => s.push_str("<p>No parameter statistics recorded yet.</p>"),
         }
-        let _ = writeln!(s, "<p class=\"note\">Mean |update| over mean |parameter| per parameter array, every {} iterations (DL4J's chart: around 1e-3 is healthy; much higher is unstable, much lower learns slowly).</p>{}</section>", h.param_stats_every, param_table(stats));
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">Mean |update| over mean |parameter| per parameter array, every {} iterations (DL4J's chart: around 1e-3 is healthy; much higher is unstable, much lower learns slowly).</p>{}</section>",
+            h.param_stats_every,
+            param_table(stats)
+        );
     }
 
     if let Some(e) = last_eval {
-        let _ = writeln!(s, "<section><h2>Evaluation ({}, after epoch {})</h2>", esc(&e.split), e.epoch + 1);
+        let _ = writeln!(
+            s,
+            "<section><h2>Evaluation ({}, after epoch {})</h2>",
+            esc(&e.split),
+            e.epoch + 1
+        );
         let mut rows = Vec::new();
         if let Some(a) = e.accuracy {
             rows.push(("accuracy".to_string(), format!("{:.2} %", a * 100.0)));
@@ -1044,12 +1359,24 @@ pub fn render(stats: &StatsFile, live: bool) -> String {
         s.push_str("</section>\n");
     }
 
-    let _ = writeln!(s, "<section><h2>Network</h2><pre>{}</pre></section>", esc(&h.summary));
+    let _ = writeln!(
+        s,
+        "<section><h2>Network</h2><pre>{}</pre></section>",
+        esc(&h.summary)
+    );
     let mut run = h.run.clone();
     run.push(("network kind".into(), h.model_kind.clone()));
     run.push(("parameters".into(), h.num_params.to_string()));
-    run.push(("stats schema".into(), format!("{} version {}", h.format, h.version)));
-    let _ = writeln!(s, "<section><h2>Run</h2>{}<details><summary>network configuration (JSON)</summary><pre>{}</pre></details></section>", table(&run), esc(&serde_json::to_string_pretty(&h.conf).unwrap_or_default()));
+    run.push((
+        "stats schema".into(),
+        format!("{} version {}", h.format, h.version),
+    ));
+    let _ = writeln!(
+        s,
+        "<section><h2>Run</h2>{}<details><summary>network configuration (JSON)</summary><pre>{}</pre></details></section>",
+        table(&run),
+        esc(&serde_json::to_string_pretty(&h.conf).unwrap_or_default())
+    );
     s.push_str("<p class=\"note\">Written by dl4rs (self-contained: no network access needed).</p>\n</main></body></html>\n");
     s
 }
@@ -1072,7 +1399,10 @@ mod tests {
         assert!(live.contains("http-equiv=\"refresh\"") && live.contains("id=\"live\""));
         let done = render(&stats, false);
         assert!(!done.contains("http-equiv=\"refresh\""));
-        assert!(done.contains("did not finish"), "no end line: the page says so");
+        assert!(
+            done.contains("did not finish"),
+            "no end line: the page says so"
+        );
         // HTML in names is escaped; a NaN score is left out of the loss line.
         assert!(done.contains("&lt;net&gt;") && !done.contains("<net>"));
         assert!(done.contains("data-n=\"0\""));

@@ -4,6 +4,8 @@
 //! heap allocations per timed iteration. The budget: at most 3 % and 0 allocations.
 
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
@@ -54,9 +56,36 @@ struct Result1 {
     /// `On`: mean microseconds of one `iteration_done` call of the listener, timed alone over
     /// 2,000 calls on the trained network (flushes and parameter statistics included).
     listener_us: Option<f64>,
+    /// `On`: mean iteration time with the listener on over the mean with it off, in
+    /// alternating blocks in the same process, minus 1, in %.
+    interleaved_overhead: Option<f64>,
 }
 
-fn once(args: &StatsBench, variant: Variant, alloc: &CountingAllocator) -> Result<Result1, CliError> {
+/// Switches a listener on and off (off: returns at once).
+struct Toggle {
+    inner: StatsListener<f32>,
+    enabled: Arc<AtomicBool>,
+}
+
+impl TrainingListener<f32> for Toggle {
+    fn iteration_done(
+        &mut self,
+        net: &dyn dl4rs::nn::Model<f32>,
+        info: &IterationInfo,
+    ) -> Result<(), dl4rs::nn::NnError> {
+        if self.enabled.load(Ordering::Relaxed) {
+            self.inner.iteration_done(net, info)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn once(
+    args: &StatsBench,
+    variant: Variant,
+    alloc: &CountingAllocator,
+) -> Result<Result1, CliError> {
     let (x, y) = w1_data(Data::Synthetic)?;
     let conf = NeuralNetConfiguration::builder()
         .seed(0)
@@ -70,6 +99,7 @@ fn once(args: &StatsBench, variant: Variant, alloc: &CountingAllocator) -> Resul
     let params = w1_params();
     net.set_params(&NdArray::from_slice_detached(&[params.len()], &params)?.view())?;
     let path = std::env::temp_dir().join(format!("dl4rs-bench-stats-{}.jsonl", std::process::id()));
+    let enabled = Arc::new(AtomicBool::new(true));
     let handle = if variant == Variant::On {
         let listener = StatsListener::<f32>::with_config(
             &path,
@@ -79,15 +109,32 @@ fn once(args: &StatsBench, variant: Variant, alloc: &CountingAllocator) -> Resul
             },
         )?;
         let handle = listener.handle();
-        net.add_listener(Box::new(listener));
+        net.add_listener(Box::new(Toggle {
+            inner: listener,
+            enabled: enabled.clone(),
+        }));
         Some(handle)
     } else {
         None
     };
     let batches = ROWS / BATCH;
     let mut times = Vec::with_capacity(args.iterations);
+    let (mut on_times, mut off_times) = (Vec::new(), Vec::new());
     let mut allocations = 0;
-    for k in 0..30 + args.iterations {
+    // `On`: after the timed iterations, as many again with the listener switched on and off
+    // in alternating blocks of 40 (two parameter-statistics iterations each), in this one
+    // process: the same machine state for both, so load from elsewhere cancels out.
+    let interleaved = if variant == Variant::On {
+        args.iterations.div_ceil(80) * 80
+    } else {
+        0
+    };
+    for k in 0..30 + args.iterations + interleaved {
+        let j = k.saturating_sub(30 + args.iterations);
+        let block_on = (j / 40).is_multiple_of(2);
+        if j > 0 || k >= 30 + args.iterations {
+            enabled.store(block_on, Ordering::Relaxed);
+        }
         let start = (k % batches) * BATCH;
         let bx = x.view().slice_axis(0, start, start + BATCH, 1)?;
         let by = y.view().slice_axis(0, start, start + BATCH, 1)?;
@@ -95,11 +142,20 @@ fn once(args: &StatsBench, variant: Variant, alloc: &CountingAllocator) -> Resul
         let t = Instant::now();
         net.fit_arrays(&bx, &by)?;
         let elapsed = t.elapsed().as_secs_f64();
-        if k >= 30 {
+        if k >= 30 + args.iterations {
+            if block_on {
+                on_times.push(elapsed);
+            } else {
+                off_times.push(elapsed);
+            }
+        } else if k >= 30 {
             times.push(elapsed);
             allocations += alloc.allocations() - before;
         }
     }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let interleaved_overhead =
+        (!on_times.is_empty()).then(|| (mean(&on_times) / mean(&off_times) - 1.0) * 100.0);
     let mut listener_us = None;
     if let Some(h) = handle {
         h.finish()?;
@@ -137,6 +193,7 @@ fn once(args: &StatsBench, variant: Variant, alloc: &CountingAllocator) -> Resul
         median_ms,
         allocations_per_iteration: allocations as f64 / args.iterations.max(1) as f64,
         listener_us,
+        interleaved_overhead,
     })
 }
 
@@ -169,7 +226,8 @@ pub fn run(args: StatsBench, alloc: &'static CountingAllocator) -> Result<(), Cl
         ));
     }
     if let Some(variant) = args.variant {
-        let result = super::thread_pool(Some(args.threads))?.install(|| once(&args, variant, alloc))?;
+        let result =
+            super::thread_pool(Some(args.threads))?.install(|| once(&args, variant, alloc))?;
         println!(
             "{}",
             serde_json::to_string(&result).map_err(|e| CliError::Usage(e.to_string()))?
@@ -186,7 +244,11 @@ pub fn run(args: StatsBench, alloc: &'static CountingAllocator) -> Result<(), Cl
         t.sort_by(f64::total_cmp);
         t[t.len() / 2]
     };
-    let allocs = |v: &[Result1]| v.iter().map(|r| r.allocations_per_iteration).fold(0.0, f64::max);
+    let allocs = |v: &[Result1]| {
+        v.iter()
+            .map(|r| r.allocations_per_iteration)
+            .fold(0.0, f64::max)
+    };
     let (m_off, m_on) = (median(&off), median(&on));
     println!(
         "dl4rs bench stats: W1 (MLP 784-256-128-10, SGD 0.1, batch 128, synthetic data), {} threads, 30 warm-up + {} timed iterations, {} processes per variant (alternating); parameter statistics every {} iterations",
@@ -214,6 +276,17 @@ pub fn run(args: StatsBench, alloc: &'static CountingAllocator) -> Result<(), Cl
     println!(
         "side by side: {:+.2} % (difference of the medians; noisy on a shared machine)",
         (m_on / m_off - 1.0) * 100.0
+    );
+    let mut inter: Vec<f64> = on.iter().filter_map(|r| r.interleaved_overhead).collect();
+    inter.sort_by(f64::total_cmp);
+    println!(
+        "interleaved in one process (blocks of 40 iterations on/off, mean times, median of the processes): {:+.2} % (per process: {})",
+        inter.get(inter.len() / 2).copied().unwrap_or(f64::NAN),
+        inter
+            .iter()
+            .map(|v| format!("{v:+.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     );
     println!(
         "the listener alone: {us:.1} µs per iteration (mean of 2,000 calls, median of the processes) = {:.2} % of W1's median iteration ({m_off:.3} ms); budget: 3 %",

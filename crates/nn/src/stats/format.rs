@@ -368,7 +368,9 @@ impl StatsFile {
                 );
                 continue;
             }
-            let bad = |e: serde_json::Error| err(source, format!("line {}: bad {kind} record: {e}", n + 1));
+            let bad = |e: serde_json::Error| {
+                err(source, format!("line {}: bad {kind} record: {e}", n + 1))
+            };
             match kind {
                 "workspace" => out
                     .workspaces
