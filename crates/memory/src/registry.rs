@@ -73,7 +73,7 @@ impl Published {
             let v: [u64; 6] = std::array::from_fn(|i| self.fields[i].load(Relaxed));
             fence(Acquire);
             let after = self.seq.load(Relaxed);
-            if before == after && before % 2 == 0 {
+            if before == after && before.is_multiple_of(2) {
                 return CycleSnapshot {
                     block_bytes: v[0],
                     used_bytes: v[1],

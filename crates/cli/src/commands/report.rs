@@ -432,6 +432,7 @@ impl Chart {
         s
     }
 
+    #[allow(clippy::too_many_arguments)] // a drawing primitive: every SVG attribute it sets
     fn polyline(
         &mut self,
         id: Option<&str>,
