@@ -156,10 +156,13 @@ fn stats_file_round_trips() {
             .any(|w| w.id.starts_with("WS_ALL_LAYERS_ACT"))
     );
     // The learning cycle of the all-layers workspace spills, then it is served from its block.
+    // The view is process-wide: other tests' threads have workspaces too; this one's trained
+    // on this thread.
+    let me = std::thread::current().name().unwrap_or("main").to_string();
     let all = stats
         .workspaces
         .iter()
-        .find(|w| w.id.starts_with("WS_ALL_LAYERS_ACT"))
+        .find(|w| w.id.starts_with("WS_ALL_LAYERS_ACT") && w.thread == me)
         .unwrap()
         .slot;
     let sample = |i: usize| {
