@@ -29,6 +29,8 @@ enum Command {
     Predict(commands::inspect::PredictArgs),
     /// Print a saved model's layer table.
     Summary(commands::inspect::SummaryArgs),
+    /// Draw a stats file (from `train --report` or a StatsListener) as a self-contained HTML report.
+    Report(commands::report::ReportArgs),
     /// Benchmarks, comparing workspace modes.
     Bench {
         #[command(subcommand)]
@@ -43,6 +45,7 @@ fn main() {
         Command::Evaluate(args) => commands::inspect::evaluate(args),
         Command::Predict(args) => commands::inspect::predict(args),
         Command::Summary(args) => commands::inspect::summary(args),
+        Command::Report(args) => commands::report::run(args),
         Command::Bench { which } => commands::bench::run(which, &ALLOC),
     };
     if let Err(err) = result {

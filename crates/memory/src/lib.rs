@@ -64,6 +64,7 @@ mod element;
 mod error;
 mod manager;
 mod mapped;
+mod registry;
 mod stats;
 mod workspace;
 
@@ -85,4 +86,5 @@ pub use manager::{
     get_and_activate_workspace, get_workspace_for_current_thread, open_workspaces,
     parent_workspace, scope_out_of_workspaces, set_debug_mode,
 };
+pub use registry::{CycleSnapshot, ProcessWorkspace, process_workspaces, process_workspaces_into};
 pub use stats::{AllocationReport, WorkspaceStats, human_bytes};

@@ -18,6 +18,7 @@ use crate::config::{
 use crate::debug::DebugMode;
 use crate::error::{OpenWorkspaces, WorkspaceError};
 use crate::mapped::OpenFailure;
+use crate::registry::{self, CycleSnapshot, Published};
 use crate::stats::WorkspaceStats;
 
 /// Poison byte: 0xFF.. is a NaN for both f32 and f64, so a read of unwritten memory shows.
@@ -60,6 +61,8 @@ pub(crate) struct WorkspaceState {
     small_cycles: u32,
     recent_peak: usize,
     last_misuse: Option<String>,
+    /// What the process-wide view ([`crate::process_workspaces`]) reads.
+    published: Arc<Published>,
 }
 
 impl WorkspaceState {
@@ -103,8 +106,16 @@ impl WorkspaceState {
             small_cycles: 0,
             recent_peak: 0,
             last_misuse: None,
+            published: Arc::new(Published::default()),
         };
         ws.init()?;
+        ws.publish(0);
+        registry::register(
+            ws.shared.uid,
+            &ws.shared.id,
+            ws.cyclic(),
+            ws.published.clone(),
+        );
         Ok(ws)
     }
 
@@ -405,6 +416,8 @@ impl WorkspaceState {
     /// manager) to fill in.
     pub(crate) fn close(&mut self, debug: DebugMode) -> Result<(), WorkspaceError> {
         self.shared.open.store(false, SeqCst);
+        // The cycle's spills, before learning frees them.
+        let spilled = self.spilled_bytes;
         self.borrowed = false;
         let cyclic = self.cyclic();
         // Invalidate first, then look at the borrow counters: the owner half of the handshake
@@ -498,6 +511,7 @@ impl WorkspaceState {
             self.offset = self.offset.div_ceil(slot).saturating_mul(slot);
         }
         self.cycle_allocations = 0;
+        self.publish(spilled);
         match misuse {
             Some(err) => Err(err),
             None => Ok(()),
@@ -595,6 +609,22 @@ impl WorkspaceState {
         self.pinned_bytes = 0;
     }
 
+    /// Publishes the fixed-size snapshot the process-wide view reads (no allocation).
+    fn publish(&self, spilled: usize) {
+        self.published.publish(&CycleSnapshot {
+            block_bytes: if self.block.is_some() {
+                self.current_size as u64
+            } else {
+                0
+            },
+            used_bytes: self.last_cycle_allocations as u64,
+            spilled_bytes: spilled.max(self.spilled_bytes) as u64,
+            pinned_bytes: self.pinned_bytes as u64,
+            max_cycle_bytes: self.max_cycle as u64,
+            cycles: self.cycles_count,
+        });
+    }
+
     pub(crate) fn stats(&self) -> WorkspaceStats {
         WorkspaceStats {
             id: self.id().to_string(),
@@ -624,5 +654,12 @@ impl WorkspaceState {
             shrinks: self.shrinks,
             last_misuse: self.last_misuse.clone(),
         }
+    }
+}
+
+impl Drop for WorkspaceState {
+    /// Leaves the process-wide view (destroyed, or its thread exited).
+    fn drop(&mut self) {
+        registry::unregister(self.shared.uid);
     }
 }

@@ -44,6 +44,8 @@ pub enum Which {
     /// W4: LeNet-5 training and inference (loss cross-check with PyTorch), and the
     /// convolutions' GFLOP/s against the gemm's.
     Conv(super::conv_bench::ConvBench),
+    /// W1 without and with a StatsListener attached: the cost of recording statistics.
+    Stats(super::stats_bench::StatsBench),
 }
 
 /// Where the workload's buffers live.
@@ -146,6 +148,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Pipeline(args) => super::workloads::run_pipeline(args, alloc),
         Which::Graph(args) => super::graph_bench::run(args, alloc),
         Which::Conv(args) => super::conv_bench::run(args, alloc),
+        Which::Stats(args) => super::stats_bench::run(args, alloc),
     }
 }
 

@@ -8,6 +8,8 @@ pub mod conv_bench;
 pub mod graph_bench;
 pub mod inspect;
 pub mod process;
+pub mod report;
+pub mod stats_bench;
 pub mod train;
 pub mod workloads;
 
@@ -45,7 +47,7 @@ impl From<String> for CliError {
 /// A rayon pool with `threads` threads (all cores by default). Commands run inside it, so the
 /// matrix products' tasks are pool-local and allocation-free.
 pub fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, CliError> {
-    let mut builder = rayon::ThreadPoolBuilder::new();
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("dl4rs-pool-{i}"));
     if let Some(n) = threads {
         if n == 0 {
             return Err(CliError::Usage("--threads must be at least 1".into()));

@@ -96,6 +96,10 @@ pub struct TrainArgs {
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Write an HTML report of the training (rewritten every epoch, reloading itself while
+    /// training runs) and its stats file beside it (`NAME.stats.jsonl`).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
 }
 
 /// Workspace mode on the command line.
@@ -380,7 +384,21 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     } else {
         Box::new(train_iter)
     };
-    net.fit_iter(iterator.as_mut(), args.epochs)?;
+    match &args.report {
+        Some(html) => super::report::train_with_report(
+            net.as_mut(),
+            iterator.as_mut(),
+            args,
+            html,
+            &super::report::ReportJob {
+                test: &job.test,
+                class_names: job.class_names.as_deref(),
+                description: &job.description,
+                regression: job.regression,
+            },
+        )?,
+        None => net.fit_iter(iterator.as_mut(), args.epochs)?,
+    }
     drop(iterator);
     bar.finish();
     let train_secs = started.elapsed().as_secs_f64();
