@@ -248,12 +248,16 @@ impl LayerConf {
         }
     }
 
-    /// Number of parameters (after inference).
+    /// Number of parameters (after inference); `usize::MAX` when the sizes overflow (a
+    /// configuration read from an untrusted file can claim any size).
     pub fn num_params(&self) -> usize {
+        let dense = |n_in: Option<usize>, n_out: usize| {
+            n_in.unwrap_or(0).saturating_mul(n_out).saturating_add(n_out)
+        };
         match self {
-            LayerConf::Dense(c) => c.n_in.unwrap_or(0) * c.n_out + c.n_out,
-            LayerConf::Output(c) => c.dense.n_in.unwrap_or(0) * c.dense.n_out + c.dense.n_out,
-            LayerConf::BatchNormalization(c) => 2 * c.n.unwrap_or(0),
+            LayerConf::Dense(c) => dense(c.n_in, c.n_out),
+            LayerConf::Output(c) => dense(c.dense.n_in, c.dense.n_out),
+            LayerConf::BatchNormalization(c) => c.n.unwrap_or(0).saturating_mul(2),
             _ => 0,
         }
     }
