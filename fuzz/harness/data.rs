@@ -45,7 +45,10 @@ pub fn fuzz_csv_records(data: &[u8]) {
         return;
     }
     let records = reader.records().expect("initialized").clone();
-    assert_eq!(records.values().len(), records.len() * records.num_columns());
+    assert_eq!(
+        records.values().len(),
+        records.len() * records.num_columns()
+    );
     for (i, row) in records.iter().enumerate() {
         assert_eq!(records.get(i), Some(row));
         assert!(records.line(i).is_some());

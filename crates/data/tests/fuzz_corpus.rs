@@ -70,14 +70,26 @@ fn write_seeds() {
     };
     let with = |head: &[u8], body: &str| [head, body.as_bytes()].concat();
     // Control bytes: delimiter, skip lines, label mode, label column, batch.
-    write("csv_records", "seed-class", &with(&[0, 0, 6, 2, 2], "1,2,0\n3,4,1\n5.5,-6e3,1\n"));
+    write(
+        "csv_records",
+        "seed-class",
+        &with(&[0, 0, 6, 2, 2], "1,2,0\n3,4,1\n5.5,-6e3,1\n"),
+    );
     write(
         "csv_records",
         "seed-header-quoted",
         &with(&[1, 1, 1, 0, 3], "a;b;c\n\"1\";2;3\n4;\"5\";6\n"),
     );
-    write("csv_records", "seed-tab-crlf", &with(&[2, 0, 4, 1, 1], "1\t2\r\n3\t4\r\n"));
-    write("csv_records", "seed-bad", &with(&[0, 0, 0, 0, 1], "1,2\n3\n\"x,4\n"));
+    write(
+        "csv_records",
+        "seed-tab-crlf",
+        &with(&[2, 0, 4, 1, 1], "1\t2\r\n3\t4\r\n"),
+    );
+    write(
+        "csv_records",
+        "seed-bad",
+        &with(&[0, 0, 0, 0, 1], "1,2\n3\n\"x,4\n"),
+    );
     // Files separated by 0x00; control bytes: delimiter, skip, mode, alignment, batch.
     write(
         "csv_sequence",
@@ -92,7 +104,10 @@ fn write_seeds() {
     write(
         "csv_sequence",
         "seed-regression-align-start",
-        &with(&[0, 1, 3, 1, 3], "h\n1,2\n3,4\n\x00h\n5,6\n\x00h\n0.5\n1.5\n\x00h\n2.5\n"),
+        &with(
+            &[0, 1, 3, 1, 3],
+            "h\n1,2\n3,4\n\x00h\n5,6\n\x00h\n0.5\n1.5\n\x00h\n2.5\n",
+        ),
     );
     let images = IdxImages::new("i", 2, 2, 3, (0..12).collect()).unwrap();
     let labels = IdxLabels::new("l", vec![1, 0, 2]);
@@ -110,8 +125,16 @@ fn write_seeds() {
     let data = DataSet::new(features, label_arr).unwrap();
     for name in Normalizer::NAMES {
         let mut n = Normalizer::from_name(name).unwrap().fit_labels(true);
-        write("normalizer_json", &format!("seed-{name}-unfitted"), n.to_json().unwrap().as_bytes());
+        write(
+            "normalizer_json",
+            &format!("seed-{name}-unfitted"),
+            n.to_json().unwrap().as_bytes(),
+        );
         DataNormalization::<f64>::fit_data(&mut n, &data).unwrap();
-        write("normalizer_json", &format!("seed-{name}"), n.to_json().unwrap().as_bytes());
+        write(
+            "normalizer_json",
+            &format!("seed-{name}"),
+            n.to_json().unwrap().as_bytes(),
+        );
     }
 }

@@ -24,7 +24,12 @@ fn model(seed: u64) -> MultiLayerNetwork<f32> {
         .seed(seed)
         .updater(Updater::adam(1e-3))
         .list()
-        .layer(LayerConf::dense(200).n_in(300).activation(Activation::Relu).build())
+        .layer(
+            LayerConf::dense(200)
+                .n_in(300)
+                .activation(Activation::Relu)
+                .build(),
+        )
         .layer(LayerConf::batch_norm())
         .layer(
             LayerConf::output(LossFunction::Mcxent, 10)
@@ -91,7 +96,12 @@ fn sigkill_during_saves_leaves_a_complete_model() {
     let (mut saw_a, mut saw_b, mut torn_writes, mut max_temps) = (0, 0, 0, 0);
     for kill in 0..KILLS {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_saves_in_a_loop", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_saves_in_a_loop",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &path)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -204,7 +214,10 @@ fn good_file_round_trips() {
     let bytes = ModelSerializer::to_bytes(&net, true).unwrap();
     let (tensors, meta) = open(&bytes);
     let names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
-    assert!(names.contains(&"0_W") && names.contains(&"updater_state"), "{names:?}");
+    assert!(
+        names.contains(&"0_W") && names.contains(&"updater_state"),
+        "{names:?}"
+    );
     let back = ModelSerializer::restore_from_bytes::<f32>(&seal(&tensors, meta), "ok", true);
     assert_eq!(params(back.unwrap().into_model().as_ref()), params(&net));
 }
@@ -212,7 +225,16 @@ fn good_file_round_trips() {
 #[test]
 fn truncated_files_are_errors() {
     let bytes = ModelSerializer::to_bytes(&small_model(), true).unwrap();
-    for len in [0, 4, 8, 9, 64, bytes.len() / 2, bytes.len() - 4, bytes.len() - 1] {
+    for len in [
+        0,
+        4,
+        8,
+        9,
+        64,
+        bytes.len() / 2,
+        bytes.len() - 4,
+        bytes.len() - 1,
+    ] {
         refused(&format!("truncated to {len}"), &bytes[..len], &[]);
     }
     refused("truncated", &bytes[..bytes.len() - 1], &["truncated"]);
@@ -230,15 +252,31 @@ fn configuration_is_checked() {
         };
         seal(&tensors, m)
     };
-    refused("no configuration", &with("configuration", None), &["no configuration"]);
-    refused("bad JSON", &with("configuration", Some("{\"layers\":")), &["invalid configuration"]);
-    refused("format", &with("format", Some("keras")), &["not a dl4rs model file"]);
+    refused(
+        "no configuration",
+        &with("configuration", None),
+        &["no configuration"],
+    );
+    refused(
+        "bad JSON",
+        &with("configuration", Some("{\"layers\":")),
+        &["invalid configuration"],
+    );
+    refused(
+        "format",
+        &with("format", Some("keras")),
+        &["not a dl4rs model file"],
+    );
     refused("dtype", &with("dtype", Some("f64")), &["f64"]);
     let conf = &meta["configuration"];
     // A configuration one output wider than the tensors: the shapes no longer match.
     let wider = conf.replacen("\"n_out\": 2", "\"n_out\": 5", 1);
     assert_ne!(&wider, conf);
-    refused("wider configuration", &with("configuration", Some(&wider)), &["shape"]);
+    refused(
+        "wider configuration",
+        &with("configuration", Some(&wider)),
+        &["shape"],
+    );
     // Restored as the wrong element type.
     assert!(ModelSerializer::restore_from_bytes::<f64>(&bytes, "f32 file", false).is_err());
 }
@@ -327,7 +365,12 @@ fn tensors_are_checked() {
     refused(
         "unknown layer state",
         &edit(&|t| {
-            t.push(("7.running_mean".into(), safetensors::Dtype::F32, vec![1], vec![0; 4]));
+            t.push((
+                "7.running_mean".into(),
+                safetensors::Dtype::F32,
+                vec![1],
+                vec![0; 4],
+            ));
         }),
         &["7.running_mean"],
     );
@@ -341,7 +384,10 @@ fn first_format_parameter_count_is_checked() {
     let flat = params(&net);
     let one = |n: usize| {
         let data: Vec<u8> = flat[..n].iter().flat_map(|v| v.to_le_bytes()).collect();
-        seal(&[("params".into(), safetensors::Dtype::F32, vec![n], data)], meta.clone())
+        seal(
+            &[("params".into(), safetensors::Dtype::F32, vec![n], data)],
+            meta.clone(),
+        )
     };
     let back = ModelSerializer::restore_from_bytes::<f32>(&one(flat.len()), "old", false).unwrap();
     assert_eq!(params(back.into_model().as_ref()), flat);
@@ -371,6 +417,10 @@ fn configuration_claiming_huge_sizes_is_an_error_not_an_allocation() {
         assert_ne!(huge, conf);
         let mut m = meta.clone();
         m.insert("configuration".into(), huge);
-        refused(&format!("n_in {n_in}, n_out {n_out}"), &seal(&tensors, m), &["parameters"]);
+        refused(
+            &format!("n_in {n_in}, n_out {n_out}"),
+            &seal(&tensors, m),
+            &["parameters"],
+        );
     }
 }

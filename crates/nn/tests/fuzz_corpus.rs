@@ -57,7 +57,12 @@ mod seeds {
     pub fn mlns() -> Vec<MultiLayerConfiguration> {
         let small = global()
             .list()
-            .layer(LayerConf::dense(3).n_in(4).activation(Activation::Relu).build())
+            .layer(
+                LayerConf::dense(3)
+                    .n_in(4)
+                    .activation(Activation::Relu)
+                    .build(),
+            )
             .layer(
                 LayerConf::output(LossFunction::Mcxent, 2)
                     .activation(Activation::Softmax)
@@ -176,15 +181,27 @@ fn write_seeds() {
         std::fs::write(dir.join(name), bytes).unwrap();
     };
     for (i, conf) in seeds::mlns().into_iter().enumerate() {
-        write("mln_json", format!("seed-{i}.json"), conf.to_json().unwrap().as_bytes());
+        write(
+            "mln_json",
+            format!("seed-{i}.json"),
+            conf.to_json().unwrap().as_bytes(),
+        );
         let net = MultiLayerNetwork::<f32>::new(conf).unwrap();
         for updater in [false, true] {
             let bytes = ModelSerializer::to_bytes(&net, updater).unwrap();
-            write("model_file", format!("seed-mln-{i}-{updater}.safetensors"), &bytes);
+            write(
+                "model_file",
+                format!("seed-mln-{i}-{updater}.safetensors"),
+                &bytes,
+            );
         }
     }
     for (i, conf) in seeds::graphs().into_iter().enumerate() {
-        write("graph_json", format!("seed-{i}.json"), conf.to_json().unwrap().as_bytes());
+        write(
+            "graph_json",
+            format!("seed-{i}.json"),
+            conf.to_json().unwrap().as_bytes(),
+        );
         let net = ComputationGraph::<f32>::new(conf).unwrap();
         let bytes = ModelSerializer::to_bytes(&net, true).unwrap();
         write("model_file", format!("seed-graph-{i}.safetensors"), &bytes);

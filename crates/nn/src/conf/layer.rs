@@ -252,7 +252,9 @@ impl LayerConf {
     /// configuration read from an untrusted file can claim any size).
     pub fn num_params(&self) -> usize {
         let dense = |n_in: Option<usize>, n_out: usize| {
-            n_in.unwrap_or(0).saturating_mul(n_out).saturating_add(n_out)
+            n_in.unwrap_or(0)
+                .saturating_mul(n_out)
+                .saturating_add(n_out)
         };
         match self {
             LayerConf::Dense(c) => dense(c.n_in, c.n_out),
