@@ -207,3 +207,43 @@ fn write_seeds() {
         write("model_file", format!("seed-graph-{i}.safetensors"), &bytes);
     }
 }
+
+/// The hand-written `adv-*` inputs claim sizes whose products or sums overflow `usize`: each
+/// is a configuration error naming the overflow (before the fix: "attempt to multiply with
+/// overflow" panics in `InputType::flat_size`, the preprocessors, `LayerConf::num_params`,
+/// and "attempt to add with overflow" in the merge vertex).
+#[test]
+fn sizes_that_overflow_are_configuration_errors() {
+    use dl4rs_nn::{ComputationGraphConfiguration, MultiLayerConfiguration};
+    let mut checked = 0;
+    for (target, parse) in [
+        (
+            "mln_json",
+            (|s| MultiLayerConfiguration::from_json(s).err()) as fn(&str) -> _,
+        ),
+        ("graph_json", |s| {
+            ComputationGraphConfiguration::from_json(s).err()
+        }),
+    ] {
+        for entry in std::fs::read_dir(corpus(target)).unwrap() {
+            let path = entry.unwrap().path();
+            if !path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("adv-")
+            {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            let err = parse(&text).unwrap_or_else(|| panic!("{}: accepted", path.display()));
+            assert!(
+                err.to_string().contains("overflow"),
+                "{}: {err}",
+                path.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 7, "{checked} adversarial inputs");
+}

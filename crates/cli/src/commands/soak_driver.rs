@@ -9,7 +9,8 @@
 // workspace, a fixed-size ring that laps, buffers detached to the heap and kept across cycles,
 // allocations scoped out of workspaces) and `iterations` training iterations of a small MLP
 // fed by an `AsyncDataSetIterator` (prefetch thread, ring workspace), with an evaluation on a
-// held-out set at the end of every round. Resident memory (/proc/self/statm) is sampled after
+// held-out set at the end of every round. Resident anonymous memory (/proc/self/statm,
+// resident - shared) is sampled after
 // every round; the first `warmup_rounds` are warm-up, and every later sample must stay within
 // `tolerance` (a fraction) of the sample taken at the end of the warm-up.
 
@@ -113,13 +114,23 @@ impl SoakReport {
     }
 }
 
-/// Resident set size of this process in bytes (`/proc/self/statm`, field 2, in pages of
-/// 4 KiB), or 0 where unavailable.
+/// Resident memory of this process that is not backed by files, in bytes: `resident - shared`
+/// from `/proc/self/statm` (pages of 4 KiB), or 0 where unavailable. File-backed pages (the
+/// program's code, shared libraries) are left out: the kernel drops and re-reads them under
+/// memory pressure from other processes, which moved the total by a whole MiB both ways in
+/// runs here, while a leak shows up in anonymous memory.
 pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else {
+        return 0;
+    };
+    let pages: Vec<u64> = statm
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    match pages.as_slice() {
+        [_, resident, shared, ..] => resident.saturating_sub(*shared) * 4096,
+        _ => 0,
+    }
 }
 
 /// A xorshift generator: the workload's sizes are pseudo-random but the same every run.
