@@ -419,7 +419,15 @@ fn configuration_claiming_huge_sizes_is_an_error_not_an_allocation() {
         m.insert("configuration".into(), huge);
         // 10^12 fits usize: refused against the file's size. usize::MAX overflows: refused
         // by the configuration check.
-        let word = if n_out.len() > 10 { "overflow" } else { "parameters" };
-        refused(&format!("n_in {n_in}, n_out {n_out}"), &seal(&tensors, m), &[word]);
+        let word = if n_out.len() > 10 {
+            "overflow"
+        } else {
+            "parameters"
+        };
+        refused(
+            &format!("n_in {n_in}, n_out {n_out}"),
+            &seal(&tensors, m),
+            &[word],
+        );
     }
 }
