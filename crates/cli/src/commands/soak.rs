@@ -46,6 +46,25 @@ pub fn run(args: &SoakArgs, alloc: &'static CountingAllocator) -> Result<(), sup
             args.tolerance_percent
         )));
     }
+    // The soak itself runs in a child process with the allocator settings that make RSS the
+    // heap's high-water mark (SOAK_MALLOC_ENV); this process waits for it.
+    if std::env::var_os("DL4RS_SOAK_CHILD").is_none() {
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::Usage(format!("can't find the dl4rs binary: {e}")))?;
+        let status = std::process::Command::new(exe)
+            .args(std::env::args_os().skip(1))
+            .envs(SOAK_MALLOC_ENV)
+            .env("DL4RS_SOAK_CHILD", "1")
+            .status()
+            .map_err(|e| CliError::Usage(format!("can't start the soak process: {e}")))?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(CliError::Usage(format!(
+                "the soak process failed ({status})"
+            )))
+        };
+    }
     let config = SoakConfig {
         cycles: args.cycles,
         iterations: args.iterations,

@@ -14,6 +14,22 @@
 // every round; the first `warmup_rounds` are warm-up, and every later sample must stay within
 // `tolerance` (a fraction) of the sample taken at the end of the warm-up.
 
+/// The environment the soak runs in (the test and `dl4rs bench soak` start a child process
+/// with it): glibc's malloc with one arena, no trimming of the heap top and no mmap for
+/// blocks under 16 MiB, so resident memory is the heap's high-water mark. Without it the
+/// samples move by whole MiB for reasons that are the allocator's, not the library's: trimming
+/// and re-growing the heap top (±1 MiB between samples with one arena), and a new arena when
+/// threads happen to contend (one 4 MiB step after 300,000 cycles in a run here, flat for the
+/// 700,000 after it). With it, growth after warm-up means memory held (or fragmented) for good.
+pub const SOAK_MALLOC_ENV: [(&str, &str); 2] = [
+    ("MALLOC_ARENA_MAX", "1"),
+    (
+        "GLIBC_TUNABLES",
+        "glibc.malloc.arena_max=1:glibc.malloc.trim_threshold=1073741824:\
+         glibc.malloc.mmap_threshold=16777216",
+    ),
+];
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct SoakConfig {
