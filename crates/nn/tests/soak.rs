@@ -15,6 +15,9 @@ use dl4rs_nn as dl_nn;
 
 include!("../../cli/src/commands/soak_driver.rs");
 
+#[global_allocator]
+static ALLOC: dl_memory::CountingAllocator = dl_memory::CountingAllocator::new();
+
 fn count(var: &str, default: u64) -> u64 {
     std::env::var(var)
         .ok()
@@ -38,7 +41,10 @@ fn resident_memory_stays_flat_under_mixed_workload_training_and_evaluation() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         eprint!("{stderr}");
         assert!(out.status.success(), "the soak child failed");
-        assert!(stderr.contains("RSS after warm-up"), "the soak child did not run");
+        assert!(
+            stderr.contains("RSS after warm-up"),
+            "the soak child did not run"
+        );
         return;
     }
     let config = SoakConfig {
@@ -48,13 +54,15 @@ fn resident_memory_stays_flat_under_mixed_workload_training_and_evaluation() {
         warmup_rounds: 10,
         tolerance: 0.02,
     };
-    let report = soak(&config, &mut |s| {
+    let report = soak(&config, Some(&|| ALLOC.live_bytes()), &mut |s| {
         eprintln!(
-            "round {:>3}: {:>8} cycles {:>7} iterations  RSS {:>7} KiB  accuracy {:.3}  {:.1} s",
+            "round {:>3}: {:>8} cycles {:>7} iterations  RSS {:>7} KiB  live heap {:>6} KiB  \
+             accuracy {:.3}  {:.1} s",
             s.round,
             s.cycles,
             s.iterations,
             s.rss_bytes / 1024,
+            s.live_heap_bytes / 1024,
             s.accuracy,
             s.seconds
         );
@@ -66,6 +74,13 @@ fn resident_memory_stays_flat_under_mixed_workload_training_and_evaluation() {
     assert_eq!(report.evaluations, u64::from(config.rounds));
     assert!(report.baseline_rss > 0, "no /proc/self/statm");
     assert!(report.within_tolerance(), "{}", report.summary());
+    // The heap the program holds (counted by the global allocator) does not grow either.
+    assert!(report.baseline_live_heap > 0);
+    assert!(
+        report.max_live_heap as f64 <= report.baseline_live_heap as f64 * (1.0 + config.tolerance),
+        "{}",
+        report.summary()
+    );
     // The network learned something on the way (4 classes: chance is 0.25).
     assert!(
         report.samples.last().unwrap().accuracy > 0.5,

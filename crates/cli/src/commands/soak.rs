@@ -75,16 +75,17 @@ pub fn run(args: &SoakArgs, alloc: &'static CountingAllocator) -> Result<(), sup
     let quiet = args.quiet;
     let mut last_allocations = alloc.allocations();
     let report = super::thread_pool(Some(args.threads))?.install(|| {
-        soak(&config, &mut |s| {
+        soak(&config, Some(&|| alloc.live_bytes()), &mut |s| {
             let now = alloc.allocations();
             if !quiet {
                 println!(
-                    "round {:>4}: {:>9} cycles {:>8} iterations  RSS {:>8} KiB  accuracy {:.3}  \
-                     heap allocations {:>8}  {:>7.1} s",
+                    "round {:>4}: {:>9} cycles {:>8} iterations  RSS {:>8} KiB  live heap {:>7} KiB  \
+                     accuracy {:.3}  heap allocations {:>8}  {:>7.1} s",
                     s.round,
                     s.cycles,
                     s.iterations,
                     s.rss_bytes / 1024,
+                    s.live_heap_bytes / 1024,
                     s.accuracy,
                     now - last_allocations,
                     s.seconds
