@@ -165,6 +165,17 @@ pub fn read_images_from(bytes: &[u8], name: &str) -> Result<IdxImages, DataError
     let (bytes, extra) = decompress(bytes, name, IMAGES_MAGIC)?;
     let (dims, data) = parse(&bytes, name, IMAGES_MAGIC)?;
     let [count, rows, cols] = [dims[0], dims[1], dims[2]];
+    // An image has at least one pixel. Without this a 16-byte header claiming u32::MAX images
+    // of 0 x 0 passed the length check (0 bytes expected), and the count, bounded by nothing
+    // in the file, sized what came next (to_dataset's labels: 4 bytes x classes per image).
+    if count > 0 && (rows == 0 || cols == 0) {
+        return Err(format_error(
+            name,
+            format!(
+                "{count} images of {rows}x{cols} pixels: expected at least 1x1 pixel per image"
+            ),
+        ));
+    }
     let expected = checked_len(name, &[count, rows, cols])?;
     check_data_len(
         name,

@@ -1,6 +1,6 @@
 //! Sizes that come from a file are never trusted (issue 15): an IDX header claiming 2^40
 //! pixels, a gzipped IDX file whose header claims more than the stream can hold, a gzip stream
-//! with far more data than its header says, a CSV line without end. Each is an error, and the
+//! with far more data than its header says, images of zero pixels, a CSV line without end. Each is an error, and the
 //! heap never grows by more than a small bound while reading it (measured with the counting
 //! allocator; the tests of this file run one at a time so the peak is theirs).
 
@@ -70,6 +70,29 @@ fn idx_header_claiming_2_pow_40_pixels_is_an_error_not_an_allocation() {
         assert!(err.to_string().contains("are too large"), "{err}");
         assert!(grew < SMALL);
     }
+}
+
+#[test]
+fn idx_images_of_zero_pixels_are_an_error() {
+    // Found by the idx fuzz target (fuzz/corpus/idx/crash-oom-*): a 16-byte header claiming
+    // 0x1f080012 (520 million) images of 0 x 0x8030 pixels needs 0 bytes of data, so it was
+    // accepted, and idx::to_dataset then allocated 520 million labels (2 GB for 1 class).
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for dims in [[0x1f08_0012, 0, 0x8030], [u32::MAX, 7, 0], [u32::MAX, 0, 0]] {
+        let raw = header(idx::IMAGES_MAGIC, &dims);
+        for bytes in [raw.clone(), gzip(&raw)] {
+            let (err, grew) = peak_growth(|| idx::read_images_from(&bytes, "empty").unwrap_err());
+            assert!(
+                err.to_string()
+                    .contains("expected at least 1x1 pixel per image"),
+                "{err}"
+            );
+            assert!(grew < SMALL, "grew {grew} bytes");
+        }
+    }
+    // No images of no pixels is an empty file, as before.
+    let raw = header(idx::IMAGES_MAGIC, &[0, 0, 0]);
+    assert_eq!(idx::read_images_from(&raw, "none").unwrap().count, 0);
 }
 
 #[test]

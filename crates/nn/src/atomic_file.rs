@@ -23,13 +23,59 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(unique)
 }
 
+/// Whether process `pid` is alive (Linux: `/proc/<pid>` exists; elsewhere it is assumed alive,
+/// so nothing is removed).
+fn process_alive(pid: u32) -> bool {
+    !cfg!(target_os = "linux") || Path::new("/proc").join(pid.to_string()).exists()
+}
+
+/// Removes the temporary files of `path` ([`temp_path`]'s names) that belong to processes
+/// that are gone: a writer killed between creating its temporary file and the rename leaves
+/// it behind, and without this every such kill would leave one more. Files of live processes
+/// (possibly writing right now) are never touched; failures are ignored.
+fn remove_stale_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let file = file.to_string_lossy();
+        let Some(rest) = file
+            .strip_prefix(&prefix)
+            .and_then(|r| r.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let mut parts = rest.split('.');
+        let (Some(pid), Some(counter), None) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), counter.parse::<u64>()) else {
+            continue;
+        };
+        if pid != std::process::id() && !process_alive(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` atomically: unique temporary file, fsync, rename, fsync of the
-/// directory. The temporary file is removed if any step fails.
+/// directory. The temporary file is removed if any step fails; temporary files left by
+/// writers that were killed (processes that no longer exist) are removed first.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NnError> {
     let err = |e: std::io::Error| NnError::File {
         path: path.display().to_string(),
         message: format!("can't write the file: {e}"),
     };
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
@@ -74,6 +120,17 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
         assert!(write_atomic(&dir.join("missing").join("x"), b"z").is_err());
+        // A temporary file of a dead process is removed by the next write; one of a live
+        // process (this one's parent, pid 1 here: always alive) and unrelated names are kept.
+        let stale = dir.join(".model.bin.4294967294.0.tmp");
+        let live = dir.join(".model.bin.1.0.tmp");
+        let other = dir.join(".model.bin.x.0.tmp");
+        for p in [&stale, &live, &other] {
+            std::fs::write(p, b"partial").unwrap();
+        }
+        write_atomic(&path, b"three").unwrap();
+        assert!(!stale.exists());
+        assert!(live.exists() && other.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -101,9 +101,17 @@ impl InputType {
     }
 
     /// Values per example (time steps count when fixed; 0 elements per step otherwise unknown).
+    /// `usize::MAX` when the product overflows (validated configurations never do: see
+    /// [`InputType::checked_flat_size`]).
     pub fn flat_size(&self) -> usize {
+        self.checked_flat_size().unwrap_or(usize::MAX)
+    }
+
+    /// [`InputType::flat_size`], or `None` when the sizes' product overflows `usize` (a
+    /// configuration read from an untrusted file can claim any size).
+    pub fn checked_flat_size(&self) -> Option<usize> {
         match *self {
-            InputType::FeedForward { size } => size,
+            InputType::FeedForward { size } => Some(size),
             InputType::Convolutional {
                 channels,
                 height,
@@ -113,11 +121,11 @@ impl InputType {
                 height,
                 width,
                 channels,
-            } => channels * height * width,
+            } => channels.checked_mul(height)?.checked_mul(width),
             InputType::Recurrent {
                 size,
                 time_series_length,
-            } => size * time_series_length.unwrap_or(1),
+            } => size.checked_mul(time_series_length.unwrap_or(1)),
         }
     }
 

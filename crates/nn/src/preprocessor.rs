@@ -99,7 +99,9 @@ impl InputPreProcessor {
                     height: h,
                     width: w,
                 },
-            ) if (c, h, w) == (channels, height, width) => Ok(InputType::feed_forward(c * h * w)),
+            ) if (c, h, w) == (channels, height, width) => {
+                Ok(InputType::feed_forward(input.flat_size()))
+            }
             (P::CnnToFeedForward { .. }, _) => bad("matching convolutional"),
             (
                 P::FeedForwardToCnn {
@@ -108,7 +110,7 @@ impl InputPreProcessor {
                     channels,
                 },
                 t,
-            ) if t.is_feed_forward() && t.flat_size() == height * width * channels => {
+            ) if t.is_feed_forward() && Some(t.flat_size()) == volume(height, width, channels) => {
                 Ok(InputType::convolutional(height, width, channels))
             }
             (P::FeedForwardToCnn { .. }, _) => bad("feed-forward (height * width * channels)"),
@@ -131,7 +133,9 @@ impl InputPreProcessor {
                     height: h,
                     width: w,
                 },
-            ) if (c, h, w) == (channels, height, width) => Ok(InputType::recurrent(c * h * w)),
+            ) if (c, h, w) == (channels, height, width) => {
+                Ok(InputType::recurrent(input.flat_size()))
+            }
             (P::CnnToRnn { .. }, _) => bad("matching convolutional"),
             (
                 P::RnnToCnn {
@@ -140,7 +144,7 @@ impl InputPreProcessor {
                     channels,
                 },
                 InputType::Recurrent { size, .. },
-            ) if size == height * width * channels => {
+            ) if Some(size) == volume(height, width, channels) => {
                 Ok(InputType::convolutional(height, width, channels))
             }
             (P::RnnToCnn { .. }, _) => bad("recurrent (size = height * width * channels)"),
@@ -328,6 +332,11 @@ pub fn preprocessor_for(
             channels,
         }),
     })
+}
+
+/// `height * width * channels`, or `None` when it overflows (sizes from an untrusted file).
+fn volume(height: usize, width: usize, channels: usize) -> Option<usize> {
+    height.checked_mul(width)?.checked_mul(channels)
 }
 
 #[cfg(test)]

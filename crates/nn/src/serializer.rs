@@ -323,13 +323,33 @@ impl ModelSerializer {
             .ok_or_else(|| bad("the model file has no configuration".into()))?;
         let tensors = SafeTensors::deserialize(bytes)
             .map_err(|e| bad(format!("corrupt or truncated model file: {e}")))?;
+        // The parameters the configuration claims must fit in the file before a network of
+        // that size is built (a small file must not make the reader allocate terabytes).
+        let fits = |layers: &mut dyn Iterator<Item = &crate::conf::LayerConf>| {
+            let claimed = layers.fold(0usize, |acc, l| acc.saturating_add(l.num_params()));
+            let needed = claimed.saturating_mul(size_of::<T>());
+            if needed > bytes.len() {
+                return Err(bad(format!(
+                    "the configuration has {claimed} parameters ({needed} bytes of {}), but \
+                     the file is only {} bytes long: corrupt or truncated model file",
+                    dtype_name::<T>(),
+                    bytes.len()
+                )));
+            }
+            Ok(())
+        };
         let mut model = if format == Some(FORMAT_MLN) {
             let conf = MultiLayerConfiguration::from_json(json)
                 .map_err(|e| bad(format!("invalid configuration in the model file: {e}")))?;
+            fits(&mut conf.layers.iter())?;
             RestoredModel::MultiLayer(MultiLayerNetwork::<T>::new(conf)?)
         } else {
             let conf = ComputationGraphConfiguration::from_json(json)
                 .map_err(|e| bad(format!("invalid configuration in the model file: {e}")))?;
+            fits(&mut conf.vertices.iter().filter_map(|v| match &v.vertex {
+                crate::conf::VertexConf::Layer { layer, .. } => Some(layer),
+                _ => None,
+            }))?;
             RestoredModel::Graph(ComputationGraph::<T>::new(conf)?)
         };
         let net = model.as_model_mut();

@@ -194,7 +194,8 @@ impl VertexConf {
                              found {first} and {t}"
                         ));
                     }
-                    total += t.axis1();
+                    total = usize::checked_add(total, t.axis1())
+                        .ok_or_else(|| format!("the merged size overflows (inputs {inputs:?})"))?;
                 }
                 Ok(first.with_axis1(total))
             }
@@ -397,6 +398,10 @@ impl ComputationGraphConfiguration {
                 self.inputs
             )));
         }
+        for (name, t) in self.inputs.iter().zip(&self.input_types) {
+            super::multi_layer::check_sizes(t, &format!("graph input \"{name}\""))?;
+        }
+        let mut params = 0usize;
         let mut out_types: Vec<Option<InputType>> = vec![None; self.vertices.len()];
         for &v in &plan.order {
             let ins: Vec<InputType> = plan.sources[v]
@@ -427,12 +432,16 @@ impl ComputationGraphConfiguration {
                         t = p.output_type(&t).map_err(|e| vertex_err(&name, kind, e))?;
                     }
                     let label = format!("vertex \"{name}\" ({kind})");
-                    layer.infer(&t, &label)?
+                    super::multi_layer::check_sizes(&t, &label)?;
+                    let out = layer.infer(&t, &label)?;
+                    params = super::multi_layer::check_params(params, layer, &label)?;
+                    out
                 }
                 other => other
                     .output_type(&ins)
                     .map_err(|e| vertex_err(&name, kind, e))?,
             };
+            super::multi_layer::check_sizes(&out, &format!("vertex \"{name}\" ({kind})"))?;
             out_types[v] = Some(out);
         }
         for (v, vc) in self.vertices.iter().enumerate() {

@@ -398,19 +398,31 @@ impl LayerConf {
         }
     }
 
-    /// Number of parameters (after inference).
+    /// Number of parameters (after inference); `usize::MAX` when the sizes overflow (a
+    /// configuration read from an untrusted file can claim any size).
     pub fn num_params(&self) -> usize {
+        let dense = |n_in: Option<usize>, n_out: usize| {
+            n_in.unwrap_or(0)
+                .saturating_mul(n_out)
+                .saturating_add(n_out)
+        };
         match self {
-            LayerConf::Dense(c) => c.n_in.unwrap_or(0) * c.n_out + c.n_out,
-            LayerConf::Output(c) => c.dense.n_in.unwrap_or(0) * c.dense.n_out + c.dense.n_out,
-            LayerConf::BatchNormalization(c) => 2 * c.n.unwrap_or(0),
+            LayerConf::Dense(c) => dense(c.n_in, c.n_out),
+            LayerConf::Output(c) => dense(c.dense.n_in, c.dense.n_out),
+            LayerConf::BatchNormalization(c) => c.n.unwrap_or(0).saturating_mul(2),
             LayerConf::Convolution(c) => {
-                let w = c.n_out * c.n_in.unwrap_or(0) * c.kernel[0] * c.kernel[1];
-                w + if c.has_bias { c.n_out } else { 0 }
+                let w = c
+                    .n_out
+                    .saturating_mul(c.n_in.unwrap_or(0))
+                    .saturating_mul(c.kernel[0])
+                    .saturating_mul(c.kernel[1]);
+                w.saturating_add(if c.has_bias { c.n_out } else { 0 })
             }
             LayerConf::DepthwiseConvolution2D(c) => {
-                let out = c.n_in.unwrap_or(0) * c.depth_multiplier;
-                out * c.kernel[0] * c.kernel[1] + if c.has_bias { out } else { 0 }
+                let out = c.n_in.unwrap_or(0).saturating_mul(c.depth_multiplier);
+                out.saturating_mul(c.kernel[0])
+                    .saturating_mul(c.kernel[1])
+                    .saturating_add(if c.has_bias { out } else { 0 })
             }
             _ => 0,
         }

@@ -110,6 +110,8 @@ impl MultiLayerConfiguration {
                 }
             },
         };
+        check_sizes(&t, "the network input")?;
+        let mut params = 0usize;
         let count = self.layers.len();
         let (activation, weight_init) = (self.global.activation, self.global.weight_init);
         for i in 0..count {
@@ -129,6 +131,8 @@ impl MultiLayerConfiguration {
                 self.input_preprocessors.insert(i, p);
             }
             t = self.layers[i].infer(&t, &label)?;
+            check_sizes(&t, &label)?;
+            params = check_params(params, &self.layers[i], &label)?;
             if self.layers[i].is_output() && i + 1 != count {
                 return Err(NnError::config(format!(
                     "{label} computes a loss, so it must be the last layer (it is {} of {count})",
@@ -161,6 +165,31 @@ impl MultiLayerConfiguration {
             });
         }
         Ok(out)
+    }
+}
+
+/// An error when a type's size overflows `usize` (sizes read from an untrusted file can be
+/// anything; everything computed from a validated configuration then fits).
+pub(crate) fn check_sizes(t: &InputType, what: &str) -> Result<(), NnError> {
+    match t.checked_flat_size() {
+        Some(_) => Ok(()),
+        None => Err(NnError::config(format!(
+            "{what}: the sizes of {t:?} overflow (their product is larger than {})",
+            usize::MAX
+        ))),
+    }
+}
+
+/// `total` plus the layer's parameter count, or an error when either overflows.
+pub(crate) fn check_params(total: usize, layer: &LayerConf, what: &str) -> Result<usize, NnError> {
+    let n = layer.num_params();
+    match total.checked_add(n) {
+        Some(sum) if n != usize::MAX => Ok(sum),
+        _ => Err(NnError::config(format!(
+            "{what}: the parameter count overflows (n_in {:?} x n_out {:?})",
+            layer.n_in(),
+            layer.n_out()
+        ))),
     }
 }
 

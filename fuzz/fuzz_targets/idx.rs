@@ -1,0 +1,3 @@
+#![no_main]
+include!("../harness/data.rs");
+libfuzzer_sys::fuzz_target!(|data: &[u8]| fuzz_idx(data));
