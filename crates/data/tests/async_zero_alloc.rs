@@ -78,8 +78,22 @@ fn steady_state_allocates_nothing_on_either_thread() {
         waker.join().unwrap();
         let before = ALLOC.allocations();
         let before_here = ALLOC.thread_allocations();
+        // The producer's count is sampled at its calls of next(): what it allocated after its
+        // last call before the window (its first blocking send, say) shows up at its next call.
+        // Start its window a few batches in, once it has called next() inside ours; the
+        // process-wide count covers the whole window.
+        for k in 40..45 {
+            step(&mut it, k);
+        }
+        // Wait for a next() call that began after those steps, and take the producer's
+        // count from it.
+        let produced = PRODUCED.load(SeqCst);
+        let start = std::time::Instant::now();
+        while PRODUCED.load(SeqCst) <= produced && start.elapsed().as_secs() < 10 {
+            std::thread::yield_now();
+        }
         let before_producer = PRODUCER_ALLOCATIONS.load(SeqCst);
-        for k in 40..240 {
+        for k in 45..240 {
             step(&mut it, k);
         }
         let here = ALLOC.thread_allocations() - before_here;
@@ -91,7 +105,7 @@ fn steady_state_allocates_nothing_on_either_thread() {
         );
         assert_eq!(
             producer, 0,
-            "prefetch-thread heap allocations in 200 batches"
+            "prefetch-thread heap allocations in 195 batches"
         );
         assert_eq!(
             here, 0,
