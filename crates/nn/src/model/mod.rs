@@ -1,7 +1,7 @@
 //! What every network is: the [`Model`] trait (fit, output, evaluate, parameters, score,
 //! listeners, save), taken by listeners, the model serializer, evaluation helpers, the CLI
 //! and ParallelWrapper, and the shared machinery behind both implementations,
-//! [`crate::MultiLayerNetwork`] and [`crate::ComputationGraph`]: the engine (`engine.rs`), the
+//! [`crate::MultiLayerNetwork`] and [`crate::ComputationGraph`]: the engine (`engine/`), the
 //! flat parameter store (`params.rs`), the workspace plan (`workspaces.rs`) and the training
 //! and evaluation loops (here).
 

@@ -6,22 +6,25 @@
 //! to the same stack of layers.
 //!
 //! Per-iteration state (activations, caches, masks, epsilons) lives in vectors sized when the
-//! network is built, so a steady-state step allocates nothing on the heap.
+//! network is built, so a steady-state step allocates nothing on the heap. The two passes are
+//! in `forward.rs` and `backward.rs`; this file holds the engine, its inputs and the steps
+//! built from the passes.
 
 use std::ops::Range;
 
-use dl4rs_array::ops::{self, BinaryOp};
-use dl4rs_array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
-use dl4rs_memory::{Workspace, WorkspaceScope};
+use dl4rs_array::{ArrayView, AsView, DataType, NdArray};
+use dl4rs_memory::Workspace;
+
+mod backward;
+mod forward;
 
 use super::params::ParamStore;
-use super::workspaces::{MAX_POOL, NetWorkspaces, Schedule, Src};
+use super::workspaces::{NetWorkspaces, Schedule, Src};
 use crate::conf::{GlobalConf, VertexConf, WorkspaceMode};
 use crate::error::NnError;
 use crate::input_type::InputType;
-use crate::layers::{Epsilon, Layer, LayerInput, MaskOut, Saved, StepContext};
+use crate::layers::{Layer, StepContext};
 use crate::loss::LossFunction;
-use crate::vertex::{self, VertexInputs};
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
 /// What a vertex does.
@@ -383,167 +386,6 @@ impl<T: DataType> Engine<T> {
         }
     }
 
-    /// Runs the forward pass; activations end in `self.acts` (in the pool ones are dropped
-    /// after their last consumer, so only outputs remain).
-    pub fn forward(
-        &mut self,
-        x: &Arrays<'_, T>,
-        x_masks: &Masks<'_, T>,
-        pass: Pass,
-        training: bool,
-    ) -> Result<(), NnError> {
-        let batch = self.check_inputs(x)?;
-        let enabled = match pass {
-            Pass::Train => self.training_enabled(),
-            _ => self.inference_enabled(),
-        };
-        let mut scopes: [Option<WorkspaceScope>; MAX_POOL] = std::array::from_fn(|_| None);
-        let mut mask_scope: Option<WorkspaceScope> = None;
-        for v in 0..self.ops.len() {
-            let ctx = self.ctx(training, self.meta[v].layer_index, batch);
-            let Engine {
-                ops,
-                meta,
-                acts,
-                caches,
-                masks,
-                mask_src,
-                ws,
-                schedule,
-                store,
-                ..
-            } = self;
-            let slot = schedule.infer_slot[v];
-            let mgr = match (enabled, pass) {
-                (false, _) => &ws.none,
-                (true, Pass::Train) => &ws.train,
-                (true, Pass::Detached) => &ws.infer_last,
-                (true, Pass::Infer { into_user }) => match slot {
-                    Some(k) => {
-                        scopes[k] = None;
-                        scopes[k] = Some(NetWorkspaces::scope(&ws.pool[k])?);
-                        &ws.infer[k]
-                    }
-                    None if into_user => match &ws.infer_user {
-                        Some((_, m)) => m,
-                        None => &ws.infer_last,
-                    },
-                    None => &ws.infer_last,
-                },
-            };
-            let _working = if enabled {
-                Some(NetWorkspaces::scope(&ws.working)?)
-            } else {
-                None
-            };
-            let node = &meta[v];
-            let source_mask = |s: Src| match s {
-                Src::Input(k) => MaskSrc::Input(k),
-                Src::Node(u) => mask_src[u],
-            };
-            let mask_of = |m: MaskSrc| -> Option<ArrayView<'_, T>> {
-                match m {
-                    MaskSrc::None => None,
-                    MaskSrc::Input(k) => x_masks.get(k),
-                    MaskSrc::Node(u) => masks[u].as_ref().map(AsView::view),
-                }
-            };
-            let get = |i: usize| -> Result<LayerInput<'_, T>, NnError> {
-                let src = node.inputs[i];
-                let activations = match src {
-                    Src::Input(k) => x.get(k),
-                    Src::Node(u) => acts[u].as_ref().map(AsView::view),
-                }
-                .ok_or_else(|| {
-                    NnError::config(format!(
-                        "vertex \"{}\": input {i} was not computed (internal order error)",
-                        node.name
-                    ))
-                })?;
-                Ok(LayerInput {
-                    activations,
-                    mask: mask_of(source_mask(src)),
-                })
-            };
-            let in_mask = source_mask(node.inputs[0]);
-            let (out, cache, mask) = match &mut ops[v] {
-                Op::Layer(layer) => {
-                    let input = get(0)?;
-                    let info = layer.info();
-                    if !info.input_type.matches(input.activations.shape()) {
-                        return Err(NnError::Layer {
-                            index: node.layer_index,
-                            kind: info.kind,
-                            name: format!(" \"{}\"", node.name),
-                            message: format!(
-                                "expected input of shape {} ({}), found {:?}",
-                                info.input_type.shape_text(),
-                                info.input_type,
-                                input.activations.shape()
-                            ),
-                        });
-                    }
-                    let params =
-                        store
-                            .params
-                            .view()
-                            .slice_axis(0, node.params.start, node.params.end, 1)?;
-                    let f = layer.forward(&input, &params, &ctx, mgr)?;
-                    (f.activations, f.cache, f.mask)
-                }
-                Op::Vertex(conf) => {
-                    let inputs = VertexInputs {
-                        len: node.inputs.len(),
-                        get: &get,
-                    };
-                    let out = vertex::forward(conf, &inputs, &ctx, mgr)?;
-                    (out.activations, None, out.mask)
-                }
-            };
-            let op_name = match pass {
-                Pass::Train => "Feed forward to layer (training)",
-                Pass::Infer { .. } => "Output of layer (inference)",
-                Pass::Detached => "Feed forward to layer (inference)",
-            };
-            validate(op_name, mgr, ArrayType::Activations, v, node, &ops[v], &out)?;
-            acts[v] = Some(out);
-            caches[v] = cache;
-            mask_src[v] = match mask {
-                MaskOut::Same => in_mask,
-                MaskOut::Cleared => MaskSrc::None,
-                MaskOut::New(m) => {
-                    let m = if enabled && slot.is_some() && matches!(pass, Pass::Infer { .. }) {
-                        if mask_scope.is_none() {
-                            mask_scope = Some(NetWorkspaces::scope(&ws.masks)?);
-                        }
-                        ws.mask_mgr.leverage_to(ArrayType::Activations, m)?
-                    } else {
-                        m
-                    };
-                    masks[v] = Some(m);
-                    MaskSrc::Node(v)
-                }
-            };
-            if matches!(pass, Pass::Infer { .. }) {
-                for &(k, u) in &schedule.infer_close[v] {
-                    acts[u] = None;
-                    if enabled {
-                        scopes[k] = None;
-                    }
-                }
-            }
-        }
-        if matches!(pass, Pass::Infer { .. }) {
-            // Masks made at inference are dropped with their workspace's cycle.
-            for m in &mut self.masks {
-                *m = None;
-            }
-            drop(mask_scope);
-        }
-        drop(scopes);
-        Ok(())
-    }
-
     /// The loss of the outputs against `batch`'s labels (plus regularization), from the
     /// activations of the last forward pass.
     fn loss_score(&self, batch: &Batch<'_, T>) -> Result<f64, NnError> {
@@ -592,170 +434,6 @@ impl<T: DataType> Engine<T> {
             }
         }
         self.mask_src.fill(MaskSrc::None);
-    }
-
-    fn backward(&mut self, batch: &Batch<'_, T>) -> Result<(), NnError> {
-        let enabled = self.training_enabled();
-        let rows = self.check_inputs(&batch.features)?;
-        let mut scopes: [Option<WorkspaceScope>; MAX_POOL] = std::array::from_fn(|_| None);
-        for v in (0..self.ops.len()).rev() {
-            if !self.grad_needed[v] {
-                // Nothing at or before this vertex learns: no gradient to compute or pass.
-                continue;
-            }
-            let mut ctx = self.ctx(true, self.meta[v].layer_index, rows);
-            let output_index = self.outputs.iter().position(|&o| o == v);
-            let my_eps = self.eps[v].take();
-            let Engine {
-                ops,
-                meta,
-                acts,
-                caches,
-                masks,
-                mask_src,
-                ws,
-                schedule,
-                store,
-                sink,
-                eps,
-                grad_needed,
-                ..
-            } = self;
-            let node = &meta[v];
-            let slot = schedule.bp_slot[v];
-            let mgr = match (enabled, slot) {
-                (false, _) => &ws.none,
-                (true, Some(k)) => {
-                    scopes[k] = None;
-                    scopes[k] = Some(NetWorkspaces::scope(&ws.pool[k])?);
-                    &ws.backprop[k]
-                }
-                (true, None) => &ws.train,
-            };
-            let _working = if enabled {
-                Some(NetWorkspaces::scope(&ws.working)?)
-            } else {
-                None
-            };
-            let epsilon = match (output_index, &my_eps) {
-                (Some(k), _) => Epsilon::Labels {
-                    labels: batch
-                        .labels
-                        .get(k)
-                        .ok_or_else(|| NnError::Input("missing labels".into()))?,
-                    mask: batch.labels_masks.get(k),
-                },
-                (None, Some(e)) => Epsilon::Gradient(e.view()),
-                (None, None) => {
-                    return Err(NnError::config(format!(
-                        "vertex \"{}\" received no gradient during backprop (a vertex that \
-                         feeds it returned none)",
-                        node.name
-                    )));
-                }
-            };
-            let source_mask = |s: Src| match s {
-                Src::Input(k) => MaskSrc::Input(k),
-                Src::Node(u) => mask_src[u],
-            };
-            let mask_of = |m: MaskSrc| -> Option<ArrayView<'_, T>> {
-                match m {
-                    MaskSrc::None => None,
-                    MaskSrc::Input(k) => batch.features_masks.get(k),
-                    MaskSrc::Node(u) => masks[u].as_ref().map(AsView::view),
-                }
-            };
-            let get = |i: usize| -> Result<LayerInput<'_, T>, NnError> {
-                let src = node.inputs[i];
-                let activations = match src {
-                    Src::Input(k) => batch.features.get(k),
-                    Src::Node(u) => acts[u].as_ref().map(AsView::view),
-                }
-                .ok_or_else(|| NnError::config("backprop: an input is missing"))?;
-                Ok(LayerInput {
-                    activations,
-                    mask: mask_of(source_mask(src)),
-                })
-            };
-            let output = acts[v]
-                .as_ref()
-                .ok_or_else(|| NnError::config("backprop: an activation is missing"))?
-                .view();
-            match &ops[v] {
-                Op::Layer(layer) => {
-                    let input = get(0)?;
-                    ctx.need_input_gradient =
-                        matches!(node.inputs[0], Src::Node(u) if grad_needed[u]);
-                    let saved = Saved {
-                        input: input.activations,
-                        mask: input.mask,
-                        output,
-                        cache: caches[v].as_ref().map(AsView::view),
-                    };
-                    let params =
-                        store
-                            .params
-                            .view()
-                            .slice_axis(0, node.params.start, node.params.end, 1)?;
-                    let mut grads = store.grads.view_mut().slice_axis(
-                        0,
-                        node.params.start,
-                        node.params.end,
-                        1,
-                    )?;
-                    sink[0] = layer.backward(&saved, epsilon, &params, &mut grads, &ctx, mgr)?;
-                }
-                Op::Vertex(conf) => {
-                    if slot.is_some() {
-                        let eps_view = match epsilon {
-                            Epsilon::Gradient(g) => g,
-                            Epsilon::Labels { .. } => {
-                                return Err(NnError::config(format!(
-                                    "output vertex \"{}\" ({}) has no loss: make the graph's \
-                                     outputs output or loss layers to train it",
-                                    node.name,
-                                    conf.kind()
-                                )));
-                            }
-                        };
-                        let inputs = VertexInputs {
-                            len: node.inputs.len(),
-                            get: &get,
-                        };
-                        vertex::backward(conf, &inputs, &output, &eps_view, sink, mgr)?;
-                    }
-                }
-            }
-            for (i, src) in node.inputs.iter().enumerate() {
-                let Some(g) = sink[i].take() else { continue };
-                let Src::Node(u) = *src else { continue };
-                if !grad_needed[u] {
-                    continue;
-                }
-                validate(
-                    "Backprop",
-                    mgr,
-                    ArrayType::ActivationGrad,
-                    v,
-                    node,
-                    &ops[v],
-                    &g,
-                )?;
-                if schedule.bp_first[v][i] {
-                    eps[u] = Some(g);
-                } else if let Some(e) = eps[u].as_mut() {
-                    ops::binary_assign(BinaryOp::Add, e, &g)?;
-                }
-            }
-            drop(my_eps);
-            if enabled {
-                for &k in &schedule.bp_close[v] {
-                    scopes[k] = None;
-                }
-            }
-        }
-        drop(scopes);
-        Ok(())
     }
 
     /// One training step on `batch`: forward, loss, backprop, updater. Returns the score.
