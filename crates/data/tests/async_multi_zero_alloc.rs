@@ -2,7 +2,7 @@
 //! thread. A `MultiDataSet` keeps its arrays in `Vec`s, so a source necessarily allocates
 //! those few small `Vec`s (not the arrays' data, which live in the ring) for every batch it
 //! makes; the test counts the source's own allocations apart and checks that
-//! - the consumer thread makes no allocation at all in 200 `has_next()`/`next()` calls
+//! - the consumer thread makes no allocation at all in the `has_next()`/`next()` calls of the window
 //!   (dropping a batch frees its `Vec`s, which is no allocation);
 //! - the prefetch thread makes none outside the source's `next()`;
 //! - process-wide, every allocation in the window is one of the source's.
@@ -155,12 +155,23 @@ fn steady_state_hand_over_allocates_nothing() {
         wait.recv().unwrap();
         waker.join().unwrap();
 
+        // The producer's counts are sampled at its calls of next(): what it allocated after its
+        // last call before the window shows up at its next call. Open the window a few batches
+        // in, at a next() call made after those steps.
+        for k in 40..45 {
+            step(&mut it, k);
+        }
+        let produced_before_window = PRODUCED.load(SeqCst);
+        let waited = std::time::Instant::now();
+        while PRODUCED.load(SeqCst) <= produced_before_window && waited.elapsed().as_secs() < 10 {
+            std::thread::yield_now();
+        }
         let before = ALLOC.allocations();
         let before_here = ALLOC.thread_allocations();
         let before_source = SOURCE_ALLOCATIONS.load(SeqCst);
         let before_machinery = MACHINERY_ALLOCATIONS.load(SeqCst);
         let before_produced = PRODUCED.load(SeqCst);
-        for k in 40..240 {
+        for k in 45..240 {
             step(&mut it, k);
         }
         let here = ALLOC.thread_allocations() - before_here;
@@ -171,13 +182,13 @@ fn steady_state_hand_over_allocates_nothing() {
         let machinery = MACHINERY_ALLOCATIONS.load(SeqCst) - before_machinery;
         let produced = PRODUCED.load(SeqCst) - before_produced;
         eprintln!(
-            "200 batches, prefetch {prefetch}: heap allocations: consumer {here}, prefetch \
+            "195 batches, prefetch {prefetch}: heap allocations: consumer {here}, prefetch \
              thread outside the source {machinery}, source {source} ({produced} batches made), \
              process {all}"
         );
         assert_eq!(
             here, 0,
-            "consumer-thread heap allocations in 200 next() calls"
+            "consumer-thread heap allocations in 195 next() calls"
         );
         assert_eq!(
             machinery, 0,
