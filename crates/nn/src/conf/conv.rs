@@ -1,10 +1,11 @@
 //! Configurations of the convolutional family (NCHW): convolution, depthwise convolution,
 //! subsampling (max, average, p-norm pooling), global pooling (over space, or over time with
-//! masks), zero padding, upsampling and cropping; and DL4J's output-size rules for its three
-//! `ConvolutionMode`s.
+//! masks), zero padding, upsampling and cropping, with their builders; and DL4J's output-size
+//! rules for its three `ConvolutionMode`s.
 
 use serde::{Deserialize, Serialize};
 
+use super::layer::LayerConf;
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -482,6 +483,118 @@ impl UpsamplingConf {
             w * self.size[1],
             c,
         ))
+    }
+}
+
+macro_rules! window_setters {
+    ($builder:ident) => {
+        impl $builder {
+            /// Sets the name.
+            pub fn name(mut self, name: &str) -> Self {
+                self.0.name = Some(name.to_string());
+                self
+            }
+            /// Sets the stride `[height, width]`.
+            pub fn stride(mut self, stride: [usize; 2]) -> Self {
+                self.0.stride = stride;
+                self
+            }
+            /// Sets the padding `[height, width]` (ignored in `Same` mode).
+            pub fn padding(mut self, padding: [usize; 2]) -> Self {
+                self.0.padding = padding;
+                self
+            }
+            /// Sets the dilation `[height, width]`.
+            pub fn dilation(mut self, dilation: [usize; 2]) -> Self {
+                self.0.dilation = dilation;
+                self
+            }
+            /// Sets the convolution mode.
+            pub fn mode(mut self, mode: ConvolutionMode) -> Self {
+                self.0.mode = mode;
+                self
+            }
+            /// Sets the input channels (otherwise inferred).
+            pub fn n_in(mut self, n_in: usize) -> Self {
+                self.0.n_in = Some(n_in);
+                self
+            }
+            /// Turns the bias off.
+            pub fn no_bias(mut self) -> Self {
+                self.0.has_bias = false;
+                self
+            }
+            /// Sets the activation.
+            pub fn activation(mut self, activation: Activation) -> Self {
+                self.0.activation = Some(activation);
+                self
+            }
+            /// Sets the weight initialization.
+            pub fn weight_init(mut self, init: WeightInit) -> Self {
+                self.0.weight_init = Some(init);
+                self
+            }
+            /// Sets the initial bias.
+            pub fn bias_init(mut self, bias: f64) -> Self {
+                self.0.bias_init = bias;
+                self
+            }
+        }
+    };
+}
+
+/// Builder for a convolution layer.
+#[derive(Debug, Clone)]
+pub struct ConvolutionBuilder(pub(crate) ConvolutionConf);
+window_setters!(ConvolutionBuilder);
+
+impl From<ConvolutionBuilder> for LayerConf {
+    fn from(b: ConvolutionBuilder) -> LayerConf {
+        LayerConf::Convolution(b.0)
+    }
+}
+
+/// Builder for a depthwise convolution layer.
+#[derive(Debug, Clone)]
+pub struct DepthwiseBuilder(pub(crate) DepthwiseConvolutionConf);
+window_setters!(DepthwiseBuilder);
+
+impl From<DepthwiseBuilder> for LayerConf {
+    fn from(b: DepthwiseBuilder) -> LayerConf {
+        LayerConf::DepthwiseConvolution2D(b.0)
+    }
+}
+
+/// Builder for a subsampling (pooling) layer.
+#[derive(Debug, Clone)]
+pub struct SubsamplingBuilder(pub(crate) SubsamplingConf);
+
+impl SubsamplingBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the padding `[height, width]`.
+    pub fn padding(mut self, padding: [usize; 2]) -> Self {
+        self.0.padding = padding;
+        self
+    }
+    /// Sets the convolution mode.
+    pub fn mode(mut self, mode: ConvolutionMode) -> Self {
+        self.0.mode = mode;
+        self
+    }
+    /// Sets `p` of p-norm pooling.
+    pub fn pnorm(mut self, p: f64) -> Self {
+        self.0.pnorm = p;
+        self
+    }
+}
+
+impl From<SubsamplingBuilder> for LayerConf {
+    fn from(b: SubsamplingBuilder) -> LayerConf {
+        LayerConf::Subsampling(b.0)
     }
 }
 
