@@ -6,9 +6,7 @@ use dl4rs_array::{AsView, NdArray};
 use dl4rs_data::{DataSet, MultiDataSet};
 use dl4rs_nn::*;
 
-const EPS: f64 = 1e-6;
-const MAX_REL_ERROR: f64 = 1e-5;
-const MIN_ABS_ERROR: f64 = 1e-8;
+mod common;
 
 fn rand(shape: &[usize], seed: u64) -> NdArray<f64> {
     NdArray::<f64>::rand_uniform(shape, -1.0, 1.0, seed).unwrap()
@@ -36,25 +34,16 @@ fn check(mut net: MultiLayerNetwork<f64>, data: &DataSet<f64>, label: &str) {
     assert!(largest > 1e-5, "{label}: the gradient is (near) zero");
     let original = net.params().to_vec().unwrap();
     let n = original.len();
-    for i in 0..n {
-        let mut p = original.clone();
-        p[i] = original[i] + EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let plus = net.compute_gradient_and_score_data_set(data).unwrap();
-        p[i] = original[i] - EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let minus = net.compute_gradient_and_score_data_set(data).unwrap();
-        let numeric = (plus - minus) / (2.0 * EPS);
-        let a = analytic[i];
-        let abs = (a - numeric).abs();
-        let rel = abs / (a.abs() + numeric.abs()).max(1e-300);
-        assert!(
-            abs < MIN_ABS_ERROR || rel < MAX_REL_ERROR,
-            "{label}: parameter {i}: analytic {a:e} vs numeric {numeric:e} (relative error {rel:e})"
-        );
-    }
+    common::check_gradients(
+        &analytic,
+        &original,
+        |p| {
+            net.set_params(&NdArray::from_slice(&[n], p).unwrap())
+                .unwrap();
+            net.compute_gradient_and_score_data_set(data).unwrap()
+        },
+        label,
+    );
 }
 
 fn mse(n: usize) -> LayerConf {
@@ -373,24 +362,16 @@ fn global_pooling_over_time_honours_masks() {
         assert_eq!(g1, g.gradients().to_vec().unwrap());
         // And the gradient is right.
         let original = g.params().to_vec().unwrap();
-        for i in 0..original.len() {
-            let mut p = original.clone();
-            p[i] += EPS;
-            g.set_params(&NdArray::from_slice(&[p.len()], &p).unwrap())
-                .unwrap();
-            let plus = g.compute_gradient_and_score(&masked).unwrap();
-            p[i] -= 2.0 * EPS;
-            g.set_params(&NdArray::from_slice(&[p.len()], &p).unwrap())
-                .unwrap();
-            let minus = g.compute_gradient_and_score(&masked).unwrap();
-            let numeric = (plus - minus) / (2.0 * EPS);
-            let abs = (g1[i] - numeric).abs();
-            assert!(
-                abs < MIN_ABS_ERROR || abs / (g1[i].abs() + numeric.abs()) < MAX_REL_ERROR,
-                "{pooling:?} parameter {i}: {} vs {numeric}",
-                g1[i]
-            );
-        }
+        common::check_gradients(
+            &g1,
+            &original,
+            |p| {
+                g.set_params(&NdArray::from_slice(&[p.len()], p).unwrap())
+                    .unwrap();
+                g.compute_gradient_and_score(&masked).unwrap()
+            },
+            &format!("{pooling:?}"),
+        );
     }
 }
 

@@ -4,9 +4,7 @@
 use dl4rs_array::{AsView, NdArray};
 use dl4rs_nn::*;
 
-const EPS: f64 = 1e-6;
-const MAX_REL_ERROR: f64 = 1e-5;
-const MIN_ABS_ERROR: f64 = 1e-8;
+mod common;
 
 fn data(
     batch: usize,
@@ -52,27 +50,16 @@ fn check(conf: MultiLayerConfiguration, loss: LossFunction, label: &str) -> usiz
     );
     let original = net.params().to_vec().unwrap();
     let n = original.len();
-    for i in 0..n {
-        let mut p = original.clone();
-        p[i] = original[i] + EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let plus = net.compute_gradient_and_score(&x, &y).unwrap();
-        p[i] = original[i] - EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let minus = net.compute_gradient_and_score(&x, &y).unwrap();
-        let numeric = (plus - minus) / (2.0 * EPS);
-        let a = analytic[i];
-        let abs = (a - numeric).abs();
-        let rel = abs / (a.abs() + numeric.abs()).max(1e-300);
-        assert!(
-            abs < MIN_ABS_ERROR || rel < MAX_REL_ERROR,
-            "{label}: parameter {i}: analytic {a:e} vs numeric {numeric:e} (relative error {rel:e})"
-        );
-    }
-    net.set_params(&NdArray::from_slice(&[n], &original).unwrap())
-        .unwrap();
+    common::check_gradients(
+        &analytic,
+        &original,
+        |p| {
+            net.set_params(&NdArray::from_slice(&[n], p).unwrap())
+                .unwrap();
+            net.compute_gradient_and_score(&x, &y).unwrap()
+        },
+        label,
+    );
     n
 }
 

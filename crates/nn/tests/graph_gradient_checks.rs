@@ -6,9 +6,7 @@ use dl4rs_array::{AsView, NdArray};
 use dl4rs_data::MultiDataSet;
 use dl4rs_nn::*;
 
-const EPS: f64 = 1e-6;
-const MAX_REL_ERROR: f64 = 1e-5;
-const MIN_ABS_ERROR: f64 = 1e-8;
+mod common;
 
 /// Checks every parameter of `graph` on `data`; returns how many were checked.
 fn check(conf: ComputationGraphConfiguration, data: &MultiDataSet<f64>, label: &str) -> usize {
@@ -19,25 +17,16 @@ fn check(conf: ComputationGraphConfiguration, data: &MultiDataSet<f64>, label: &
     assert!(largest > 1e-4, "{label}: the gradient is (near) zero");
     let original = net.params().to_vec().unwrap();
     let n = original.len();
-    for i in 0..n {
-        let mut p = original.clone();
-        p[i] = original[i] + EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let plus = net.compute_gradient_and_score(data).unwrap();
-        p[i] = original[i] - EPS;
-        net.set_params(&NdArray::from_slice(&[n], &p).unwrap())
-            .unwrap();
-        let minus = net.compute_gradient_and_score(data).unwrap();
-        let numeric = (plus - minus) / (2.0 * EPS);
-        let a = analytic[i];
-        let abs = (a - numeric).abs();
-        let rel = abs / (a.abs() + numeric.abs()).max(1e-300);
-        assert!(
-            abs < MIN_ABS_ERROR || rel < MAX_REL_ERROR,
-            "{label}: parameter {i}: analytic {a:e} vs numeric {numeric:e} (relative error {rel:e})"
-        );
-    }
+    common::check_gradients(
+        &analytic,
+        &original,
+        |p| {
+            net.set_params(&NdArray::from_slice(&[n], p).unwrap())
+                .unwrap();
+            net.compute_gradient_and_score(data).unwrap()
+        },
+        label,
+    );
     n
 }
 
@@ -274,23 +263,15 @@ fn multi_layer_network_with_preprocessors() {
     net.compute_gradient_and_score(&x, &y).unwrap();
     let analytic = net.gradients().to_vec().unwrap();
     let original = net.params().to_vec().unwrap();
-    for i in 0..original.len() {
-        let mut p = original.clone();
-        p[i] += EPS;
-        net.set_params(&NdArray::from_slice(&[p.len()], &p).unwrap())
-            .unwrap();
-        let plus = net.compute_gradient_and_score(&x, &y).unwrap();
-        p[i] -= 2.0 * EPS;
-        net.set_params(&NdArray::from_slice(&[p.len()], &p).unwrap())
-            .unwrap();
-        let minus = net.compute_gradient_and_score(&x, &y).unwrap();
-        let numeric = (plus - minus) / (2.0 * EPS);
-        let abs = (analytic[i] - numeric).abs();
-        assert!(
-            abs < MIN_ABS_ERROR || abs / (analytic[i].abs() + numeric.abs()) < MAX_REL_ERROR,
-            "parameter {i}: {} vs {numeric}",
-            analytic[i]
-        );
-    }
+    common::check_gradients(
+        &analytic,
+        &original,
+        |p| {
+            net.set_params(&NdArray::from_slice(&[p.len()], p).unwrap())
+                .unwrap();
+            net.compute_gradient_and_score(&x, &y).unwrap()
+        },
+        "MultiLayerNetwork with preprocessors",
+    );
     let _ = x.view();
 }
