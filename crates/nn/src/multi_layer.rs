@@ -541,6 +541,25 @@ macro_rules! impl_model_common {
         fn updater_state(&self) -> &NdArray<T> {
             &self.core.engine.store.updater_state
         }
+        fn gradients_mut(&mut self) -> &mut NdArray<T> {
+            &mut self.core.engine.store.grads
+        }
+        fn compute_gradient_multi(
+            &mut self,
+            data: &dl4rs_data::MultiDataSet<T>,
+        ) -> Result<f64, NnError> {
+            self.core
+                .engine
+                .compute_gradient_and_score(&crate::model::multi_batch(data))
+        }
+        fn compute_gradient_data_set(&mut self, data: &DataSet<T>) -> Result<f64, NnError> {
+            self.core
+                .engine
+                .compute_gradient_and_score(&crate::model::data_set_batch(data))
+        }
+        fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError> {
+            crate::model::apply_gradients(self, batch_size)
+        }
         fn set_updater_state(&mut self, state: &ArrayView<'_, T>) -> Result<(), NnError> {
             self.core.engine.set_flat(state, false)
         }

@@ -779,3 +779,62 @@ fn first_format_model_files_still_load() {
         net.params().to_vec().unwrap()
     );
 }
+
+/// `fit` split in two (`compute_gradient_*`, then `apply_gradients`), as data-parallel trainers
+/// use it, trains bit-identically to `fit`, for both network types.
+#[test]
+fn split_fit_equals_fit() {
+    let x = NdArray::<f32>::rand_uniform(&[64, 20], -1.0, 1.0, 5).unwrap();
+    let y = labels(64, 5, 6);
+    let batches: Vec<dl4rs_data::DataSet<f32>> = (0..4)
+        .map(|i| {
+            let rows: Vec<usize> = (0..16).map(|r| i * 16 + r).collect();
+            let _heap = scope_out_of_workspaces();
+            dl4rs_data::DataSet::new(x.gather_rows(&rows).unwrap(), y.gather_rows(&rows).unwrap())
+                .unwrap()
+        })
+        .collect();
+    let conf = conf_with(
+        WorkspaceMode::Enabled,
+        Updater::adam(1e-3),
+        &all_layer_types(),
+    );
+    let graph_conf = || {
+        let mut b = NeuralNetConfiguration::builder()
+            .seed(1234)
+            .updater(Updater::adam(1e-3))
+            .l2(1e-4)
+            .graph_builder()
+            .add_inputs(&["in"])
+            .set_input_types(&[InputType::feed_forward(20)]);
+        let mut prev = "in".to_string();
+        for (i, l) in all_layer_types().into_iter().enumerate() {
+            let name = format!("l{i}");
+            b = b.add_layer(&name, l, &[&prev]);
+            prev = name;
+        }
+        b.set_outputs(&[&prev]).build().unwrap()
+    };
+    let pairs: Vec<(Box<dyn Model<f32>>, Box<dyn Model<f32>>)> = vec![
+        (
+            Box::new(MultiLayerNetwork::<f32>::new(conf.clone()).unwrap()),
+            Box::new(MultiLayerNetwork::<f32>::new(conf).unwrap()),
+        ),
+        (
+            Box::new(ComputationGraph::<f32>::new(graph_conf()).unwrap()),
+            Box::new(ComputationGraph::<f32>::new(graph_conf()).unwrap()),
+        ),
+    ];
+    for (mut a, mut b) in pairs {
+        for d in batches.iter().cycle().take(10) {
+            a.fit_data_set(d).unwrap();
+            let score = b.compute_gradient_data_set(d).unwrap();
+            assert_eq!(score, b.last_score());
+            b.apply_gradients(16).unwrap();
+        }
+        assert_eq!(a.iteration_count(), 10);
+        assert_eq!(a.iteration_count(), b.iteration_count());
+        assert_eq!(a.last_score(), b.last_score());
+        assert_eq!(a.params().to_vec().unwrap(), b.params().to_vec().unwrap());
+    }
+}

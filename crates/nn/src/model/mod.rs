@@ -53,6 +53,18 @@ pub trait Model<T: DataType>: Send {
     fn set_params(&mut self, params: &ArrayView<'_, T>) -> Result<(), NnError>;
     /// The flat gradient array of the last iteration.
     fn gradients(&self) -> &NdArray<T>;
+    /// The flat gradient array, writable: data-parallel trainers sum or average the gradients
+    /// of several replicas into it before [`Model::apply_gradients`].
+    fn gradients_mut(&mut self) -> &mut NdArray<T>;
+    /// Forward, loss and backprop on a multi data set without an update: fills
+    /// [`Model::gradients`] and returns the score (also [`Model::last_score`]).
+    fn compute_gradient_multi(&mut self, data: &MultiDataSet<T>) -> Result<f64, NnError>;
+    /// [`Model::compute_gradient_multi`] on a data set (one input, one output).
+    fn compute_gradient_data_set(&mut self, data: &DataSet<T>) -> Result<f64, NnError>;
+    /// The updater step with the gradients in [`Model::gradients`], as the end of a `fit` call:
+    /// counts the iteration and runs the listeners with [`Model::last_score`] (`batch_size`
+    /// examples). Together with `compute_gradient_*` this is `fit` split in two.
+    fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError>;
     /// The flat updater state.
     fn updater_state(&self) -> &NdArray<T>;
     /// Replaces the updater state.
@@ -178,6 +190,16 @@ pub(crate) fn multi_batch<T: DataType>(data: &MultiDataSet<T>) -> Batch<'_, T> {
         labels: Arrays::Owned(&data.labels),
         labels_masks: Masks::Owned(&data.labels_masks),
     }
+}
+
+/// The second half of a split `fit`: updater step, counters, listeners.
+pub(crate) fn apply_gradients<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    batch_size: usize,
+) -> Result<(), NnError> {
+    m.core_mut().engine.apply_update()?;
+    let score = m.core().engine.score;
+    finish_iteration(m, score, batch_size)
 }
 
 pub(crate) fn fit_batch<T: DataType, M: HasCore<T>>(

@@ -446,10 +446,17 @@ impl<T: DataType> Engine<T> {
             };
             self.gradient_and_score(batch)?
         };
-        self.store.apply_updater(&self.global, self.iteration)?;
         self.score = score;
-        self.iteration += 1;
+        self.apply_update()?;
         Ok(score)
+    }
+
+    /// The updater step with the gradients now in the store (computed here, or summed across
+    /// trainers), then the iteration counter.
+    pub fn apply_update(&mut self) -> Result<(), NnError> {
+        self.store.apply_updater(&self.global, self.iteration)?;
+        self.iteration += 1;
+        Ok(())
     }
 
     /// Gradient and score without an update (gradient checks), in the all-layers workspace.
