@@ -815,7 +815,8 @@ fn split_fit_equals_fit() {
         }
         b.set_outputs(&[&prev]).build().unwrap()
     };
-    let pairs: Vec<(Box<dyn Model<f32>>, Box<dyn Model<f32>>)> = vec![
+    type Boxed = Box<dyn Model<f32>>;
+    let pairs: Vec<(Boxed, Boxed)> = vec![
         (
             Box::new(MultiLayerNetwork::<f32>::new(conf.clone()).unwrap()),
             Box::new(MultiLayerNetwork::<f32>::new(conf).unwrap()),
