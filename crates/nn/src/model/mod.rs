@@ -381,11 +381,13 @@ impl<T: DataType> EvalBatch<T> {
 /// their unmasked steps, `[steps, n]` (DL4J's `evalTimeSeries`: a step is one decision), and
 /// no mask; `None` for other shapes. `mask` is `[batch, time]` (the label mask, else the
 /// feature mask).
+type LabelsAndPredictions<T> = (NdArray<T>, NdArray<T>);
+
 fn time_series_rows<T: DataType>(
     labels: &ArrayView<'_, T>,
     out: &ArrayView<'_, T>,
     mask: Option<ArrayView<'_, T>>,
-) -> Result<Option<(NdArray<T>, NdArray<T>)>, NnError> {
+) -> Result<Option<LabelsAndPredictions<T>>, NnError> {
     let (&[b, n, t], &[_, _, _]) = (labels.shape(), out.shape()) else {
         return Ok(None);
     };
