@@ -377,12 +377,13 @@ impl<T: DataType> EvalBatch<T> {
     }
 }
 
+/// Labels and predictions, as rows.
+type LabelsAndPredictions<T> = (NdArray<T>, NdArray<T>);
+
 /// Labels and predictions with a loss per time step (`[batch, n, time]`) as the rows of
 /// their unmasked steps, `[steps, n]` (DL4J's `evalTimeSeries`: a step is one decision), and
 /// no mask; `None` for other shapes. `mask` is `[batch, time]` (the label mask, else the
 /// feature mask).
-type LabelsAndPredictions<T> = (NdArray<T>, NdArray<T>);
-
 fn time_series_rows<T: DataType>(
     labels: &ArrayView<'_, T>,
     out: &ArrayView<'_, T>,
