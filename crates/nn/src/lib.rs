@@ -45,6 +45,7 @@ pub use conf::{
 };
 pub use conf::{
     LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+    SimpleRnnBuilder, SimpleRnnConf,
 };
 pub use error::NnError;
 pub use graph::ComputationGraph;
@@ -53,7 +54,7 @@ pub use layers::{
     Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, RecurrentMode,
     RnnStateSlot, Saved, StepContext,
 };
-pub use layers::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
+pub use layers::{LastTimeStepLayer, LstmLayer, RnnOutputLayer, SimpleRnnLayer};
 pub use listeners::{
     CheckpointListener, IterationInfo, PerformanceListener, ScoreIterationListener,
     TrainingListener,

@@ -176,3 +176,52 @@ fn lstm_into_global_pooling() {
         .unwrap();
     check(conf, &data, "LSTM, GlobalPooling(avg), masked");
 }
+
+#[test]
+fn simple_rnn_with_and_without_masks() {
+    let conf = |act: Activation| {
+        NeuralNetConfiguration::builder()
+            .seed(6)
+            .weight_init(WeightInit::XavierUniform)
+            .list()
+            .layer(LayerConf::simple_rnn(4).activation(act).build())
+            .layer(LayerConf::lstm(3).build())
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                    .activation(Activation::Softmax)
+                    .build(),
+            )
+            .set_input_type(InputType::recurrent(2))
+            .build()
+            .unwrap()
+    };
+    let plain = sequences(3, 2, 3, 5, 12);
+    check(conf(Activation::Tanh), &plain, "SimpleRnn");
+    check(conf(Activation::Sigmoid), &plain, "SimpleRnn (sigmoid)");
+    for align_end in [false, true] {
+        let m = mask(&[5, 1, 3], 5, align_end);
+        let data = sequences(3, 2, 3, 5, 13)
+            .with_masks(Some(m.dup().unwrap()), Some(m))
+            .unwrap();
+        check(
+            conf(Activation::Tanh),
+            &data,
+            &format!("SimpleRnn, masked (align end {align_end})"),
+        );
+    }
+    let classifier = NeuralNetConfiguration::builder()
+        .seed(8)
+        .list()
+        .layer(LayerConf::last_time_step(LayerConf::simple_rnn(4).build()))
+        .layer(LayerConf::output(LossFunction::Mse, 2))
+        .set_input_type(InputType::recurrent(3))
+        .build()
+        .unwrap();
+    let x = NdArray::<f64>::rand_uniform(&[2, 3, 4], -1.0, 1.0, 14).unwrap();
+    let y = NdArray::from_slice(&[2, 2], &[0.3, -0.2, 0.5, 0.1]).unwrap();
+    let data = DataSet::new(x, y)
+        .unwrap()
+        .with_masks(Some(mask(&[4, 2], 4, false)), None)
+        .unwrap();
+    check(classifier, &data, "LastTimeStep(SimpleRnn), masked");
+}

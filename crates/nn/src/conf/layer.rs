@@ -11,6 +11,7 @@ pub use super::conv::{
 };
 pub use super::recurrent::{
     LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+    SimpleRnnBuilder, SimpleRnnConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -156,6 +157,8 @@ pub enum LayerConf {
     /// See [`LstmConf`].
     #[serde(rename = "LSTM")]
     Lstm(LstmConf),
+    /// See [`SimpleRnnConf`].
+    SimpleRnn(SimpleRnnConf),
     /// See [`RnnOutputConf`].
     #[serde(rename = "RnnOutputLayer")]
     RnnOutput(RnnOutputConf),
@@ -327,6 +330,7 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => &mut c.name,
             LayerConf::Upsampling2D(c) => &mut c.name,
             LayerConf::Lstm(c) => &mut c.name,
+            LayerConf::SimpleRnn(c) => &mut c.name,
             LayerConf::RnnOutput(c) => &mut c.name,
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
@@ -352,6 +356,7 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => c.name.as_deref(),
             LayerConf::Upsampling2D(c) => c.name.as_deref(),
             LayerConf::Lstm(c) => c.name.as_deref(),
+            LayerConf::SimpleRnn(c) => c.name.as_deref(),
             LayerConf::RnnOutput(c) => c.name.as_deref(),
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
@@ -375,6 +380,7 @@ impl LayerConf {
             LayerConf::Cropping2D(_) => "Cropping2D",
             LayerConf::Upsampling2D(_) => "Upsampling2D",
             LayerConf::Lstm(_) => "LSTM",
+            LayerConf::SimpleRnn(_) => "SimpleRnn",
             LayerConf::RnnOutput(_) => "RnnOutputLayer",
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
@@ -398,6 +404,7 @@ impl LayerConf {
                 None
             }
             LayerConf::Lstm(c) => c.n_in,
+            LayerConf::SimpleRnn(c) => c.n_in,
             LayerConf::RnnOutput(c) => c.n_in,
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
@@ -412,6 +419,7 @@ impl LayerConf {
             LayerConf::Convolution(c) => Some(c.n_out),
             LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
             LayerConf::Lstm(c) => Some(c.n_out),
+            LayerConf::SimpleRnn(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
             _ => self.n_in(),
@@ -489,6 +497,7 @@ impl LayerConf {
             | LayerConf::Cropping2D(_)
             | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
             LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_) => Accepts::Recurrent,
@@ -513,6 +522,9 @@ impl LayerConf {
             }
             // The LSTM's activation stays tanh unless set (see LstmConf::activation).
             LayerConf::Lstm(c) => {
+                c.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::SimpleRnn(c) => {
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::RnnOutput(c) => {
@@ -606,6 +618,7 @@ impl LayerConf {
             | LayerConf::Cropping2D(_)
             | LayerConf::Upsampling2D(_)
             | LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_) => {
@@ -676,6 +689,7 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => Box::new(SpatialLayer::cropping(c, input)?),
             LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
             LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_) => {

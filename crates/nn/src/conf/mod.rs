@@ -19,8 +19,8 @@ pub use layer::{
     ActivationConf, BatchNormConf, ConvolutionBuilder, ConvolutionConf, ConvolutionMode,
     CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder, DepthwiseConvolutionConf, DropoutConf,
     GlobalPoolingConf, LastTimeStepConf, LayerConf, LossConf, LstmBuilder, LstmConf, OutputBuilder,
-    OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SubsamplingBuilder,
-    SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
+    OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder,
+    SimpleRnnConf, SubsamplingBuilder, SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
 };
 pub use mode::{BackpropType, GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

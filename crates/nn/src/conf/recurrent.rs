@@ -8,7 +8,7 @@ use super::layer::LayerConf;
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
-use crate::layers::{LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer};
+use crate::layers::{LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer, SimpleRnnLayer};
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use dl4rs_array::DataType;
@@ -46,6 +46,25 @@ pub struct LstmConf {
     /// Initial bias of the forget gate (DL4J default 1.0; the other biases start at 0).
     #[serde(default = "default_forget_bias")]
     pub forget_gate_bias_init: f64,
+}
+
+/// DL4J's `SimpleRnn`: `h_t = act(x_t·W + h_{t-1}·RW + b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimpleRnnConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Units.
+    pub n_out: usize,
+    /// Activation; tanh when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Weight initialization of `W` and `RW`; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
 }
 
 /// A dense layer and a loss at every time step.
@@ -112,6 +131,17 @@ impl LayerConf {
         })
     }
 
+    /// A simple recurrent layer with `n_out` units (tanh).
+    pub fn simple_rnn(n_out: usize) -> SimpleRnnBuilder {
+        SimpleRnnBuilder(SimpleRnnConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            weight_init: None,
+        })
+    }
+
     /// A dense layer with `n_out` outputs and `loss` at every time step.
     pub fn rnn_output(loss: LossFunction, n_out: usize) -> RnnOutputBuilder {
         RnnOutputBuilder(RnnOutputConf {
@@ -145,7 +175,7 @@ impl LayerConf {
 
     /// Whether this is a recurrent layer (sequences in, sequences out, state over time).
     pub fn is_recurrent(&self) -> bool {
-        matches!(self, LayerConf::Lstm(_))
+        matches!(self, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_))
     }
 }
 
@@ -192,6 +222,13 @@ pub(crate) fn infer(
 ) -> Result<Option<InputType>, NnError> {
     Ok(Some(match conf {
         LayerConf::Lstm(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
+        LayerConf::SimpleRnn(c) => {
             c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
             if c.n_out == 0 {
                 return Err(NnError::config(format!("{label}: n_out must be > 0")));
@@ -245,6 +282,13 @@ pub(crate) fn build<T: DataType>(
             c.weight_init.unwrap_or_default(),
             c.forget_gate_bias_init,
         )?),
+        LayerConf::SimpleRnn(c) => Box::new(SimpleRnnLayer::<T>::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or(Activation::Tanh),
+            c.weight_init.unwrap_or_default(),
+        )?),
         LayerConf::RnnOutput(c) => Box::new(RnnOutputLayer::new(
             c.name.clone(),
             size,
@@ -279,6 +323,10 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
                 .saturating_mul(g)
                 .saturating_add(g)
         }
+        LayerConf::SimpleRnn(c) => n_in(c.n_in)
+            .saturating_add(c.n_out)
+            .saturating_mul(c.n_out)
+            .saturating_add(c.n_out),
         LayerConf::RnnOutput(c) => n_in(c.n_in).saturating_mul(c.n_out).saturating_add(c.n_out),
         LayerConf::RnnLoss(_) => 0,
         LayerConf::LastTimeStep(c) => c.layer.num_params(),
@@ -324,6 +372,43 @@ impl LstmBuilder {
     /// The layer configuration.
     pub fn build(self) -> LayerConf {
         LayerConf::Lstm(self.0)
+    }
+}
+
+/// Builder for a simple recurrent layer.
+#[derive(Debug, Clone)]
+pub struct SimpleRnnBuilder(SimpleRnnConf);
+
+impl SimpleRnnBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the number of inputs per step (otherwise inferred).
+    pub fn n_in(mut self, n_in: usize) -> Self {
+        self.0.n_in = Some(n_in);
+        self
+    }
+    /// Sets the activation (tanh).
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.0.activation = Some(activation);
+        self
+    }
+    /// Sets the weight initialization.
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.0.weight_init = Some(init);
+        self
+    }
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::SimpleRnn(self.0)
+    }
+}
+
+impl From<SimpleRnnBuilder> for LayerConf {
+    fn from(b: SimpleRnnBuilder) -> LayerConf {
+        b.build()
     }
 }
 

@@ -2,6 +2,7 @@
 //! `[batch, size, time]` with feature masks `[batch, time]`:
 //!
 //! * [`LstmLayer`] (`lstm.rs`): DL4J's LSTM without peepholes, backprop through time;
+//! * [`SimpleRnnLayer`] (`simple_rnn.rs`): DL4J's `SimpleRnn`;
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
 //! * [`LastTimeStepLayer`] (`last_step.rs`): a recurrent layer's output at each example's last
@@ -17,10 +18,12 @@
 mod last_step;
 mod lstm;
 mod output;
+mod simple_rnn;
 
 pub use last_step::LastTimeStepLayer;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;
+pub use simple_rnn::SimpleRnnLayer;
 
 use dl4rs_array::{ArrayView, DataType, NdArray};
 
