@@ -279,7 +279,14 @@ fn every_layer(mode: WorkspaceMode) -> MultiLayerConfiguration {
         .inference_workspace_mode(mode)
         .list()
         .layer(LayerConf::simple_rnn(6).build())
-        .layer(LayerConf::lstm(5).build())
+        .layer(LayerConf::bidirectional(
+            BidirectionalMode::Mul,
+            LayerConf::lstm(5).build(),
+        ))
+        .layer(LayerConf::bidirectional(
+            BidirectionalMode::Concat,
+            LayerConf::lstm(3).build(),
+        ))
         .layer(
             LayerConf::rnn_output(LossFunction::Mcxent, 3)
                 .activation(Activation::Softmax)

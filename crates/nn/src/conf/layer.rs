@@ -10,8 +10,8 @@ pub use super::conv::{
     UpsamplingConf, ZeroPaddingConf,
 };
 pub use super::recurrent::{
-    LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
-    SimpleRnnBuilder, SimpleRnnConf,
+    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
+    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -167,6 +167,8 @@ pub enum LayerConf {
     RnnLoss(RnnLossConf),
     /// See [`LastTimeStepConf`].
     LastTimeStep(LastTimeStepConf),
+    /// See [`BidirectionalConf`].
+    Bidirectional(BidirectionalConf),
 }
 
 impl LayerConf {
@@ -334,6 +336,7 @@ impl LayerConf {
             LayerConf::RnnOutput(c) => &mut c.name,
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
+            LayerConf::Bidirectional(c) => &mut c.name,
         };
         *slot = Some(name.to_string());
         self
@@ -360,6 +363,7 @@ impl LayerConf {
             LayerConf::RnnOutput(c) => c.name.as_deref(),
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::Bidirectional(c) => c.name.as_deref().or_else(|| c.layer.name()),
         }
     }
 
@@ -384,6 +388,7 @@ impl LayerConf {
             LayerConf::RnnOutput(_) => "RnnOutputLayer",
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
+            LayerConf::Bidirectional(_) => "Bidirectional",
         }
     }
 
@@ -408,6 +413,7 @@ impl LayerConf {
             LayerConf::RnnOutput(c) => c.n_in,
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
+            LayerConf::Bidirectional(c) => c.layer.n_in(),
         }
     }
 
@@ -422,6 +428,13 @@ impl LayerConf {
             LayerConf::SimpleRnn(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
+            LayerConf::Bidirectional(c) => c.layer.n_out().map(|n| {
+                if c.mode == crate::layers::BidirectionalMode::Concat {
+                    2 * n
+                } else {
+                    n
+                }
+            }),
             _ => self.n_in(),
         }
     }
@@ -500,7 +513,8 @@ impl LayerConf {
             | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => Accepts::Recurrent,
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => Accepts::Recurrent,
             _ => Accepts::FeedForward,
         }
     }
@@ -532,6 +546,7 @@ impl LayerConf {
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::LastTimeStep(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::Bidirectional(c) => c.layer.apply_defaults(activation, weight_init),
             _ => {}
         }
     }
@@ -621,7 +636,8 @@ impl LayerConf {
             | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => {
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => {
                 return Err(NnError::config(format!(
                     "{label}: internal inference order"
                 )));
@@ -692,7 +708,8 @@ impl LayerConf {
             | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => {
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => {
                 return Err(NnError::config("recurrent layer: internal build order"));
             }
         })

@@ -8,7 +8,10 @@ use super::layer::LayerConf;
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
-use crate::layers::{LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer, SimpleRnnLayer};
+use crate::layers::{
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer,
+    SimpleRnnLayer,
+};
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use dl4rs_array::DataType;
@@ -107,6 +110,19 @@ pub struct RnnLossConf {
     pub n: Option<usize>,
 }
 
+/// A recurrent layer run forward and backward in time, outputs combined per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BidirectionalConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How the two directions combine.
+    #[serde(default)]
+    pub mode: BidirectionalMode,
+    /// The wrapped recurrent layer (each direction gets its own copy and parameters).
+    pub layer: Box<LayerConf>,
+}
+
 /// The last unmasked time step of a recurrent layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastTimeStepConf {
@@ -165,6 +181,15 @@ impl LayerConf {
         })
     }
 
+    /// The recurrent layer `inner` in both directions, combined by `mode`.
+    pub fn bidirectional(mode: BidirectionalMode, inner: impl Into<LayerConf>) -> LayerConf {
+        LayerConf::Bidirectional(BidirectionalConf {
+            name: None,
+            mode,
+            layer: Box::new(inner.into()),
+        })
+    }
+
     /// The last unmasked step of the recurrent layer `inner`.
     pub fn last_time_step(inner: impl Into<LayerConf>) -> LayerConf {
         LayerConf::LastTimeStep(LastTimeStepConf {
@@ -175,7 +200,10 @@ impl LayerConf {
 
     /// Whether this is a recurrent layer (sequences in, sequences out, state over time).
     pub fn is_recurrent(&self) -> bool {
-        matches!(self, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_))
+        matches!(
+            self,
+            LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Bidirectional(_)
+        )
     }
 }
 
@@ -246,6 +274,25 @@ pub(crate) fn infer(
             c.n = Some(check_n_in(c.n, recurrent_size(input, label)?, label)?);
             *input
         }
+        LayerConf::Bidirectional(c) => {
+            if !matches!(*c.layer, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_)) {
+                return Err(NnError::config(format!(
+                    "{label}: Bidirectional wraps a recurrent layer (LSTM, SimpleRnn), not {}",
+                    c.layer.kind()
+                )));
+            }
+            match c.layer.infer(input, label)? {
+                InputType::Recurrent { size, .. } if c.mode == BidirectionalMode::Concat => {
+                    with_size(input, 2 * size)
+                }
+                InputType::Recurrent { size, .. } => with_size(input, size),
+                other => {
+                    return Err(NnError::config(format!(
+                        "{label}: the wrapped layer outputs {other}, not sequences"
+                    )));
+                }
+            }
+        }
         LayerConf::LastTimeStep(c) => {
             if !c.layer.is_recurrent() {
                 return Err(NnError::config(format!(
@@ -304,6 +351,12 @@ pub(crate) fn build<T: DataType>(
             c.activation,
             c.loss,
         )),
+        LayerConf::Bidirectional(c) => Box::new(BidirectionalLayer::new(
+            c.name.clone(),
+            c.mode,
+            c.layer.build::<T>(input)?,
+            c.layer.build::<T>(input)?,
+        )?),
         LayerConf::LastTimeStep(c) => Box::new(LastTimeStepLayer::new(
             c.name.clone(),
             c.layer.build::<T>(input)?,
@@ -329,6 +382,7 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
             .saturating_add(c.n_out),
         LayerConf::RnnOutput(c) => n_in(c.n_in).saturating_mul(c.n_out).saturating_add(c.n_out),
         LayerConf::RnnLoss(_) => 0,
+        LayerConf::Bidirectional(c) => c.layer.num_params().saturating_mul(2),
         LayerConf::LastTimeStep(c) => c.layer.num_params(),
         _ => return None,
     })

@@ -28,7 +28,10 @@ pub use conv::ConvolutionLayer;
 pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
-pub use recurrent::{LastTimeStepLayer, LstmLayer, RnnOutputLayer, SimpleRnnLayer};
+pub use recurrent::{
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, RnnOutputLayer,
+    SimpleRnnLayer,
+};
 pub use simple::{ActivationLayer, LossLayer};
 pub use spatial::SpatialLayer;
 

@@ -5,6 +5,7 @@
 //! * [`SimpleRnnLayer`] (`simple_rnn.rs`): DL4J's `SimpleRnn`;
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
+//! * [`BidirectionalLayer`] (`bidirectional.rs`): a recurrent layer both ways;
 //! * [`LastTimeStepLayer`] (`last_step.rs`): a recurrent layer's output at each example's last
 //!   unmasked step.
 //!
@@ -15,11 +16,13 @@
 //! loop working-memory workspace (`RnnFfLoopWorkingMem` / `RnnBpLoopWorkingMem`), as DL4J's
 //! `WS_RNN_LOOP_WORKING_MEM`.
 
+mod bidirectional;
 mod last_step;
 mod lstm;
 mod output;
 mod simple_rnn;
 
+pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
 pub use last_step::LastTimeStepLayer;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;

@@ -290,7 +290,9 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
                 "backward without the forward pass's cache (run forward in training mode)".into(),
             )
         })?;
-        if eps.shape() != [b, n, t] || states.shape() != [t + 1, b, n] {
+        // The states, however a wrapper packed them (flat in a Bidirectional's cache).
+        let states = states.reshape(&[t + 1, b, n])?;
+        if eps.shape() != [b, n, t] {
             return Err(layer_error(
                 ctx,
                 "SimpleRnn",
