@@ -19,7 +19,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod pooling;
-mod recurrent;
+pub(crate) mod recurrent;
 mod simple;
 mod spatial;
 

@@ -24,6 +24,7 @@ mod simple_rnn;
 
 pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
 pub use last_step::LastTimeStepLayer;
+pub(crate) use last_step::last_steps;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;
 pub use simple_rnn::SimpleRnnLayer;
