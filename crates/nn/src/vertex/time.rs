@@ -15,11 +15,14 @@ use crate::layers::recurrent::last_steps;
 use crate::layers::{ACT, GRAD, MaskOut};
 use crate::workspace_mgr::LayerWorkspaceMgr;
 
+/// A sequence input: activations, mask and `[batch, n, time]`.
+type Sequence<'a, T> = (ArrayView<'a, T>, Option<ArrayView<'a, T>>, [usize; 3]);
+
 fn sequence<'a, T: DataType>(
     inputs: &VertexInputs<'a, T>,
     i: usize,
     kind: &str,
-) -> Result<(ArrayView<'a, T>, Option<ArrayView<'a, T>>, [usize; 3]), NnError> {
+) -> Result<Sequence<'a, T>, NnError> {
     let input = (inputs.get)(i)?;
     let x = input.activations;
     let &[b, n, t] = x.shape() else {
