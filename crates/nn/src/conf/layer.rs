@@ -10,8 +10,8 @@ pub use super::conv::{
     UpsamplingConf, ZeroPaddingConf,
 };
 pub use super::recurrent::{
-    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
-    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf, RnnLossConf,
+    RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf, TimeDistributedConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -169,6 +169,11 @@ pub enum LayerConf {
     LastTimeStep(LastTimeStepConf),
     /// See [`BidirectionalConf`].
     Bidirectional(BidirectionalConf),
+    /// See [`TimeDistributedConf`].
+    TimeDistributed(TimeDistributedConf),
+    /// See [`MaskZeroConf`].
+    #[serde(rename = "MaskZeroLayer")]
+    MaskZero(MaskZeroConf),
 }
 
 impl LayerConf {
@@ -337,6 +342,8 @@ impl LayerConf {
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
             LayerConf::Bidirectional(c) => &mut c.name,
+            LayerConf::TimeDistributed(c) => &mut c.name,
+            LayerConf::MaskZero(c) => &mut c.name,
         };
         *slot = Some(name.to_string());
         self
@@ -364,6 +371,8 @@ impl LayerConf {
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
             LayerConf::Bidirectional(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::TimeDistributed(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::MaskZero(c) => c.name.as_deref().or_else(|| c.layer.name()),
         }
     }
 
@@ -389,6 +398,8 @@ impl LayerConf {
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
             LayerConf::Bidirectional(_) => "Bidirectional",
+            LayerConf::TimeDistributed(_) => "TimeDistributed",
+            LayerConf::MaskZero(_) => "MaskZeroLayer",
         }
     }
 
@@ -414,6 +425,8 @@ impl LayerConf {
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
             LayerConf::Bidirectional(c) => c.layer.n_in(),
+            LayerConf::TimeDistributed(c) => c.layer.n_in(),
+            LayerConf::MaskZero(c) => c.layer.n_in(),
         }
     }
 
@@ -428,6 +441,8 @@ impl LayerConf {
             LayerConf::SimpleRnn(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
+            LayerConf::TimeDistributed(c) => c.layer.n_out(),
+            LayerConf::MaskZero(c) => c.layer.n_out(),
             LayerConf::Bidirectional(c) => c.layer.n_out().map(|n| {
                 if c.mode == crate::layers::BidirectionalMode::Concat {
                     2 * n
@@ -514,7 +529,9 @@ impl LayerConf {
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => Accepts::Recurrent,
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => Accepts::Recurrent,
             _ => Accepts::FeedForward,
         }
     }
@@ -547,6 +564,8 @@ impl LayerConf {
             }
             LayerConf::LastTimeStep(c) => c.layer.apply_defaults(activation, weight_init),
             LayerConf::Bidirectional(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::TimeDistributed(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::MaskZero(c) => c.layer.apply_defaults(activation, weight_init),
             _ => {}
         }
     }
@@ -637,7 +656,9 @@ impl LayerConf {
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => {
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => {
                 return Err(NnError::config(format!(
                     "{label}: internal inference order"
                 )));
@@ -709,7 +730,9 @@ impl LayerConf {
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => {
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => {
                 return Err(NnError::config("recurrent layer: internal build order"));
             }
         })

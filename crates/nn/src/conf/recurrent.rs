@@ -9,8 +9,8 @@ use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer,
-    SimpleRnnLayer,
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, MaskZeroLayer,
+    RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
@@ -123,6 +123,29 @@ pub struct BidirectionalConf {
     pub layer: Box<LayerConf>,
 }
 
+/// A feed-forward (dense) layer applied at every time step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeDistributedConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The wrapped dense layer.
+    pub layer: Box<LayerConf>,
+}
+
+/// A recurrent layer that masks the steps whose features all equal `masking_value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskZeroConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The padding value (DL4J default 0).
+    #[serde(default)]
+    pub masking_value: f64,
+    /// The wrapped recurrent layer.
+    pub layer: Box<LayerConf>,
+}
+
 /// The last unmasked time step of a recurrent layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastTimeStepConf {
@@ -190,6 +213,23 @@ impl LayerConf {
         })
     }
 
+    /// The dense layer `inner` at every time step.
+    pub fn time_distributed(inner: impl Into<LayerConf>) -> LayerConf {
+        LayerConf::TimeDistributed(TimeDistributedConf {
+            name: None,
+            layer: Box::new(inner.into()),
+        })
+    }
+
+    /// The recurrent layer `inner`, skipping steps whose features all equal `masking_value`.
+    pub fn mask_zero(inner: impl Into<LayerConf>, masking_value: f64) -> LayerConf {
+        LayerConf::MaskZero(MaskZeroConf {
+            name: None,
+            masking_value,
+            layer: Box::new(inner.into()),
+        })
+    }
+
     /// The last unmasked step of the recurrent layer `inner`.
     pub fn last_time_step(inner: impl Into<LayerConf>) -> LayerConf {
         LayerConf::LastTimeStep(LastTimeStepConf {
@@ -202,7 +242,10 @@ impl LayerConf {
     pub fn is_recurrent(&self) -> bool {
         matches!(
             self,
-            LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Bidirectional(_)
+            LayerConf::Lstm(_)
+                | LayerConf::SimpleRnn(_)
+                | LayerConf::Bidirectional(_)
+                | LayerConf::MaskZero(_)
         )
     }
 }
@@ -293,6 +336,34 @@ pub(crate) fn infer(
                 }
             }
         }
+        LayerConf::TimeDistributed(c) => {
+            if !matches!(*c.layer, LayerConf::Dense(_)) {
+                return Err(NnError::config(format!(
+                    "{label}: TimeDistributed wraps a dense layer, not {}",
+                    c.layer.kind()
+                )));
+            }
+            let size = recurrent_size(input, label)?;
+            match c.layer.infer(&InputType::feed_forward(size), label)? {
+                InputType::FeedForward { size } => with_size(input, size),
+                other => {
+                    return Err(NnError::config(format!(
+                        "{label}: the wrapped layer outputs {other}, not rows"
+                    )));
+                }
+            }
+        }
+        LayerConf::MaskZero(c) => {
+            if !c.layer.is_recurrent() || !c.masking_value.is_finite() {
+                return Err(NnError::config(format!(
+                    "{label}: MaskZeroLayer wraps a recurrent layer with a finite masking \
+                     value, found {} and {}",
+                    c.layer.kind(),
+                    c.masking_value
+                )));
+            }
+            c.layer.infer(input, label)?
+        }
         LayerConf::LastTimeStep(c) => {
             if !c.layer.is_recurrent() {
                 return Err(NnError::config(format!(
@@ -357,6 +428,15 @@ pub(crate) fn build<T: DataType>(
             c.layer.build::<T>(input)?,
             c.layer.build::<T>(input)?,
         )?),
+        LayerConf::TimeDistributed(c) => Box::new(TimeDistributedLayer::new(
+            c.name.clone(),
+            c.layer.build::<T>(&InputType::feed_forward(size))?,
+        )?),
+        LayerConf::MaskZero(c) => Box::new(MaskZeroLayer::new(
+            c.name.clone(),
+            c.layer.build::<T>(input)?,
+            c.masking_value,
+        )?),
         LayerConf::LastTimeStep(c) => Box::new(LastTimeStepLayer::new(
             c.name.clone(),
             c.layer.build::<T>(input)?,
@@ -384,6 +464,8 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
         LayerConf::RnnLoss(_) => 0,
         LayerConf::Bidirectional(c) => c.layer.num_params().saturating_mul(2),
         LayerConf::LastTimeStep(c) => c.layer.num_params(),
+        LayerConf::TimeDistributed(c) => c.layer.num_params(),
+        LayerConf::MaskZero(c) => c.layer.num_params(),
         _ => return None,
     })
 }

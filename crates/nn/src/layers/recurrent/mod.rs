@@ -6,6 +6,8 @@
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
 //! * [`BidirectionalLayer`] (`bidirectional.rs`): a recurrent layer both ways;
+//! * [`TimeDistributedLayer`], [`MaskZeroLayer`] (`wrappers.rs`): a dense layer at every step,
+//!   a mask from padding values;
 //! * [`LastTimeStepLayer`] (`last_step.rs`): a recurrent layer's output at each example's last
 //!   unmasked step.
 //!
@@ -21,6 +23,7 @@ mod last_step;
 mod lstm;
 mod output;
 mod simple_rnn;
+mod wrappers;
 
 pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
 pub use last_step::LastTimeStepLayer;
@@ -28,6 +31,7 @@ pub(crate) use last_step::last_steps;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;
 pub use simple_rnn::SimpleRnnLayer;
+pub use wrappers::{MaskZeroLayer, TimeDistributedLayer};
 
 use dl4rs_array::{ArrayView, DataType, NdArray};
 
