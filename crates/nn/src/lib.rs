@@ -44,14 +44,15 @@ pub use conf::{
     VertexConf, WorkspaceMode,
 };
 pub use conf::{
-    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf, RnnLossConf,
-    RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf, TimeDistributedConf,
+    BidirectionalConf, GruBuilder, GruConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf,
+    RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    TimeDistributedConf,
 };
 pub use error::NnError;
 pub use graph::ComputationGraph;
 pub use input_type::{Accepts, InputType};
 pub use layers::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
     RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 pub use layers::{

@@ -290,6 +290,7 @@ fn every_layer(mode: WorkspaceMode) -> MultiLayerConfiguration {
             BidirectionalMode::Concat,
             LayerConf::lstm(3).build(),
         ))
+        .layer(LayerConf::gru(4).build())
         .layer(
             LayerConf::rnn_output(LossFunction::Mcxent, 3)
                 .activation(Activation::Softmax)

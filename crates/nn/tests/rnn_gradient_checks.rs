@@ -326,3 +326,48 @@ fn time_distributed_and_mask_zero() {
     let d = d.with_masks(None, Some(m)).unwrap();
     check(conf, &d, "MaskZero over zero padding, TimeDistributed");
 }
+
+#[test]
+fn gru_with_and_without_masks() {
+    let conf = |mode: Option<BidirectionalMode>| {
+        let gru = LayerConf::gru(3).build();
+        NeuralNetConfiguration::builder()
+            .seed(13)
+            .weight_init(WeightInit::XavierUniform)
+            .list()
+            .layer(match mode {
+                Some(m) => LayerConf::bidirectional(m, gru),
+                None => gru,
+            })
+            .layer(
+                LayerConf::gru(3)
+                    .gate_activation(Activation::Sigmoid)
+                    .build(),
+            )
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                    .activation(Activation::Softmax)
+                    .build(),
+            )
+            .set_input_type(InputType::recurrent(2))
+            .build()
+            .unwrap()
+    };
+    check(conf(None), &sequences(2, 2, 3, 5, 20), "GRU");
+    for align_end in [false, true] {
+        let m = mask(&[5, 2, 3], 5, align_end);
+        let data = sequences(3, 2, 3, 5, 21)
+            .with_masks(Some(m.dup().unwrap()), Some(m))
+            .unwrap();
+        check(
+            conf(None),
+            &data,
+            &format!("GRU, masked (align end {align_end})"),
+        );
+        check(
+            conf(Some(BidirectionalMode::Concat)),
+            &data,
+            "Bidirectional(GRU), masked",
+        );
+    }
+}

@@ -10,8 +10,9 @@ pub use super::conv::{
     UpsamplingConf, ZeroPaddingConf,
 };
 pub use super::recurrent::{
-    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf, RnnLossConf,
-    RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf, TimeDistributedConf,
+    BidirectionalConf, GruBuilder, GruConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf,
+    RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    TimeDistributedConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -159,6 +160,9 @@ pub enum LayerConf {
     Lstm(LstmConf),
     /// See [`SimpleRnnConf`].
     SimpleRnn(SimpleRnnConf),
+    /// See [`GruConf`].
+    #[serde(rename = "GRU")]
+    Gru(GruConf),
     /// See [`RnnOutputConf`].
     #[serde(rename = "RnnOutputLayer")]
     RnnOutput(RnnOutputConf),
@@ -338,6 +342,7 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => &mut c.name,
             LayerConf::Lstm(c) => &mut c.name,
             LayerConf::SimpleRnn(c) => &mut c.name,
+            LayerConf::Gru(c) => &mut c.name,
             LayerConf::RnnOutput(c) => &mut c.name,
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
@@ -367,6 +372,7 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => c.name.as_deref(),
             LayerConf::Lstm(c) => c.name.as_deref(),
             LayerConf::SimpleRnn(c) => c.name.as_deref(),
+            LayerConf::Gru(c) => c.name.as_deref(),
             LayerConf::RnnOutput(c) => c.name.as_deref(),
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
@@ -394,6 +400,7 @@ impl LayerConf {
             LayerConf::Upsampling2D(_) => "Upsampling2D",
             LayerConf::Lstm(_) => "LSTM",
             LayerConf::SimpleRnn(_) => "SimpleRnn",
+            LayerConf::Gru(_) => "GRU",
             LayerConf::RnnOutput(_) => "RnnOutputLayer",
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
@@ -421,6 +428,7 @@ impl LayerConf {
             }
             LayerConf::Lstm(c) => c.n_in,
             LayerConf::SimpleRnn(c) => c.n_in,
+            LayerConf::Gru(c) => c.n_in,
             LayerConf::RnnOutput(c) => c.n_in,
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
@@ -439,6 +447,7 @@ impl LayerConf {
             LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
             LayerConf::Lstm(c) => Some(c.n_out),
             LayerConf::SimpleRnn(c) => Some(c.n_out),
+            LayerConf::Gru(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
             LayerConf::TimeDistributed(c) => c.layer.n_out(),
@@ -526,6 +535,7 @@ impl LayerConf {
             | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
             LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
@@ -556,6 +566,9 @@ impl LayerConf {
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::SimpleRnn(c) => {
+                c.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::Gru(c) => {
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::RnnOutput(c) => {
@@ -653,6 +666,7 @@ impl LayerConf {
             | LayerConf::Upsampling2D(_)
             | LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
@@ -727,6 +741,7 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
             LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)

@@ -9,8 +9,8 @@ use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, MaskZeroLayer,
-    RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, Layer, LstmLayer,
+    MaskZeroLayer, RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
@@ -65,6 +65,28 @@ pub struct SimpleRnnConf {
     /// Activation; tanh when `None`.
     #[serde(default)]
     pub activation: Option<Activation>,
+    /// Weight initialization of `W` and `RW`; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
+}
+
+/// A GRU (see `crate::layers::GruLayer` for the formulation and the parameter layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GruConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Units.
+    pub n_out: usize,
+    /// Candidate activation; tanh when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Gate activation (sigmoid).
+    #[serde(default = "default_gate")]
+    pub gate_activation: Activation,
     /// Weight initialization of `W` and `RW`; the network default when `None`.
     #[serde(default)]
     pub weight_init: Option<WeightInit>,
@@ -181,6 +203,18 @@ impl LayerConf {
         })
     }
 
+    /// A GRU with `n_out` units (tanh, sigmoid gates).
+    pub fn gru(n_out: usize) -> GruBuilder {
+        GruBuilder(GruConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            gate_activation: default_gate(),
+            weight_init: None,
+        })
+    }
+
     /// A dense layer with `n_out` outputs and `loss` at every time step.
     pub fn rnn_output(loss: LossFunction, n_out: usize) -> RnnOutputBuilder {
         RnnOutputBuilder(RnnOutputConf {
@@ -244,6 +278,7 @@ impl LayerConf {
             self,
             LayerConf::Lstm(_)
                 | LayerConf::SimpleRnn(_)
+                | LayerConf::Gru(_)
                 | LayerConf::Bidirectional(_)
                 | LayerConf::MaskZero(_)
         )
@@ -299,6 +334,13 @@ pub(crate) fn infer(
             }
             with_size(input, c.n_out)
         }
+        LayerConf::Gru(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
         LayerConf::SimpleRnn(c) => {
             c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
             if c.n_out == 0 {
@@ -318,9 +360,12 @@ pub(crate) fn infer(
             *input
         }
         LayerConf::Bidirectional(c) => {
-            if !matches!(*c.layer, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_)) {
+            if !matches!(
+                *c.layer,
+                LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Gru(_)
+            ) {
                 return Err(NnError::config(format!(
-                    "{label}: Bidirectional wraps a recurrent layer (LSTM, SimpleRnn), not {}",
+                    "{label}: Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRnn), not {}",
                     c.layer.kind()
                 )));
             }
@@ -400,6 +445,14 @@ pub(crate) fn build<T: DataType>(
             c.weight_init.unwrap_or_default(),
             c.forget_gate_bias_init,
         )?),
+        LayerConf::Gru(c) => Box::new(GruLayer::<T>::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or(Activation::Tanh),
+            c.gate_activation,
+            c.weight_init.unwrap_or_default(),
+        )?),
         LayerConf::SimpleRnn(c) => Box::new(SimpleRnnLayer::<T>::new(
             c.name.clone(),
             size,
@@ -456,6 +509,14 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
                 .saturating_mul(g)
                 .saturating_add(g)
         }
+        LayerConf::Gru(c) => {
+            let g = c.n_out.saturating_mul(3);
+            n_in(c.n_in)
+                .saturating_add(c.n_out)
+                .saturating_mul(g)
+                .saturating_add(g)
+                .saturating_add(c.n_out)
+        }
         LayerConf::SimpleRnn(c) => n_in(c.n_in)
             .saturating_add(c.n_out)
             .saturating_mul(c.n_out)
@@ -508,6 +569,48 @@ impl LstmBuilder {
     /// The layer configuration.
     pub fn build(self) -> LayerConf {
         LayerConf::Lstm(self.0)
+    }
+}
+
+/// Builder for a GRU.
+#[derive(Debug, Clone)]
+pub struct GruBuilder(GruConf);
+
+impl GruBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the number of inputs per step (otherwise inferred).
+    pub fn n_in(mut self, n_in: usize) -> Self {
+        self.0.n_in = Some(n_in);
+        self
+    }
+    /// Sets the candidate activation (tanh).
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.0.activation = Some(activation);
+        self
+    }
+    /// Sets the gate activation (sigmoid).
+    pub fn gate_activation(mut self, activation: Activation) -> Self {
+        self.0.gate_activation = activation;
+        self
+    }
+    /// Sets the weight initialization.
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.0.weight_init = Some(init);
+        self
+    }
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::Gru(self.0)
+    }
+}
+
+impl From<GruBuilder> for LayerConf {
+    fn from(b: GruBuilder) -> LayerConf {
+        b.build()
     }
 }
 

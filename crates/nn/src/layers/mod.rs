@@ -29,7 +29,7 @@ pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
 pub use recurrent::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
     RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 pub use simple::{ActivationLayer, LossLayer};

@@ -3,6 +3,7 @@
 //!
 //! * [`LstmLayer`] (`lstm.rs`): DL4J's LSTM without peepholes, backprop through time;
 //! * [`SimpleRnnLayer`] (`simple_rnn.rs`): DL4J's `SimpleRnn`;
+//! * [`GruLayer`] (`gru.rs`): a GRU (PyTorch's formulation);
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
 //! * [`BidirectionalLayer`] (`bidirectional.rs`): a recurrent layer both ways;
@@ -19,6 +20,7 @@
 //! `WS_RNN_LOOP_WORKING_MEM`.
 
 mod bidirectional;
+mod gru;
 mod last_step;
 mod lstm;
 mod output;
@@ -26,6 +28,7 @@ mod simple_rnn;
 mod wrappers;
 
 pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
+pub use gru::GruLayer;
 pub use last_step::LastTimeStepLayer;
 pub(crate) use last_step::last_steps;
 pub use lstm::LstmLayer;
