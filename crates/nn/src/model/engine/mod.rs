@@ -317,7 +317,7 @@ impl<T: DataType> Engine<T> {
                     .map(|v| format!(", read by {}", self.label(v)))
                     .unwrap_or_default();
                 return Err(NnError::Input(format!(
-                    "network input \"{}\"{reader}: expected shape {}, found {:?} (input type {t})",
+                    "network input \"{}\": expected shape {}, found {:?} (input type {t}){reader}",
                     self.input_names[k],
                     t.shape_text(),
                     a.shape()
