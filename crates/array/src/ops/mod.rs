@@ -12,6 +12,7 @@ mod layer;
 mod linalg;
 mod reduce;
 mod structure;
+mod threads;
 
 pub use dl4rs_kernels::{BinaryOp, Conv2dGeometry, GradFrom, Unary};
 pub use elementwise::{
@@ -27,6 +28,7 @@ pub use reduce::{
     sum_all,
 };
 pub use structure::{concat, gather_rows, gather_rows_into, stack};
+pub use threads::{ProductThreads, product_thread_count, product_threads, set_product_threads};
 
 use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};
