@@ -1,6 +1,12 @@
 //! im2col / col2im for NCHW convolution: a 2-D convolution becomes one gemm,
-//! `out[oc, oh*ow] = W[oc, c*kh*kw] · cols[c*kh*kw, oh*ow]`. One image at a time; the caller
-//! loops over the batch (or points `cols` at consecutive column blocks).
+//! `out[oc, oh*ow] = W[oc, c*kh*kw] · cols[c*kh*kw, oh*ow]`. One image ([`im2col`]) or a run of
+//! images side by side in one column matrix ([`im2col_batch`]: image j's columns are
+//! `j*oh*ow..(j+1)*oh*ow`), so a convolution over several images is one gemm and no image's
+//! columns are copied twice.
+//!
+//! Each output row of a kernel tap is one run of valid positions between two runs of padding:
+//! the bounds are computed once per row (no test per element), the valid run is a `memcpy`
+//! at stride 1 and a strided gather otherwise, and the padding a `fill`.
 
 use crate::reduce::check_len;
 use crate::{Float, KernelError};
@@ -110,6 +116,107 @@ impl Conv2dGeometry {
     }
 }
 
+/// The output columns `lo..hi` of a row whose input column is `ox * stride + off` are the ones
+/// that fall inside `0..width` (`lo <= hi <= ow`).
+#[inline]
+pub(crate) fn valid_run(ow: usize, width: usize, stride: usize, off: isize) -> (usize, usize) {
+    let lo = if off < 0 {
+        off.unsigned_abs().div_ceil(stride).min(ow)
+    } else {
+        0
+    };
+    let hi = if (width as isize) > off {
+        ((width as isize - off) as usize).div_ceil(stride).min(ow)
+    } else {
+        0
+    };
+    (lo, hi.max(lo))
+}
+
+/// Row `r` of one image's column matrix lives at `cols[r * ld..r * ld + oh * ow]`.
+fn im2col_image<T: Float>(input: &[T], g: &Conv2dGeometry, cols: &mut [T], ld: usize) {
+    let Ok((oh, ow)) = g.output_size() else {
+        return;
+    };
+    let ohw = oh * ow;
+    let mut r = 0;
+    for c in 0..g.channels {
+        let plane = &input[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..g.kernel_h {
+            for kj in 0..g.kernel_w {
+                let row = &mut cols[r * ld..r * ld + ohw];
+                r += 1;
+                let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
+                let (lo, hi) = valid_run(ow, g.width, g.stride_w, off);
+                for oy in 0..oh {
+                    let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                    let out = &mut row[oy * ow..(oy + 1) * ow];
+                    if y < 0 || y as usize >= g.height || lo == hi {
+                        out.fill(T::ZERO);
+                        continue;
+                    }
+                    let src = &plane[y as usize * g.width..(y as usize + 1) * g.width];
+                    out[..lo].fill(T::ZERO);
+                    out[hi..].fill(T::ZERO);
+                    // lo * stride + off >= 0 and (hi - 1) * stride + off < width, by valid_run.
+                    let x0 = ((lo * g.stride_w) as isize + off) as usize;
+                    if g.stride_w == 1 {
+                        out[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                    } else {
+                        for (o, &v) in out[lo..hi]
+                            .iter_mut()
+                            .zip(src[x0..].iter().step_by(g.stride_w))
+                        {
+                            *o = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Adds one image's column matrix (row `r` at `cols[r * ld..]`) into `grad` (not cleared).
+fn col2im_image<T: Float>(cols: &[T], g: &Conv2dGeometry, grad: &mut [T], ld: usize) {
+    let Ok((oh, ow)) = g.output_size() else {
+        return;
+    };
+    let ohw = oh * ow;
+    let mut r = 0;
+    for c in 0..g.channels {
+        let plane = &mut grad[c * g.height * g.width..(c + 1) * g.height * g.width];
+        for ki in 0..g.kernel_h {
+            for kj in 0..g.kernel_w {
+                let row = &cols[r * ld..r * ld + ohw];
+                r += 1;
+                let off = (kj * g.dilation_w) as isize - g.pad_w as isize;
+                let (lo, hi) = valid_run(ow, g.width, g.stride_w, off);
+                if lo == hi {
+                    continue;
+                }
+                let x0 = ((lo * g.stride_w) as isize + off) as usize;
+                for oy in 0..oh {
+                    let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                    if y < 0 || y as usize >= g.height {
+                        continue;
+                    }
+                    let dst = &mut plane[y as usize * g.width..(y as usize + 1) * g.width];
+                    let src = &row[oy * ow + lo..oy * ow + hi];
+                    if g.stride_w == 1 {
+                        for (d, &v) in dst[x0..x0 + (hi - lo)].iter_mut().zip(src) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, &v) in dst[x0..].iter_mut().step_by(g.stride_w).zip(src) {
+                            *d += v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Unfolds one NCHW image into a row-major `(c*kh*kw) x (oh*ow)` matrix; padding reads as 0.
 ///
 /// ```
@@ -126,36 +233,42 @@ pub fn im2col<T: Float>(
     g: &Conv2dGeometry,
     cols: &mut [T],
 ) -> Result<(), KernelError> {
+    im2col_batch(input, 1, g, cols)
+}
+
+/// Unfolds `images` consecutive NCHW images into one row-major
+/// `(c*kh*kw) x (images*oh*ow)` matrix, image j in columns `j*oh*ow..(j+1)*oh*ow`: the
+/// right operand of one gemm computing the convolution of all of them.
+///
+/// ```
+/// use dl4rs_kernels::{im2col, im2col_batch, Conv2dGeometry};
+/// let g = Conv2dGeometry::square(1, 3, 3, 2, 1, 0, 1);
+/// let imgs: Vec<f32> = (0..18).map(|v| v as f32).collect(); // two 3x3 images
+/// let mut both = vec![0.0f32; 2 * g.cols_len()?];
+/// im2col_batch(&imgs, 2, &g, &mut both)?;
+/// let mut second = vec![0.0f32; g.cols_len()?];
+/// im2col(&imgs[9..], &g, &mut second)?;
+/// assert_eq!(&both[4..8], &second[..4]); // tap (0,0) of image 1 follows image 0's
+/// # Ok::<(), dl4rs_kernels::KernelError>(())
+/// ```
+pub fn im2col_batch<T: Float>(
+    input: &[T],
+    images: usize,
+    g: &Conv2dGeometry,
+    cols: &mut [T],
+) -> Result<(), KernelError> {
     let (oh, ow) = g.output_size()?;
-    check_len("im2col", "input", input.len(), g.input_len())?;
-    check_len("im2col", "cols", cols.len(), g.cols_len()?)?;
-    let mut rows = cols.chunks_exact_mut((oh * ow).max(1));
-    for c in 0..g.channels {
-        let plane = &input[c * g.height * g.width..(c + 1) * g.height * g.width];
-        for ki in 0..g.kernel_h {
-            for kj in 0..g.kernel_w {
-                let Some(row) = rows.next() else {
-                    return Ok(());
-                };
-                for oy in 0..oh {
-                    let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-                    let out = &mut row[oy * ow..(oy + 1) * ow];
-                    if y < 0 || y as usize >= g.height {
-                        out.fill(T::ZERO);
-                        continue;
-                    }
-                    let src = &plane[y as usize * g.width..(y as usize + 1) * g.width];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let x = (ox * g.stride_w + kj * g.dilation_w) as isize - g.pad_w as isize;
-                        *o = if x < 0 || x as usize >= g.width {
-                            T::ZERO
-                        } else {
-                            src[x as usize]
-                        };
-                    }
-                }
-            }
-        }
+    let per = g.input_len();
+    check_len("im2col", "input", input.len(), images * per)?;
+    check_len("im2col", "cols", cols.len(), images * g.cols_len()?)?;
+    let ld = images * oh * ow;
+    for j in 0..images {
+        im2col_image(
+            &input[j * per..(j + 1) * per],
+            g,
+            &mut cols[j * oh * ow..],
+            ld,
+        );
     }
     Ok(())
 }
@@ -168,33 +281,30 @@ pub fn col2im<T: Float>(
     g: &Conv2dGeometry,
     input_grad: &mut [T],
 ) -> Result<(), KernelError> {
+    col2im_batch(cols, 1, g, input_grad)
+}
+
+/// The adjoint of [`im2col_batch`]: the gradients of `images` consecutive images
+/// (overwritten) from one `(c*kh*kw) x (images*oh*ow)` column matrix.
+pub fn col2im_batch<T: Float>(
+    cols: &[T],
+    images: usize,
+    g: &Conv2dGeometry,
+    input_grad: &mut [T],
+) -> Result<(), KernelError> {
     let (oh, ow) = g.output_size()?;
-    check_len("col2im", "input_grad", input_grad.len(), g.input_len())?;
-    check_len("col2im", "cols", cols.len(), g.cols_len()?)?;
+    let per = g.input_len();
+    check_len("col2im", "input_grad", input_grad.len(), images * per)?;
+    check_len("col2im", "cols", cols.len(), images * g.cols_len()?)?;
     input_grad.fill(T::ZERO);
-    let mut rows = cols.chunks_exact((oh * ow).max(1));
-    for c in 0..g.channels {
-        let plane = &mut input_grad[c * g.height * g.width..(c + 1) * g.height * g.width];
-        for ki in 0..g.kernel_h {
-            for kj in 0..g.kernel_w {
-                let Some(row) = rows.next() else {
-                    return Ok(());
-                };
-                for oy in 0..oh {
-                    let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-                    if y < 0 || y as usize >= g.height {
-                        continue;
-                    }
-                    let dst = &mut plane[y as usize * g.width..(y as usize + 1) * g.width];
-                    for (ox, &v) in row[oy * ow..(oy + 1) * ow].iter().enumerate() {
-                        let x = (ox * g.stride_w + kj * g.dilation_w) as isize - g.pad_w as isize;
-                        if x >= 0 && (x as usize) < g.width {
-                            dst[x as usize] += v;
-                        }
-                    }
-                }
-            }
-        }
+    let ld = images * oh * ow;
+    for j in 0..images {
+        col2im_image(
+            &cols[j * oh * ow..],
+            g,
+            &mut input_grad[j * per..(j + 1) * per],
+            ld,
+        );
     }
     Ok(())
 }

@@ -54,10 +54,11 @@ mod error;
 mod float;
 mod gemm;
 mod mat;
+mod pool;
 mod reduce;
 mod team;
 
-pub use conv::{Conv2dGeometry, col2im, im2col};
+pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
 pub use elementwise::{
     BinaryOp, GradFrom, Unary, axpy, bias_act, binary, binary_assign, binary_col,
@@ -68,6 +69,7 @@ pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
 pub use mat::{MatMut, MatRef, Transpose};
+pub use pool::{PoolOp, pool2d, pool2d_backward};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,
     max_cols, max_rows, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows,
