@@ -10,8 +10,9 @@
 //! and the average as the sum over `kernel_h * kernel_w` (padding counts, as in DL4J).
 //!
 //! Backward routes each output gradient to its window: max to the first tap (in kernel
-//! order) equal to the output, average and sum to every tap inside the plane. Gradients of
-//! overlapping windows are added row of outputs by row, tap by tap.
+//! order) equal to the output, average and sum to every tap inside the plane. Max adds the
+//! gradients in output order, as the definition does; average and sum add them a row of
+//! outputs per tap (for overlapping windows, another order of the same terms).
 
 use crate::conv::{Conv2dGeometry, valid_run};
 use crate::reduce::check_len;
@@ -65,6 +66,105 @@ fn tap_run(g: &Conv2dGeometry, ow: usize, kj: usize) -> (usize, usize, usize) {
     (lo, hi, x0)
 }
 
+/// Kernel columns whose runs are computed once per call (wider kernels compute them per row).
+const CACHED_TAPS: usize = 16;
+
+/// The runs of every kernel column, computed once per call: they do not depend on the output
+/// row, and each costs two integer divisions, as much as pooling a short row.
+struct TapRuns {
+    runs: [(usize, usize, usize); CACHED_TAPS],
+    ow: usize,
+}
+
+impl TapRuns {
+    fn new(g: &Conv2dGeometry, ow: usize) -> Self {
+        let mut runs = [(0, 0, 0); CACHED_TAPS];
+        for (kj, r) in runs.iter_mut().enumerate().take(g.kernel_w) {
+            *r = tap_run(g, ow, kj);
+        }
+        TapRuns { runs, ow }
+    }
+
+    #[inline]
+    fn get(&self, g: &Conv2dGeometry, kj: usize) -> (usize, usize, usize) {
+        if kj < CACHED_TAPS {
+            self.runs[kj]
+        } else {
+            tap_run(g, self.ow, kj)
+        }
+    }
+}
+
+/// `row[i] = max(row[i], src[i * stride])` (`max`: the larger, keeping `row[i]` on ties and
+/// NaN, as `v > m` does) or `row[i] += src[i * stride]`, for the `row.len()` outputs of one
+/// tap. Written as selects, not branches (the comparison is unpredictable), and with the
+/// common strides as constants so the loop vectorizes.
+#[inline]
+fn apply_tap<T: Float>(max: bool, row: &mut [T], src: &[T], stride: usize) {
+    match (max, stride) {
+        (true, 1) => tap::<T, true, 1>(row, src, 1),
+        (true, 2) => tap::<T, true, 2>(row, src, 2),
+        (true, _) => tap::<T, true, 0>(row, src, stride),
+        (false, 1) => tap::<T, false, 1>(row, src, 1),
+        (false, 2) => tap::<T, false, 2>(row, src, 2),
+        (false, _) => tap::<T, false, 0>(row, src, stride),
+    }
+}
+
+/// [`apply_tap`] for a stride `S` known at compile time (`S == 0`: `stride`).
+#[inline(always)]
+fn tap<T: Float, const MAX: bool, const S: usize>(row: &mut [T], src: &[T], stride: usize) {
+    let s = if S == 0 { stride } else { S };
+    let n = row.len();
+    if n == 0 {
+        return;
+    }
+    // One bounds check for the run (the caller's run ends inside the input row).
+    let src = &src[..(n - 1) * s + 1];
+    for (i, o) in row.iter_mut().enumerate() {
+        let v = src[i * s];
+        let m = *o;
+        *o = if MAX {
+            if v > m { v } else { m }
+        } else {
+            m + v
+        };
+    }
+}
+
+/// Max backward for one tap over a run of outputs: output i's `first` becomes `pos + i *
+/// stride` (the tap's position in the plane) when the input there equals the output.
+#[inline]
+fn match_tap<T: Float>(first: &mut [usize], y: &[T], src: &[T], pos: usize, stride: usize) {
+    match stride {
+        1 => matches::<T, 1>(first, y, src, pos, 1),
+        2 => matches::<T, 2>(first, y, src, pos, 2),
+        _ => matches::<T, 0>(first, y, src, pos, stride),
+    }
+}
+
+#[inline(always)]
+fn matches<T: Float, const S: usize>(
+    first: &mut [usize],
+    y: &[T],
+    src: &[T],
+    pos: usize,
+    stride: usize,
+) {
+    let s = if S == 0 { stride } else { S };
+    let n = first.len();
+    if n == 0 {
+        return;
+    }
+    let src = &src[..(n - 1) * s + 1];
+    for (i, ((f, &y), c)) in first.iter_mut().zip(y).zip(src.chunks(s)).enumerate() {
+        // A mask, not a branch or select (LLVM turned both into a jump here, and the
+        // comparison is unpredictable).
+        let keep = 0usize.wrapping_sub(usize::from(c[0] == y));
+        *f = (*f & !keep) | ((pos + i * s) & keep);
+    }
+}
+
 /// Pools `g.channels` planes of `input` (`[planes, height, width]`) into `output`
 /// (`[planes, out_h, out_w]`).
 ///
@@ -91,6 +191,7 @@ pub fn pool2d<T: Float>(
         T::ZERO
     };
     let size = T::from_f64((g.kernel_h * g.kernel_w) as f64);
+    let runs = TapRuns::new(g, ow);
     for (plane, out) in input
         .chunks_exact(hw)
         .zip(output.chunks_exact_mut(ohw.max(1)))
@@ -104,21 +205,8 @@ pub fn pool2d<T: Float>(
                 };
                 let src = &plane[y * g.width..(y + 1) * g.width];
                 for kj in 0..g.kernel_w {
-                    let (lo, hi, x0) = tap_run(g, ow, kj);
-                    let taps = row[lo..hi]
-                        .iter_mut()
-                        .zip(src[x0..].iter().step_by(g.stride_w));
-                    if op == PoolOp::Max {
-                        for (o, &v) in taps {
-                            if v > *o {
-                                *o = v;
-                            }
-                        }
-                    } else {
-                        for (o, &v) in taps {
-                            *o += v;
-                        }
-                    }
+                    let (lo, hi, x0) = runs.get(g, kj);
+                    apply_tap(op == PoolOp::Max, &mut row[lo..hi], &src[x0..], g.stride_w);
                 }
             }
             match op {
@@ -151,6 +239,7 @@ pub fn pool2d_backward<T: Float>(
     grad_in.fill(T::ZERO);
     let (hw, ohw) = (g.height * g.width, oh * ow);
     let size = T::from_f64((g.kernel_h * g.kernel_w) as f64);
+    let runs = TapRuns::new(g, ow);
     let planes = input
         .chunks_exact(hw)
         .zip(grad_in.chunks_exact_mut(hw))
@@ -169,7 +258,7 @@ pub fn pool2d_backward<T: Float>(
                     };
                     let drow = &mut dplane[y * g.width..(y + 1) * g.width];
                     for kj in 0..g.kernel_w {
-                        let (lo, hi, x0) = tap_run(g, ow, kj);
+                        let (lo, hi, x0) = runs.get(g, kj);
                         let taps = drow[x0..].iter_mut().step_by(g.stride_w).zip(&erow[lo..hi]);
                         if op == PoolOp::Avg {
                             taps.for_each(|(d, &e)| *d += e / size);
@@ -180,30 +269,37 @@ pub fn pool2d_backward<T: Float>(
                 }
                 continue;
             }
-            // Max: the first tap equal to the output takes the gradient; `routed` marks the
-            // outputs of this block of columns that have found theirs.
+            // Max: the first tap equal to the output takes the gradient. Its position is
+            // found by visiting the taps last to first and keeping each match (a select,
+            // no branch: the comparison is unpredictable), then each output's gradient is
+            // added in output order, as the definition does.
             for b0 in (0..ow).step_by(BLOCK) {
                 let b1 = (b0 + BLOCK).min(ow);
-                let mut routed = [false; BLOCK];
-                for ki in 0..g.kernel_h {
+                let mut first = [usize::MAX; BLOCK];
+                for ki in (0..g.kernel_h).rev() {
                     let Some(y) = in_row(g, oy, ki) else {
                         continue;
                     };
-                    let (src, drow) = (
-                        &plane[y * g.width..(y + 1) * g.width],
-                        &mut dplane[y * g.width..(y + 1) * g.width],
-                    );
-                    for kj in 0..g.kernel_w {
-                        let (lo, hi, x0) = tap_run(g, ow, kj);
+                    let src = &plane[y * g.width..(y + 1) * g.width];
+                    for kj in (0..g.kernel_w).rev() {
+                        let (lo, hi, x0) = runs.get(g, kj);
                         let (lo_b, hi_b) = (lo.max(b0), hi.min(b1));
-                        for ox in lo_b..hi_b {
-                            let x = x0 + (ox - lo) * g.stride_w;
-                            let r = &mut routed[ox - b0];
-                            if !*r && src[x] == yrow[ox] {
-                                *r = true;
-                                drow[x] += erow[ox];
-                            }
+                        if lo_b >= hi_b {
+                            continue;
                         }
+                        let x = x0 + (lo_b - lo) * g.stride_w;
+                        match_tap(
+                            &mut first[lo_b - b0..hi_b - b0],
+                            &yrow[lo_b..hi_b],
+                            &src[x..],
+                            y * g.width + x,
+                            g.stride_w,
+                        );
+                    }
+                }
+                for (&p, &e) in first[..b1 - b0].iter().zip(&erow[b0..b1]) {
+                    if p != usize::MAX {
+                        dplane[p] += e;
                     }
                 }
             }
