@@ -133,6 +133,37 @@ pub(crate) fn valid_run(ow: usize, width: usize, stride: usize, off: isize) -> (
     (lo, hi.max(lo))
 }
 
+/// `dst.copy_from_slice(src)` for the short runs of im2col (an output row: 8 - 30 elements
+/// for LeNet) as inline 8-element moves: `copy_from_slice`, and any plain copy loop (which
+/// LLVM turns back into one), calls `memmove`, measured at 7 % of a LeNet step in those
+/// calls. The loop index passes through `black_box` so the loop stays a loop; the last block
+/// overlaps the previous one instead of a scalar tail.
+#[inline]
+fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
+    let n = dst.len().min(src.len());
+    if n < 8 {
+        let mut i = 0;
+        while i < n {
+            dst[i] = src[i];
+            i = core::hint::black_box(i + 1);
+        }
+        return;
+    }
+    let block = |d: &mut [T], s: &[T]| {
+        let s: &[T; 8] = s.try_into().expect("8 elements");
+        let d: &mut [T; 8] = d.try_into().expect("8 elements");
+        *d = *s;
+    };
+    let mut i = 0;
+    while i + 8 <= n {
+        block(&mut dst[i..i + 8], &src[i..i + 8]);
+        i = core::hint::black_box(i + 8);
+    }
+    if i < n {
+        block(&mut dst[n - 8..n], &src[n - 8..n]);
+    }
+}
+
 /// Row `r` of one image's column matrix lives at `cols[r * ld..r * ld + oh * ow]`.
 fn im2col_image<T: Float>(input: &[T], g: &Conv2dGeometry, cols: &mut [T], ld: usize) {
     let Ok((oh, ow)) = g.output_size() else {
@@ -161,7 +192,7 @@ fn im2col_image<T: Float>(input: &[T], g: &Conv2dGeometry, cols: &mut [T], ld: u
                     // lo * stride + off >= 0 and (hi - 1) * stride + off < width, by valid_run.
                     let x0 = ((lo * g.stride_w) as isize + off) as usize;
                     if g.stride_w == 1 {
-                        out[lo..hi].copy_from_slice(&src[x0..x0 + (hi - lo)]);
+                        copy_short(&mut out[lo..hi], &src[x0..x0 + (hi - lo)]);
                     } else {
                         for (o, &v) in out[lo..hi]
                             .iter_mut()
