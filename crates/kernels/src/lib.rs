@@ -54,6 +54,7 @@ mod error;
 mod float;
 mod gemm;
 mod mat;
+mod parts;
 mod pool;
 mod reduce;
 mod team;

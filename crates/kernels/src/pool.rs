@@ -15,8 +15,9 @@
 //! outputs per tap (for overlapping windows, another order of the same terms).
 
 use crate::conv::{Conv2dGeometry, valid_run};
+use crate::parts::for_each_part;
 use crate::reduce::check_len;
-use crate::{Float, KernelError};
+use crate::{Float, KernelError, Parallelism};
 
 /// What a pooling window computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,14 +167,15 @@ fn matches<T: Float, const S: usize>(
 }
 
 /// Pools `g.channels` planes of `input` (`[planes, height, width]`) into `output`
-/// (`[planes, out_h, out_w]`).
+/// (`[planes, out_h, out_w]`); planes are split over `par`'s team (same bits for any thread
+/// count).
 ///
 /// ```
-/// use dl4rs_kernels::{pool2d, Conv2dGeometry, PoolOp};
+/// use dl4rs_kernels::{pool2d, Conv2dGeometry, Parallelism, PoolOp};
 /// let g = Conv2dGeometry::square(1, 2, 4, 2, 2, 0, 1); // one 2x4 plane, 2x2 windows
 /// let x = [1.0f32, 5.0, 2.0, 0.0, 3.0, 4.0, -1.0, 6.0];
 /// let mut y = [0.0f32; 2];
-/// pool2d(PoolOp::Max, &x, &g, &mut y)?;
+/// pool2d(PoolOp::Max, &x, &g, &mut y, Parallelism::None)?;
 /// assert_eq!(y, [5.0, 6.0]);
 /// # Ok::<(), dl4rs_kernels::KernelError>(())
 /// ```
@@ -182,6 +184,7 @@ pub fn pool2d<T: Float>(
     input: &[T],
     g: &Conv2dGeometry,
     output: &mut [T],
+    par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
     let (oh, ow) = check("pool2d", g, input.len(), output.len())?;
     let (hw, ohw) = (g.height * g.width, oh * ow);
@@ -192,39 +195,41 @@ pub fn pool2d<T: Float>(
     };
     let size = T::from_f64((g.kernel_h * g.kernel_w) as f64);
     let runs = TapRuns::new(g, ow);
-    for (plane, out) in input
-        .chunks_exact(hw)
-        .zip(output.chunks_exact_mut(ohw.max(1)))
-    {
-        for oy in 0..oh {
-            let row = &mut out[oy * ow..(oy + 1) * ow];
-            row.fill(start);
-            for ki in 0..g.kernel_h {
-                let Some(y) = in_row(g, oy, ki) else {
-                    continue;
-                };
-                let src = &plane[y * g.width..(y + 1) * g.width];
-                for kj in 0..g.kernel_w {
-                    let (lo, hi, x0) = runs.get(g, kj);
-                    apply_tap(op == PoolOp::Max, &mut row[lo..hi], &src[x0..], g.stride_w);
+    for_each_part(par, output, g.channels, ohw, |p0, p1, part| {
+        let planes = input[p0 * hw..p1 * hw]
+            .chunks_exact(hw.max(1))
+            .zip(part.chunks_exact_mut(ohw.max(1)));
+        for (plane, out) in planes {
+            for oy in 0..oh {
+                let row = &mut out[oy * ow..(oy + 1) * ow];
+                row.fill(start);
+                for ki in 0..g.kernel_h {
+                    let Some(y) = in_row(g, oy, ki) else {
+                        continue;
+                    };
+                    let src = &plane[y * g.width..(y + 1) * g.width];
+                    for kj in 0..g.kernel_w {
+                        let (lo, hi, x0) = runs.get(g, kj);
+                        apply_tap(op == PoolOp::Max, &mut row[lo..hi], &src[x0..], g.stride_w);
+                    }
+                }
+                match op {
+                    PoolOp::Max => row.iter_mut().for_each(|o| {
+                        if *o == T::NEG_INFINITY {
+                            *o = T::ZERO;
+                        }
+                    }),
+                    PoolOp::Avg => row.iter_mut().for_each(|o| *o /= size),
+                    PoolOp::Sum => {}
                 }
             }
-            match op {
-                PoolOp::Max => row.iter_mut().for_each(|o| {
-                    if *o == T::NEG_INFINITY {
-                        *o = T::ZERO;
-                    }
-                }),
-                PoolOp::Avg => row.iter_mut().for_each(|o| *o = *o / size),
-                PoolOp::Sum => {}
-            }
         }
-    }
+    });
     Ok(())
 }
 
 /// The gradient of [`pool2d`] with respect to its input (`grad_in`, overwritten), given the
-/// input, the output it gave and the output's gradient.
+/// input, the output it gave and the output's gradient; planes are split over `par`'s team.
 pub fn pool2d_backward<T: Float>(
     op: PoolOp,
     input: &[T],
@@ -232,78 +237,81 @@ pub fn pool2d_backward<T: Float>(
     grad_out: &[T],
     g: &Conv2dGeometry,
     grad_in: &mut [T],
+    par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
     let (oh, ow) = check("pool2d_backward", g, input.len(), output.len())?;
     check_len("pool2d_backward", "grad_out", grad_out.len(), output.len())?;
     check_len("pool2d_backward", "grad_in", grad_in.len(), input.len())?;
-    grad_in.fill(T::ZERO);
     let (hw, ohw) = (g.height * g.width, oh * ow);
     let size = T::from_f64((g.kernel_h * g.kernel_w) as f64);
     let runs = TapRuns::new(g, ow);
-    let planes = input
-        .chunks_exact(hw)
-        .zip(grad_in.chunks_exact_mut(hw))
-        .zip(output.chunks_exact(ohw.max(1)))
-        .zip(grad_out.chunks_exact(ohw.max(1)));
-    for (((plane, dplane), yplane), eplane) in planes {
-        for oy in 0..oh {
-            let (yrow, erow) = (
-                &yplane[oy * ow..(oy + 1) * ow],
-                &eplane[oy * ow..(oy + 1) * ow],
-            );
-            if op != PoolOp::Max {
-                for ki in 0..g.kernel_h {
-                    let Some(y) = in_row(g, oy, ki) else {
-                        continue;
-                    };
-                    let drow = &mut dplane[y * g.width..(y + 1) * g.width];
-                    for kj in 0..g.kernel_w {
-                        let (lo, hi, x0) = runs.get(g, kj);
-                        let taps = drow[x0..].iter_mut().step_by(g.stride_w).zip(&erow[lo..hi]);
-                        if op == PoolOp::Avg {
-                            taps.for_each(|(d, &e)| *d += e / size);
-                        } else {
-                            taps.for_each(|(d, &e)| *d += e);
-                        }
-                    }
-                }
-                continue;
-            }
-            // Max: the first tap equal to the output takes the gradient. Its position is
-            // found by visiting the taps last to first and keeping each match (a select,
-            // no branch: the comparison is unpredictable), then each output's gradient is
-            // added in output order, as the definition does.
-            for b0 in (0..ow).step_by(BLOCK) {
-                let b1 = (b0 + BLOCK).min(ow);
-                let mut first = [usize::MAX; BLOCK];
-                for ki in (0..g.kernel_h).rev() {
-                    let Some(y) = in_row(g, oy, ki) else {
-                        continue;
-                    };
-                    let src = &plane[y * g.width..(y + 1) * g.width];
-                    for kj in (0..g.kernel_w).rev() {
-                        let (lo, hi, x0) = runs.get(g, kj);
-                        let (lo_b, hi_b) = (lo.max(b0), hi.min(b1));
-                        if lo_b >= hi_b {
+    for_each_part(par, grad_in, g.channels, hw, |p0, p1, part| {
+        part.fill(T::ZERO);
+        let planes = input[p0 * hw..p1 * hw]
+            .chunks_exact(hw.max(1))
+            .zip(part.chunks_exact_mut(hw.max(1)))
+            .zip(output[p0 * ohw..p1 * ohw].chunks_exact(ohw.max(1)))
+            .zip(grad_out[p0 * ohw..p1 * ohw].chunks_exact(ohw.max(1)));
+        for (((plane, dplane), yplane), eplane) in planes {
+            for oy in 0..oh {
+                let (yrow, erow) = (
+                    &yplane[oy * ow..(oy + 1) * ow],
+                    &eplane[oy * ow..(oy + 1) * ow],
+                );
+                if op != PoolOp::Max {
+                    for ki in 0..g.kernel_h {
+                        let Some(y) = in_row(g, oy, ki) else {
                             continue;
+                        };
+                        let drow = &mut dplane[y * g.width..(y + 1) * g.width];
+                        for kj in 0..g.kernel_w {
+                            let (lo, hi, x0) = runs.get(g, kj);
+                            let taps = drow[x0..].iter_mut().step_by(g.stride_w).zip(&erow[lo..hi]);
+                            if op == PoolOp::Avg {
+                                taps.for_each(|(d, &e)| *d += e / size);
+                            } else {
+                                taps.for_each(|(d, &e)| *d += e);
+                            }
                         }
-                        let x = x0 + (lo_b - lo) * g.stride_w;
-                        match_tap(
-                            &mut first[lo_b - b0..hi_b - b0],
-                            &yrow[lo_b..hi_b],
-                            &src[x..],
-                            y * g.width + x,
-                            g.stride_w,
-                        );
                     }
+                    continue;
                 }
-                for (&p, &e) in first[..b1 - b0].iter().zip(&erow[b0..b1]) {
-                    if p != usize::MAX {
-                        dplane[p] += e;
+                // Max: the first tap equal to the output takes the gradient. Its position is
+                // found by visiting the taps last to first and keeping each match (a select,
+                // no branch: the comparison is unpredictable), then each output's gradient is
+                // added in output order, as the definition does.
+                for b0 in (0..ow).step_by(BLOCK) {
+                    let b1 = (b0 + BLOCK).min(ow);
+                    let mut first = [usize::MAX; BLOCK];
+                    for ki in (0..g.kernel_h).rev() {
+                        let Some(y) = in_row(g, oy, ki) else {
+                            continue;
+                        };
+                        let src = &plane[y * g.width..(y + 1) * g.width];
+                        for kj in (0..g.kernel_w).rev() {
+                            let (lo, hi, x0) = runs.get(g, kj);
+                            let (lo_b, hi_b) = (lo.max(b0), hi.min(b1));
+                            if lo_b >= hi_b {
+                                continue;
+                            }
+                            let x = x0 + (lo_b - lo) * g.stride_w;
+                            match_tap(
+                                &mut first[lo_b - b0..hi_b - b0],
+                                &yrow[lo_b..hi_b],
+                                &src[x..],
+                                y * g.width + x,
+                                g.stride_w,
+                            );
+                        }
+                    }
+                    for (&p, &e) in first[..b1 - b0].iter().zip(&erow[b0..b1]) {
+                        if p != usize::MAX {
+                            dplane[p] += e;
+                        }
                     }
                 }
             }
         }
-    }
+    });
     Ok(())
 }

@@ -4,13 +4,13 @@
 use std::sync::Mutex;
 
 use dl4rs_kernels::{
-    BinaryOp, Conv2dGeometry, Dispatch, Float, GradFrom, PoolOp, Unary, argmax, argmax_cols,
-    argmax_rows, available_dispatches, axpy, bias_act, binary, binary_assign, binary_col,
-    binary_col_assign, binary_row, binary_row_assign, binary_scalar, binary_scalar_assign, col2im,
-    col2im_batch, dot, im2col, im2col_batch, log_softmax_rows, log_softmax_rows_backward, max,
-    max_cols, max_rows, pool2d, pool2d_backward, scale, set_dispatch, softmax_rows,
-    softmax_rows_backward, sum, sum_cols, sum_rows, unary, unary_assign, unary_grad,
-    unary_grad_assign,
+    BinaryOp, Conv2dGeometry, Dispatch, Float, GradFrom, KernelTeam, Parallelism, PoolOp, Unary,
+    argmax, argmax_cols, argmax_rows, available_dispatches, axpy, bias_act, binary, binary_assign,
+    binary_col, binary_col_assign, binary_row, binary_row_assign, binary_scalar,
+    binary_scalar_assign, col2im, col2im_batch, dot, im2col, im2col_batch, log_softmax_rows,
+    log_softmax_rows_backward, max, max_cols, max_rows, pool2d, pool2d_backward, scale,
+    set_dispatch, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows, unary,
+    unary_assign, unary_grad, unary_grad_assign,
 };
 
 /// A scalar reference implementation in f64.
@@ -547,7 +547,7 @@ fn batched_im2col_and_col2im_equal_the_per_image_and_naive_forms_exactly() {
             seed += 1;
             let per_cols = g.cols_len().unwrap();
             let mut batch = vec![f32::NAN; images * per_cols];
-            im2col_batch(&x, images, &g, &mut batch).unwrap();
+            im2col_batch(&x, images, &g, &mut batch, Parallelism::None).unwrap();
             let ohw = oh * ow;
             let taps = per_cols / ohw;
             for j in 0..images {
@@ -568,7 +568,7 @@ fn batched_im2col_and_col2im_equal_the_per_image_and_naive_forms_exactly() {
             // col2im_batch: each image's gradient equals col2im of its own columns.
             let dcols: Vec<f32> = fill(batch.len(), seed, 1.0);
             let mut dx = vec![f32::NAN; x.len()];
-            col2im_batch(&dcols, images, &g, &mut dx).unwrap();
+            col2im_batch(&dcols, images, &g, &mut dx, Parallelism::None).unwrap();
             for j in 0..images {
                 let mut one = vec![0.0f32; per_cols];
                 for r in 0..taps {
@@ -655,10 +655,10 @@ fn pooling_equals_its_definition() {
             for op in [PoolOp::Max, PoolOp::Avg, PoolOp::Sum] {
                 let (want_y, e, want_dx) = pool_naive(op, &x, &g);
                 let mut y = vec![f64::NAN; want_y.len()];
-                pool2d(op, &x, &g, &mut y).unwrap();
+                pool2d(op, &x, &g, &mut y, Parallelism::None).unwrap();
                 assert_eq!(y, want_y, "{op:?} {g:?}");
                 let mut dx = vec![f64::NAN; x.len()];
-                pool2d_backward(op, &x, &y, &e, &g, &mut dx).unwrap();
+                pool2d_backward(op, &x, &y, &e, &g, &mut dx, Parallelism::None).unwrap();
                 if op == PoolOp::Max {
                     // Max adds in output order, as the definition: the same bits.
                     assert_eq!(dx, want_dx, "{g:?}");
@@ -670,4 +670,40 @@ fn pooling_equals_its_definition() {
             }
         }
     }
+}
+
+#[test]
+fn im2col_col2im_and_pooling_give_the_same_bits_on_a_team() {
+    let team = KernelTeam::new(3);
+    // LeNet's conv2 input at batch 16: large enough that every call splits.
+    let g = Conv2dGeometry::square(20, 12, 12, 5, 1, 1, 1);
+    let images = 16;
+    let x: Vec<f32> = fill(images * g.input_len(), 90, 1.0);
+    let n = images * g.cols_len().unwrap();
+    let (mut one, mut many) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+    im2col_batch(&x, images, &g, &mut one, Parallelism::None).unwrap();
+    im2col_batch(&x, images, &g, &mut many, Parallelism::Team(&team)).unwrap();
+    assert_eq!(one, many);
+    let dcols: Vec<f32> = fill(n, 91, 1.0);
+    let (mut d1, mut dn) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+    col2im_batch(&dcols, images, &g, &mut d1, Parallelism::None).unwrap();
+    col2im_batch(&dcols, images, &g, &mut dn, Parallelism::Team(&team)).unwrap();
+    assert_eq!(d1, dn);
+    let p = Conv2dGeometry::square(images * 20, 12, 12, 2, 1, 0, 1);
+    let (oh, ow) = p.output_size().unwrap();
+    let e: Vec<f32> = fill(images * 20 * oh * ow, 92, 1.0);
+    for op in [PoolOp::Max, PoolOp::Avg, PoolOp::Sum] {
+        let (mut y1, mut yn) = (vec![f32::NAN; e.len()], vec![f32::NAN; e.len()]);
+        pool2d(op, &x, &p, &mut y1, Parallelism::None).unwrap();
+        pool2d(op, &x, &p, &mut yn, Parallelism::Team(&team)).unwrap();
+        assert_eq!(y1, yn);
+        let (mut g1, mut gn) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        pool2d_backward(op, &x, &y1, &e, &p, &mut g1, Parallelism::None).unwrap();
+        pool2d_backward(op, &x, &y1, &e, &p, &mut gn, Parallelism::Team(&team)).unwrap();
+        assert_eq!(g1, gn);
+    }
+    assert!(
+        team.take_stats().regions >= 8,
+        "every call ran as a team region"
+    );
 }

@@ -171,7 +171,7 @@ pub fn im2col_batch_into<T: DataType>(
     let shape = crate::shape::Shape::new(&[rows, n * oh * ow])?;
     with_contiguous(&images, |x| {
         with_output("im2col", cols, &shape, |c| {
-            Ok(k::im2col_batch(x, n, geometry, c)?)
+            super::threads::with_parallelism(|par| Ok(k::im2col_batch(x, n, geometry, c, par)?))
         })
     })
 }
@@ -195,7 +195,7 @@ pub fn col2im_batch_into<T: DataType>(
     let shape = crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
     with_contiguous(&cols, |c| {
         with_output("col2im", image_grads, &shape, |g| {
-            Ok(k::col2im_batch(c, n, geometry, g)?)
+            super::threads::with_parallelism(|par| Ok(k::col2im_batch(c, n, geometry, g, par)?))
         })
     })
 }
@@ -235,7 +235,9 @@ pub fn pool2d_into<T: DataType>(
     let (oh, ow) = g.output_size()?;
     let shape = crate::shape::Shape::new(&[input.shape()[0], geometry.channels, oh, ow])?;
     with_contiguous(&input, |x| {
-        with_output(OP, out, &shape, |o| Ok(k::pool2d(op, x, &g, o)?))
+        with_output(OP, out, &shape, |o| {
+            super::threads::with_parallelism(|par| Ok(k::pool2d(op, x, &g, o, par)?))
+        })
     })
 }
 
@@ -257,7 +259,9 @@ pub fn pool2d_backward_into<T: DataType>(
         with_contiguous(&output, |y| {
             with_contiguous(&grad_out, |e| {
                 with_output(OP, grad_in, &shape, |d| {
-                    Ok(k::pool2d_backward(op, x, y, e, &g, d)?)
+                    super::threads::with_parallelism(|par| {
+                        Ok(k::pool2d_backward(op, x, y, e, &g, d, par)?)
+                    })
                 })
             })
         })
