@@ -1,7 +1,7 @@
 //! # dl4rs-kernels
 //!
-//! The numeric core of dl4rs: matrix multiply, element-wise maps, reductions, softmax and
-//! im2col, on plain slices. This crate knows nothing of workspaces, arrays or autograd; the
+//! The numeric core of dl4rs: matrix multiply, element-wise maps, reductions, softmax,
+//! im2col and pooling, on plain slices. This crate knows nothing of workspaces, arrays or autograd; the
 //! array crate above it decides shapes and memory, this crate does the arithmetic.
 //!
 //! Three rules hold for every function here:
@@ -27,8 +27,9 @@
 //! so the products of a training step start on all threads at once (and a worker that is
 //! not there in time is simply not waited for). Same bits either way.
 //!
-//! `unsafe` is confined to the gemm microkernels, packing and driver, and the team's
-//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
+//! `unsafe` is confined to the gemm microkernels, packing and driver, the team's hand-off and
+//! the split of an output into disjoint parts for a team (`parts.rs`: im2col, col2im,
+//! pooling), each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
 //! bounds-checked at construction.
 //!
 //! ```
