@@ -74,8 +74,10 @@ impl MpiCollective {
     }
 }
 
-/// Polls `MPI_Test` until done; a short spin, then sleeps of 20 µs (MPI progresses only inside
-/// MPI calls, and a sleeping poller leaves the core to the other rank's kernels).
+/// Polls `MPI_Test` until done, yielding the core between polls. MPI progresses a transfer
+/// only inside MPI calls, so a large allreduce (many pipelined chunks) needs polls in quick
+/// succession: sleeping between polls made a 0.9 MB allreduce several times slower, while
+/// `yield_now` still lets another rank's kernels run on an oversubscribed machine.
 macro_rules! wait_with_timeout {
     ($self:ident, $op:literal, $request:expr) => {{
         let deadline = Instant::now() + $self.timeout;
@@ -86,13 +88,11 @@ macro_rules! wait_with_timeout {
                 Ok(_) => break,
                 Err(pending) => request = pending,
             }
-            polls += 1;
-            if polls > 200 {
-                if Instant::now() >= deadline {
-                    $self.timed_out($op);
-                }
-                std::thread::sleep(Duration::from_micros(20));
+            polls = polls.wrapping_add(1);
+            if polls % 64 == 0 && Instant::now() >= deadline {
+                $self.timed_out($op);
             }
+            std::thread::yield_now();
         }
     }};
 }

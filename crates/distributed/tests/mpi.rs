@@ -87,7 +87,10 @@ fn a_killed_rank_ends_the_job() {
     let (ok, text, elapsed) = launch("exit");
     assert!(!ok, "{text}");
     // MPICH's process manager names the dead rank and ends the others.
-    assert!(text.contains("BAD TERMINATION") || text.contains("KILLED"), "{text}");
+    assert!(
+        text.contains("BAD TERMINATION") || text.contains("KILLED"),
+        "{text}"
+    );
     assert!(elapsed < Duration::from_secs(25), "{elapsed:?}: {text}");
 }
 

@@ -49,6 +49,9 @@ pub enum Which {
     /// Issue 15's soak: 10^6 workspace cycles of a mixed workload and 10^5 training
     /// iterations with the async iterator and evaluation; RSS within 2 % after warm-up.
     Soak(super::soak::SoakArgs),
+    /// W1 per rank trained over MPI (shared gradients), 1 and 2 ranks side by side: examples/s,
+    /// the allreduce's time and bytes (needs `--features distributed` and mpiexec).
+    Distributed(super::dist_bench::DistBench),
 }
 
 /// Where the workload's buffers live.
@@ -153,6 +156,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Conv(args) => super::conv_bench::run(args, alloc),
         Which::Stats(args) => super::stats_bench::run(args, alloc),
         Which::Soak(args) => super::soak::run(&args, alloc),
+        Which::Distributed(args) => super::dist_bench::run(args, alloc),
     }
 }
 

@@ -5,6 +5,8 @@ pub mod baseline;
 pub mod bench;
 pub mod config;
 pub mod conv_bench;
+pub mod dist_bench;
+pub mod distributed;
 pub mod graph_bench;
 pub mod inspect;
 pub mod process;

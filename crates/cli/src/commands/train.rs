@@ -29,6 +29,7 @@ use dl4rs::nn::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
+use super::distributed::DistMode;
 
 /// Options of `dl4rs train`.
 #[derive(Args, Debug)]
@@ -100,6 +101,21 @@ pub struct TrainArgs {
     /// training runs) and its stats file beside it (`NAME.stats.jsonl`).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Train as one rank of an MPI job: `mpiexec -n N dl4rs train --distributed ...` (needs a
+    /// dl4rs built with `--features distributed`). Every rank trains its stride of the
+    /// batches; rank 0 prints, evaluates and saves.
+    #[arg(long)]
+    pub distributed: bool,
+    /// `--distributed`: share gradients every iteration, or average parameters.
+    #[arg(long, value_enum, default_value_t = DistMode::SharedGradients)]
+    pub training_mode: DistMode,
+    /// `--distributed --training-mode averaging`: iterations between parameter averages.
+    #[arg(long, default_value_t = 5)]
+    pub averaging_frequency: usize,
+    /// `--distributed`: seconds a collective may take before the job is ended (a rank that
+    /// stopped answering).
+    #[arg(long, default_value_t = 120.0)]
+    pub collective_timeout: f64,
 }
 
 /// Workspace mode on the command line.
@@ -330,6 +346,9 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
 }
 
 fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    // Joined on the thread that trains: MPI is initialized "funneled" to it.
+    let mut rank = super::distributed::init(args)?;
+    let root = rank.as_ref().is_none_or(|r| r.is_root());
     let job = if args.data.ends_with(".csv") || args.label_column.is_some() {
         csv_job(args)?
     } else {
@@ -353,14 +372,25 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
             prefetch: false,
         }
     };
-    println!("data: {}", job.description);
     let n_out = job.train.num_outcomes();
     let mut net = build_model(args, job.train.num_inputs(), n_out, job.regression)?;
-    print!("{}", net.summary());
+    if root {
+        println!("data: {}", job.description);
+        if let Some(r) = &rank {
+            println!("{}", r.describe());
+        }
+        print!("{}", net.summary());
+    }
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
-    let per_epoch = train_iter.batches_per_epoch() as u64;
-    let bar = ProgressBar::new(per_epoch * args.epochs as u64);
+    // Distributed: one iteration trains one batch on every rank.
+    let ranks = rank.as_ref().map_or(1, |r| r.size());
+    let per_epoch = train_iter.batches_per_epoch().div_ceil(ranks) as u64;
+    let bar = if root {
+        ProgressBar::new(per_epoch * args.epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
             .map_err(|e| CliError::Usage(e.to_string()))?,
@@ -384,8 +414,9 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     } else {
         Box::new(train_iter)
     };
-    match &args.report {
-        Some(html) => super::report::train_with_report(
+    match (&args.report, rank.as_mut()) {
+        (_, Some(rank)) => rank.fit(net.as_mut(), iterator.as_mut(), args.epochs)?,
+        (Some(html), None) => super::report::train_with_report(
             net.as_mut(),
             iterator.as_mut(),
             args,
@@ -397,10 +428,13 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
                 regression: job.regression,
             },
         )?,
-        None => net.fit_iter(iterator.as_mut(), args.epochs)?,
+        (None, None) => net.fit_iter(iterator.as_mut(), args.epochs)?,
     }
     drop(iterator);
     bar.finish();
+    if !root {
+        return Ok(());
+    }
     let train_secs = started.elapsed().as_secs_f64();
     println!(
         "trained {} epochs on {} examples in {:.1} s ({:.0} examples/s)",
@@ -409,6 +443,9 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         train_secs,
         (n_train * args.epochs) as f64 / train_secs
     );
+    if let Some(r) = &rank {
+        println!("{}", r.traffic());
+    }
 
     let summary_line = if job.regression {
         let (eval, baseline) = evaluate_regression(

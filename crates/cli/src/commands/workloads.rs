@@ -101,7 +101,7 @@ pub struct RunResult {
     pub loss_219: Option<f64>,
 }
 
-fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
+pub(crate) fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
     let mode = match mode {
         Mode::Enabled => WorkspaceMode::Enabled,
         Mode::None => WorkspaceMode::None,
