@@ -16,7 +16,7 @@ pub enum DistributedError {
         rank: usize,
         /// What failed.
         #[source]
-        source: dl4rs_nn::NnError,
+        source: Box<dl4rs_nn::NnError>,
     },
     /// Another rank failed in the same round (its own message is on its standard error).
     #[error(
@@ -68,11 +68,30 @@ pub enum DistributedError {
     },
     /// Data loading failed.
     #[error(transparent)]
-    Data(#[from] dl4rs_data::DataError),
+    Data(Box<dl4rs_data::DataError>),
     /// The network failed outside a round (broadcast, parameter copies).
     #[error(transparent)]
-    Nn(#[from] dl4rs_nn::NnError),
+    Nn(Box<dl4rs_nn::NnError>),
     /// An array operation failed.
     #[error(transparent)]
-    Array(#[from] dl4rs_array::ArrayError),
+    Array(Box<dl4rs_array::ArrayError>),
+}
+
+// Boxed: the network's error is large, and every collective returns this type.
+impl From<dl4rs_nn::NnError> for DistributedError {
+    fn from(e: dl4rs_nn::NnError) -> Self {
+        DistributedError::Nn(Box::new(e))
+    }
+}
+
+impl From<dl4rs_data::DataError> for DistributedError {
+    fn from(e: dl4rs_data::DataError) -> Self {
+        DistributedError::Data(Box::new(e))
+    }
+}
+
+impl From<dl4rs_array::ArrayError> for DistributedError {
+    fn from(e: dl4rs_array::ArrayError) -> Self {
+        DistributedError::Array(Box::new(e))
+    }
 }

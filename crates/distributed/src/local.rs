@@ -195,7 +195,7 @@ impl<T: DataType> Collective<T> for LocalGroup<T> {
                 recv.copy_from_slice(&slot);
             } else {
                 for (acc, &v) in recv.iter_mut().zip(slot.iter()) {
-                    *acc = *acc + v;
+                    *acc += v;
                 }
             }
         }

@@ -265,7 +265,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
     fn local(&self, source: NnError) -> DistributedError {
         DistributedError::Local {
             rank: self.collective.rank(),
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -470,7 +470,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
             // gradient of the union of the round's batches, as one process would compute it.
             let w = T::from_f64(examples);
             copy_out(model.gradients(), &mut self.send[..n])?;
-            self.send[..n].iter_mut().for_each(|g| *g = *g * w);
+            self.send[..n].iter_mut().for_each(|g| *g *= w);
         } else {
             self.send[..n].fill(T::ZERO);
         }
@@ -551,7 +551,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
         let inv = T::ONE / T::from_f64(self.collective.size() as f64);
         self.recv[..n + state]
             .iter_mut()
-            .for_each(|v| *v = *v * inv);
+            .for_each(|v| *v *= inv);
         set_flat(model, &mut self.flat, &self.recv[..n], true)?;
         if state > 0 {
             set_flat(model, &mut self.flat, &self.recv[n..n + state], false)?;

@@ -195,8 +195,8 @@ fn rank_inner(
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use dl4rs::array::random::{splitmix, unit};
     use dl4rs::array::NdArray;
+    use dl4rs::array::random::{splitmix, unit};
     use dl4rs::data::{DataSet, InMemoryDataSetIterator};
     use dl4rs::nn::{IterationInfo, Model, NnError, TrainingListener};
     use dl4rs_distributed::{Collective, DistributedTrainer, MpiCollective};
