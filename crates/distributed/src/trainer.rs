@@ -549,9 +549,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
         copy_out(model.updater_state(), &mut self.send[n..n + state])?;
         self.all_reduce(n + state)?;
         let inv = T::ONE / T::from_f64(self.collective.size() as f64);
-        self.recv[..n + state]
-            .iter_mut()
-            .for_each(|v| *v *= inv);
+        self.recv[..n + state].iter_mut().for_each(|v| *v *= inv);
         set_flat(model, &mut self.flat, &self.recv[..n], true)?;
         if state > 0 {
             set_flat(model, &mut self.flat, &self.recv[n..n + state], false)?;

@@ -70,7 +70,11 @@ pub fn run(
             "--iterations and --repeats must be at least 1".into(),
         ));
     }
-    if args.rank_run {
+    // Started by mpiexec (by the launcher below, or by hand: `mpiexec -n 2 dl4rs bench
+    // distributed`): this process is a rank. MPICH sets PMI_SIZE, Open MPI OMPI_COMM_WORLD_SIZE.
+    let under_mpi = std::env::var_os("PMI_SIZE").is_some()
+        || std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some();
+    if args.rank_run || under_mpi {
         return rank_run(&args, alloc);
     }
     let mut rows = Vec::new();
@@ -95,32 +99,7 @@ pub fn run(
          20 warm-up + {} timed iterations, median of {} processes",
         args.iterations, args.repeats
     );
-    println!(
-        "{:>5} {:>7} {:>10} {:>12} {:>13} {:>12} {:>11} {:>11} {:>10}",
-        "ranks",
-        "threads",
-        "median ms",
-        "examples/s",
-        "allreduce ms",
-        "bare ms",
-        "bytes/iter",
-        "allocs/iter",
-        "last loss"
-    );
-    for r in &rows {
-        println!(
-            "{:>5} {:>7} {:>10.3} {:>12.0} {:>13.3} {:>12.3} {:>11} {:>11.2} {:>10.6}",
-            r.ranks,
-            r.threads,
-            r.median_ms,
-            r.examples_per_s,
-            r.allreduce_ms,
-            r.bare_allreduce_ms,
-            dl4rs::memory::human_bytes(r.bytes_per_iteration as usize),
-            r.allocations_per_iteration,
-            r.last_loss
-        );
-    }
+    print_rows(&rows);
     let base = rows[0].examples_per_s;
     for r in &rows[1..] {
         println!(
@@ -137,6 +116,35 @@ pub fn run(
         );
     }
     Ok(())
+}
+
+fn print_rows(rows: &[DistResult]) {
+    println!(
+        "{:>5} {:>7} {:>10} {:>12} {:>13} {:>12} {:>11} {:>11} {:>10}",
+        "ranks",
+        "threads",
+        "median ms",
+        "examples/s",
+        "allreduce ms",
+        "bare ms",
+        "bytes/iter",
+        "allocs/iter",
+        "last loss"
+    );
+    for r in rows {
+        println!(
+            "{:>5} {:>7} {:>10.3} {:>12.0} {:>13.3} {:>12.3} {:>11} {:>11.2} {:>10.6}",
+            r.ranks,
+            r.threads,
+            r.median_ms,
+            r.examples_per_s,
+            r.allreduce_ms,
+            r.bare_allreduce_ms,
+            dl4rs::memory::human_bytes(r.bytes_per_iteration as usize),
+            r.allocations_per_iteration,
+            r.last_loss
+        );
+    }
 }
 
 fn launch(ranks: usize, threads: usize, iterations: usize) -> Result<DistResult, CliError> {
@@ -307,9 +315,13 @@ fn rank_inner(
         allocations_per_iteration: allocs as f64 / args.iterations as f64,
         last_loss: stats.last_score,
     };
-    println!(
-        "{}",
-        serde_json::to_string(&result).map_err(|e| CliError::Usage(e.to_string()))?
-    );
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&result).map_err(|e| CliError::Usage(e.to_string()))?
+        );
+    } else {
+        print_rows(&[result]);
+    }
     Ok(())
 }
