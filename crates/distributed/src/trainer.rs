@@ -13,8 +13,10 @@
 //!   other rank stops with [`DistributedError::RemoteFailure`]) need no extra message.
 //! - [`TrainingMode::ParameterAveraging`] (DL4J Spark's `ParameterAveragingTrainingMaster`):
 //!   each rank fits its batches locally and every `averaging_frequency` rounds the parameters
-//!   (and, with `average_updaters`, the updater state) are averaged by one allreduce. A
-//!   three-value allreduce per round carries the same has-batch / failed counters.
+//!   (and, with `average_updaters`, the updater state) of the ranks that trained in that round
+//!   are averaged by one allreduce, and every rank takes the mean (ParallelWrapper's rule); at
+//!   the end of an epoch every rank contributes. A three-value allreduce per round carries the
+//!   examples / failed / trained counters.
 //!
 //! The batches a round reads live in a cyclic workspace of the trainer (when the model trains
 //! in workspaces), as DL4J's `fit` keeps its input in the all-layers workspace: nothing is
@@ -406,7 +408,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
                 }
             }
             if self.mode == TrainingMode::ParameterAveraging && self.since_average > 0 {
-                self.average(model)?;
+                self.average(model, true, size as f64)?;
             }
             model.increment_epoch();
         }
@@ -518,7 +520,7 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
         });
         self.send[0] = T::from_f64(examples);
         self.send[1] = T::from_f64(if local.is_some() { 1.0 } else { 0.0 });
-        self.send[2] = T::ZERO;
+        self.send[2] = T::from_f64(if examples > 0.0 { 1.0 } else { 0.0 });
         self.all_reduce(3)?;
         self.check_round(self.recv[1].to_f64(), local)?;
         let total = self.recv[0].to_f64();
@@ -532,23 +534,36 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
         self.stats.examples += total as u64;
         self.since_average += 1;
         if self.since_average >= self.averaging_frequency {
-            self.average(model)?;
+            // The ranks that trained this round (all but in an epoch's short last round).
+            let trained = self.recv[2].to_f64();
+            self.average(model, examples > 0.0, trained)?;
         }
         Ok(true)
     }
 
-    /// Parameters (and updater state) := their mean over the ranks.
-    fn average(&mut self, model: &mut dyn Model<T>) -> Result<(), DistributedError> {
+    /// Parameters (and updater state) := their mean over the contributing ranks
+    /// (`contributors` of them; a rank that does not contribute sends zeros and takes the
+    /// mean too), as ParallelWrapper averages the replicas that trained in the round.
+    fn average(
+        &mut self,
+        model: &mut dyn Model<T>,
+        contribute: bool,
+        contributors: f64,
+    ) -> Result<(), DistributedError> {
         let n = model.num_params();
         let state = if self.average_updaters {
             model.updater_state().len()
         } else {
             0
         };
-        copy_out(model.params(), &mut self.send[..n])?;
-        copy_out(model.updater_state(), &mut self.send[n..n + state])?;
+        if contribute {
+            copy_out(model.params(), &mut self.send[..n])?;
+            copy_out(model.updater_state(), &mut self.send[n..n + state])?;
+        } else {
+            self.send[..n + state].fill(T::ZERO);
+        }
         self.all_reduce(n + state)?;
-        let inv = T::ONE / T::from_f64(self.collective.size() as f64);
+        let inv = T::ONE / T::from_f64(contributors.max(1.0));
         self.recv[..n + state].iter_mut().for_each(|v| *v *= inv);
         set_flat(model, &mut self.flat, &self.recv[..n], true)?;
         if state > 0 {
