@@ -5,47 +5,18 @@
 
 use std::time::{Duration, Instant};
 
-use dl4rs_array::{AsView, DataType, NdArray};
+use dl4rs_array::{DataType, NdArray};
 use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_distributed::{
     Collective, DistributedError, DistributedTrainer, LocalGroup, TrainingMode,
 };
 use dl4rs_nn::*;
 
+mod common;
+
+use common::{CLASSES, INPUTS, averaged_by_hand, data, max_rel_diff, net};
+
 const ROWS: usize = 64;
-const INPUTS: usize = 6;
-const CLASSES: usize = 3;
-
-fn data<T: DataType>(rows: usize) -> DataSet<T> {
-    let x = NdArray::<T>::rand_uniform(&[rows, INPUTS], T::from_f64(-1.0), T::ONE, 7).unwrap();
-    let mut y = vec![T::ZERO; rows * CLASSES];
-    for r in 0..rows {
-        y[r * CLASSES + (r * 7 + r / 5) % CLASSES] = T::ONE;
-    }
-    DataSet::new(
-        x,
-        NdArray::from_slice_detached(&[rows, CLASSES], &y).unwrap(),
-    )
-    .unwrap()
-}
-
-fn net<T: DataType>(updater: Updater, seed: u64) -> MultiLayerNetwork<T> {
-    let conf = NeuralNetConfiguration::builder()
-        .seed(seed)
-        .updater(updater)
-        .l2(1e-3)
-        .list()
-        .layer(
-            LayerConf::dense(10)
-                .n_in(INPUTS)
-                .activation(Activation::Tanh),
-        )
-        .layer(LayerConf::dense(8).activation(Activation::Relu))
-        .layer(LayerConf::output(LossFunction::Mcxent, CLASSES).activation(Activation::Softmax))
-        .build()
-        .unwrap();
-    MultiLayerNetwork::new(conf).unwrap()
-}
 
 /// Runs `f` on every rank of a fresh group, each in its own thread; results in rank order.
 fn on_ranks<T, R, F>(ranks: usize, timeout: Duration, f: F) -> Vec<R>
@@ -67,13 +38,6 @@ where
     })
 }
 
-fn max_rel_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs() / x.abs().max(y.abs()).max(1e-3))
-        .fold(0.0, f64::max)
-}
-
 /// Two ranks with batches of 8 train like one process with batches of 16 (the union of the
 /// round's two batches), over uneven shards too (7 batches: the last round has one).
 #[test]
@@ -84,7 +48,7 @@ fn shared_gradients_equal_one_process_on_the_union() {
             let mut model = net::<f64>(Updater::sgd(0.1), 100 + g.rank() as u64);
             let mut trainer = DistributedTrainer::builder(g).build().unwrap();
             trainer.broadcast_model(&mut model).unwrap();
-            let mut it = InMemoryDataSetIterator::new(data::<f64>(rows), 8).unwrap();
+            let mut it = InMemoryDataSetIterator::new(data::<f64>(rows, false), 8).unwrap();
             let stats = trainer.fit(&mut model, &mut it, epochs).unwrap();
             (
                 model.params().to_vec().unwrap(),
@@ -93,7 +57,7 @@ fn shared_gradients_equal_one_process_on_the_union() {
             )
         });
         let mut single = net::<f64>(Updater::sgd(0.1), 100);
-        let mut it = InMemoryDataSetIterator::new(data::<f64>(rows), 16).unwrap();
+        let mut it = InMemoryDataSetIterator::new(data::<f64>(rows, false), 16).unwrap();
         single.fit_iter(&mut it, epochs).unwrap();
         let expected = single.params().to_vec().unwrap();
         let rounds = rows.div_ceil(16) * epochs;
@@ -117,12 +81,12 @@ fn shared_gradients_with_adam_in_f32() {
         let mut model = net::<f32>(Updater::adam(1e-2), 5);
         let mut trainer = DistributedTrainer::builder(g).build().unwrap();
         trainer.broadcast_model(&mut model).unwrap();
-        let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS), 8).unwrap();
+        let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS, false), 8).unwrap();
         trainer.fit(&mut model, &mut it, 2).unwrap();
         model.params().to_vec().unwrap()
     });
     let mut single = net::<f32>(Updater::adam(1e-2), 5);
-    let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS), 16).unwrap();
+    let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS, false), 16).unwrap();
     single.fit_iter(&mut it, 2).unwrap();
     let expected: Vec<f64> = single
         .params()
@@ -152,57 +116,15 @@ fn parameter_averaging_equals_replicas_averaged_by_hand() {
             .averaging_frequency(freq)
             .build()
             .unwrap();
-        let mut it = InMemoryDataSetIterator::new(data::<f64>(ROWS), 8).unwrap();
+        let mut it = InMemoryDataSetIterator::new(data::<f64>(ROWS, false), 8).unwrap();
         trainer.fit(&mut model, &mut it, 1).unwrap();
         model.params().to_vec().unwrap()
     });
     assert_eq!(results[0], results[1]);
-
-    let all = data::<f64>(ROWS);
-    let mut replicas = [
-        net::<f64>(Updater::nesterovs(0.05), 9),
-        net(Updater::nesterovs(0.05), 9),
-    ];
-    let mut it = InMemoryDataSetIterator::new(all, 8).unwrap();
-    let mut round = 0;
-    while it.has_next() {
-        for r in &mut replicas {
-            let batch = it.next().unwrap().unwrap();
-            r.fit_data_set(&batch).unwrap();
-        }
-        round += 1;
-        if round % freq == 0 {
-            average(&mut replicas);
-        }
-    }
-    assert_eq!(round, 4);
-    assert_eq!(results[0], replicas[0].params().to_vec().unwrap());
-}
-
-fn average(replicas: &mut [MultiLayerNetwork<f64>; 2]) {
-    for params in [true, false] {
-        let get = |m: &MultiLayerNetwork<f64>| {
-            if params {
-                m.params().to_vec().unwrap()
-            } else {
-                m.updater_state().to_vec().unwrap()
-            }
-        };
-        let (a, b) = (get(&replicas[0]), get(&replicas[1]));
-        let mean: Vec<f64> = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x + y) * (1.0 / 2.0))
-            .collect();
-        let mean = NdArray::from_slice_detached(&[mean.len()], &mean).unwrap();
-        for r in replicas.iter_mut() {
-            if params {
-                Model::set_params(r, &mean.view()).unwrap();
-            } else {
-                Model::set_updater_state(r, &mean.view()).unwrap();
-            }
-        }
-    }
+    assert_eq!(
+        results[0],
+        averaged_by_hand(Updater::nesterovs(0.05), 9, ROWS, 8, freq)
+    );
 }
 
 /// A data set whose batch 3 (rank 1's second batch) has the wrong number of features.
@@ -256,7 +178,7 @@ fn a_rank_with_bad_data_stops_every_rank() {
         let mut model = net::<f32>(Updater::sgd(0.1), 1);
         let mut trainer = DistributedTrainer::builder(g).build().unwrap();
         let mut it = BadBatch {
-            inner: InMemoryDataSetIterator::new(data::<f32>(ROWS), 8).unwrap(),
+            inner: InMemoryDataSetIterator::new(data::<f32>(ROWS, false), 8).unwrap(),
             served: 0,
         };
         trainer.fit(&mut model, &mut it, 1).map(|_| ())
@@ -289,7 +211,7 @@ fn a_silent_rank_is_a_timeout_on_the_others() {
             return None;
         }
         let mut trainer = DistributedTrainer::builder(g).build().unwrap();
-        let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS), 8).unwrap();
+        let mut it = InMemoryDataSetIterator::new(data::<f32>(ROWS, false), 8).unwrap();
         Some(trainer.fit(&mut model, &mut it, 1).unwrap_err())
     });
     let err = results[0].as_ref().unwrap();
@@ -324,12 +246,15 @@ fn configuration_errors() {
     let mut b = net::<f64>(Updater::sgd(0.1), 3);
     t.fit(
         &mut a,
-        &mut InMemoryDataSetIterator::new(data(ROWS), 8).unwrap(),
+        &mut InMemoryDataSetIterator::new(data(ROWS, false), 8).unwrap(),
         1,
     )
     .unwrap();
-    b.fit_iter(&mut InMemoryDataSetIterator::new(data(ROWS), 8).unwrap(), 1)
-        .unwrap();
+    b.fit_iter(
+        &mut InMemoryDataSetIterator::new(data(ROWS, false), 8).unwrap(),
+        1,
+    )
+    .unwrap();
     assert_eq!(a.params().to_vec().unwrap(), b.params().to_vec().unwrap());
     assert_eq!(t.size(), 1);
     assert!(t.is_root());

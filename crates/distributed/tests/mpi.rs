@@ -14,11 +14,14 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dl4rs_array::{AsView, DataType, NdArray};
-use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_data::InMemoryDataSetIterator;
 use dl4rs_distributed::{Collective, DistributedTrainer, MpiCollective, TrainingMode};
 use dl4rs_memory::CountingAllocator;
 use dl4rs_nn::*;
+
+mod common;
+
+use common::{AllocationsPerIteration, averaged_by_hand, data, max_rel_diff, net};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
@@ -107,14 +110,14 @@ fn worker() {
         "union" => union(world),
         "averaging" => averaging(world),
         "baddata" => {
-            let mut model = net::<f32>(Updater::sgd(0.1));
+            let mut model = net::<f32>(Updater::sgd(0.1), 11);
             let mut t = DistributedTrainer::builder(world).build().unwrap();
             let mut it = InMemoryDataSetIterator::new(data::<f32>(64, rank == 1), 8).unwrap();
             let err = t.fit(&mut model, &mut it, 1).unwrap_err();
             println!("rank {rank} stopped: {err}");
         }
         "hang" | "exit" => {
-            let mut model = net::<f32>(Updater::sgd(0.1));
+            let mut model = net::<f32>(Updater::sgd(0.1), 11);
             if rank == 1 {
                 model.add_listener(Box::new(Stop {
                     hang: scenario == "hang",
@@ -151,56 +154,16 @@ impl TrainingListener<f32> for Stop {
     }
 }
 
-fn data<T: DataType>(rows: usize, bad: bool) -> DataSet<T> {
-    let cols = if bad { 7 } else { 6 };
-    let x = NdArray::<T>::rand_uniform(&[rows, cols], T::from_f64(-1.0), T::ONE, 7).unwrap();
-    let mut y = vec![T::ZERO; rows * 3];
-    for r in 0..rows {
-        y[r * 3 + (r * 7 + r / 5) % 3] = T::ONE;
-    }
-    DataSet::new(x, NdArray::from_slice_detached(&[rows, 3], &y).unwrap()).unwrap()
-}
-
-fn net<T: DataType>(updater: Updater) -> MultiLayerNetwork<T> {
-    let conf = NeuralNetConfiguration::builder()
-        .seed(11)
-        .updater(updater)
-        .l2(1e-3)
-        .list()
-        .layer(LayerConf::dense(10).n_in(6).activation(Activation::Tanh))
-        .layer(LayerConf::output(LossFunction::Mcxent, 3).activation(Activation::Softmax))
-        .build()
-        .unwrap();
-    MultiLayerNetwork::new(conf).unwrap()
-}
-
-struct Counter {
-    last: Option<u64>,
-    counts: Arc<Mutex<Vec<u64>>>,
-}
-
-impl TrainingListener<f64> for Counter {
-    fn iteration_done(&mut self, _m: &dyn Model<f64>, _i: &IterationInfo) -> Result<(), NnError> {
-        let now = ALLOC.thread_allocations();
-        if let (Some(prev), Ok(mut c)) = (self.last, self.counts.lock())
-            && c.len() < c.capacity()
-        {
-            c.push(now - prev);
-        }
-        self.last = Some(ALLOC.thread_allocations());
-        Ok(())
-    }
-}
-
 fn union(world: MpiCollective) {
     let rank = Collective::<f64>::rank(&world);
-    let mut model = net::<f64>(Updater::sgd(0.1));
+    let mut model = net::<f64>(Updater::sgd(0.1), 11);
     let mut t = DistributedTrainer::builder(world).build().unwrap();
     t.broadcast_model(&mut model).unwrap();
     let mut it = InMemoryDataSetIterator::new(data::<f64>(64, false), 8).unwrap();
     t.fit(&mut model, &mut it, 2).unwrap();
     let counts = Arc::new(Mutex::new(Vec::with_capacity(16)));
-    model.add_listener(Box::new(Counter {
+    model.add_listener(Box::new(AllocationsPerIteration {
+        alloc: &ALLOC,
         last: None,
         counts: counts.clone(),
     }));
@@ -217,15 +180,11 @@ fn union(world: MpiCollective) {
     t.collective_mut().broadcast(&mut root, 0).unwrap();
     assert_eq!(mine, root, "replicas bit-identical");
     if rank == 0 {
-        let mut single = net::<f64>(Updater::sgd(0.1));
+        let mut single = net::<f64>(Updater::sgd(0.1), 11);
         let mut it = InMemoryDataSetIterator::new(data::<f64>(64, false), 16).unwrap();
         single.fit_iter(&mut it, 3).unwrap();
         let expected = single.params().to_vec().unwrap();
-        let d = mine
-            .iter()
-            .zip(&expected)
-            .map(|(a, b)| (a - b).abs() / a.abs().max(b.abs()).max(1e-3))
-            .fold(0.0, f64::max);
+        let d = max_rel_diff(&mine, &expected);
         // Only the order of the sums differs (see tests/local_training.rs).
         assert!(d < 1e-12, "relative difference {d:e}");
         assert_eq!(t.stats().rounds, 12);
@@ -234,7 +193,7 @@ fn union(world: MpiCollective) {
 
 fn averaging(world: MpiCollective) {
     let rank = Collective::<f64>::rank(&world);
-    let mut model = net::<f64>(Updater::nesterovs(0.05));
+    let mut model = net::<f64>(Updater::nesterovs(0.05), 11);
     let mut t = DistributedTrainer::builder(world)
         .training_mode(TrainingMode::ParameterAveraging)
         .averaging_frequency(2)
@@ -243,49 +202,9 @@ fn averaging(world: MpiCollective) {
     let mut it = InMemoryDataSetIterator::new(data::<f64>(64, false), 8).unwrap();
     t.fit(&mut model, &mut it, 1).unwrap();
     if rank == 0 {
-        let mut replicas = [
-            net::<f64>(Updater::nesterovs(0.05)),
-            net(Updater::nesterovs(0.05)),
-        ];
-        let mut it = InMemoryDataSetIterator::new(data::<f64>(64, false), 8).unwrap();
-        let mut round = 0;
-        while it.has_next() {
-            for r in &mut replicas {
-                let b = it.next().unwrap().unwrap();
-                r.fit_data_set(&b).unwrap();
-            }
-            round += 1;
-            if round % 2 == 0 {
-                for params in [true, false] {
-                    let get = |m: &MultiLayerNetwork<f64>| {
-                        if params {
-                            m.params()
-                        } else {
-                            m.updater_state()
-                        }
-                        .to_vec()
-                        .unwrap()
-                    };
-                    let (a, b) = (get(&replicas[0]), get(&replicas[1]));
-                    let mean: Vec<f64> = a
-                        .iter()
-                        .zip(&b)
-                        .map(|(x, y)| (x + y) * (1.0 / 2.0))
-                        .collect();
-                    let mean = NdArray::from_slice_detached(&[mean.len()], &mean).unwrap();
-                    for r in replicas.iter_mut() {
-                        if params {
-                            Model::set_params(r, &mean.view()).unwrap();
-                        } else {
-                            Model::set_updater_state(r, &mean.view()).unwrap();
-                        }
-                    }
-                }
-            }
-        }
         assert_eq!(
             model.params().to_vec().unwrap(),
-            replicas[0].params().to_vec().unwrap()
+            averaged_by_hand(Updater::nesterovs(0.05), 11, 64, 8, 2)
         );
     }
 }

@@ -13,27 +13,12 @@ use dl4rs_distributed::{Collective, DistributedTrainer, LocalGroup, TrainingMode
 use dl4rs_memory::CountingAllocator;
 use dl4rs_nn::*;
 
+mod common;
+
+use common::AllocationsPerIteration;
+
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
-
-/// Records this thread's allocations between consecutive iterations (into a preallocated Vec).
-struct Counter {
-    last: Option<u64>,
-    counts: Arc<Mutex<Vec<u64>>>,
-}
-
-impl TrainingListener<f32> for Counter {
-    fn iteration_done(&mut self, _m: &dyn Model<f32>, _i: &IterationInfo) -> Result<(), NnError> {
-        let now = ALLOC.thread_allocations();
-        if let (Some(prev), Ok(mut c)) = (self.last, self.counts.lock())
-            && c.len() < c.capacity()
-        {
-            c.push(now - prev);
-        }
-        self.last = Some(ALLOC.thread_allocations());
-        Ok(())
-    }
-}
 
 fn data() -> DataSet<f32> {
     let x = NdArray::<f32>::rand_uniform(&[256, 20], -1.0, 1.0, 3).unwrap();
@@ -80,7 +65,8 @@ fn steady_state_rounds_allocate_nothing_on_any_rank() {
                         // Warm-up: the workspaces learn their sizes.
                         trainer.fit(&mut model, &mut it, 2).unwrap();
                         let counts = Arc::new(Mutex::new(Vec::with_capacity(64)));
-                        model.add_listener(Box::new(Counter {
+                        model.add_listener(Box::new(AllocationsPerIteration {
+                            alloc: &ALLOC,
                             last: None,
                             counts: counts.clone(),
                         }));

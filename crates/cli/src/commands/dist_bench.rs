@@ -203,8 +203,6 @@ fn rank_inner(
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
 
-    use dl4rs::array::NdArray;
-    use dl4rs::array::random::{splitmix, unit};
     use dl4rs::data::{DataSet, InMemoryDataSetIterator};
     use dl4rs::nn::{IterationInfo, Model, NnError, TrainingListener};
     use dl4rs_distributed::{Collective, DistributedTrainer, MpiCollective};
@@ -221,24 +219,7 @@ fn rank_inner(
     let iterations = WARMUP + args.iterations;
     // Only the rows the ranks train: the first `iterations * ranks` W1 batches.
     let rows = iterations * ranks * BATCH;
-    let mut x = NdArray::<f32>::zeros_detached(&[rows, 784])?;
-    for (i, v) in x
-        .write()?
-        .as_slice_mut()
-        .unwrap_or_default()
-        .iter_mut()
-        .enumerate()
-    {
-        *v = unit(42, i as u64);
-    }
-    let mut y = NdArray::<f32>::zeros_detached(&[rows, 10])?;
-    {
-        let mut w = y.write()?;
-        let labels = w.as_slice_mut().unwrap_or_default();
-        for r in 0..rows {
-            labels[r * 10 + (splitmix(43, r as u64) % 10) as usize] = 1.0;
-        }
-    }
+    let (x, y) = super::workloads::w1_synthetic(rows)?;
     let mut it = InMemoryDataSetIterator::new(DataSet::new(x, y)?, BATCH)?;
     let mut net = w1_network(Mode::Enabled)?;
 
