@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub report_score: bool,
     pub threshold: Option<ThresholdEncoding>,
     pub product_threads: Option<usize>,
+    /// Test hook: `(worker, batch)` panics in that worker's `batch`-th batch (1-based).
+    pub panic_at: Option<(usize, u64)>,
 }
 
 /// Builds a [`ParallelWrapper`]; see [`ParallelWrapper::builder`].
@@ -65,6 +67,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
                 report_score: false,
                 threshold: None,
                 product_threads: None,
+                panic_at: None,
             },
             _t: PhantomData,
         }
@@ -125,6 +128,13 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
     /// the workers, at least 1, so workers never oversubscribe the cores).
     pub fn product_threads(mut self, n: usize) -> Self {
         self.settings.product_threads = Some(n);
+        self
+    }
+
+    /// Fault injection for tests: worker `worker` panics in its `batch`-th batch (1-based).
+    #[doc(hidden)]
+    pub fn panic_in_worker_for_tests(mut self, worker: usize, batch: u64) -> Self {
+        self.settings.panic_at = Some((worker, batch));
         self
     }
 

@@ -115,7 +115,11 @@ impl<T: DataType> Encoder<T> {
         } else if sparsity > s.max_sparsity {
             self.threshold /= s.decay;
         }
-        debug_assert!(self.message.iter().all(|&e| (e & INDEX_MASK) as usize <= gradient.len()));
+        debug_assert!(
+            self.message
+                .iter()
+                .all(|&e| (e & INDEX_MASK) as usize <= gradient.len())
+        );
         (&self.message, tau)
     }
 
@@ -148,7 +152,10 @@ mod tests {
         }
         // sent + residual == everything the worker produced.
         for i in 0..4 {
-            assert!((sent[i] + enc.residual[i] - 10.0 * g[i]).abs() < 1e-12, "{i}");
+            assert!(
+                (sent[i] + enc.residual[i] - 10.0 * g[i]).abs() < 1e-12,
+                "{i}"
+            );
         }
     }
 
@@ -158,11 +165,17 @@ mod tests {
         let tiny = vec![1e-7f32; 1000];
         let t0 = enc.threshold();
         enc.encode(&tiny);
-        assert!(enc.threshold() < t0, "too sparse: the threshold must decrease");
+        assert!(
+            enc.threshold() < t0,
+            "too sparse: the threshold must decrease"
+        );
         let big = vec![1.0f32; 1000];
         let t1 = enc.threshold();
         enc.encode(&big);
-        assert!(enc.threshold() > t1, "too dense: the threshold must increase");
+        assert!(
+            enc.threshold() > t1,
+            "too dense: the threshold must increase"
+        );
         // Capacity: at most len / 16 + 5 entries.
         let (msg, _) = enc.encode(&big);
         assert_eq!(msg.len(), 1000 / 16 + 5);

@@ -76,7 +76,9 @@ impl<T: DataType> Exchange<T> {
 
     fn lock(&self, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
         // A worker that panicked holding a chunk poisons it; the round is abandoned anyway.
-        self.chunks[c].lock().unwrap_or_else(PoisonError::into_inner)
+        self.chunks[c]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Adds `weight × src` into the region at `offset` (the first contribution of

@@ -113,8 +113,7 @@ impl<T: DataType> ParallelInferenceBuilder<'_, T> {
                     0
                 },
             };
-            let thread =
-                WorkerThread::spawn(worker.name.clone(), each, move || worker.run())?;
+            let thread = WorkerThread::spawn(worker.name.clone(), each, move || worker.run())?;
             inference.threads.push(thread);
         }
         Ok(inference)
@@ -194,7 +193,9 @@ impl<T: DataType> ParallelInference<T> {
                     .unwrap_or_else(PoisonError::into_inner);
             }
             if q.stopping {
-                return Err(ParallelError::Thread("ParallelInference is shutting down".into()));
+                return Err(ParallelError::Thread(
+                    "ParallelInference is shutting down".into(),
+                ));
             }
             q.requests.push_back(Request {
                 input,
@@ -314,7 +315,13 @@ impl<T: DataType> InferenceWorker<T> {
         shape[0] = rows;
         let mut values = Vec::with_capacity(shape.iter().product());
         for r in batch {
-            values.extend_from_slice(r.input.read().map_err(NnError::from)?.as_slice().unwrap_or_default());
+            values.extend_from_slice(
+                r.input
+                    .read()
+                    .map_err(NnError::from)?
+                    .as_slice()
+                    .unwrap_or_default(),
+            );
         }
         let stacked = NdArray::from_slice_detached(&shape, &values).map_err(NnError::from)?;
         let out = self.first_output(&stacked)?;

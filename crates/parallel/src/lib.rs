@@ -34,4 +34,4 @@ pub use error::ParallelError;
 pub use inference::{InferenceMode, ParallelInference, ParallelInferenceBuilder};
 pub use replica::{AsModel, copy_state, replicate};
 pub use worker::BATCH_WORKSPACE;
-pub use wrapper::ParallelWrapper;
+pub use wrapper::{ParallelWrapper, ROUND_WORKSPACE};

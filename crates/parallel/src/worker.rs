@@ -140,6 +140,10 @@ pub(crate) struct Trainer<T: DataType> {
     pub encoder: Option<Encoder<T>>,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
+    /// Batches trained so far (for the test hook).
+    pub batches: u64,
+    /// Test hook: panic in this batch (1-based).
+    pub panic_at: Option<u64>,
 }
 
 impl<T: DataType> Trainer<T> {
@@ -221,6 +225,10 @@ impl<T: DataType> Trainer<T> {
         if self.reports.send(Report::Copied(self.index)).is_err() {
             return Err(NnError::Input("the coordinator is gone".into()));
         }
+        self.batches += 1;
+        if self.panic_at == Some(self.batches) {
+            panic!("injected panic in batch {} (test hook)", self.batches);
+        }
         let replica = Arc::clone(&self.replica);
         let mut m = lock(&replica);
         let (score, examples) = local.gradient(m.as_mut())?;
@@ -250,20 +258,22 @@ impl<T: DataType> Trainer<T> {
     }
 
     /// Adds the parameters (and the updater state) into the exchange.
-    fn contribute(
-        &self,
-        m: &dyn Model<T>,
-        generation: u64,
-        updaters: bool,
-    ) -> Result<(), NnError> {
+    fn contribute(&self, m: &dyn Model<T>, generation: u64, updaters: bool) -> Result<(), NnError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
         let p = m.params().read()?;
-        self.exchange
-            .add(generation, 0, p.as_slice().unwrap_or_default(), T::ONE, i, n);
+        self.exchange.add(
+            generation,
+            0,
+            p.as_slice().unwrap_or_default(),
+            T::ONE,
+            i,
+            n,
+        );
         if updaters && l.state > 0 {
             let s = m.updater_state().read()?;
             let s = s.as_slice().unwrap_or_default();
-            self.exchange.add(generation, l.state_offset, s, T::ONE, i, n);
+            self.exchange
+                .add(generation, l.state_offset, s, T::ONE, i, n);
         }
         Ok(())
     }
@@ -279,13 +289,13 @@ impl<T: DataType> Trainer<T> {
             let g = m.gradients().read()?;
             let g = g.as_slice().unwrap_or_default();
             match &mut t.encoder {
-                None => {
-                    t.exchange
-                        .add(generation, 0, g, T::from_f64(examples as f64), i, n)
-                }
+                None => t
+                    .exchange
+                    .add(generation, 0, g, T::from_f64(examples as f64), i, n),
                 Some(encoder) => {
                     let (message, tau) = encoder.encode(g);
-                    t.exchange.add_encoded(generation, 0, len, message, tau, i, n);
+                    t.exchange
+                        .add_encoded(generation, 0, len, message, tau, i, n);
                 }
             }
             Ok(())
@@ -310,7 +320,8 @@ impl<T: DataType> Trainer<T> {
         if updaters && l.state > 0 {
             let mut s = m.updater_state_mut().write()?;
             let s = s.as_slice_mut().unwrap_or_default();
-            self.exchange.read(generation, l.state_offset, s, scale, i, n);
+            self.exchange
+                .read(generation, l.state_offset, s, scale, i, n);
         }
         let epoch = m.epoch_count();
         m.set_counters(iteration, epoch);

@@ -13,7 +13,8 @@ use dl4rs_data::{
     AsyncDataSetIterator, AsyncMultiDataSetIterator, DataError, DataSet, DataSetIterator,
     MultiDataSet, MultiDataSetIterator, MultiSource, Source,
 };
-use dl4rs_nn::{IterationInfo, TrainingListener, WorkspaceMode};
+use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
+use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
 
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
@@ -73,7 +74,11 @@ struct Pool<T: DataType> {
     /// Averaging: rounds since the replicas were last averaged.
     since_average: u64,
     tally: Tally,
+    round_config: WorkspaceConfig,
 }
+
+/// The id of the coordinator's workspace for batches an in-memory source makes.
+pub const ROUND_WORKSPACE: &str = "PW_ROUND";
 
 /// What the reports of the current round said.
 struct Tally {
@@ -268,6 +273,10 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             iteration: model.iteration_count(),
             generation: 0,
             since_average: 0,
+            round_config: WorkspaceConfig {
+                policy_spill: SpillPolicy::Reallocate,
+                ..WorkspaceConfig::default()
+            },
             tally: Tally {
                 copied: vec![false; n],
                 done: 0,
@@ -289,10 +298,13 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 reports: report_tx.clone(),
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
+                batches: 0,
+                panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
             };
-            let thread = WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {
-                trainer.run()
-            });
+            let thread =
+                WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {
+                    trainer.run()
+                });
             match thread {
                 Ok(t) => pool.threads.push(t),
                 Err(e) => {
@@ -324,6 +336,18 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             let average_now = averaging && (pool.since_average + 1) % s.averaging_frequency == 0;
             let generation = pool.generation + 1;
             let mut active = 0;
+            // A source that allocates its batches in the current workspace (an in-memory
+            // iterator, not wrapped because it holds its data already) makes them in the
+            // coordinator's round workspace: valid until every trainer has copied its batch,
+            // and no heap allocation.
+            let round = if s.workspace_mode == WorkspaceMode::Enabled {
+                Some(
+                    get_and_activate_workspace(&pool.round_config, ROUND_WORKSPACE)
+                        .map_err(NnError::from)?,
+                )
+            } else {
+                None
+            };
             while active < n && source.has_next() {
                 let Some(batch) = source.next_batch() else {
                     break;
@@ -345,6 +369,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 pool.wait(|t| t.copied[w])?;
                 active += 1;
             }
+            drop(round);
             if active == 0 {
                 return Ok(());
             }

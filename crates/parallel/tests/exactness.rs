@@ -55,7 +55,15 @@ fn compare(
 fn averaging_equals_a_single_model_on_the_union_batches() {
     for workers in [2, 3] {
         // 12 batches of 4 per epoch: 6 or 4 rounds; 3 epochs with reset between.
-        let diff = compare(TrainingMode::Averaging, Updater::sgd(0.5), workers, 4, 48, 3, 16);
+        let diff = compare(
+            TrainingMode::Averaging,
+            Updater::sgd(0.5),
+            workers,
+            4,
+            48,
+            3,
+            16,
+        );
         assert!(diff < TOL, "{workers} workers: {diff:e}");
     }
     // A short last round (7 batches, 2 workers): the lone batch is trained once, averaged over
@@ -87,8 +95,15 @@ fn trainers_are_named_threads_with_their_own_workspaces() {
     let ws = process_workspaces();
     for t in ["dl4rs trainer 0", "dl4rs trainer 1"] {
         let mine: Vec<_> = ws.iter().filter(|p| &*p.thread == t).collect();
-        assert!(mine.iter().any(|p| &*p.id == dl4rs_parallel::BATCH_WORKSPACE), "{t}");
-        assert!(mine.len() >= 3, "{t}: the replica's workspaces live on its thread: {mine:?}");
+        assert!(
+            mine.iter()
+                .any(|p| &*p.id == dl4rs_parallel::BATCH_WORKSPACE),
+            "{t}"
+        );
+        assert!(
+            mine.len() >= 3,
+            "{t}: the replica's workspaces live on its thread: {mine:?}"
+        );
     }
 }
 
@@ -144,7 +159,11 @@ fn a_computation_graph_trains_through_fit_multi() {
             .graph_builder()
             .add_inputs(&["in"])
             .set_input_types(&[InputType::feed_forward(6)])
-            .add_layer("h", LayerConf::dense(5).activation(Activation::Tanh), &["in"])
+            .add_layer(
+                "h",
+                LayerConf::dense(5).activation(Activation::Tanh),
+                &["in"],
+            )
             .add_layer(
                 "out",
                 LayerConf::output(LossFunction::Mcxent, 3).activation(Activation::Softmax),
@@ -156,8 +175,11 @@ fn a_computation_graph_trains_through_fit_multi() {
         ComputationGraph::<f64>::new(conf).unwrap()
     };
     let d = data::<f64>(40, 6, 3, 4);
-    let md = MultiDataSet::new(vec![d.features.dup().unwrap()], vec![d.labels.dup().unwrap()])
-        .unwrap();
+    let md = MultiDataSet::new(
+        vec![d.features.dup().unwrap()],
+        vec![d.labels.dup().unwrap()],
+    )
+    .unwrap();
     let mut single = graph();
     let mut it = InMemoryMultiDataSetIterator::new(md.dup().unwrap(), 10).unwrap();
     single.fit_multi_iter(&mut it, 2).unwrap();

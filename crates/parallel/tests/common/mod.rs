@@ -7,12 +7,21 @@ use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_nn::*;
 
 /// An MLP `inputs`-`hidden` (tanh)-`classes` (softmax, cross-entropy).
-pub fn mlp<T: DataType>(inputs: usize, hidden: usize, classes: usize, updater: Updater) -> MultiLayerNetwork<T> {
+pub fn mlp<T: DataType>(
+    inputs: usize,
+    hidden: usize,
+    classes: usize,
+    updater: Updater,
+) -> MultiLayerNetwork<T> {
     let conf = NeuralNetConfiguration::builder()
         .seed(7)
         .updater(updater)
         .list()
-        .layer(LayerConf::dense(hidden).n_in(inputs).activation(Activation::Tanh))
+        .layer(
+            LayerConf::dense(hidden)
+                .n_in(inputs)
+                .activation(Activation::Tanh),
+        )
         .layer(LayerConf::output(LossFunction::Mcxent, classes).activation(Activation::Softmax))
         .build()
         .unwrap();
@@ -25,7 +34,10 @@ pub fn data<T: DataType>(rows: usize, inputs: usize, classes: usize, seed: u64) 
     let xs = x.to_vec().unwrap();
     let mut y = vec![T::ZERO; rows * classes];
     for r in 0..rows {
-        let s: f64 = xs[r * inputs..(r + 1) * inputs].iter().map(|v| v.to_f64()).sum();
+        let s: f64 = xs[r * inputs..(r + 1) * inputs]
+            .iter()
+            .map(|v| v.to_f64())
+            .sum();
         let c = ((s.abs() * 3.0) as usize + r % 2) % classes;
         y[r * classes + c] = T::ONE;
     }
