@@ -7,6 +7,7 @@ pub mod config;
 pub mod conv_bench;
 pub mod graph_bench;
 pub mod inspect;
+pub mod parallel_bench;
 pub mod process;
 pub mod report;
 pub mod soak;
