@@ -29,7 +29,7 @@ pub enum ParallelError {
         thread: String,
         /// The error.
         #[source]
-        source: NnError,
+        source: Box<NnError>,
     },
     /// A worker panicked: every worker was stopped and joined.
     #[error(
@@ -49,7 +49,7 @@ pub enum ParallelError {
     Thread(String),
     /// A network operation on the calling thread failed (replicas, listeners).
     #[error(transparent)]
-    Nn(#[from] NnError),
+    Nn(Box<NnError>),
     /// The data iterator failed.
     #[error(transparent)]
     Data(#[from] DataError),
@@ -64,6 +64,12 @@ pub enum ParallelError {
         /// What went wrong.
         message: String,
     },
+}
+
+impl From<NnError> for ParallelError {
+    fn from(e: NnError) -> Self {
+        ParallelError::Nn(Box::new(e))
+    }
 }
 
 impl ParallelError {

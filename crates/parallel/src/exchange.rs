@@ -113,6 +113,7 @@ impl<T: DataType> Exchange<T> {
     /// Adds a threshold-encoded message into the region at `offset`: each entry is an index
     /// (below `1 << 31`) whose top bit is the sign, standing for `±tau` at that index. The
     /// indices are ascending (the encoder emits them in order).
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
     pub(crate) fn add_encoded(
         &self,
         generation: u64,

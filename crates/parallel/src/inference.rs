@@ -175,7 +175,7 @@ impl<T: DataType> ParallelInference<T> {
     pub fn output(&self, input: &impl AsView<T>) -> Result<NdArray<T>, ParallelError> {
         let input = input.view().detach().map_err(NnError::from)?;
         if input.shape().is_empty() {
-            return Err(ParallelError::Nn(NnError::Input(
+            return Err(ParallelError::from(NnError::Input(
                 "ParallelInference::output: expected examples along axis 0, found a scalar".into(),
             )));
         }
@@ -345,7 +345,7 @@ impl<T: DataType> InferenceWorker<T> {
     fn first_output(&mut self, input: &NdArray<T>) -> Result<NdArray<T>, ParallelError> {
         let mut outs = self.replica.output_arrays(&[input.view()], false)?;
         if outs.is_empty() {
-            return Err(ParallelError::Nn(NnError::Input(
+            return Err(ParallelError::from(NnError::Input(
                 "the network produced no output".into(),
             )));
         }

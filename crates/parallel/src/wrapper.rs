@@ -495,7 +495,7 @@ impl<T: DataType> Pool<T> {
                         Failure::Error(source) => ParallelError::Worker {
                             worker,
                             thread,
-                            source,
+                            source: Box::new(source),
                         },
                         Failure::Panic(message) => ParallelError::Panic {
                             worker,
