@@ -327,6 +327,33 @@ impl TrainingListener<f32> for ProgressListener {
     }
 }
 
+/// Every thread's workspaces (the trainers' included), one line per thread.
+fn print_thread_workspaces() {
+    let mut threads: Vec<(String, usize, u64, u64)> = Vec::new();
+    for w in dl4rs::memory::process_workspaces() {
+        let name = w.thread.to_string();
+        let at = match threads.iter().position(|t| t.0 == name) {
+            Some(i) => i,
+            None => {
+                threads.push((name, 0, 0, 0));
+                threads.len() - 1
+            }
+        };
+        threads[at].1 += 1;
+        threads[at].2 += w.snapshot.block_bytes;
+        threads[at].3 += w.snapshot.spilled_bytes;
+    }
+    threads.sort();
+    println!("== workspaces per thread (all threads, at the end of training) ==");
+    for (name, count, block, spilled) in threads {
+        println!(
+            "{name:<24} {count:>3} workspaces, blocks {:>11}, spilled {:>11}",
+            human_bytes(block as usize),
+            human_bytes(spilled as usize)
+        );
+    }
+}
+
 fn median(values: &mut [u64]) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
@@ -422,6 +449,7 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
                 .fit(&mut iterator)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
         }
+        print_thread_workspaces();
         net = wrapper
             .into_model()
             .map_err(|e| CliError::Usage(e.to_string()))?;
