@@ -1,7 +1,8 @@
 //! `dl4rs bench parallel`: W1-shaped training (MLP 784-256-128-10, Adam 1e-3, batch 64) on
 //! the bundled Fashion-MNIST split, the same number of examples each way: one model whose
 //! products use 1 thread, one model with 2 product threads, and ParallelWrapper with 2
-//! workers (1 product thread each) in Averaging and SharedGradients mode. Reports examples/s
+//! workers (1 product thread each): Averaging every round (DL4J's default) and every 5th,
+//! and SharedGradients. Reports examples/s
 //! (median of `--runs`), test accuracy, heap allocations per steady-state round or iteration
 //! (all threads; median after the first epoch) and the peak heap (workspaces included).
 
@@ -60,7 +61,8 @@ fn w1(seed: u64) -> Result<MultiLayerNetwork<f32>, CliError> {
 #[derive(Clone, Copy)]
 enum Config {
     Single(usize),
-    Wrapper(TrainingMode),
+    /// Mode and averaging frequency.
+    Wrapper(TrainingMode, u64),
 }
 
 struct Outcome {
@@ -79,7 +81,7 @@ fn run_once(
 ) -> Result<Outcome, CliError> {
     let threads = match config {
         Config::Single(t) => t,
-        Config::Wrapper(_) => 2,
+        Config::Wrapper(..) => 2,
     };
     let pool = super::thread_pool(Some(threads))?;
     pool.install(|| {
@@ -100,11 +102,12 @@ fn run_once(
                 net.fit_iter(&mut it, epochs)?;
                 (net, per_epoch)
             }
-            Config::Wrapper(mode) => {
+            Config::Wrapper(mode, every) => {
                 let mut it: Box<dyn DataSetIterator<f32> + Send> = Box::new(it);
                 let mut w = ParallelWrapper::builder(net)
                     .workers(2)
                     .training_mode(mode)
+                    .averaging_frequency(every)
                     .build()
                     .map_err(|e| CliError::Usage(e.to_string()))?;
                 for _ in 0..epochs {
@@ -159,12 +162,16 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         ("1 model, 1 product thread", Config::Single(1)),
         ("1 model, 2 product threads", Config::Single(2)),
         (
-            "ParallelWrapper 2 workers x 1 thread, Averaging",
-            Config::Wrapper(TrainingMode::Averaging),
+            "2 workers x 1 thread, Averaging every round",
+            Config::Wrapper(TrainingMode::Averaging, 1),
         ),
         (
-            "ParallelWrapper 2 workers x 1 thread, SharedGrad",
-            Config::Wrapper(TrainingMode::SharedGradients),
+            "2 workers x 1 thread, Averaging every 5",
+            Config::Wrapper(TrainingMode::Averaging, 5),
+        ),
+        (
+            "2 workers x 1 thread, SharedGradients",
+            Config::Wrapper(TrainingMode::SharedGradients, 1),
         ),
     ];
     let mut base = None;
