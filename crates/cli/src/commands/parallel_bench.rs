@@ -67,6 +67,8 @@ enum Config {
 
 struct Outcome {
     examples_per_s: f64,
+    /// Process CPU seconds (user + system) per 1,000 examples.
+    cpu_ms_per_1k: f64,
     accuracy: f64,
     allocations: u64,
     peak: usize,
@@ -95,6 +97,7 @@ fn run_once(
         let it = InMemoryDataSetIterator::new(train.dup()?, 64)?.with_shuffle(7);
         let per_epoch = it.batches_per_epoch();
         alloc.reset_peak();
+        let cpu_start = process_cpu_seconds();
         let started = Instant::now();
         let (mut net, per_epoch) = match config {
             Config::Single(_) => {
@@ -118,6 +121,7 @@ fn run_once(
             }
         };
         let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu_start;
         let peak = alloc.peak_bytes();
         let mut eval = Evaluation::new(10);
         let mut test_it = InMemoryDataSetIterator::new(test.dup()?, 500)?;
@@ -135,11 +139,33 @@ fn run_once(
         per_round.sort_unstable();
         Ok(Outcome {
             examples_per_s: examples as f64 / secs,
+            cpu_ms_per_1k: cpu * 1e6 / examples as f64,
             accuracy: eval.accuracy(),
             allocations: per_round.get(per_round.len() / 2).copied().unwrap_or(0),
             peak,
         })
     })
+}
+
+/// User + system CPU time of the whole process (Linux `/proc/self/stat`, 10 ms ticks); 0
+/// elsewhere. CPU time, unlike wall time, does not grow when other tenants take the cores, so
+/// it shows what the parallel machinery costs on top of the training itself.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Runs `dl4rs bench parallel`.
@@ -155,8 +181,8 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         args.epochs, args.runs
     );
     println!(
-        "{:<44} {:>11} {:>9} {:>12} {:>10}",
-        "configuration", "examples/s", "accuracy", "allocs/round", "peak heap"
+        "{:<44} {:>11} {:>8} {:>9} {:>12} {:>10}",
+        "configuration", "examples/s", "CPU ms/1k", "accuracy", "allocs/round", "peak heap"
     );
     let configs = [
         ("1 model, 1 product thread", Config::Single(1)),
@@ -184,8 +210,11 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         let m = &outcomes[outcomes.len() / 2];
         let speed = m.examples_per_s;
         let base_speed = *base.get_or_insert(speed);
+        let mut cpu: Vec<f64> = outcomes.iter().map(|o| o.cpu_ms_per_1k).collect();
+        cpu.sort_by(f64::total_cmp);
         println!(
-            "{name:<44} {speed:>11.0} {:>8.2}% {:>12} {:>10}  ({:.2}x)",
+            "{name:<44} {speed:>11.0} {:>8.1} {:>8.2}% {:>12} {:>10}  ({:.2}x)",
+            cpu[cpu.len() / 2],
             m.accuracy * 100.0,
             m.allocations,
             human_bytes(m.peak),
