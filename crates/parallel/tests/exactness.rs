@@ -260,3 +260,28 @@ fn stress_thousands_of_rounds() {
     let diff = max_diff(net.params(), a.params());
     assert!(diff < 1e-9, "every 3rd round: {diff:e}");
 }
+
+/// With 2 workers the exchange's sums are exact (`a + b == b + a`), so two runs agree bit for
+/// bit whatever the threads' timing.
+#[test]
+fn two_worker_runs_repeat_bit_for_bit() {
+    let d = data::<f32>(96, 6, 3, 8);
+    let run = |mode| {
+        let mut w = ParallelWrapper::builder(mlp::<f32>(6, 8, 3, Updater::adam(1e-2)))
+            .workers(2)
+            .training_mode(mode)
+            .build()
+            .unwrap();
+        let mut src = source(&d, 8);
+        for _ in 0..3 {
+            w.fit(&mut src).unwrap();
+        }
+        w.into_model().unwrap().params().to_vec().unwrap()
+    };
+    for mode in [TrainingMode::Averaging, TrainingMode::SharedGradients] {
+        let first = run(mode);
+        for _ in 0..3 {
+            assert_eq!(run(mode), first, "{mode:?}");
+        }
+    }
+}
