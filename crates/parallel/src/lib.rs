@@ -24,6 +24,7 @@ mod error;
 mod exchange;
 mod inference;
 mod replica;
+mod rounds;
 mod threads;
 mod worker;
 mod wrapper;

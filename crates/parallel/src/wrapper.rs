@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use dl4rs_array::DataType;
 use dl4rs_data::{
-    AsyncDataSetIterator, AsyncMultiDataSetIterator, DataError, DataSet, DataSetIterator,
-    MultiDataSet, MultiDataSetIterator, MultiSource, Source,
+    AsyncDataSetIterator, AsyncMultiDataSetIterator, DataSetIterator, MultiDataSetIterator,
+    MultiSource, Source,
 };
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
@@ -21,8 +21,9 @@ use crate::encoding::Encoder;
 use crate::error::ParallelError;
 use crate::exchange::{Exchange, region_start};
 use crate::replica::{AsModel, copy_state, replicate};
+use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Batch, Failure, Job, Layout, Replica, Report, Trainer, lock};
+use crate::worker::{Failure, Job, Layout, Replica, Report, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -96,30 +97,6 @@ impl Tally {
         self.finished = 0;
         self.score = 0.0;
         self.examples = 0;
-    }
-}
-
-/// A source of batches for rounds (data set or multi data set iterator).
-trait Rounds<T: DataType> {
-    fn has_next(&self) -> bool;
-    fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>>;
-}
-
-impl<T: DataType> Rounds<T> for &mut dyn DataSetIterator<T> {
-    fn has_next(&self) -> bool {
-        DataSetIterator::has_next(&**self)
-    }
-    fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>> {
-        self.next().map(|b| b.map(Batch::Single))
-    }
-}
-
-impl<T: DataType> Rounds<T> for &mut dyn MultiDataSetIterator<T> {
-    fn has_next(&self) -> bool {
-        MultiDataSetIterator::has_next(&**self)
-    }
-    fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>> {
-        self.next().map(|b| b.map(Batch::Multi))
     }
 }
 
@@ -554,88 +531,9 @@ fn not_running() -> ParallelError {
     ParallelError::Thread("the trainers are not running".into())
 }
 
-fn finish_epoch<T: DataType>(
-    result: Result<(), ParallelError>,
-    iterator: &mut dyn DataSetIterator<T>,
-) -> Result<(), ParallelError> {
-    result?;
-    if iterator.reset_supported() {
-        iterator.reset()?;
-    }
-    Ok(())
-}
-
-fn finish_multi_epoch<T: DataType>(
-    result: Result<(), ParallelError>,
-    iterator: &mut dyn MultiDataSetIterator<T>,
-) -> Result<(), ParallelError> {
-    result?;
-    if iterator.reset_supported() {
-        iterator.reset()?;
-    }
-    Ok(())
-}
-
 impl<T: DataType, M: AsModel<T>> Drop for ParallelWrapper<T, M> {
     /// Stops and joins every trainer thread (also mid-epoch, e.g. when a listener panics).
     fn drop(&mut self) {
         self.stop_pool();
-    }
-}
-
-/// What stands in for the caller's iterator while the prefetch thread owns it.
-struct Exhausted;
-
-impl<T: DataType> DataSetIterator<T> for Exhausted {
-    fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
-        None
-    }
-    fn has_next(&self) -> bool {
-        false
-    }
-    fn reset(&mut self) -> Result<(), DataError> {
-        Ok(())
-    }
-    fn reset_supported(&self) -> bool {
-        false
-    }
-    fn async_supported(&self) -> bool {
-        false
-    }
-    fn batch(&self) -> usize {
-        0
-    }
-    fn total_outcomes(&self) -> usize {
-        0
-    }
-    fn input_columns(&self) -> usize {
-        0
-    }
-    fn total_examples(&self) -> Option<usize> {
-        None
-    }
-}
-
-impl<T: DataType> MultiDataSetIterator<T> for Exhausted {
-    fn next(&mut self) -> Option<Result<MultiDataSet<T>, DataError>> {
-        None
-    }
-    fn has_next(&self) -> bool {
-        false
-    }
-    fn reset(&mut self) -> Result<(), DataError> {
-        Ok(())
-    }
-    fn reset_supported(&self) -> bool {
-        false
-    }
-    fn async_supported(&self) -> bool {
-        false
-    }
-    fn batch(&self) -> usize {
-        0
-    }
-    fn total_examples(&self) -> Option<usize> {
-        None
     }
 }
