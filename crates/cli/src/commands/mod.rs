@@ -13,6 +13,7 @@ pub mod report;
 pub mod soak;
 pub mod stats_bench;
 pub mod train;
+pub mod train_parallel;
 pub mod workloads;
 
 use thiserror::Error;

@@ -26,7 +26,6 @@ use dl4rs::nn::{
     MultiLayerNetwork, NeuralNetConfiguration, NnError, PoolingType, TrainingListener, Updater,
     WeightInit, WorkspaceMode,
 };
-use dl4rs::parallel::ParallelWrapper;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
@@ -327,33 +326,6 @@ impl TrainingListener<f32> for ProgressListener {
     }
 }
 
-/// Every thread's workspaces (the trainers' included), one line per thread.
-fn print_thread_workspaces() {
-    let mut threads: Vec<(String, usize, u64, u64)> = Vec::new();
-    for w in dl4rs::memory::process_workspaces() {
-        let name = w.thread.to_string();
-        let at = match threads.iter().position(|t| t.0 == name) {
-            Some(i) => i,
-            None => {
-                threads.push((name, 0, 0, 0));
-                threads.len() - 1
-            }
-        };
-        threads[at].1 += 1;
-        threads[at].2 += w.snapshot.block_bytes;
-        threads[at].3 += w.snapshot.spilled_bytes;
-    }
-    threads.sort();
-    println!("== workspaces per thread (all threads, at the end of training) ==");
-    for (name, count, block, spilled) in threads {
-        println!(
-            "{name:<24} {count:>3} workspaces, blocks {:>11}, spilled {:>11}",
-            human_bytes(block as usize),
-            human_bytes(spilled as usize)
-        );
-    }
-}
-
 fn median(values: &mut [u64]) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
@@ -436,23 +408,7 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
                 "--report and --workers together are not supported yet: drop one".into(),
             ));
         }
-        let mut wrapper = ParallelWrapper::builder(net)
-            .workers(workers)
-            .build()
-            .map_err(|e| CliError::Usage(format!("--workers {workers}: {e}")))?;
-        println!(
-            "ParallelWrapper: {workers} trainer threads, {} product thread(s) each, averaging every round",
-            (rayon::current_num_threads() / workers).max(1)
-        );
-        for _ in 0..args.epochs {
-            wrapper
-                .fit(&mut iterator)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-        }
-        print_thread_workspaces();
-        net = wrapper
-            .into_model()
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+        net = super::train_parallel::fit(net, &mut iterator, workers, args.epochs)?;
     } else {
         match &args.report {
             Some(html) => super::report::train_with_report(
