@@ -529,6 +529,11 @@ impl<T: DataType, C: Collective<T>> DistributedTrainer<T, C> {
         }
         if examples > 0.0 {
             self.stats.last_score = score;
+        } else {
+            // Idle in an epoch's short last round: count the round anyway, so that every
+            // replica's iteration (Adam's bias correction, schedules) stays the same.
+            let (iteration, epoch) = (model.iteration_count(), model.epoch_count());
+            model.set_counters(iteration + 1, epoch);
         }
         self.stats.rounds += 1;
         self.stats.examples += total as u64;

@@ -259,3 +259,42 @@ fn configuration_errors() {
     assert_eq!(t.size(), 1);
     assert!(t.is_root());
 }
+
+/// Parameter averaging across ranks equals ParallelWrapper's averaging across threads on the
+/// same data (2 replicas, batches dealt round-robin, averaged every `f` rounds, updaters
+/// too), including an epoch with a short last round (7 batches).
+#[test]
+fn parameter_averaging_equals_parallel_wrapper_averaging() {
+    for (rows, freq) in [(ROWS, 1), (ROWS, 2), (56, 2)] {
+        let ranks = on_ranks::<f64, _, _>(2, Duration::from_secs(30), |g| {
+            let mut model = net::<f64>(Updater::adam(1e-2), 4);
+            let mut trainer = DistributedTrainer::builder(g)
+                .training_mode(TrainingMode::ParameterAveraging)
+                .averaging_frequency(freq)
+                .build()
+                .unwrap();
+            let mut it = InMemoryDataSetIterator::new(data::<f64>(rows, false), 8).unwrap();
+            trainer.fit(&mut model, &mut it, 2).unwrap();
+            model.params().to_vec().unwrap()
+        });
+        let mut wrapper =
+            dl4rs_parallel::ParallelWrapper::builder(net::<f64>(Updater::adam(1e-2), 4))
+                .workers(2)
+                .averaging_frequency(freq as u64)
+                .training_mode(dl4rs_parallel::TrainingMode::Averaging)
+                .build()
+                .unwrap();
+        let mut source: dl4rs_data::Source<f64> =
+            Box::new(InMemoryDataSetIterator::new(data::<f64>(rows, false), 8).unwrap());
+        for epoch in 0..2 {
+            if epoch > 0 {
+                source.reset().unwrap();
+            }
+            wrapper.fit(&mut source).unwrap();
+        }
+        let threads = wrapper.into_model().unwrap().params().to_vec().unwrap();
+        assert_eq!(ranks[0], ranks[1]);
+        // Two replicas: a + b is b + a, and halving is exact, so the bits agree.
+        assert_eq!(ranks[0], threads, "rows {rows}, every {freq}");
+    }
+}

@@ -204,13 +204,13 @@ fn rank_inner(
     use std::time::{Duration, Instant};
 
     use dl4rs::data::{DataSet, InMemoryDataSetIterator};
+    use dl4rs::distributed::{Collective, DistributedTrainer, MpiCollective};
     use dl4rs::nn::{IterationInfo, Model, NnError, TrainingListener};
-    use dl4rs_distributed::{Collective, DistributedTrainer, MpiCollective};
 
     use super::workloads::{BATCH, Mode, w1_network};
 
     const WARMUP: usize = 20;
-    let err = |e: dl4rs_distributed::DistributedError| CliError::Usage(e.to_string());
+    let err = |e: dl4rs::distributed::DistributedError| CliError::Usage(e.to_string());
     let world = MpiCollective::init(Duration::from_secs(120)).map_err(err)?;
     let (rank, ranks) = (
         Collective::<f32>::rank(&world),

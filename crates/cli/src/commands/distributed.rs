@@ -32,7 +32,7 @@ pub const NOT_BUILT: &str = "--distributed needs a dl4rs built with MPI support:
 /// This process's rank of the job.
 pub struct Rank {
     #[cfg(feature = "distributed")]
-    trainer: dl4rs_distributed::DistributedTrainer<f32, dl4rs_distributed::MpiCollective>,
+    trainer: dl4rs::distributed::DistributedTrainer<f32, dl4rs::distributed::MpiCollective>,
     #[cfg(not(feature = "distributed"))]
     never: std::convert::Infallible,
 }
@@ -52,6 +52,13 @@ pub fn init(args: &TrainArgs) -> Result<Option<Rank>, CliError> {
             args.collective_timeout
         )));
     }
+    if args.workers.is_some() {
+        return Err(CliError::Usage(
+            "--workers and --distributed together are not supported: one replica per rank \
+             (start more ranks instead of workers)"
+                .into(),
+        ));
+    }
     if args.report.is_some() {
         return Err(CliError::Usage(
             "--report is not available with --distributed: train on one process for the report, \
@@ -64,7 +71,7 @@ pub fn init(args: &TrainArgs) -> Result<Option<Rank>, CliError> {
 
 #[cfg(feature = "distributed")]
 fn start(args: &TrainArgs, timeout: Duration) -> Result<Option<Rank>, CliError> {
-    use dl4rs_distributed::{DistributedTrainer, MpiCollective, TrainingMode};
+    use dl4rs::distributed::{DistributedTrainer, MpiCollective, TrainingMode};
     let world = MpiCollective::init(timeout).map_err(dist_error)?;
     let mode = match args.training_mode {
         DistMode::SharedGradients => TrainingMode::SharedGradients,

@@ -9,11 +9,13 @@ pub mod dist_bench;
 pub mod distributed;
 pub mod graph_bench;
 pub mod inspect;
+pub mod parallel_bench;
 pub mod process;
 pub mod report;
 pub mod soak;
 pub mod stats_bench;
 pub mod train;
+pub mod train_parallel;
 pub mod workloads;
 
 use thiserror::Error;

@@ -97,6 +97,10 @@ pub struct TrainArgs {
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Train through ParallelWrapper with this many trainer threads (at least 2; each gets
+    /// its share of the cores for its products). Default: one model on this thread.
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Write an HTML report of the training (rewritten every epoch, reloading itself while
     /// training runs) and its stats file beside it (`NAME.stats.jsonl`).
     #[arg(long)]
@@ -294,6 +298,8 @@ struct ProgressListener {
     iterations_per_epoch: u64,
     started: Instant,
     examples: usize,
+    /// Count every thread's allocations (ParallelWrapper rounds), not only this thread's.
+    all_threads: bool,
 }
 
 impl TrainingListener<f32> for ProgressListener {
@@ -302,7 +308,14 @@ impl TrainingListener<f32> for ProgressListener {
         _net: &dyn Model<f32>,
         info: &IterationInfo,
     ) -> Result<(), NnError> {
-        let now = self.alloc.thread_allocations();
+        let count = |a: &CountingAllocator| {
+            if self.all_threads {
+                a.allocations()
+            } else {
+                a.thread_allocations()
+            }
+        };
+        let now = count(self.alloc);
         // Only steady state: skip the first epoch (learning) and each epoch's first iteration
         // (the iterator reset between epochs is not part of an iteration).
         if let Some(prev) = self.after_last
@@ -324,7 +337,7 @@ impl TrainingListener<f32> for ProgressListener {
                 human_bytes(allocation_report().total_block_bytes())
             ));
         }
-        self.after_last = Some(self.alloc.thread_allocations());
+        self.after_last = Some(count(self.alloc));
         Ok(())
     }
 }
@@ -383,9 +396,13 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     }
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
-    // Distributed: one iteration trains one batch on every rank.
-    let ranks = rank.as_ref().map_or(1, |r| r.size());
-    let per_epoch = train_iter.batches_per_epoch().div_ceil(ranks) as u64;
+    // Listeners see rounds: one batch per rank (distributed) or per worker (ParallelWrapper).
+    let per_round = match (rank.as_ref(), args.workers) {
+        (Some(r), _) => r.size(),
+        (None, Some(w)) if w >= 2 => w,
+        _ => 1,
+    };
+    let per_epoch = train_iter.batches_per_epoch().div_ceil(per_round) as u64;
     let bar = if root {
         ProgressBar::new(per_epoch * args.epochs as u64)
     } else {
@@ -407,28 +424,39 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         iterations_per_epoch: per_epoch,
         started,
         examples: 0,
+        all_threads: args.workers.is_some(),
     }));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
-    let mut iterator: Box<dyn DataSetIterator<f32>> = if job.prefetch {
+    let mut iterator: Box<dyn DataSetIterator<f32> + Send> = if job.prefetch {
         Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
     } else {
         Box::new(train_iter)
     };
-    match (&args.report, rank.as_mut()) {
-        (_, Some(rank)) => rank.fit(net.as_mut(), iterator.as_mut(), args.epochs)?,
-        (Some(html), None) => super::report::train_with_report(
-            net.as_mut(),
-            iterator.as_mut(),
-            args,
-            html,
-            &super::report::ReportJob {
-                test: &job.test,
-                class_names: job.class_names.as_deref(),
-                description: &job.description,
-                regression: job.regression,
-            },
-        )?,
-        (None, None) => net.fit_iter(iterator.as_mut(), args.epochs)?,
+    if let Some(rank) = rank.as_mut() {
+        rank.fit(net.as_mut(), iterator.as_mut(), args.epochs)?;
+    } else if let Some(workers) = args.workers {
+        if args.report.is_some() {
+            return Err(CliError::Usage(
+                "--report and --workers together are not supported yet: drop one".into(),
+            ));
+        }
+        net = super::train_parallel::fit(net, &mut iterator, workers, args.epochs)?;
+    } else {
+        match &args.report {
+            Some(html) => super::report::train_with_report(
+                net.as_mut(),
+                iterator.as_mut(),
+                args,
+                html,
+                &super::report::ReportJob {
+                    test: &job.test,
+                    class_names: job.class_names.as_deref(),
+                    description: &job.description,
+                    regression: job.regression,
+                },
+            )?,
+            None => net.fit_iter(iterator.as_mut(), args.epochs)?,
+        }
     }
     drop(iterator);
     bar.finish();
@@ -480,6 +508,11 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
     let max = per_iteration.iter().copied().max();
     match median(&mut per_iteration) {
+        Some(m) if args.workers.is_some() => println!(
+            "heap allocations per steady-state round, all threads: {m} (median; max {} over {} rounds after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
         Some(m) => println!(
             "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
             max.unwrap_or(0),
