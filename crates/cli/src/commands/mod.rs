@@ -5,13 +5,17 @@ pub mod baseline;
 pub mod bench;
 pub mod config;
 pub mod conv_bench;
+pub mod dist_bench;
+pub mod distributed;
 pub mod graph_bench;
 pub mod inspect;
+pub mod parallel_bench;
 pub mod process;
 pub mod report;
 pub mod soak;
 pub mod stats_bench;
 pub mod train;
+pub mod train_parallel;
 pub mod workloads;
 
 use thiserror::Error;
