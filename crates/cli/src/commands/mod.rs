@@ -9,6 +9,7 @@ pub mod graph_bench;
 pub mod inspect;
 pub mod process;
 pub mod report;
+pub mod sequence;
 pub mod soak;
 pub mod stats_bench;
 pub mod train;

@@ -64,9 +64,10 @@ pub struct TrainArgs {
     /// Where to save the trained model.
     #[arg(long, default_value = "dl4rs-model.safetensors")]
     pub out: PathBuf,
-    /// Weight initialization of every layer.
-    #[arg(long, value_enum, default_value_t = Init::HeUniform)]
-    pub weight_init: Init,
+    /// Weight initialization of every layer (default: he-uniform; xavier-uniform for
+    /// `--model lstm`).
+    #[arg(long, value_enum)]
+    pub weight_init: Option<Init>,
     /// CSV data (`--data file.csv`): the 0-based column holding the label (classification) or
     /// the first target (regression).
     #[arg(long)]
@@ -128,6 +129,10 @@ pub enum ModelArg {
     /// LeNet-5 for square single-channel images given as rows (28 x 28 = 784 values): conv
     /// 5x5x20, max-pool 2x2, conv 5x5x50, max-pool 2x2, dense 500 ReLU, output.
     Lenet,
+    /// An LSTM sequence classifier for data in DL4J's CSV sequence layout (`--data DIR` with
+    /// `train/` and `test/`; default: the bundled Fashion-MNIST rows): LSTM 64 (tanh), the
+    /// last unmasked step, softmax output.
+    Lstm,
 }
 
 /// Normalizer on the command line.
@@ -224,7 +229,7 @@ pub fn network(
     let list = NeuralNetConfiguration::builder()
         .seed(args.seed)
         .updater(Updater::adam(args.lr))
-        .weight_init(args.weight_init.into())
+        .weight_init(args.weight_init.unwrap_or(Init::HeUniform).into())
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
         .list();
@@ -270,7 +275,7 @@ pub fn network(
 
 /// Drives the progress bar and measures heap allocations between iterations (the listener's
 /// own drawing is excluded: it counts from the end of its previous call).
-struct ProgressListener {
+pub(super) struct ProgressListener {
     bar: ProgressBar,
     alloc: &'static CountingAllocator,
     after_last: Option<u64>,
@@ -313,6 +318,55 @@ impl TrainingListener<f32> for ProgressListener {
     }
 }
 
+impl ProgressListener {
+    /// A listener drawing on `bar` and pushing the heap allocations of every steady-state
+    /// iteration (after the first epoch, not an epoch's first) into `per_iteration`.
+    pub(super) fn new(
+        bar: ProgressBar,
+        alloc: &'static CountingAllocator,
+        per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+        iterations_per_epoch: u64,
+    ) -> Self {
+        ProgressListener {
+            bar,
+            alloc,
+            after_last: None,
+            per_iteration,
+            iterations_per_epoch,
+            started: Instant::now(),
+            examples: 0,
+        }
+    }
+}
+
+/// The progress bar of `iterations` training iterations.
+pub(super) fn progress_bar(iterations: u64) -> Result<ProgressBar, CliError> {
+    let bar = ProgressBar::new(iterations);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
+            .map_err(|e| CliError::Usage(e.to_string()))?,
+    );
+    Ok(bar)
+}
+
+/// Prints the workspace memory report and the heap allocations per steady-state iteration.
+pub(super) fn print_memory(counts: &std::sync::Mutex<Vec<u64>>) {
+    println!("== workspace memory report (training thread) ==");
+    print!("{}", allocation_report());
+    let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    let max = per_iteration.iter().copied().max();
+    match median(&mut per_iteration) {
+        Some(m) => println!(
+            "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
+        None => println!(
+            "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
+        ),
+    }
+}
+
 fn median(values: &mut [u64]) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
@@ -330,6 +384,9 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
 }
 
 fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    if let Some(dir) = super::sequence::sequence_dir(args)? {
+        return super::sequence::train(args, alloc, &dir);
+    }
     let job = if args.data.ends_with(".csv") || args.label_column.is_some() {
         csv_job(args)?
     } else {
@@ -360,24 +417,17 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
     let per_epoch = train_iter.batches_per_epoch() as u64;
-    let bar = ProgressBar::new(per_epoch * args.epochs as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
-            .map_err(|e| CliError::Usage(e.to_string()))?,
-    );
+    let bar = progress_bar(per_epoch * args.epochs as u64)?;
     let started = Instant::now();
     let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
         (per_epoch as usize) * args.epochs,
     )));
-    net.add_listener(Box::new(ProgressListener {
-        bar: bar.clone(),
+    net.add_listener(Box::new(ProgressListener::new(
+        bar.clone(),
         alloc,
-        after_last: None,
-        per_iteration: counts.clone(),
-        iterations_per_epoch: per_epoch,
-        started,
-        examples: 0,
-    }));
+        counts.clone(),
+        per_epoch,
+    )));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
     let mut iterator: Box<dyn DataSetIterator<f32>> = if job.prefetch {
         Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
@@ -438,20 +488,7 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         format!("test accuracy: {:.2}%", eval.accuracy() * 100.0)
     };
 
-    println!("== workspace memory report (training thread) ==");
-    print!("{}", allocation_report());
-    let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
-    let max = per_iteration.iter().copied().max();
-    match median(&mut per_iteration) {
-        Some(m) => println!(
-            "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
-            max.unwrap_or(0),
-            per_iteration.len()
-        ),
-        None => println!(
-            "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
-        ),
-    }
+    print_memory(&counts);
     match &job.normalizer {
         Some(n) => ModelSerializer::write_model_with_normalizer(net.as_ref(), &args.out, true, n)?,
         None => ModelSerializer::write_model(net.as_ref(), &args.out, true)?,
@@ -469,9 +506,21 @@ fn build_model(
     regression: bool,
 ) -> Result<Box<dyn Model<f32>>, CliError> {
     let net: Box<dyn Model<f32>> = match &args.config {
-        Some(path) => super::config::load(path, n_in, n_out, args.workspaces.map(Into::into))?,
+        Some(path) => super::config::load(
+            path,
+            InputType::feed_forward(n_in),
+            n_out,
+            args.workspaces.map(Into::into),
+        )?,
         None => match args.model {
             ModelArg::Mlp | ModelArg::Lenet => Box::new(network(args, n_in, n_out, regression)?),
+            ModelArg::Lstm => {
+                return Err(CliError::Usage(
+                    "--model lstm reads sequences: --data DIR with DIR/train and DIR/test in \
+                     DL4J's CSV sequence layout (features/0.csv, … and labels/0.csv, …)"
+                        .into(),
+                ));
+            }
         },
     };
     let inputs = net.input_types();
