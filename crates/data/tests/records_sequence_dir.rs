@@ -279,12 +279,12 @@ fn bundled_fashion_rows_read_end_to_end() {
             let steps = mask[r * time..(r + 1) * time].iter().sum::<f32>() as usize;
             assert_eq!(steps, lengths[examples + r]);
         }
-        let max =
-            *b.features
-                .to_vec()
-                .unwrap()
-                .iter()
-                .fold(&0.0f32, |a, b| if b > a { b } else { a });
+        let max = *b
+            .features
+            .to_vec()
+            .unwrap()
+            .iter()
+            .fold(&0.0f32, |a, b| if b > a { b } else { a });
         assert!(max <= 255.0);
         examples += n;
         times.push(time);
