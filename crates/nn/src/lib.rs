@@ -43,12 +43,16 @@ pub use conf::{
     LayerConf, MultiLayerConfiguration, NeuralNetConfiguration, PoolingType, VertexConf,
     WorkspaceMode,
 };
+pub use conf::{
+    LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+};
 pub use error::NnError;
 pub use graph::ComputationGraph;
 pub use input_type::{Accepts, InputType};
 pub use layers::{
     Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, Saved, StepContext,
 };
+pub use layers::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
 pub use listeners::{
     CheckpointListener, IterationInfo, PerformanceListener, ScoreIterationListener,
     TrainingListener,

@@ -54,17 +54,28 @@ impl LossFunction {
 
     /// The mean loss over the batch (DL4J: the masked sum divided by the batch size). `mask`
     /// is `[batch]` or `[batch, 1]` (per example) or the labels' shape (per output); entries
-    /// whose mask is 0 contribute nothing.
+    /// whose mask is 0 contribute nothing. Sequences `[batch, n, time]` (a loss per time step)
+    /// take a `[batch, time]` mask or one of the labels' shape, and the masked sum over all
+    /// steps is divided by the number of examples, as DL4J's `RnnOutputLayer` does.
     pub fn score<T: DataType>(
         self,
         labels: &ArrayView<'_, T>,
         output: &ArrayView<'_, T>,
         mask: Option<&ArrayView<'_, T>>,
     ) -> Result<T, NnError> {
-        let (batch, n) = self.check(labels, output)?;
+        let (batch, n, steps) = if output.shape().len() == 3 {
+            self.check_sequence(labels, output, mask)?
+        } else {
+            let (batch, n) = self.check(labels, output)?;
+            (batch, n, 1)
+        };
         let (yr, ar) = (labels.read()?, output.read()?);
         let (y, a) = (contiguous(&yr, "labels")?, contiguous(&ar, "output")?);
-        let mr = mask.map(|m| self.check_mask(m, batch, n)).transpose()?;
+        let mr = match mask {
+            Some(m) if output.shape().len() == 3 => Some(m.read()?),
+            Some(m) => Some(self.check_mask(m, batch, n)?),
+            None => None,
+        };
         let m = match &mr {
             Some(r) => Some(contiguous(r, "mask")?),
             None => None,
@@ -72,8 +83,14 @@ impl LossFunction {
         let eps = Self::eps::<T>();
         let one = T::ONE;
         let mut total = T::ZERO;
+        let per_step = output.shape().len() == 3 && m.is_some_and(|m| m.len() != y.len());
         for (i, (&yi, &ai)) in y.iter().zip(a).enumerate() {
-            let w = mask_at(m, i, n, y.len());
+            let w = if per_step {
+                // A [batch, time] mask over [batch, n, time]: example i / (n t), step i % t.
+                m.map_or(T::ONE, |m| m[i / (n * steps).max(1) * steps + i % steps])
+            } else {
+                mask_at(m, i, n, y.len())
+            };
             if w == T::ZERO {
                 continue;
             }
@@ -97,6 +114,41 @@ impl LossFunction {
             total /= T::from_f64(n as f64);
         }
         Ok(total / T::from_f64(batch.max(1) as f64))
+    }
+
+    /// `(batch, n, time)` of a per-time-step loss over `[batch, n, time]`, after checking the
+    /// labels and the mask (`[batch, time]` or the labels' shape).
+    fn check_sequence<T: DataType>(
+        self,
+        labels: &ArrayView<'_, T>,
+        output: &ArrayView<'_, T>,
+        mask: Option<&ArrayView<'_, T>>,
+    ) -> Result<(usize, usize, usize), NnError> {
+        let &[b, n, t] = output.shape() else {
+            return Err(NnError::Input(format!(
+                "{self:?} loss: expected a [batch, n, time] output, found {:?}",
+                output.shape()
+            )));
+        };
+        if labels.shape() != output.shape() {
+            return Err(NnError::Input(format!(
+                "{self:?} loss: labels have shape {:?} but the network output has shape {:?}: \
+                 expected equal [batch, outputs, time] shapes (one label vector per time step)",
+                labels.shape(),
+                output.shape()
+            )));
+        }
+        if let Some(m) = mask
+            && m.shape() != [b, t]
+            && m.shape() != [b, n, t]
+        {
+            return Err(NnError::Input(format!(
+                "{self:?} loss: the label mask has shape {:?}; expected [{b}, {t}] (one weight \
+                 per example and time step) or [{b}, {n}, {t}] (one per output)",
+                m.shape()
+            )));
+        }
+        Ok((b, n, t))
     }
 
     fn check_mask<'m, T: DataType>(
@@ -127,8 +179,26 @@ impl LossFunction {
         output: &ArrayView<'_, T>,
         grad: &mut impl AsViewMut<T>,
     ) -> Result<(), NnError> {
+        let batch = labels.shape().first().copied().unwrap_or(0);
+        self.gradient_over(batch, activation, labels, mask, pre, output, grad)
+    }
+
+    /// [`LossFunction::gradient`] with the sum over rows divided by `examples` instead of the
+    /// number of rows: a per-time-step loss over rows `[batch * time, n]` is divided by the
+    /// number of sequences, as DL4J's `RnnOutputLayer` does.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gradient_over<T: DataType>(
+        self,
+        examples: usize,
+        activation: Activation,
+        labels: &ArrayView<'_, T>,
+        mask: Option<&ArrayView<'_, T>>,
+        pre: Option<&ArrayView<'_, T>>,
+        output: &ArrayView<'_, T>,
+        grad: &mut impl AsViewMut<T>,
+    ) -> Result<(), NnError> {
         let (batch, n) = self.check(labels, output)?;
-        let inv_b = T::ONE / T::from_f64(batch.max(1) as f64);
+        let inv_b = T::ONE / T::from_f64(examples.max(1) as f64);
         let fused = matches!(
             (self, activation),
             (

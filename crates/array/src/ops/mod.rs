@@ -10,6 +10,7 @@
 mod elementwise;
 mod layer;
 mod linalg;
+mod recurrent;
 mod reduce;
 mod structure;
 
@@ -22,6 +23,7 @@ pub use layer::{
     unary_grad_into,
 };
 pub use linalg::{gemm_into, matmul};
+pub use recurrent::{LstmCacheLayout, lstm_step_backward_into, lstm_step_forward_into};
 pub use reduce::{
     Reduction, argmax_axis, log_softmax, reduce_axis, reduce_axis_into, softmax, softmax_into,
     sum_all,

@@ -9,6 +9,9 @@ pub use super::conv::{
     DepthwiseConvolutionConf, GlobalPoolingConf, PoolingType, SubsamplingBuilder, SubsamplingConf,
     UpsamplingConf, ZeroPaddingConf,
 };
+pub use super::recurrent::{
+    LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::{Accepts, InputType};
@@ -150,6 +153,17 @@ pub enum LayerConf {
     Cropping2D(CroppingConf),
     /// See [`UpsamplingConf`].
     Upsampling2D(UpsamplingConf),
+    /// See [`LstmConf`].
+    #[serde(rename = "LSTM")]
+    Lstm(LstmConf),
+    /// See [`RnnOutputConf`].
+    #[serde(rename = "RnnOutputLayer")]
+    RnnOutput(RnnOutputConf),
+    /// See [`RnnLossConf`].
+    #[serde(rename = "RnnLossLayer")]
+    RnnLoss(RnnLossConf),
+    /// See [`LastTimeStepConf`].
+    LastTimeStep(LastTimeStepConf),
 }
 
 impl LayerConf {
@@ -312,6 +326,10 @@ impl LayerConf {
             LayerConf::ZeroPadding(c) => &mut c.name,
             LayerConf::Cropping2D(c) => &mut c.name,
             LayerConf::Upsampling2D(c) => &mut c.name,
+            LayerConf::Lstm(c) => &mut c.name,
+            LayerConf::RnnOutput(c) => &mut c.name,
+            LayerConf::RnnLoss(c) => &mut c.name,
+            LayerConf::LastTimeStep(c) => &mut c.name,
         };
         *slot = Some(name.to_string());
         self
@@ -333,6 +351,10 @@ impl LayerConf {
             LayerConf::ZeroPadding(c) => c.name.as_deref(),
             LayerConf::Cropping2D(c) => c.name.as_deref(),
             LayerConf::Upsampling2D(c) => c.name.as_deref(),
+            LayerConf::Lstm(c) => c.name.as_deref(),
+            LayerConf::RnnOutput(c) => c.name.as_deref(),
+            LayerConf::RnnLoss(c) => c.name.as_deref(),
+            LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
         }
     }
 
@@ -352,6 +374,10 @@ impl LayerConf {
             LayerConf::ZeroPadding(_) => "ZeroPaddingLayer",
             LayerConf::Cropping2D(_) => "Cropping2D",
             LayerConf::Upsampling2D(_) => "Upsampling2D",
+            LayerConf::Lstm(_) => "LSTM",
+            LayerConf::RnnOutput(_) => "RnnOutputLayer",
+            LayerConf::RnnLoss(_) => "RnnLossLayer",
+            LayerConf::LastTimeStep(_) => "LastTimeStep",
         }
     }
 
@@ -371,6 +397,10 @@ impl LayerConf {
             LayerConf::ZeroPadding(_) | LayerConf::Cropping2D(_) | LayerConf::Upsampling2D(_) => {
                 None
             }
+            LayerConf::Lstm(c) => c.n_in,
+            LayerConf::RnnOutput(c) => c.n_in,
+            LayerConf::RnnLoss(c) => c.n,
+            LayerConf::LastTimeStep(c) => c.layer.n_in(),
         }
     }
 
@@ -381,13 +411,22 @@ impl LayerConf {
             LayerConf::Output(c) => Some(c.dense.n_out),
             LayerConf::Convolution(c) => Some(c.n_out),
             LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
+            LayerConf::Lstm(c) => Some(c.n_out),
+            LayerConf::RnnOutput(c) => Some(c.n_out),
+            LayerConf::LastTimeStep(c) => c.layer.n_out(),
             _ => self.n_in(),
         }
     }
 
     /// Whether this layer computes a loss (must be last).
     pub fn is_output(&self) -> bool {
-        matches!(self, LayerConf::Output(_) | LayerConf::Loss(_))
+        matches!(
+            self,
+            LayerConf::Output(_)
+                | LayerConf::Loss(_)
+                | LayerConf::RnnOutput(_)
+                | LayerConf::RnnLoss(_)
+        )
     }
 
     /// The loss this layer computes, if it is an output layer.
@@ -395,6 +434,8 @@ impl LayerConf {
         match self {
             LayerConf::Output(c) => Some(c.loss),
             LayerConf::Loss(c) => Some(c.loss),
+            LayerConf::RnnOutput(c) => Some(c.loss),
+            LayerConf::RnnLoss(c) => Some(c.loss),
             _ => None,
         }
     }
@@ -407,6 +448,9 @@ impl LayerConf {
                 .saturating_mul(n_out)
                 .saturating_add(n_out)
         };
+        if let Some(n) = super::recurrent::num_params(self) {
+            return n;
+        }
         match self {
             LayerConf::Dense(c) => dense(c.n_in, c.n_out),
             LayerConf::Output(c) => dense(c.dense.n_in, c.dense.n_out),
@@ -444,6 +488,10 @@ impl LayerConf {
             | LayerConf::ZeroPadding(_)
             | LayerConf::Cropping2D(_)
             | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
+            LayerConf::Lstm(_)
+            | LayerConf::RnnOutput(_)
+            | LayerConf::RnnLoss(_)
+            | LayerConf::LastTimeStep(_) => Accepts::Recurrent,
             _ => Accepts::FeedForward,
         }
     }
@@ -463,6 +511,15 @@ impl LayerConf {
                 c.activation.get_or_insert(activation);
                 c.weight_init.get_or_insert(weight_init);
             }
+            // The LSTM's activation stays tanh unless set (see LstmConf::activation).
+            LayerConf::Lstm(c) => {
+                c.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::RnnOutput(c) => {
+                c.activation.get_or_insert(activation);
+                c.weight_init.get_or_insert(weight_init);
+            }
+            LayerConf::LastTimeStep(c) => c.layer.apply_defaults(activation, weight_init),
             _ => {}
         }
     }
@@ -472,6 +529,9 @@ impl LayerConf {
     /// names the layer in errors ("layer 2 (DenseLayer)").
     pub fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
         if let Some(out) = self.infer_spatial(input, label)? {
+            return Ok(out);
+        }
+        if let Some(out) = super::recurrent::infer(self, input, label)? {
             return Ok(out);
         }
         let size = input.feature_size();
@@ -544,7 +604,11 @@ impl LayerConf {
             | LayerConf::GlobalPooling(_)
             | LayerConf::ZeroPadding(_)
             | LayerConf::Cropping2D(_)
-            | LayerConf::Upsampling2D(_) => {
+            | LayerConf::Upsampling2D(_)
+            | LayerConf::Lstm(_)
+            | LayerConf::RnnOutput(_)
+            | LayerConf::RnnLoss(_)
+            | LayerConf::LastTimeStep(_) => {
                 return Err(NnError::config(format!(
                     "{label}: internal inference order"
                 )));
@@ -578,6 +642,9 @@ impl LayerConf {
 
     /// The runtime layer for inputs of `input` (after [`LayerConf::infer`]).
     pub fn build<T: DataType>(&self, input: &InputType) -> Result<Box<dyn Layer<T>>, NnError> {
+        if let Some(layer) = super::recurrent::build::<T>(self, input)? {
+            return Ok(layer);
+        }
         let size = input.feature_size();
         Ok(match self {
             LayerConf::Dense(d) => Box::new(dense_layer(d, size, None)),
@@ -608,6 +675,12 @@ impl LayerConf {
             LayerConf::ZeroPadding(c) => Box::new(SpatialLayer::zero_padding(c, input)?),
             LayerConf::Cropping2D(c) => Box::new(SpatialLayer::cropping(c, input)?),
             LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
+            LayerConf::Lstm(_)
+            | LayerConf::RnnOutput(_)
+            | LayerConf::RnnLoss(_)
+            | LayerConf::LastTimeStep(_) => {
+                return Err(NnError::config("recurrent layer: internal build order"));
+            }
         })
     }
 }

@@ -9,6 +9,7 @@ mod graph;
 mod layer;
 mod mode;
 mod multi_layer;
+mod recurrent;
 
 pub(crate) use graph::Source;
 pub use graph::{
@@ -17,8 +18,9 @@ pub use graph::{
 pub use layer::{
     ActivationConf, BatchNormConf, ConvolutionBuilder, ConvolutionConf, ConvolutionMode,
     CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder, DepthwiseConvolutionConf, DropoutConf,
-    GlobalPoolingConf, LayerConf, LossConf, OutputBuilder, OutputConf, PoolingType,
-    SubsamplingBuilder, SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
+    GlobalPoolingConf, LastTimeStepConf, LayerConf, LossConf, LstmBuilder, LstmConf, OutputBuilder,
+    OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SubsamplingBuilder,
+    SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
 };
 pub use mode::{GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

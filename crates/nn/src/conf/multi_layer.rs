@@ -64,7 +64,10 @@ impl MultiLayerConfiguration {
     /// The network's input type: the one set, or rows of the first layer's `n_in`.
     pub fn network_input_type(&self) -> InputType {
         self.input_type.unwrap_or_else(|| {
-            InputType::feed_forward(self.layers.first().and_then(LayerConf::n_in).unwrap_or(0))
+            first_layer_input(
+                self.layers.first(),
+                self.layers.first().and_then(LayerConf::n_in),
+            )
         })
     }
 
@@ -100,7 +103,7 @@ impl MultiLayerConfiguration {
         let mut t = match self.input_type {
             Some(t) => t,
             None => match self.layers[0].n_in() {
-                Some(n) => InputType::feed_forward(n),
+                Some(n) => first_layer_input(self.layers.first(), Some(n)),
                 None => {
                     return Err(NnError::config(format!(
                         "{}: the first layer needs n_in (the number of input features), or \
@@ -165,6 +168,16 @@ impl MultiLayerConfiguration {
             });
         }
         Ok(out)
+    }
+}
+
+/// The network input implied by the first layer's `n_in` when no input type is set: sequences
+/// for a layer that reads them (an LSTM), rows otherwise.
+fn first_layer_input(first: Option<&LayerConf>, n_in: Option<usize>) -> InputType {
+    let n = n_in.unwrap_or(0);
+    match first.map(LayerConf::accepts) {
+        Some(crate::input_type::Accepts::Recurrent) => InputType::recurrent(n),
+        _ => InputType::feed_forward(n),
     }
 }
 

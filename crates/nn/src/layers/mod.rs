@@ -19,6 +19,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod pooling;
+mod recurrent;
 mod simple;
 mod spatial;
 
@@ -27,6 +28,7 @@ pub use conv::ConvolutionLayer;
 pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
+pub use recurrent::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
 pub use simple::{ActivationLayer, LossLayer};
 pub use spatial::SpatialLayer;
 

@@ -402,7 +402,18 @@ impl<T: DataType> Engine<T> {
             let out = self.acts[v]
                 .as_ref()
                 .ok_or_else(|| NnError::config("the output was not computed"))?;
-            let mask = batch.labels_masks.get(k);
+            // A loss per time step without a label mask uses the feature mask that reached
+            // the output (as the layer's backward pass does).
+            let mask = batch.labels_masks.get(k).or_else(|| {
+                if out.shape().len() != 3 {
+                    return None;
+                }
+                match self.mask_src[v] {
+                    MaskSrc::None => None,
+                    MaskSrc::Input(i) => batch.features_masks.get(i),
+                    MaskSrc::Node(u) => self.masks[u].as_ref().map(AsView::view),
+                }
+            });
             score += loss.score(&labels, &out.view(), mask.as_ref())?.to_f64();
         }
         Ok(score + self.store.regularization_score(&self.global)?)

@@ -1,0 +1,293 @@
+//! The element-wise part of one recurrent time step, fused per row so a step makes one pass
+//! over its gates while they are in cache: the LSTM cell forward and backward (DL4J's gate
+//! order, see [`lstm_cell_forward`]). The matrix products around them (`x·W`, `h·RW`, the
+//! weight gradients) are gemms done by the caller.
+//!
+//! Masks are per row (one value per example at this step): a row whose mask is 0 keeps its
+//! state (`c = c_prev`, `h = h_prev`) and gets no gate gradient; its state gradients pass
+//! through unchanged. Nonzero mask values count as 1.
+
+use crate::elementwise::{Unary, unary_assign};
+use crate::error::KernelError;
+use crate::float::Float;
+use crate::reduce::check_mat;
+
+fn check_lstm(
+    op: &'static str,
+    parts: &[(&'static str, usize, usize)],
+    batch: usize,
+    mask: Option<&[impl Copy]>,
+) -> Result<(), KernelError> {
+    for &(what, len, cols) in parts {
+        check_mat(op, what, len, batch, cols)?;
+    }
+    if let Some(m) = mask {
+        check_mat(op, "mask", m.len(), batch, 1)?;
+    }
+    Ok(())
+}
+
+/// One LSTM step forward over `batch` rows of `hidden` units.
+///
+/// `gates` is `[batch, 4 * hidden]` in DL4J's order per row: block input `a` (the layer
+/// activation, tanh by default), forget gate `f`, output gate `o`, input gate `i` (the gate
+/// activation, sigmoid by default). It holds `x·W + b` on entry; `recurrent` (`h_prev·RW`, same
+/// shape) is added and the activations are written back (what backward needs). Then
+/// `c = f ⊙ c_prev + i ⊙ a`, `tanh_c = act(c)`, `h = o ⊙ tanh_c`; rows masked 0 keep
+/// `c_prev` and `h_prev`.
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_cell_forward<T: Float>(
+    gates: &mut [T],
+    recurrent: &[T],
+    c_prev: &[T],
+    h_prev: &[T],
+    c: &mut [T],
+    h: &mut [T],
+    tanh_c: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "lstm_cell_forward",
+        &[
+            ("gates", gates.len(), 4 * n),
+            ("recurrent", recurrent.len(), 4 * n),
+            ("c_prev", c_prev.len(), n),
+            ("h_prev", h_prev.len(), n),
+            ("c", c.len(), n),
+            ("h", h.len(), n),
+            ("tanh_c", tanh_c.len(), n),
+        ],
+        batch,
+        mask,
+    )?;
+    if n == 0 {
+        return Ok(());
+    }
+    for r in 0..batch {
+        let g = &mut gates[r * 4 * n..(r + 1) * 4 * n];
+        for (v, &x) in g.iter_mut().zip(&recurrent[r * 4 * n..(r + 1) * 4 * n]) {
+            *v += x;
+        }
+        let (a, rest) = g.split_at_mut(n);
+        unary_assign(act, a);
+        unary_assign(gate, rest);
+        let (f, rest) = rest.split_at(n);
+        let (o, i) = rest.split_at(n);
+        let row = r * n..(r + 1) * n;
+        let (cp, hp) = (&c_prev[row.clone()], &h_prev[row.clone()]);
+        let (cr, hr, tr) = (
+            &mut c[row.clone()],
+            &mut h[row.clone()],
+            &mut tanh_c[row.clone()],
+        );
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            cr.copy_from_slice(cp);
+            hr.copy_from_slice(hp);
+            tr.fill(T::ZERO);
+            continue;
+        }
+        for j in 0..n {
+            cr[j] = f[j] * cp[j] + i[j] * a[j];
+        }
+        tr.copy_from_slice(cr);
+        unary_assign(act, tr);
+        for j in 0..n {
+            hr[j] = o[j] * tr[j];
+        }
+    }
+    Ok(())
+}
+
+/// One LSTM step backward (the adjoint of [`lstm_cell_forward`]), from the saved gate
+/// activations, `c_prev` and `tanh_c` of the step.
+///
+/// `eps` is `dL/dh` from the layer's output at this step; `dh` holds `dL/dh` from the next
+/// step on entry and `dc` likewise `dL/dc`. On return `dz` (`[batch, 4 * hidden]`) holds the
+/// gradient of the gates' pre-activations, `dc` the gradient of `c_prev`, and `dh` the part of
+/// `h_prev`'s gradient that does not go through `dz·RWᵀ` (the carried gradient of masked rows,
+/// 0 elsewhere), so the caller finishes with `dh += dz·RWᵀ`. Both activations must take their
+/// derivative from their output ([`Unary::grad_from`]).
+#[allow(clippy::too_many_arguments)]
+pub fn lstm_cell_backward<T: Float>(
+    gates: &[T],
+    c_prev: &[T],
+    tanh_c: &[T],
+    eps: &[T],
+    dh: &mut [T],
+    dc: &mut [T],
+    dz: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "lstm_cell_backward",
+        &[
+            ("gates", gates.len(), 4 * n),
+            ("c_prev", c_prev.len(), n),
+            ("tanh_c", tanh_c.len(), n),
+            ("eps", eps.len(), n),
+            ("dh", dh.len(), n),
+            ("dc", dc.len(), n),
+            ("dz", dz.len(), 4 * n),
+        ],
+        batch,
+        mask,
+    )?;
+    if n == 0 {
+        return Ok(());
+    }
+    for r in 0..batch {
+        let g = &gates[r * 4 * n..(r + 1) * 4 * n];
+        let d = &mut dz[r * 4 * n..(r + 1) * 4 * n];
+        let row = r * n..(r + 1) * n;
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            // The output was a constant 0 and the state was copied: gradients pass through.
+            d.fill(T::ZERO);
+            continue;
+        }
+        let (a, f, o, i) = (&g[..n], &g[n..2 * n], &g[2 * n..3 * n], &g[3 * n..]);
+        let (cp, tc, e) = (
+            &c_prev[row.clone()],
+            &tanh_c[row.clone()],
+            &eps[row.clone()],
+        );
+        let (dhr, dcr) = (&mut dh[row.clone()], &mut dc[row]);
+        let (da, rest) = d.split_at_mut(n);
+        let (df, rest) = rest.split_at_mut(n);
+        let (d_o, di) = rest.split_at_mut(n);
+        for j in 0..n {
+            let dh_total = e[j] + dhr[j];
+            let dc_total = dcr[j] + dh_total * o[j] * act.derivative(tc[j]);
+            d_o[j] = dh_total * tc[j] * gate.derivative(o[j]);
+            da[j] = dc_total * i[j] * act.derivative(a[j]);
+            di[j] = dc_total * a[j] * gate.derivative(i[j]);
+            df[j] = dc_total * cp[j] * gate.derivative(f[j]);
+            dcr[j] = dc_total * f[j];
+            dhr[j] = T::ZERO;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The backward kernel is the adjoint of the forward one: central differences of a
+    /// weighted sum of `h` and `c` against the analytic gradients, for one row.
+    #[test]
+    fn backward_matches_finite_differences() {
+        let n = 2;
+        let x: Vec<f64> = (0..4 * n).map(|k| 0.3 * k as f64 - 1.0).collect();
+        let cp = [0.4, -0.7];
+        let (wh, wc) = ([0.9, -1.3], [0.5, 0.2]);
+        let f = |z: &[f64]| {
+            let mut g = z.to_vec();
+            let (mut c, mut h, mut t) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+            lstm_cell_forward(
+                &mut g,
+                &[0.0; 8],
+                &cp,
+                &[0.0; 2],
+                &mut c,
+                &mut h,
+                &mut t,
+                None,
+                1,
+                n,
+                Unary::Tanh,
+                Unary::Sigmoid,
+            )
+            .unwrap();
+            (0..n).map(|j| wh[j] * h[j] + wc[j] * c[j]).sum::<f64>()
+        };
+        let mut g = x.clone();
+        let (mut c, mut h, mut t) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+        lstm_cell_forward(
+            &mut g,
+            &[0.0; 8],
+            &cp,
+            &[0.0; 2],
+            &mut c,
+            &mut h,
+            &mut t,
+            None,
+            1,
+            n,
+            Unary::Tanh,
+            Unary::Sigmoid,
+        )
+        .unwrap();
+        let (mut dh, mut dc, mut dz) = ([0.0; 2], wc, [0.0; 8]);
+        lstm_cell_backward(
+            &g,
+            &cp,
+            &t,
+            &wh,
+            &mut dh,
+            &mut dc,
+            &mut dz,
+            None,
+            1,
+            n,
+            Unary::Tanh,
+            Unary::Sigmoid,
+        )
+        .unwrap();
+        for k in 0..4 * n {
+            let (mut p, mut m) = (x.clone(), x.clone());
+            p[k] += 1e-6;
+            m[k] -= 1e-6;
+            let num = (f(&p) - f(&m)) / 2e-6;
+            assert!((num - dz[k]).abs() < 1e-8, "gate {k}: {num} vs {}", dz[k]);
+        }
+    }
+
+    #[test]
+    fn masked_rows_keep_state_and_pass_gradients() {
+        let mut g = [0.5f32; 8];
+        let (mut c, mut h, mut t) = ([0.0; 2], [0.0; 2], [0.0; 2]);
+        lstm_cell_forward(
+            &mut g,
+            &[0.0; 8],
+            &[1.0, 2.0],
+            &[3.0, 4.0],
+            &mut c,
+            &mut h,
+            &mut t,
+            Some(&[0.0]),
+            1,
+            2,
+            Unary::Tanh,
+            Unary::Sigmoid,
+        )
+        .unwrap();
+        assert_eq!((c, h), ([1.0, 2.0], [3.0, 4.0]));
+        let (mut dh, mut dc, mut dz) = ([1.0f32, 2.0], [3.0, 4.0], [9.0; 8]);
+        lstm_cell_backward(
+            &g,
+            &[1.0, 2.0],
+            &t,
+            &[7.0, 7.0],
+            &mut dh,
+            &mut dc,
+            &mut dz,
+            Some(&[0.0]),
+            1,
+            2,
+            Unary::Tanh,
+            Unary::Sigmoid,
+        )
+        .unwrap();
+        assert_eq!((dh, dc, dz), ([1.0, 2.0], [3.0, 4.0], [0.0; 8]));
+    }
+}

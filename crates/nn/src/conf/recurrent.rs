@@ -1,0 +1,376 @@
+//! Configurations of the recurrent family (sequences `[batch, size, time]`): `LSTM`,
+//! `RnnOutputLayer`, `RnnLossLayer` and the `LastTimeStep` wrapper, with their builders, size
+//! inference and the runtime layers they build. JSON types are DL4J's class names.
+
+use serde::{Deserialize, Serialize};
+
+use super::layer::LayerConf;
+use crate::activation::Activation;
+use crate::error::NnError;
+use crate::input_type::InputType;
+use crate::layers::{LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer};
+use crate::loss::LossFunction;
+use crate::weight_init::WeightInit;
+use dl4rs_array::DataType;
+
+fn default_forget_bias() -> f64 {
+    1.0
+}
+
+fn default_gate() -> Activation {
+    Activation::Sigmoid
+}
+
+/// DL4J's `LSTM` (no peepholes). See `crate::layers::LstmLayer` for the gate order and the
+/// parameter layout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LstmConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Units.
+    pub n_out: usize,
+    /// Block-input and cell activation; tanh when `None` (not the network default: an LSTM
+    /// with another activation is rarely meant).
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Gate activation (sigmoid).
+    #[serde(default = "default_gate")]
+    pub gate_activation: Activation,
+    /// Weight initialization of `W` and `RW`; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
+    /// Initial bias of the forget gate (DL4J default 1.0; the other biases start at 0).
+    #[serde(default = "default_forget_bias")]
+    pub forget_gate_bias_init: f64,
+}
+
+/// A dense layer and a loss at every time step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RnnOutputConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Outputs per step.
+    pub n_out: usize,
+    /// Activation; the network default when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Weight initialization; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
+    /// Initial bias value.
+    #[serde(default)]
+    pub bias_init: f64,
+    /// The loss.
+    pub loss: LossFunction,
+}
+
+/// An activation and a loss at every time step (no parameters).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RnnLossConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The loss.
+    pub loss: LossFunction,
+    /// Activation applied before the loss.
+    #[serde(default)]
+    pub activation: Activation,
+    /// Features per step (inferred).
+    #[serde(default)]
+    pub n: Option<usize>,
+}
+
+/// The last unmasked time step of a recurrent layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastTimeStepConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The wrapped recurrent layer.
+    pub layer: Box<LayerConf>,
+}
+
+impl LayerConf {
+    /// An LSTM with `n_out` units (tanh, sigmoid gates, forget-gate bias 1.0).
+    pub fn lstm(n_out: usize) -> LstmBuilder {
+        LstmBuilder(LstmConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            gate_activation: default_gate(),
+            weight_init: None,
+            forget_gate_bias_init: default_forget_bias(),
+        })
+    }
+
+    /// A dense layer with `n_out` outputs and `loss` at every time step.
+    pub fn rnn_output(loss: LossFunction, n_out: usize) -> RnnOutputBuilder {
+        RnnOutputBuilder(RnnOutputConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            weight_init: None,
+            bias_init: 0.0,
+            loss,
+        })
+    }
+
+    /// An activation and a loss at every time step.
+    pub fn rnn_loss(loss: LossFunction, activation: Activation) -> LayerConf {
+        LayerConf::RnnLoss(RnnLossConf {
+            name: None,
+            loss,
+            activation,
+            n: None,
+        })
+    }
+
+    /// The last unmasked step of the recurrent layer `inner`.
+    pub fn last_time_step(inner: impl Into<LayerConf>) -> LayerConf {
+        LayerConf::LastTimeStep(LastTimeStepConf {
+            name: None,
+            layer: Box::new(inner.into()),
+        })
+    }
+
+    /// Whether this is a recurrent layer (sequences in, sequences out, state over time).
+    pub fn is_recurrent(&self) -> bool {
+        matches!(self, LayerConf::Lstm(_))
+    }
+}
+
+fn recurrent_size(input: &InputType, label: &str) -> Result<usize, NnError> {
+    match *input {
+        InputType::Recurrent { size, .. } => Ok(size),
+        other => Err(NnError::config(format!(
+            "{label} reads sequences [batch, size, time] but gets {other}: set the input type \
+             (set_input_type(InputType::recurrent(n))) so a preprocessor is inserted"
+        ))),
+    }
+}
+
+fn check_n_in(n_in: Option<usize>, size: usize, label: &str) -> Result<usize, NnError> {
+    match n_in {
+        Some(n) if n != size => Err(NnError::config(format!(
+            "{label} has n_in = {n} but its input has {size} features per step: remove n_in to \
+             infer it, or fix one of the sizes"
+        ))),
+        _ if size == 0 => Err(NnError::config(format!(
+            "{label}: sizes must be > 0, found {size} input features"
+        ))),
+        _ => Ok(size),
+    }
+}
+
+fn with_size(input: &InputType, size: usize) -> InputType {
+    match *input {
+        InputType::Recurrent {
+            time_series_length, ..
+        } => InputType::Recurrent {
+            size,
+            time_series_length,
+        },
+        _ => InputType::recurrent(size),
+    }
+}
+
+/// Size inference for the recurrent family (`None` for other layers).
+pub(crate) fn infer(
+    conf: &mut LayerConf,
+    input: &InputType,
+    label: &str,
+) -> Result<Option<InputType>, NnError> {
+    Ok(Some(match conf {
+        LayerConf::Lstm(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
+        LayerConf::RnnOutput(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
+        LayerConf::RnnLoss(c) => {
+            c.n = Some(check_n_in(c.n, recurrent_size(input, label)?, label)?);
+            *input
+        }
+        LayerConf::LastTimeStep(c) => {
+            if !c.layer.is_recurrent() {
+                return Err(NnError::config(format!(
+                    "{label}: LastTimeStep wraps a recurrent layer (LSTM), not {}",
+                    c.layer.kind()
+                )));
+            }
+            match c.layer.infer(input, label)? {
+                InputType::Recurrent { size, .. } => InputType::feed_forward(size),
+                other => {
+                    return Err(NnError::config(format!(
+                        "{label}: the wrapped layer outputs {other}, not sequences"
+                    )));
+                }
+            }
+        }
+        _ => return Ok(None),
+    }))
+}
+
+/// The runtime layer of a recurrent-family configuration (`None` for other layers).
+pub(crate) fn build<T: DataType>(
+    conf: &LayerConf,
+    input: &InputType,
+) -> Result<Option<Box<dyn Layer<T>>>, NnError> {
+    let size = input.feature_size();
+    Ok(Some(match conf {
+        LayerConf::Lstm(c) => Box::new(LstmLayer::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or(Activation::Tanh),
+            c.gate_activation,
+            c.weight_init.unwrap_or_default(),
+            c.forget_gate_bias_init,
+        )?),
+        LayerConf::RnnOutput(c) => Box::new(RnnOutputLayer::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or_default(),
+            c.weight_init.unwrap_or_default(),
+            c.bias_init,
+            c.loss,
+        )),
+        LayerConf::RnnLoss(c) => Box::new(RnnOutputLayer::loss_only(
+            c.name.clone(),
+            size,
+            c.activation,
+            c.loss,
+        )),
+        LayerConf::LastTimeStep(c) => Box::new(LastTimeStepLayer::new(
+            c.name.clone(),
+            c.layer.build::<T>(input)?,
+        )?),
+        _ => return Ok(None),
+    }))
+}
+
+/// Number of parameters of a recurrent-family layer (after inference).
+pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
+    let n_in = |n: Option<usize>| n.unwrap_or(0);
+    Some(match conf {
+        LayerConf::Lstm(c) => {
+            let g = c.n_out.saturating_mul(4);
+            n_in(c.n_in)
+                .saturating_add(c.n_out)
+                .saturating_mul(g)
+                .saturating_add(g)
+        }
+        LayerConf::RnnOutput(c) => n_in(c.n_in).saturating_mul(c.n_out).saturating_add(c.n_out),
+        LayerConf::RnnLoss(_) => 0,
+        LayerConf::LastTimeStep(c) => c.layer.num_params(),
+        _ => return None,
+    })
+}
+
+/// Builder for an LSTM.
+#[derive(Debug, Clone)]
+pub struct LstmBuilder(LstmConf);
+
+impl LstmBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the number of inputs per step (otherwise inferred).
+    pub fn n_in(mut self, n_in: usize) -> Self {
+        self.0.n_in = Some(n_in);
+        self
+    }
+    /// Sets the block-input and cell activation (tanh).
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.0.activation = Some(activation);
+        self
+    }
+    /// Sets the gate activation (sigmoid).
+    pub fn gate_activation(mut self, activation: Activation) -> Self {
+        self.0.gate_activation = activation;
+        self
+    }
+    /// Sets the weight initialization.
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.0.weight_init = Some(init);
+        self
+    }
+    /// Sets the forget gate's initial bias (1.0).
+    pub fn forget_gate_bias_init(mut self, bias: f64) -> Self {
+        self.0.forget_gate_bias_init = bias;
+        self
+    }
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::Lstm(self.0)
+    }
+}
+
+/// Builder for an RNN output layer.
+#[derive(Debug, Clone)]
+pub struct RnnOutputBuilder(RnnOutputConf);
+
+impl RnnOutputBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the number of inputs per step (otherwise inferred).
+    pub fn n_in(mut self, n_in: usize) -> Self {
+        self.0.n_in = Some(n_in);
+        self
+    }
+    /// Sets the activation.
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.0.activation = Some(activation);
+        self
+    }
+    /// Sets the weight initialization.
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.0.weight_init = Some(init);
+        self
+    }
+    /// Sets the initial bias.
+    pub fn bias_init(mut self, bias: f64) -> Self {
+        self.0.bias_init = bias;
+        self
+    }
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::RnnOutput(self.0)
+    }
+}
+
+impl From<LstmBuilder> for LayerConf {
+    fn from(b: LstmBuilder) -> LayerConf {
+        b.build()
+    }
+}
+
+impl From<RnnOutputBuilder> for LayerConf {
+    fn from(b: RnnOutputBuilder) -> LayerConf {
+        b.build()
+    }
+}
