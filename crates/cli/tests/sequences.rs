@@ -68,13 +68,19 @@ fn train(extra: &[&str], model: &str) -> String {
 
 #[test]
 fn builtin_lstm_learns_the_bundled_sequences() {
-    let out = train(&["--model", "lstm", "--epochs", "3"], "lstm.safetensors");
+    let out = train(
+        &[
+            "--model", "lstm", "--epochs", "3", "--lr", "0.005", "--batch", "32",
+        ],
+        "lstm.safetensors",
+    );
     assert!(
         out.contains("3000 train / 1000 test, 28 channels per step, 8..28 steps, 10 classes"),
         "{out}"
     );
+    // LSTM 28 -> 64 (4 gates x 64 x (28 + 64 + 1) parameters) read at its last step.
     assert!(
-        out.contains("LSTM") && out.contains("LastTimeStep"),
+        out.contains("LastTimeStep") && out.contains("23808"),
         "{out}"
     );
     // Chance is 10 %.
@@ -92,10 +98,15 @@ fn builtin_lstm_learns_the_bundled_sequences() {
 fn lstm_configuration_is_sized_from_the_sequences() {
     let config = repo("examples/configs/lstm.json");
     let out = train(
-        &["--config", &config, "--epochs", "3"],
+        &["--config", &config, "--epochs", "3", "--batch", "32"],
         "lstm-config.safetensors",
     );
+    // Two stacked LSTMs, the second read at its last step, sized from the 28 channels.
     assert!(out.contains("Recurrent(size=28)"), "{out}");
+    assert!(
+        out.contains("lstm2") && out.contains("LastTimeStep"),
+        "{out}"
+    );
     let accuracy = value(&out, "test accuracy: ");
     assert!(accuracy > 55.0, "test accuracy {accuracy}%\n{out}");
 }

@@ -150,5 +150,13 @@ mod tests {
         let graph = load(&shipped("residual.json"), rows, 10, None).unwrap();
         assert_eq!(graph.output_types()[0].1.flat_size(), 10);
         assert_eq!(graph.input_types()[0].1.flat_size(), 784);
+        // Two stacked LSTMs of 48 over 28 channels per step, the second read at its last step.
+        let lstm = load(&shipped("lstm.json"), InputType::recurrent(28), 10, None).unwrap();
+        assert_eq!(
+            lstm.num_params(),
+            4 * 48 * (28 + 48 + 1) + 4 * 48 * (48 + 48 + 1) + 490
+        );
+        assert_eq!(lstm.input_types()[0].1, InputType::recurrent(28));
+        assert_eq!(lstm.output_types()[0].1, InputType::feed_forward(10));
     }
 }

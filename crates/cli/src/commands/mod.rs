@@ -9,6 +9,8 @@ pub mod graph_bench;
 pub mod inspect;
 pub mod process;
 pub mod report;
+pub mod rnn_bench;
+pub mod rnn_model;
 pub mod sequence;
 pub mod soak;
 pub mod stats_bench;

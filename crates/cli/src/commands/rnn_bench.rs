@@ -8,15 +8,17 @@
 //! seen) and peak memory.
 //!
 //! The spec's weights are PyTorch's: `W_ih [4H][in]`, `W_hh [4H][H]`, gate blocks in the order
-//! i, f, g, o, and two biases. [`W3Init::to_params`] maps them onto our LSTM's flat layout
-//! (the two biases summed into its one bias).
+//! i, f, g, o, and two biases. `rnn_model::w3_params` maps them onto our LSTM's flat layout
+//! (the two biases summed into its one bias), and `rnn_model::W3Trainer` trains it as PyTorch
+//! does (each of the two biases gets the gradient: see there).
 
 use std::process::Command;
 use std::time::Instant;
 
 use clap::Args;
+use dl4rs::array::NdArray;
 use dl4rs::array::random::{splitmix, unit};
-use dl4rs::array::{AsView, NdArray};
+use dl4rs::data::DataSet;
 use dl4rs::memory::{CountingAllocator, human_bytes};
 use serde::{Deserialize, Serialize};
 
@@ -132,9 +134,15 @@ pub fn w3_batch(len: usize) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
     ))
 }
 
-/// The four fixed batches, in `LENGTHS` order.
-pub fn w3_batches() -> Result<Vec<(NdArray<f32>, NdArray<f32>)>, CliError> {
-    LENGTHS.iter().map(|&l| w3_batch(l)).collect()
+/// The four fixed batches as data sets, in `LENGTHS` order.
+pub fn w3_data_sets() -> Result<Vec<DataSet>, CliError> {
+    LENGTHS
+        .iter()
+        .map(|&l| {
+            let (x, y) = w3_batch(l)?;
+            Ok(DataSet::new(x, y)?)
+        })
+        .collect()
 }
 
 fn once(
@@ -142,23 +150,24 @@ fn once(
     threads: usize,
     alloc: &CountingAllocator,
 ) -> Result<RnnResult, CliError> {
-    let batches = w3_batches()?;
-    let mut net = super::rnn_model::w3_network()?;
-    let mut per_length: [Vec<f64>; 4] = Default::default();
+    let batches = w3_data_sets()?;
+    let mut trainer = super::rnn_model::W3Trainer::new()?;
+    // Preallocated: a push that grows a Vec would count as the network's allocation.
+    let mut per_length: [Vec<f64>; 4] =
+        std::array::from_fn(|_| Vec::with_capacity(iterations / 4 + 1));
     let (mut total, mut allocations, mut last_loss) = (0.0, 0u64, f64::NAN);
     for k in 0..WARMUP + iterations {
-        let (x, y) = &batches[k % 4];
-        let (bx, by) = (x.view(), y.view());
+        let data = &batches[k % 4];
         let before = alloc.allocations();
         let t = Instant::now();
-        net.fit_arrays(&bx, &by)?;
+        trainer.step(data)?;
         let elapsed = t.elapsed().as_secs_f64();
         if k >= WARMUP {
             total += elapsed;
             per_length[k % 4].push(elapsed);
             allocations += alloc.allocations() - before;
         }
-        last_loss = net.last_score();
+        last_loss = trainer.last_loss();
     }
     Ok(RnnResult {
         threads,
@@ -279,7 +288,10 @@ mod tests {
     #[test]
     fn init_sums_the_two_biases() {
         let w = W3Init::new();
-        assert_eq!((w.w_ih.len(), w.w_hh.len(), w.bias.len()), (256 * 32, 256 * 64, 256));
+        assert_eq!(
+            (w.w_ih.len(), w.w_hh.len(), w.bias.len()),
+            (256 * 32, 256 * 64, 256)
+        );
         let b0 = (2.0 * unit(403, 0) - 1.0) * 0.125 + (2.0 * unit(404, 0) - 1.0) * 0.125;
         assert_eq!(w.bias[0], b0);
         assert!(w.w_ih.iter().all(|v| v.abs() <= 0.125));

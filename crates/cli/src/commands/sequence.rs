@@ -124,18 +124,6 @@ impl SequenceData {
     }
 }
 
-/// The built-in LSTM classifier for `channels` inputs per step and `classes` classes.
-fn lstm_network(
-    args: &TrainArgs,
-    channels: usize,
-    classes: usize,
-) -> Result<Box<dyn Model<f32>>, CliError> {
-    let _ = (args, channels, classes);
-    Err(CliError::Usage(
-        "--model lstm needs the LSTM layer, which this build does not have yet".into(),
-    ))
-}
-
 /// The network to train, checked against the data's sizes.
 fn build(args: &TrainArgs, data: &SequenceData) -> Result<Box<dyn Model<f32>>, CliError> {
     let net = match &args.config {
@@ -145,7 +133,7 @@ fn build(args: &TrainArgs, data: &SequenceData) -> Result<Box<dyn Model<f32>>, C
             data.classes,
             args.workspaces.map(Into::into),
         )?,
-        None => lstm_network(args, data.channels, data.classes)?,
+        None => super::rnn_model::lstm_classifier(args, data.channels, data.classes)?,
     };
     let source = args
         .config
