@@ -409,6 +409,18 @@ impl<T: DataType> MultiLayerNetwork<T> {
         self.output_one(input.view(), None, train, true)
     }
 
+    /// [`MultiLayerNetwork::output_in`] with a feature mask (variable-length sequences).
+    pub fn output_masked_in(
+        &mut self,
+        input: &impl AsView<T>,
+        mask: Option<&ArrayView<'_, T>>,
+        train: bool,
+        workspace: &Workspace,
+    ) -> Result<NdArray<T>, NnError> {
+        self.engine_mut().set_user_workspace(workspace)?;
+        self.output_one(input.view(), mask.copied(), train, true)
+    }
+
     fn output_one(
         &mut self,
         x: ArrayView<'_, T>,

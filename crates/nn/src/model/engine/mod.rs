@@ -306,8 +306,14 @@ impl<T: DataType> Engine<T> {
                 .get(k)
                 .ok_or_else(|| NnError::Input("missing input".into()))?;
             if !t.matches(a.shape()) {
+                let reader = self
+                    .meta
+                    .iter()
+                    .position(|m| m.inputs.contains(&Src::Input(k)))
+                    .map(|v| format!(", read by {}", self.label(v)))
+                    .unwrap_or_default();
                 return Err(NnError::Input(format!(
-                    "network input \"{}\": expected shape {}, found {:?} (input type {t})",
+                    "network input \"{}\"{reader}: expected shape {}, found {:?} (input type {t})",
                     self.input_names[k],
                     t.shape_text(),
                     a.shape()
@@ -342,8 +348,15 @@ impl<T: DataType> Engine<T> {
             .as_ref()
             .ok_or_else(|| NnError::config("the output was not computed"))?;
         if labels.shape() != out.shape() {
+            let steps = match (labels.shape(), out.shape()) {
+                ([.., a], [_, _, b]) if labels.shape().len() == 3 && a != b => format!(
+                    ": the labels have {a} time steps but the series has {b} (labels and \
+                     features must be equally long; mask the steps without a label)"
+                ),
+                _ => String::new(),
+            };
             return Err(NnError::Input(format!(
-                "labels: expected shape {:?} (the shape of output {}), found {:?}",
+                "labels: expected shape {:?} (the shape of output {}), found {:?}{steps}",
                 out.shape(),
                 self.label(self.outputs[k]),
                 labels.shape()
