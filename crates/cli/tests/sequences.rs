@@ -111,6 +111,53 @@ fn lstm_configuration_is_sized_from_the_sequences() {
     assert!(accuracy > 55.0, "test accuracy {accuracy}%\n{out}");
 }
 
+#[test]
+fn per_step_output_trains_on_aligned_labels_and_evaluates_the_last_steps() {
+    // DL4J's classic sequence classifier: an RnnOutputLayer, labels [batch, classes, time]
+    // with the label mask on each sequence's last step (AlignEnd); the evaluation counts the
+    // unmasked steps: one per test sequence.
+    let config = temp("per-step.json");
+    std::fs::write(
+        &config,
+        r#"{
+          "seed": 7,
+          "updater": { "Adam": { "learning_rate": 0.005, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8 } },
+          "weight_init": "XavierUniform",
+          "layers": [
+            { "type": "LSTM", "n_out": 32 },
+            { "type": "RnnOutputLayer", "activation": "Softmax", "loss": "Mcxent" }
+          ]
+        }"#,
+    )
+    .unwrap();
+    let out = train(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--epochs",
+            "3",
+            "--batch",
+            "32",
+        ],
+        "per-step.safetensors",
+    );
+    assert!(out.contains("RnnOutputLayer"), "{out}");
+    let accuracy = value(&out, "test accuracy: ");
+    assert!(accuracy > 50.0, "test accuracy {accuracy}%\n{out}");
+    // Every test sequence counted exactly once: the "# actual" column sums to 1000.
+    let actual: usize = out
+        .lines()
+        .skip_while(|l| !l.contains("# actual"))
+        .skip(1)
+        .take(10)
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f[f.len() - 2].parse::<usize>().unwrap()
+        })
+        .sum();
+    assert_eq!(actual, 1000, "{out}");
+}
+
 /// `dir/train` and `dir/test` with `n` sequences each of one step, one channel.
 fn tiny(tag: &str, n: usize) -> PathBuf {
     let dir = temp(tag);
