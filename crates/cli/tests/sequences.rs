@@ -92,6 +92,22 @@ fn builtin_lstm_learns_the_bundled_sequences() {
     );
     // The evaluation prints the Fashion-MNIST class names for the bundled set.
     assert!(out.contains("Ankle boot"), "{out}");
+    // The saved model (with its normalizer) evaluates to the same accuracy.
+    let model = temp("lstm.safetensors");
+    let data = repo("data/sequences/fashion-rows");
+    let (code, again, err) = dl4rs(&[
+        "evaluate",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        &data,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        again.contains("normalizer standardize (from the model)"),
+        "{again}"
+    );
+    assert_eq!(value(&again, "test accuracy: "), accuracy, "{again}");
 }
 
 #[test]

@@ -197,6 +197,93 @@ fn batches(
     })
 }
 
+/// Whether `net` gives one vector per sequence (e.g. `LastTimeStep` + `Output`) rather than
+/// one per step (`RnnOutputLayer`).
+fn one_output_per_sequence(net: &dyn Model<f32>) -> bool {
+    matches!(
+        net.output_types().first(),
+        Some((_, InputType::FeedForward { .. }))
+    )
+}
+
+/// The evaluation of `net` on `split` (labels one-hot in `0..classes`, features through the
+/// model's normalizer when it has one).
+fn evaluate_split(
+    net: &mut dyn Model<f32>,
+    split: &SequenceSplit,
+    classes: usize,
+    class_names: Option<&[String]>,
+    normalizer: Option<&Normalizer>,
+) -> Result<Evaluation, CliError> {
+    let per_sequence = one_output_per_sequence(net);
+    let mut eval = match class_names {
+        Some(names) => Evaluation::with_labels(names.to_vec()),
+        None => Evaluation::new(classes),
+    };
+    let mut it = batches(split, 500, classes, None, per_sequence, normalizer)?;
+    if per_sequence {
+        net.do_evaluation(it.as_mut(), &mut [&mut eval])?;
+    } else {
+        net.do_evaluation(it.as_mut(), &mut [&mut TimeSeriesEval(&mut eval)])?;
+    }
+    Ok(eval)
+}
+
+/// `dl4rs evaluate --model FILE --data DIR`: the saved `net` (with its stored normalizer) on
+/// `DIR/test`.
+pub fn evaluate(net: &mut dyn Model<f32>, model_path: &Path, dir: &Path) -> Result<(), CliError> {
+    let test = SequenceSplit::read(dir.join("test"))?;
+    let (inputs, outputs) = (net.input_types(), net.output_types());
+    let channels = match inputs.as_slice() {
+        [(_, InputType::Recurrent { size, .. })] => *size,
+        _ => 0,
+    };
+    if channels != test.num_channels() {
+        return Err(CliError::Usage(format!(
+            "{}: the model reads {} but {} holds sequences of {} channels per step",
+            model_path.display(),
+            types(&inputs),
+            test.dir().display(),
+            test.num_channels()
+        )));
+    }
+    let classes = outputs.first().map_or(0, |(_, t)| match *t {
+        InputType::FeedForward { size } | InputType::Recurrent { size, .. } => size,
+        _ => 0,
+    });
+    let needed = test.num_classes()?;
+    if needed > classes {
+        return Err(CliError::Usage(format!(
+            "{}: the model has {classes} classes but {} has labels up to {}",
+            model_path.display(),
+            test.dir().display(),
+            needed - 1
+        )));
+    }
+    let normalizer = ModelSerializer::restore_normalizer(model_path)?;
+    let bundled = std::fs::canonicalize(dir).ok() == std::fs::canonicalize(BUNDLED).ok();
+    let names: Option<Vec<String>> =
+        (bundled && classes == fashion_mnist::NUM_CLASSES).then(|| {
+            fashion_mnist::CLASS_NAMES
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
+        });
+    println!(
+        "data: {} test sequences from {}{}",
+        test.len(),
+        dir.display(),
+        normalizer.as_ref().map_or(String::new(), |n| format!(
+            ", normalizer {} (from the model)",
+            n.name()
+        ))
+    );
+    let eval = evaluate_split(net, &test, classes, names.as_deref(), normalizer.as_ref())?;
+    println!("{}", eval.stats());
+    println!("test accuracy: {:.2}%", eval.accuracy() * 100.0);
+    Ok(())
+}
+
 /// Runs `dl4rs train` on the sequences in `dir`.
 pub fn train(
     args: &TrainArgs,
@@ -215,10 +302,7 @@ pub fn train(
     let mut net = build(args, &data)?;
     print!("{}", net.summary());
     // One vector per sequence (LastTimeStep + Output) or a sequence of them (RnnOutputLayer).
-    let per_sequence = matches!(
-        net.output_types().first(),
-        Some((_, InputType::FeedForward { .. }))
-    );
+    let per_sequence = one_output_per_sequence(net.as_ref());
     let normalizer = match args.normalizer.unwrap_or(NormalizerArg::Standardize) {
         NormalizerArg::None => None,
         other => {
@@ -262,23 +346,13 @@ pub fn train(
         (data.train.len() * args.epochs) as f64 / secs
     );
 
-    let mut eval = match &data.class_names {
-        Some(names) => Evaluation::with_labels(names.clone()),
-        None => Evaluation::new(data.classes),
-    };
-    let mut test_iter = batches(
+    let eval = evaluate_split(
+        net.as_mut(),
         &data.test,
-        500,
         data.classes,
-        None,
-        per_sequence,
+        data.class_names.as_deref(),
         normalizer.as_ref(),
     )?;
-    if per_sequence {
-        net.do_evaluation(test_iter.as_mut(), &mut [&mut eval])?;
-    } else {
-        net.do_evaluation(test_iter.as_mut(), &mut [&mut TimeSeriesEval(&mut eval)])?;
-    }
     println!("{}", eval.stats());
     print_memory(&counts);
     match &normalizer {
