@@ -39,9 +39,9 @@ mod workspace_mgr;
 
 pub use activation::Activation;
 pub use conf::{
-    ComputationGraphConfiguration, ConvolutionMode, ElementWiseOp, GlobalConf, GraphBuilder,
-    LayerConf, MultiLayerConfiguration, NeuralNetConfiguration, PoolingType, VertexConf,
-    WorkspaceMode,
+    BackpropType, ComputationGraphConfiguration, ConvolutionMode, ElementWiseOp, GlobalConf,
+    GraphBuilder, LayerConf, MultiLayerConfiguration, NeuralNetConfiguration, PoolingType,
+    VertexConf, WorkspaceMode,
 };
 pub use conf::{
     LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
@@ -50,7 +50,8 @@ pub use error::NnError;
 pub use graph::ComputationGraph;
 pub use input_type::{Accepts, InputType};
 pub use layers::{
-    Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, Saved, StepContext,
+    Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, RecurrentMode,
+    RnnStateSlot, Saved, StepContext,
 };
 pub use layers::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
 pub use listeners::{

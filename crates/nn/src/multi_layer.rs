@@ -3,6 +3,8 @@
 //! training keeps every activation in the all-layers workspace for one iteration, gradients
 //! ping-pong between two pool workspaces, inference holds about two activations.
 
+mod rnn;
+
 use dl4rs_array::{ArrayView, AsView, DataType, NdArray};
 use dl4rs_data::{AsyncDataSetIterator, DataSet, DataSetIterator};
 use dl4rs_eval::{Evaluation, IEvaluation, RegressionEvaluation, Roc, RocMultiClass};

@@ -403,3 +403,43 @@ fn bad_input_is_one_clear_error() {
     // Nothing was half-applied: the network still trains.
     net.fit(&batches()[0]).unwrap();
 }
+
+#[test]
+fn evaluation_counts_each_unmasked_time_step() {
+    let mut net = MultiLayerNetwork::<f32>::new(conf_f32(WorkspaceMode::Enabled)).unwrap();
+    let data = batches();
+    for d in &data {
+        net.fit(d).unwrap();
+    }
+    for d in &data {
+        let mut it = dl4rs_data::InMemoryDataSetIterator::new(d.dup().unwrap(), 8).unwrap();
+        let e = net.evaluate(&mut it).unwrap();
+        // By hand: argmax per unmasked step.
+        let mask = d.labels_mask.as_ref().unwrap();
+        let out = net
+            .output_masked(
+                &d.features,
+                d.features_mask.as_ref().map(AsView::view).as_ref(),
+                false,
+            )
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        let (y, m) = (d.labels.to_vec().unwrap(), mask.to_vec().unwrap());
+        let (b, t) = (mask.shape()[0], mask.shape()[1]);
+        let (mut steps, mut right) = (0u64, 0u64);
+        for r in 0..b {
+            for s in (0..t).filter(|&s| m[r * t + s] != 0.0) {
+                let arg = |v: &[f32]| {
+                    (0..3)
+                        .max_by(|&i, &j| v[(r * 3 + i) * t + s].total_cmp(&v[(r * 3 + j) * t + s]))
+                        .unwrap()
+                };
+                steps += 1;
+                right += u64::from(arg(&out) == arg(&y));
+            }
+        }
+        assert_eq!(e.num_examples(), steps, "one decision per unmasked step");
+        assert!((e.accuracy() - right as f64 / steps as f64).abs() < 1e-12);
+    }
+}

@@ -680,6 +680,24 @@ pub struct GraphBuilder {
 }
 
 impl GraphBuilder {
+    /// Standard backprop or truncated BPTT (DL4J's `backpropType`).
+    pub fn backprop_type(mut self, backprop_type: super::mode::BackpropType) -> Self {
+        self.conf.global.backprop_type = backprop_type;
+        self
+    }
+
+    /// Truncated BPTT: time steps per segment (default 20).
+    pub fn tbptt_forward_length(mut self, steps: usize) -> Self {
+        self.conf.global.tbptt_forward_length = steps;
+        self
+    }
+
+    /// Truncated BPTT: steps backprop goes back from a segment's end (default 20).
+    pub fn tbptt_backward_length(mut self, steps: usize) -> Self {
+        self.conf.global.tbptt_backward_length = steps;
+        self
+    }
+
     pub(crate) fn new(global: GlobalConf) -> GraphBuilder {
         GraphBuilder {
             conf: ComputationGraphConfiguration {

@@ -22,5 +22,5 @@ pub use layer::{
     OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SubsamplingBuilder,
     SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
 };
-pub use mode::{GlobalConf, WorkspaceMode};
+pub use mode::{BackpropType, GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

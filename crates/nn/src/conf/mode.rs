@@ -96,6 +96,44 @@ pub struct GlobalConf {
     /// Default activation.
     #[serde(default)]
     pub activation: Activation,
+    /// Standard backprop, or truncated BPTT over sequences.
+    #[serde(default, skip_serializing_if = "BackpropType::is_standard")]
+    pub backprop_type: BackpropType,
+    /// Truncated BPTT: time steps per segment (DL4J default 20).
+    #[serde(default = "default_tbptt", skip_serializing_if = "is_default_tbptt")]
+    pub tbptt_forward_length: usize,
+    /// Truncated BPTT: steps backprop goes back from a segment's end (DL4J default 20; at
+    /// most the forward length).
+    #[serde(default = "default_tbptt", skip_serializing_if = "is_default_tbptt")]
+    pub tbptt_backward_length: usize,
+}
+
+/// How gradients are computed over sequences (DL4J's `BackpropType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum BackpropType {
+    /// Backprop through the whole series.
+    #[default]
+    Standard,
+    /// Truncated BPTT: the series is fitted in segments of `tbptt_forward_length` steps, the
+    /// recurrent state carried from one segment to the next, gradients cut at segment
+    /// boundaries (and `tbptt_backward_length` steps back from a segment's end), one updater
+    /// step per segment.
+    #[serde(rename = "TruncatedBPTT")]
+    TruncatedBptt,
+}
+
+impl BackpropType {
+    fn is_standard(&self) -> bool {
+        *self == BackpropType::Standard
+    }
+}
+
+fn default_tbptt() -> usize {
+    20
+}
+
+fn is_default_tbptt(n: &usize) -> bool {
+    *n == default_tbptt()
 }
 
 impl Default for GlobalConf {
@@ -109,6 +147,9 @@ impl Default for GlobalConf {
             inference_workspace_mode: WorkspaceMode::Enabled,
             weight_init: WeightInit::XavierNormal,
             activation: Activation::Identity,
+            backprop_type: BackpropType::Standard,
+            tbptt_forward_length: default_tbptt(),
+            tbptt_backward_length: default_tbptt(),
         }
     }
 }
@@ -117,6 +158,13 @@ impl GlobalConf {
     /// Checks the updater and regularization.
     pub fn validate(&self) -> Result<(), NnError> {
         self.updater.validate().map_err(NnError::Config)?;
+        let (f, b) = (self.tbptt_forward_length, self.tbptt_backward_length);
+        if f == 0 || b == 0 || b > f {
+            return Err(NnError::config(format!(
+                "truncated BPTT lengths: expected 0 < tbptt_backward_length <= \
+                 tbptt_forward_length, found forward {f}, backward {b}"
+            )));
+        }
         let r = self.regularization;
         if [r.l1, r.l2, r.weight_decay]
             .iter()

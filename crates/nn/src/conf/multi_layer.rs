@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::GraphBuilder;
 use super::layer::LayerConf;
-use super::mode::{GlobalConf, WorkspaceMode};
+use super::mode::{BackpropType, GlobalConf, WorkspaceMode};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -322,6 +322,25 @@ impl ListBuilder {
     /// layer needs are inserted (DL4J's `setInputType`).
     pub fn set_input_type(mut self, input_type: InputType) -> Self {
         self.conf.input_type = Some(input_type);
+        self
+    }
+
+    /// Standard backprop or truncated BPTT (DL4J's `backpropType`).
+    pub fn backprop_type(mut self, backprop_type: BackpropType) -> Self {
+        self.conf.global.backprop_type = backprop_type;
+        self
+    }
+
+    /// Truncated BPTT: time steps per segment (DL4J's `tBPTTForwardLength`, default 20).
+    pub fn tbptt_forward_length(mut self, steps: usize) -> Self {
+        self.conf.global.tbptt_forward_length = steps;
+        self
+    }
+
+    /// Truncated BPTT: steps backprop goes back from a segment's end (DL4J's
+    /// `tBPTTBackwardLength`, default 20).
+    pub fn tbptt_backward_length(mut self, steps: usize) -> Self {
+        self.conf.global.tbptt_backward_length = steps;
         self
     }
 

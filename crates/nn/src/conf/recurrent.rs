@@ -236,7 +236,7 @@ pub(crate) fn build<T: DataType>(
 ) -> Result<Option<Box<dyn Layer<T>>>, NnError> {
     let size = input.feature_size();
     Ok(Some(match conf {
-        LayerConf::Lstm(c) => Box::new(LstmLayer::new(
+        LayerConf::Lstm(c) => Box::new(LstmLayer::<T>::new(
             c.name.clone(),
             size,
             c.n_out,

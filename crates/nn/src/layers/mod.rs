@@ -57,6 +57,35 @@ pub struct StepContext {
     /// Whether backprop must return `dL/d(input)` (false when the input is a network input:
     /// nobody uses it).
     pub need_input_gradient: bool,
+    /// Where recurrent layers start from and what they keep.
+    pub recurrent: RecurrentMode,
+}
+
+/// Which of a recurrent layer's two carried states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RnnStateSlot {
+    /// The state `rnn_time_step` keeps between calls.
+    TimeStep,
+    /// The state truncated BPTT carries between segments.
+    Tbptt,
+}
+
+/// Where a recurrent layer's state comes from in a pass, and whether it keeps the final one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecurrentMode {
+    /// Every sequence starts from a zero state; nothing is kept (`fit`, `output`).
+    #[default]
+    Fresh,
+    /// `rnn_time_step`: start from the state the previous call left (zeros after
+    /// `rnn_clear_previous_state`) and keep the final state for the next call.
+    TimeStep,
+    /// A truncated-BPTT segment: start from the previous segment's final state (zeros for the
+    /// first) and keep the final state; backprop goes back at most `backward` steps from the
+    /// segment's end and never past its start (the gradient is cut there).
+    Tbptt {
+        /// `tbptt_backward_length`.
+        backward: usize,
+    },
 }
 
 /// The gradient a layer's backward pass starts from.
@@ -291,6 +320,27 @@ pub trait Layer<T: DataType>: Send {
     fn state(&self) -> Vec<(&'static str, Vec<T>)> {
         Vec::new()
     }
+    /// A recurrent layer's carried state (DL4J `rnnGetPreviousState` / `rnnGetTBPTTState`),
+    /// by DL4J key ("prevAct", "prevMemCell"); empty for stateless layers or before a call.
+    fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
+        let _ = slot;
+        Vec::new()
+    }
+    /// Sets one array of a carried state (DL4J `rnnSetPreviousState` / `rnnSetTBPTTState`).
+    fn rnn_set_state(
+        &mut self,
+        slot: RnnStateSlot,
+        key: &str,
+        value: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        let _ = (slot, value);
+        Err(NnError::Input(format!(
+            "{}: no recurrent state named {key:?} (the layer is not recurrent)",
+            self.info().kind
+        )))
+    }
+    /// Forgets the carried states (`rnn_time_step`'s and truncated BPTT's).
+    fn rnn_clear_state(&mut self) {}
     /// Restores state saved by [`Layer::state`].
     fn set_state(&mut self, key: &str, values: &[T]) -> Result<(), NnError> {
         let _ = values;

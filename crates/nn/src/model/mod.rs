@@ -11,7 +11,7 @@ pub(crate) mod workspaces;
 
 pub use params::ParamEntry;
 
-use dl4rs_array::{ArrayView, DataType, NdArray};
+use dl4rs_array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use dl4rs_data::{DataSet, DataSetIterator, MultiDataSet, MultiDataSetIterator};
 use dl4rs_eval::IEvaluation;
 
@@ -377,6 +377,57 @@ impl<T: DataType> EvalBatch<T> {
     }
 }
 
+/// Labels and predictions, as rows.
+type LabelsAndPredictions<T> = (NdArray<T>, NdArray<T>);
+
+/// Labels and predictions with a loss per time step (`[batch, n, time]`) as the rows of
+/// their unmasked steps, `[steps, n]` (DL4J's `evalTimeSeries`: a step is one decision), and
+/// no mask; `None` for other shapes. `mask` is `[batch, time]` (the label mask, else the
+/// feature mask).
+fn time_series_rows<T: DataType>(
+    labels: &ArrayView<'_, T>,
+    out: &ArrayView<'_, T>,
+    mask: Option<ArrayView<'_, T>>,
+) -> Result<Option<LabelsAndPredictions<T>>, NnError> {
+    let (&[b, n, t], &[_, _, _]) = (labels.shape(), out.shape()) else {
+        return Ok(None);
+    };
+    if out.shape() != labels.shape() {
+        return Err(NnError::Input(format!(
+            "evaluation: labels have shape {:?} but the network output has shape {:?}",
+            labels.shape(),
+            out.shape()
+        )));
+    }
+    let keep: Vec<(usize, usize)> = match mask {
+        Some(m) if m.shape() == [b, t] => {
+            let r = m.read()?;
+            (0..b)
+                .flat_map(|e| (0..t).map(move |s| (e, s)))
+                .filter(|&(e, s)| r.get(&[e, s]).is_ok_and(|v| v != T::ZERO))
+                .collect()
+        }
+        Some(m) => {
+            return Err(NnError::Input(format!(
+                "evaluation: the mask has shape {:?}; expected [{b}, {t}] for outputs {:?}",
+                m.shape(),
+                out.shape()
+            )));
+        }
+        None => (0..b).flat_map(|e| (0..t).map(move |s| (e, s))).collect(),
+    };
+    let rows = |a: &ArrayView<'_, T>| -> Result<NdArray<T>, NnError> {
+        let mut r = NdArray::<T>::zeros_detached(&[keep.len(), n])?;
+        for (i, &(e, s)) in keep.iter().enumerate() {
+            r.view_mut()
+                .index_axis(0, i)?
+                .assign(&a.index_axis(0, e)?.index_axis(1, s)?)?;
+        }
+        Ok(r)
+    };
+    Ok(Some((rows(labels)?, rows(out)?)))
+}
+
 pub(crate) fn do_evaluation<T: DataType>(
     core: &mut Core<T>,
     iterator: &mut dyn DataSetIterator<T>,
@@ -402,13 +453,23 @@ pub(crate) fn do_evaluation<T: DataType>(
             let out = outs
                 .first()
                 .ok_or_else(|| NnError::config("the network produced no output"))?;
-            let mask = d.labels_mask.as_ref().map(dl4rs_array::AsView::view);
+            let mask = d
+                .labels_mask
+                .as_ref()
+                .or(d.features_mask.as_ref())
+                .map(dl4rs_array::AsView::view);
+            let labels = dl4rs_array::AsView::view(&d.labels);
+            let out = dl4rs_array::AsView::view(out);
+            let rows = time_series_rows(&labels, &out, mask)?;
             for e in evaluations.iter_mut() {
-                e.eval(
-                    &dl4rs_array::AsView::view(&d.labels),
-                    &dl4rs_array::AsView::view(out),
-                    mask.as_ref(),
-                )?;
+                match &rows {
+                    Some((l, o)) => e.eval(&l.view(), &o.view(), None)?,
+                    None => e.eval(
+                        &labels,
+                        &out,
+                        d.labels_mask.as_ref().map(|m| m.view()).as_ref(),
+                    )?,
+                }
             }
             Ok(())
         },
@@ -455,11 +516,14 @@ pub(crate) fn do_evaluation_multi<T: DataType>(
                     .labels_masks
                     .get(*k)
                     .and_then(|m| m.as_ref().map(dl4rs_array::AsView::view));
-                e.eval(
-                    &dl4rs_array::AsView::view(labels),
-                    &dl4rs_array::AsView::view(&outs[*k]),
-                    mask.as_ref(),
-                )?;
+                let (labels, out) = (
+                    dl4rs_array::AsView::view(labels),
+                    dl4rs_array::AsView::view(&outs[*k]),
+                );
+                match time_series_rows(&labels, &out, mask)? {
+                    Some((l, o)) => e.eval(&l.view(), &o.view(), None)?,
+                    None => e.eval(&labels, &out, mask.as_ref())?,
+                }
             }
             Ok(())
         },

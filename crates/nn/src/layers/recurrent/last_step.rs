@@ -14,7 +14,7 @@ use super::{check_mask, dims3};
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    ACT, Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, Saved, StepContext,
+    ACT, Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, RnnStateSlot, Saved, StepContext,
 };
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
@@ -75,6 +75,23 @@ impl<T: DataType> Layer<T> for LastTimeStepLayer<T> {
 
     fn init_params(&self, params: &mut [T], seed: u64) {
         self.inner.init_params(params, seed);
+    }
+
+    fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
+        self.inner.rnn_state(slot)
+    }
+
+    fn rnn_set_state(
+        &mut self,
+        slot: RnnStateSlot,
+        key: &str,
+        value: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        self.inner.rnn_set_state(slot, key, value)
+    }
+
+    fn rnn_clear_state(&mut self) {
+        self.inner.rnn_clear_state();
     }
 
     fn forward(

@@ -37,13 +37,19 @@ use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, Saved, StepContext,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
+    RnnStateSlot, Saved, StepContext,
 };
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
+/// DL4J's key of the carried output `h` (`LSTM.STATE_KEY_PREV_ACTIVATION`).
+pub const STATE_H: &str = "prevAct";
+/// DL4J's key of the carried cell state `c` (`LSTM.STATE_KEY_PREV_MEMCELL`).
+pub const STATE_C: &str = "prevMemCell";
+
 /// An LSTM layer `n_in → n_out` over sequences.
-pub struct LstmLayer {
+pub struct LstmLayer<T: DataType> {
     info: LayerInfo,
     n_in: usize,
     n_out: usize,
@@ -51,6 +57,39 @@ pub struct LstmLayer {
     gate_activation: Activation,
     weight_init: WeightInit,
     forget_gate_bias_init: f64,
+    /// The state `rnn_time_step` carries between calls.
+    step_state: Option<Carried<T>>,
+    /// The state truncated BPTT carries between segments.
+    tbptt_state: Option<Carried<T>>,
+}
+
+/// A carried state `(h, c)`, each `[batch, n_out]`. Detached arrays, allocated once per batch
+/// size and overwritten in place by each call: the state outlives every workspace cycle of the
+/// calls that produce it (DL4J detaches it too), and reusing it keeps a call allocation-free.
+struct Carried<T: DataType> {
+    h: NdArray<T>,
+    c: NdArray<T>,
+}
+
+impl<T: DataType> Carried<T> {
+    /// Overwrites `slot` with `(h, c)`, allocating only when the batch size changed.
+    fn store(
+        slot: &mut Option<Carried<T>>,
+        h: &ArrayView<'_, T>,
+        c: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        if slot.as_ref().is_none_or(|s| s.h.shape() != h.shape()) {
+            *slot = Some(Carried {
+                h: NdArray::zeros_detached(h.shape())?,
+                c: NdArray::zeros_detached(c.shape())?,
+            });
+        }
+        if let Some(s) = slot {
+            s.h.assign(h)?;
+            s.c.assign(c)?;
+        }
+        Ok(())
+    }
 }
 
 fn unary_of<T: DataType>(a: Activation, what: &str) -> Result<Unary<T>, NnError> {
@@ -63,7 +102,7 @@ fn unary_of<T: DataType>(a: Activation, what: &str) -> Result<Unary<T>, NnError>
     }
 }
 
-impl LstmLayer {
+impl<T: DataType> LstmLayer<T> {
     /// An LSTM `n_in → n_out`; errors for activations it cannot differentiate from outputs.
     pub fn new(
         name: Option<String>,
@@ -74,8 +113,8 @@ impl LstmLayer {
         weight_init: WeightInit,
         forget_gate_bias_init: f64,
     ) -> Result<Self, NnError> {
-        unary_of::<f64>(activation, "activation")?;
-        unary_of::<f64>(gate_activation, "gate activation")?;
+        unary_of::<T>(activation, "activation")?;
+        unary_of::<T>(gate_activation, "gate activation")?;
         let info = LayerInfo::new(
             "LSTM",
             InputType::recurrent(n_in),
@@ -95,12 +134,14 @@ impl LstmLayer {
             gate_activation,
             weight_init,
             forget_gate_bias_init,
+            step_state: None,
+            tbptt_state: None,
         })
     }
 
     /// `(W, RW, b)` views of the layer's parameter slice.
     #[allow(clippy::type_complexity)]
-    fn weights<'a, T: DataType>(
+    fn weights<'a>(
         &self,
         params: &ArrayView<'a, T>,
     ) -> Result<(ArrayView<'a, T>, ArrayView<'a, T>, ArrayView<'a, T>), NnError> {
@@ -112,7 +153,7 @@ impl LstmLayer {
         Ok((w, rw, b))
     }
 
-    fn acts<T: DataType>(&self) -> Result<(Unary<T>, Unary<T>), NnError> {
+    fn acts(&self) -> Result<(Unary<T>, Unary<T>), NnError> {
         Ok((
             unary_of(self.activation, "activation")?,
             unary_of(self.gate_activation, "gate activation")?,
@@ -124,9 +165,62 @@ impl LstmLayer {
     }
 }
 
-impl<T: DataType> Layer<T> for LstmLayer {
+impl<T: DataType> Layer<T> for LstmLayer<T> {
     fn info(&self) -> &LayerInfo {
         &self.info
+    }
+
+    fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
+        let state = match slot {
+            RnnStateSlot::TimeStep => &self.step_state,
+            RnnStateSlot::Tbptt => &self.tbptt_state,
+        };
+        match state {
+            Some(s) => vec![(STATE_H, s.h.view()), (STATE_C, s.c.view())],
+            None => Vec::new(),
+        }
+    }
+
+    fn rnn_set_state(
+        &mut self,
+        slot: RnnStateSlot,
+        key: &str,
+        value: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        let n = self.n_out;
+        let ok = matches!(value.shape(), [_, m] if *m == n);
+        if !ok || ![STATE_H, STATE_C].contains(&key) {
+            return Err(NnError::Input(format!(
+                "LSTM{}: expected state {STATE_H:?} or {STATE_C:?} of shape [batch, {n}], found \
+                 {key:?} of shape {:?}",
+                self.name().map(|n| format!(" \"{n}\"")).unwrap_or_default(),
+                value.shape()
+            )));
+        }
+        let b = value.shape()[0];
+        let state = match slot {
+            RnnStateSlot::TimeStep => &mut self.step_state,
+            RnnStateSlot::Tbptt => &mut self.tbptt_state,
+        };
+        if state.as_ref().is_none_or(|s| s.h.shape()[0] != b) {
+            *state = Some(Carried {
+                h: NdArray::zeros_detached(&[b, n])?,
+                c: NdArray::zeros_detached(&[b, n])?,
+            });
+        }
+        if let Some(s) = state {
+            if key == STATE_H {
+                s.h.assign(value)?;
+            } else {
+                s.c.assign(value)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn rnn_clear_state(&mut self) {
+        self.step_state = None;
+        self.tbptt_state = None;
     }
 
     fn init_params(&self, params: &mut [T], seed: u64) {
@@ -158,7 +252,7 @@ impl<T: DataType> Layer<T> for LstmLayer {
         check_mask(ctx, "LSTM", self.name(), input.mask.as_ref(), &x)?;
         let (b, _, t) = dims3(&x);
         let n = self.n_out;
-        let (act, gate) = self.acts::<T>()?;
+        let (act, gate) = self.acts()?;
         let (w, rw, bias) = self.weights(params)?;
         let layout = LstmCacheLayout {
             steps: t,
@@ -178,15 +272,39 @@ impl<T: DataType> Layer<T> for LstmLayer {
             ops::gemm_into(T::ONE, &xt, &w, T::ZERO, &mut g)?;
             ops::bias_act_into(&mut g, &bias, Unary::Identity, None)?;
         }
-        // The initial state: zeros.
-        layout
-            .cell_mut(cache.view_mut())?
-            .index_axis(0, 0)?
-            .fill(T::ZERO)?;
-        layout
-            .hidden_mut(cache.view_mut())?
-            .index_axis(0, 0)?
-            .fill(T::ZERO)?;
+        // The initial state: zeros, or the one carried from the previous call or segment.
+        let carried = match ctx.recurrent {
+            RecurrentMode::Fresh => None,
+            RecurrentMode::TimeStep => self.step_state.as_ref(),
+            RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
+        };
+        {
+            let mut c0 = layout.cell_mut(cache.view_mut())?.index_axis(0, 0)?;
+            match carried {
+                Some(st) if st.c.shape() == [b, n] => c0.assign(&st.c)?,
+                Some(st) => {
+                    return Err(layer_error(
+                        ctx,
+                        "LSTM",
+                        self.name(),
+                        format!(
+                            "the carried state has batch {} but the input {:?} has batch {b}: \
+                             call rnn_clear_previous_state() before a batch of another size",
+                            st.c.shape()[0],
+                            x.shape()
+                        ),
+                    ));
+                }
+                None => c0.fill(T::ZERO)?,
+            }
+        }
+        {
+            let mut h0 = layout.hidden_mut(cache.view_mut())?.index_axis(0, 0)?;
+            match carried {
+                Some(st) => h0.assign(&st.h)?,
+                None => h0.fill(T::ZERO)?,
+            }
+        }
         let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
         for s in 0..t {
             let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
@@ -208,6 +326,17 @@ impl<T: DataType> Layer<T> for LstmLayer {
             let cv = cache.view();
             let h = layout.hidden(&cv)?.slice_axis(0, 1, t + 1, 1)?;
             out.assign(&h.permute(&[1, 2, 0])?)?;
+        }
+        let slot = match ctx.recurrent {
+            RecurrentMode::Fresh => None,
+            RecurrentMode::TimeStep => Some(&mut self.step_state),
+            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
+        };
+        if let Some(slot) = slot {
+            let cv = cache.view();
+            let h = layout.hidden(&cv)?.index_axis(0, t)?;
+            let c = layout.cell(&cv)?.index_axis(0, t)?;
+            Carried::store(slot, &h, &c)?;
         }
         if let Some(m) = input.mask {
             // Masked steps output 0 (their state was carried, not their output).
@@ -249,7 +378,7 @@ impl<T: DataType> Layer<T> for LstmLayer {
                 ),
             ));
         }
-        let (act, gate) = self.acts::<T>()?;
+        let (act, gate) = self.acts()?;
         let (w, rw, _) = self.weights(params)?;
         let layout = LstmCacheLayout {
             steps: t,
@@ -266,10 +395,20 @@ impl<T: DataType> Layer<T> for LstmLayer {
         })?;
         let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
         let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
+        // Truncated BPTT goes back at most `backward` steps: earlier steps get no gradient.
+        let first = match ctx.recurrent {
+            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
+            _ => 0,
+        };
         let mut dz = mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[t * b, 4 * n])?;
+        if first > 0 {
+            dz.view_mut()
+                .slice_axis(0, 0, first * b, 1)?
+                .fill(T::ZERO)?;
+        }
         let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
         let mut dc = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
-        for s in (0..t).rev() {
+        for s in (first..t).rev() {
             let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let m = match &mask_t {
                 Some(mt) => Some(mt.view().index_axis(0, s)?),

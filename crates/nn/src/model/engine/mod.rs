@@ -17,13 +17,14 @@ use dl4rs_memory::Workspace;
 
 mod backward;
 mod forward;
+mod recurrent;
 
 use super::params::ParamStore;
 use super::workspaces::{NetWorkspaces, Schedule, Src};
-use crate::conf::{GlobalConf, VertexConf, WorkspaceMode};
+use crate::conf::{BackpropType, GlobalConf, VertexConf, WorkspaceMode};
 use crate::error::NnError;
 use crate::input_type::InputType;
-use crate::layers::{Layer, StepContext};
+use crate::layers::{Layer, RecurrentMode, StepContext};
 use crate::loss::LossFunction;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
@@ -156,6 +157,8 @@ pub(crate) struct Engine<T: DataType> {
     pub iteration: u64,
     pub epoch: u64,
     pub score: f64,
+    /// What recurrent layers start from in the current pass (see [`RecurrentMode`]).
+    pub rnn_mode: RecurrentMode,
 }
 
 impl<T: DataType> Engine<T> {
@@ -225,6 +228,7 @@ impl<T: DataType> Engine<T> {
             iteration: 0,
             epoch: 0,
             score: f64::NAN,
+            rnn_mode: RecurrentMode::Fresh,
         };
         engine.init_params(&seeds)?;
         Ok(engine)
@@ -396,6 +400,7 @@ impl<T: DataType> Engine<T> {
             index,
             batch,
             need_input_gradient: true,
+            recurrent: self.rnn_mode,
         }
     }
 
@@ -462,6 +467,13 @@ impl<T: DataType> Engine<T> {
 
     /// One training step on `batch`: forward, loss, backprop, updater. Returns the score.
     pub fn fit_batch(&mut self, batch: &Batch<'_, T>) -> Result<f64, NnError> {
+        if self.global.backprop_type == BackpropType::TruncatedBptt {
+            let (f, b) = (
+                self.global.tbptt_forward_length,
+                self.global.tbptt_backward_length,
+            );
+            return self.fit_tbptt(batch, f, b);
+        }
         let score = {
             let _all = if self.training_enabled() {
                 Some(NetWorkspaces::scope(&self.ws.all_act)?)
