@@ -15,11 +15,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use dl4rs::array::{ArrayView, DataType};
 use dl4rs::data::normalizer::{DataNormalization, Normalizer, PreProcessedIterator};
 use dl4rs::data::records::{SequenceRecordReaderDataSetIterator, SequenceSplit};
 use dl4rs::data::{AsyncDataSetIterator, DataSetIterator, fashion_mnist};
-use dl4rs::eval::{EvalError, Evaluation, IEvaluation};
+use dl4rs::eval::Evaluation;
 use dl4rs::memory::CountingAllocator;
 use dl4rs::nn::{InputType, Model, ModelSerializer};
 
@@ -220,12 +219,10 @@ fn evaluate_split(
         Some(names) => Evaluation::with_labels(names.to_vec()),
         None => Evaluation::new(classes),
     };
+    // Per-step outputs are evaluated at their unmasked steps (the network's do_evaluation
+    // does DL4J's evalTimeSeries): with AlignEnd, each sequence's last step.
     let mut it = batches(split, 500, classes, None, per_sequence, normalizer)?;
-    if per_sequence {
-        net.do_evaluation(it.as_mut(), &mut [&mut eval])?;
-    } else {
-        net.do_evaluation(it.as_mut(), &mut [&mut TimeSeriesEval(&mut eval)])?;
-    }
+    net.do_evaluation(it.as_mut(), &mut [&mut eval])?;
     Ok(eval)
 }
 
@@ -362,68 +359,4 @@ pub fn train(
     println!("model saved to {}", args.out.display());
     println!("test accuracy: {:.2}%", eval.accuracy() * 100.0);
     Ok(())
-}
-
-/// DL4J's `evalTimeSeries` for a per-step output (`RnnOutputLayer`): labels and predictions
-/// `[batch, classes, time]` and the labels mask `[batch, time]` are evaluated one time step at
-/// a time, as `[batch, classes]` views with a per-example mask, so every unmasked step counts
-/// once (with AlignEnd, each sequence's last step: one prediction per sequence). Views only:
-/// nothing is copied or allocated.
-struct TimeSeriesEval<'a>(&'a mut Evaluation);
-
-fn time_step<'v, T: DataType>(
-    a: &ArrayView<'v, T>,
-    axis: usize,
-    t: usize,
-) -> Result<ArrayView<'v, T>, EvalError> {
-    a.index_axis(axis, t).map_err(|e| EvalError::Array {
-        op: "TimeSeriesEval::eval",
-        what: "time step",
-        source: Box::new(e),
-    })
-}
-
-impl<T: DataType> IEvaluation<T> for TimeSeriesEval<'_> {
-    fn eval(
-        &mut self,
-        labels: &ArrayView<'_, T>,
-        predictions: &ArrayView<'_, T>,
-        mask: Option<&ArrayView<'_, T>>,
-    ) -> Result<(), EvalError> {
-        if labels.shape().len() != 3 {
-            return self.0.eval(labels, predictions, mask);
-        }
-        let steps = labels.shape()[2];
-        if predictions.shape() != labels.shape() {
-            return Err(EvalError::ShapeMismatch {
-                op: "TimeSeriesEval::eval",
-                labels: labels.shape().to_vec(),
-                predictions: predictions.shape().to_vec(),
-            });
-        }
-        for t in 0..steps {
-            let m = match mask {
-                Some(m) => Some(time_step(m, 1, t)?),
-                None => None,
-            };
-            self.0.eval(
-                &time_step(labels, 2, t)?,
-                &time_step(predictions, 2, t)?,
-                m.as_ref(),
-            )?;
-        }
-        Ok(())
-    }
-
-    fn reset(&mut self) {
-        self.0.reset();
-    }
-
-    fn stats(&self) -> String {
-        self.0.stats()
-    }
-
-    fn as_any(&self) -> &dyn std::any::Any {
-        &*self.0
-    }
 }
