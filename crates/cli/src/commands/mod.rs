@@ -8,6 +8,7 @@ pub mod conv_bench;
 pub mod graph_bench;
 pub mod inspect;
 pub mod process;
+pub mod progress;
 pub mod report;
 pub mod rnn_bench;
 pub mod rnn_model;
