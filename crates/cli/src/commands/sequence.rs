@@ -132,6 +132,15 @@ fn build(args: &TrainArgs, data: &SequenceData) -> Result<Box<dyn Model<f32>>, C
             data.classes,
             args.workspaces.map(Into::into),
         )?,
+        // On sequences the built-in network is the LSTM (the default `--model mlp` included:
+        // an MLP reads rows); LeNet reads images.
+        None if args.model == ModelArg::Lenet => {
+            return Err(CliError::Usage(
+                "--model lenet reads images; sequence data trains --model lstm (the default \
+                 here) or a --config"
+                    .into(),
+            ));
+        }
         None => super::rnn_model::lstm_classifier(args, data.channels, data.classes)?,
     };
     let source = args

@@ -130,7 +130,7 @@ pub enum ModelArg {
     Lenet,
     /// An LSTM sequence classifier for data in DL4J's CSV sequence layout (`--data DIR` with
     /// `train/` and `test/`; default: the bundled Fashion-MNIST rows): LSTM 64 (tanh), the
-    /// last unmasked step, softmax output.
+    /// last unmasked step, softmax output. The built-in for any sequence directory.
     Lstm,
 }
 
