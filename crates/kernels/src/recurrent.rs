@@ -178,6 +178,80 @@ pub fn lstm_cell_backward<T: Float>(
     Ok(())
 }
 
+/// One step of a simple recurrent layer forward: `h = act(z)` per row (`z = x·W + h_prev·RW +
+/// b`, `[batch, hidden]`), or `h = h_prev` for a row masked 0.
+pub fn rnn_cell_forward<T: Float>(
+    z: &[T],
+    h_prev: &[T],
+    h: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "rnn_cell_forward",
+        &[
+            ("z", z.len(), n),
+            ("h_prev", h_prev.len(), n),
+            ("h", h.len(), n),
+        ],
+        batch,
+        mask,
+    )?;
+    for r in 0..batch {
+        let row = r * n..(r + 1) * n;
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            h[row.clone()].copy_from_slice(&h_prev[row]);
+        } else {
+            h[row.clone()].copy_from_slice(&z[row.clone()]);
+            unary_assign(act, &mut h[row]);
+        }
+    }
+    Ok(())
+}
+
+/// One step of a simple recurrent layer backward, from the step's output `h`: `dz = (eps +
+/// dh) ⊙ act'(h)` per unmasked row and `dh` set to 0 (the caller adds `dz·RWᵀ`); a masked
+/// row gets `dz = 0` and keeps `dh` (its state was copied).
+#[allow(clippy::too_many_arguments)]
+pub fn rnn_cell_backward<T: Float>(
+    h: &[T],
+    eps: &[T],
+    dh: &mut [T],
+    dz: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "rnn_cell_backward",
+        &[
+            ("h", h.len(), n),
+            ("eps", eps.len(), n),
+            ("dh", dh.len(), n),
+            ("dz", dz.len(), n),
+        ],
+        batch,
+        mask,
+    )?;
+    for r in 0..batch {
+        let row = r * n..(r + 1) * n;
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            dz[row].fill(T::ZERO);
+            continue;
+        }
+        for j in row {
+            dz[j] = (eps[j] + dh[j]) * act.derivative(h[j]);
+            dh[j] = T::ZERO;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

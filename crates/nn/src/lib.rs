@@ -44,16 +44,20 @@ pub use conf::{
     VertexConf, WorkspaceMode,
 };
 pub use conf::{
-    LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
+    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
 };
 pub use error::NnError;
 pub use graph::ComputationGraph;
 pub use input_type::{Accepts, InputType};
 pub use layers::{
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, RnnOutputLayer,
+    SimpleRnnLayer,
+};
+pub use layers::{
     Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, RecurrentMode,
     RnnStateSlot, Saved, StepContext,
 };
-pub use layers::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
 pub use listeners::{
     CheckpointListener, IterationInfo, PerformanceListener, ScoreIterationListener,
     TrainingListener,

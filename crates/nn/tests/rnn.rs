@@ -270,6 +270,33 @@ fn conf_f32(mode: WorkspaceMode) -> MultiLayerConfiguration {
     conf
 }
 
+/// Every recurrent layer and wrapper in one stack.
+fn every_layer(mode: WorkspaceMode) -> MultiLayerConfiguration {
+    NeuralNetConfiguration::builder()
+        .seed(4)
+        .updater(Updater::adam(1e-2))
+        .training_workspace_mode(mode)
+        .inference_workspace_mode(mode)
+        .list()
+        .layer(LayerConf::simple_rnn(6).build())
+        .layer(LayerConf::bidirectional(
+            BidirectionalMode::Mul,
+            LayerConf::lstm(5).build(),
+        ))
+        .layer(LayerConf::bidirectional(
+            BidirectionalMode::Concat,
+            LayerConf::lstm(3).build(),
+        ))
+        .layer(
+            LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                .activation(Activation::Softmax)
+                .build(),
+        )
+        .set_input_type(InputType::recurrent(4))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn workspaces_enabled_and_none_train_bit_identically() {
     let data = batches();
@@ -297,6 +324,18 @@ fn workspaces_enabled_and_none_train_bit_identically() {
     };
     let (a, b) = (train(WorkspaceMode::Enabled), train(WorkspaceMode::None));
     assert_eq!(a.0, b.0, "scores");
+    assert!(a.1 == b.1, "parameters differ");
+    let train_every = |mode| {
+        let mut net = MultiLayerNetwork::<f32>::new(every_layer(mode)).unwrap();
+        for d in &data {
+            net.fit(d).unwrap();
+        }
+        (net.last_score().to_bits(), net.params().to_vec().unwrap())
+    };
+    assert!(
+        train_every(WorkspaceMode::Enabled) == train_every(WorkspaceMode::None),
+        "every layer: Enabled vs None"
+    );
     assert!(a.1 == b.1, "parameters differ");
     assert!(a.2 == b.2, "outputs differ");
     assert!(a.0.first() != a.0.last(), "training changed nothing");

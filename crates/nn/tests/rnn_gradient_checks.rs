@@ -176,3 +176,112 @@ fn lstm_into_global_pooling() {
         .unwrap();
     check(conf, &data, "LSTM, GlobalPooling(avg), masked");
 }
+
+#[test]
+fn simple_rnn_with_and_without_masks() {
+    let conf = |act: Activation| {
+        NeuralNetConfiguration::builder()
+            .seed(6)
+            .weight_init(WeightInit::XavierUniform)
+            .list()
+            .layer(LayerConf::simple_rnn(4).activation(act).build())
+            .layer(LayerConf::lstm(3).build())
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                    .activation(Activation::Softmax)
+                    .build(),
+            )
+            .set_input_type(InputType::recurrent(2))
+            .build()
+            .unwrap()
+    };
+    let plain = sequences(3, 2, 3, 5, 12);
+    check(conf(Activation::Tanh), &plain, "SimpleRnn");
+    check(conf(Activation::Sigmoid), &plain, "SimpleRnn (sigmoid)");
+    for align_end in [false, true] {
+        let m = mask(&[5, 1, 3], 5, align_end);
+        let data = sequences(3, 2, 3, 5, 13)
+            .with_masks(Some(m.dup().unwrap()), Some(m))
+            .unwrap();
+        check(
+            conf(Activation::Tanh),
+            &data,
+            &format!("SimpleRnn, masked (align end {align_end})"),
+        );
+    }
+    let classifier = NeuralNetConfiguration::builder()
+        .seed(8)
+        .list()
+        .layer(LayerConf::last_time_step(LayerConf::simple_rnn(4).build()))
+        .layer(LayerConf::output(LossFunction::Mse, 2))
+        .set_input_type(InputType::recurrent(3))
+        .build()
+        .unwrap();
+    let x = NdArray::<f64>::rand_uniform(&[2, 3, 4], -1.0, 1.0, 14).unwrap();
+    let y = NdArray::from_slice(&[2, 2], &[0.3, -0.2, 0.5, 0.1]).unwrap();
+    let data = DataSet::new(x, y)
+        .unwrap()
+        .with_masks(Some(mask(&[4, 2], 4, false)), None)
+        .unwrap();
+    check(classifier, &data, "LastTimeStep(SimpleRnn), masked");
+}
+
+#[test]
+fn bidirectional_in_every_mode() {
+    for mode in [
+        BidirectionalMode::Concat,
+        BidirectionalMode::Add,
+        BidirectionalMode::Mul,
+        BidirectionalMode::Average,
+    ] {
+        let conf = NeuralNetConfiguration::builder()
+            .seed(10)
+            .weight_init(WeightInit::XavierUniform)
+            .list()
+            .layer(LayerConf::bidirectional(mode, LayerConf::lstm(3).build()))
+            .layer(LayerConf::bidirectional(
+                mode,
+                LayerConf::simple_rnn(2).build(),
+            ))
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                    .activation(Activation::Softmax)
+                    .build(),
+            )
+            .set_input_type(InputType::recurrent(2))
+            .build()
+            .unwrap();
+        let m = mask(&[5, 2, 4], 5, false);
+        let data = sequences(3, 2, 3, 5, 15)
+            .with_masks(Some(m.dup().unwrap()), Some(m))
+            .unwrap();
+        check(
+            conf.clone(),
+            &sequences(2, 2, 3, 4, 16),
+            &format!("Bidirectional {mode:?}"),
+        );
+        check(conf, &data, &format!("Bidirectional {mode:?}, masked"));
+    }
+    let classifier = NeuralNetConfiguration::builder()
+        .seed(2)
+        .list()
+        .layer(LayerConf::last_time_step(LayerConf::bidirectional(
+            BidirectionalMode::Concat,
+            LayerConf::lstm(3).build(),
+        )))
+        .layer(LayerConf::output(LossFunction::Mse, 2))
+        .set_input_type(InputType::recurrent(2))
+        .build()
+        .unwrap();
+    let x = NdArray::<f64>::rand_uniform(&[2, 2, 5], -1.0, 1.0, 17).unwrap();
+    let y = NdArray::from_slice(&[2, 2], &[0.3, -0.2, 0.5, 0.1]).unwrap();
+    let data = DataSet::new(x, y)
+        .unwrap()
+        .with_masks(Some(mask(&[5, 3], 5, true)), None)
+        .unwrap();
+    check(
+        classifier,
+        &data,
+        "LastTimeStep(Bidirectional(LSTM)), masked",
+    );
+}

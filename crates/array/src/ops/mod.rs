@@ -23,7 +23,10 @@ pub use layer::{
     unary_grad_into,
 };
 pub use linalg::{gemm_into, matmul};
-pub use recurrent::{LstmCacheLayout, lstm_step_backward_into, lstm_step_forward_into};
+pub use recurrent::{
+    LstmCacheLayout, lstm_step_backward_into, lstm_step_forward_into, rnn_step_backward_into,
+    rnn_step_forward_into,
+};
 pub use reduce::{
     Reduction, argmax_axis, log_softmax, reduce_axis, reduce_axis_into, softmax, softmax_into,
     sum_all,

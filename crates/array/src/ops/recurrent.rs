@@ -321,3 +321,80 @@ pub fn lstm_step_backward_into<T: DataType>(
         })
     })
 }
+
+/// Step `step` of a simple recurrent layer forward: `states` (`[steps + 1, batch, hidden]`,
+/// contiguous) holds the initial state and then each step's; `z` (`[batch, hidden]`) is the
+/// step's `x·W + h_prev·RW + b`. Writes `states[step + 1] = act(z)` (the previous state for
+/// rows masked 0).
+pub fn rnn_step_forward_into<T: DataType>(
+    states: &mut impl AsViewMut<T>,
+    step: usize,
+    z: &impl AsView<T>,
+    mask: Option<&ArrayView<'_, T>>,
+    act: Unary<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "rnn_step_forward";
+    check_output_grads(OP, act, act)?;
+    let states = states.view_mut();
+    let &[steps1, b, n] = states.layout.shape().dims() else {
+        return Err(invalid(OP, "the states must be [steps + 1, batch, hidden]"));
+    };
+    if step + 1 >= steps1 || !states.layout.is_c_contiguous() {
+        return Err(invalid(
+            OP,
+            format!("step {step} of {steps1} - 1 states (contiguous)"),
+        ));
+    }
+    let z = z.view();
+    contiguous_len(OP, "z", &z, b * n)?;
+    if let Some(m) = mask {
+        contiguous_len(OP, "mask", m, b)?;
+    }
+    let bn = b * n;
+    let offset = states.layout.offset();
+    let mut w = states.buf.write()?;
+    let all = &mut w[offset + step * bn..offset + (step + 2) * bn];
+    let (h_prev, h) = all.split_at_mut(bn);
+    with_contiguous(&z, |zs| match mask {
+        Some(m) => with_contiguous(m, |m| {
+            Ok(k::rnn_cell_forward(zs, h_prev, h, Some(m), b, n, act)?)
+        }),
+        None => Ok(k::rnn_cell_forward(zs, h_prev, h, None, b, n, act)?),
+    })
+}
+
+/// Step `step` of a simple recurrent layer backward (see `dl4rs_kernels::rnn_cell_backward`):
+/// `h` is the step's output state `[batch, hidden]`, `eps` its output gradient; `dh` holds the
+/// state gradient from the next step; `dz` receives the pre-activation gradient.
+pub fn rnn_step_backward_into<T: DataType>(
+    h: &impl AsView<T>,
+    eps: &impl AsView<T>,
+    dh: &mut impl AsViewMut<T>,
+    dz: &mut impl AsViewMut<T>,
+    mask: Option<&ArrayView<'_, T>>,
+    act: Unary<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "rnn_step_backward";
+    check_output_grads(OP, act, act)?;
+    let (h, eps) = (h.view(), eps.view());
+    let shape = *h.layout.shape();
+    let &[b, n] = shape.dims() else {
+        return Err(invalid(OP, "h must be [batch, hidden]"));
+    };
+    contiguous_len(OP, "eps", &eps, b * n)?;
+    if let Some(m) = mask {
+        contiguous_len(OP, "mask", m, b)?;
+    }
+    with_contiguous(&h, |hs| {
+        with_contiguous(&eps, |e| {
+            super::with_output(OP, dz, &shape, |z| {
+                super::with_output(OP, dh, &shape, |d| match mask {
+                    Some(mv) => with_contiguous(mv, |m| {
+                        Ok(k::rnn_cell_backward(hs, e, d, z, Some(m), b, n, act)?)
+                    }),
+                    None => Ok(k::rnn_cell_backward(hs, e, d, z, None, b, n, act)?),
+                })
+            })
+        })
+    })
+}

@@ -89,6 +89,12 @@ pub enum VertexConf {
         #[serde(default = "default_l2_eps")]
         eps: f64,
     },
+    /// Each example's last unmasked time step: `[batch, n, time]` → `[batch, n]`.
+    #[serde(rename = "LastTimeStepVertex")]
+    LastTimeStep,
+    /// Rows (input 0) repeated at every step of a reference sequence (input 1).
+    #[serde(rename = "DuplicateToTimeSeriesVertex")]
+    DuplicateToTimeSeries,
     /// A preprocessor as a vertex.
     #[serde(rename = "PreprocessorVertex")]
     Preprocessor {
@@ -136,6 +142,16 @@ impl VertexConf {
             eps: default_l2_eps(),
         }
     }
+    /// Each example's last unmasked time step.
+    pub fn last_time_step() -> VertexConf {
+        VertexConf::LastTimeStep
+    }
+
+    /// Rows (first input) repeated at every step of the sequence given as second input.
+    pub fn duplicate_to_time_series() -> VertexConf {
+        VertexConf::DuplicateToTimeSeries
+    }
+
     /// A preprocessor vertex.
     pub fn preprocessor(preprocessor: InputPreProcessor) -> VertexConf {
         VertexConf::Preprocessor { preprocessor }
@@ -154,6 +170,8 @@ impl VertexConf {
             VertexConf::Unstack { .. } => "UnstackVertex",
             VertexConf::L2Normalize { .. } => "L2NormalizeVertex",
             VertexConf::Preprocessor { .. } => "PreprocessorVertex",
+            VertexConf::LastTimeStep => "LastTimeStepVertex",
+            VertexConf::DuplicateToTimeSeries => "DuplicateToTimeSeriesVertex",
         }
     }
 
@@ -173,6 +191,7 @@ impl VertexConf {
                 op: ElementWiseOp::Subtract,
             } => (2, 2),
             VertexConf::ElementWise { .. } => (1, usize::MAX),
+            VertexConf::DuplicateToTimeSeries => (2, 2),
             _ => (1, 1),
         }
     }
@@ -241,6 +260,25 @@ impl VertexConf {
                 Ok(first.with_axis1(first.axis1()))
             }
             VertexConf::Preprocessor { preprocessor } => preprocessor.output_type(&first),
+            VertexConf::LastTimeStep => match first {
+                InputType::Recurrent { size, .. } => Ok(InputType::feed_forward(size)),
+                other => Err(format!("reads a sequence [batch, n, time], found {other}")),
+            },
+            VertexConf::DuplicateToTimeSeries => match (first, inputs[1]) {
+                (
+                    InputType::FeedForward { size },
+                    InputType::Recurrent {
+                        time_series_length, ..
+                    },
+                ) => Ok(InputType::Recurrent {
+                    size,
+                    time_series_length,
+                }),
+                (a, b) => Err(format!(
+                    "reads rows [batch, n] and a reference sequence [batch, m, time], found {a} \
+                     and {b}"
+                )),
+            },
         }
     }
 }

@@ -10,7 +10,8 @@ pub use super::conv::{
     UpsamplingConf, ZeroPaddingConf,
 };
 pub use super::recurrent::{
-    LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder, RnnOutputConf,
+    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
+    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -156,6 +157,8 @@ pub enum LayerConf {
     /// See [`LstmConf`].
     #[serde(rename = "LSTM")]
     Lstm(LstmConf),
+    /// See [`SimpleRnnConf`].
+    SimpleRnn(SimpleRnnConf),
     /// See [`RnnOutputConf`].
     #[serde(rename = "RnnOutputLayer")]
     RnnOutput(RnnOutputConf),
@@ -164,6 +167,8 @@ pub enum LayerConf {
     RnnLoss(RnnLossConf),
     /// See [`LastTimeStepConf`].
     LastTimeStep(LastTimeStepConf),
+    /// See [`BidirectionalConf`].
+    Bidirectional(BidirectionalConf),
 }
 
 impl LayerConf {
@@ -327,9 +332,11 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => &mut c.name,
             LayerConf::Upsampling2D(c) => &mut c.name,
             LayerConf::Lstm(c) => &mut c.name,
+            LayerConf::SimpleRnn(c) => &mut c.name,
             LayerConf::RnnOutput(c) => &mut c.name,
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
+            LayerConf::Bidirectional(c) => &mut c.name,
         };
         *slot = Some(name.to_string());
         self
@@ -352,9 +359,11 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => c.name.as_deref(),
             LayerConf::Upsampling2D(c) => c.name.as_deref(),
             LayerConf::Lstm(c) => c.name.as_deref(),
+            LayerConf::SimpleRnn(c) => c.name.as_deref(),
             LayerConf::RnnOutput(c) => c.name.as_deref(),
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::Bidirectional(c) => c.name.as_deref().or_else(|| c.layer.name()),
         }
     }
 
@@ -375,9 +384,11 @@ impl LayerConf {
             LayerConf::Cropping2D(_) => "Cropping2D",
             LayerConf::Upsampling2D(_) => "Upsampling2D",
             LayerConf::Lstm(_) => "LSTM",
+            LayerConf::SimpleRnn(_) => "SimpleRnn",
             LayerConf::RnnOutput(_) => "RnnOutputLayer",
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
+            LayerConf::Bidirectional(_) => "Bidirectional",
         }
     }
 
@@ -398,9 +409,11 @@ impl LayerConf {
                 None
             }
             LayerConf::Lstm(c) => c.n_in,
+            LayerConf::SimpleRnn(c) => c.n_in,
             LayerConf::RnnOutput(c) => c.n_in,
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
+            LayerConf::Bidirectional(c) => c.layer.n_in(),
         }
     }
 
@@ -412,8 +425,16 @@ impl LayerConf {
             LayerConf::Convolution(c) => Some(c.n_out),
             LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
             LayerConf::Lstm(c) => Some(c.n_out),
+            LayerConf::SimpleRnn(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
+            LayerConf::Bidirectional(c) => c.layer.n_out().map(|n| {
+                if c.mode == crate::layers::BidirectionalMode::Concat {
+                    2 * n
+                } else {
+                    n
+                }
+            }),
             _ => self.n_in(),
         }
     }
@@ -489,9 +510,11 @@ impl LayerConf {
             | LayerConf::Cropping2D(_)
             | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
             LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => Accepts::Recurrent,
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => Accepts::Recurrent,
             _ => Accepts::FeedForward,
         }
     }
@@ -515,11 +538,15 @@ impl LayerConf {
             LayerConf::Lstm(c) => {
                 c.weight_init.get_or_insert(weight_init);
             }
+            LayerConf::SimpleRnn(c) => {
+                c.weight_init.get_or_insert(weight_init);
+            }
             LayerConf::RnnOutput(c) => {
                 c.activation.get_or_insert(activation);
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::LastTimeStep(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::Bidirectional(c) => c.layer.apply_defaults(activation, weight_init),
             _ => {}
         }
     }
@@ -606,9 +633,11 @@ impl LayerConf {
             | LayerConf::Cropping2D(_)
             | LayerConf::Upsampling2D(_)
             | LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => {
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => {
                 return Err(NnError::config(format!(
                     "{label}: internal inference order"
                 )));
@@ -676,9 +705,11 @@ impl LayerConf {
             LayerConf::Cropping2D(c) => Box::new(SpatialLayer::cropping(c, input)?),
             LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
             LayerConf::Lstm(_)
+            | LayerConf::SimpleRnn(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_) => {
+            | LayerConf::LastTimeStep(_)
+            | LayerConf::Bidirectional(_) => {
                 return Err(NnError::config("recurrent layer: internal build order"));
             }
         })

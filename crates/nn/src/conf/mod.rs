@@ -16,10 +16,11 @@ pub use graph::{
     ComputationGraphConfiguration, ElementWiseOp, GraphBuilder, GraphVertexConf, VertexConf,
 };
 pub use layer::{
-    ActivationConf, BatchNormConf, ConvolutionBuilder, ConvolutionConf, ConvolutionMode,
-    CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder, DepthwiseConvolutionConf, DropoutConf,
-    GlobalPoolingConf, LastTimeStepConf, LayerConf, LossConf, LstmBuilder, LstmConf, OutputBuilder,
-    OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SubsamplingBuilder,
+    ActivationConf, BatchNormConf, BidirectionalConf, ConvolutionBuilder, ConvolutionConf,
+    ConvolutionMode, CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder,
+    DepthwiseConvolutionConf, DropoutConf, GlobalPoolingConf, LastTimeStepConf, LayerConf,
+    LossConf, LstmBuilder, LstmConf, OutputBuilder, OutputConf, PoolingType, RnnLossConf,
+    RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf, SubsamplingBuilder,
     SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
 };
 pub use mode::{BackpropType, GlobalConf, WorkspaceMode};

@@ -8,7 +8,10 @@ use super::layer::LayerConf;
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
-use crate::layers::{LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer};
+use crate::layers::{
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer,
+    SimpleRnnLayer,
+};
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use dl4rs_array::DataType;
@@ -46,6 +49,25 @@ pub struct LstmConf {
     /// Initial bias of the forget gate (DL4J default 1.0; the other biases start at 0).
     #[serde(default = "default_forget_bias")]
     pub forget_gate_bias_init: f64,
+}
+
+/// DL4J's `SimpleRnn`: `h_t = act(x_t·W + h_{t-1}·RW + b)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimpleRnnConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Units.
+    pub n_out: usize,
+    /// Activation; tanh when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Weight initialization of `W` and `RW`; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
 }
 
 /// A dense layer and a loss at every time step.
@@ -88,6 +110,19 @@ pub struct RnnLossConf {
     pub n: Option<usize>,
 }
 
+/// A recurrent layer run forward and backward in time, outputs combined per step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BidirectionalConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// How the two directions combine.
+    #[serde(default)]
+    pub mode: BidirectionalMode,
+    /// The wrapped recurrent layer (each direction gets its own copy and parameters).
+    pub layer: Box<LayerConf>,
+}
+
 /// The last unmasked time step of a recurrent layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastTimeStepConf {
@@ -109,6 +144,17 @@ impl LayerConf {
             gate_activation: default_gate(),
             weight_init: None,
             forget_gate_bias_init: default_forget_bias(),
+        })
+    }
+
+    /// A simple recurrent layer with `n_out` units (tanh).
+    pub fn simple_rnn(n_out: usize) -> SimpleRnnBuilder {
+        SimpleRnnBuilder(SimpleRnnConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            weight_init: None,
         })
     }
 
@@ -135,6 +181,15 @@ impl LayerConf {
         })
     }
 
+    /// The recurrent layer `inner` in both directions, combined by `mode`.
+    pub fn bidirectional(mode: BidirectionalMode, inner: impl Into<LayerConf>) -> LayerConf {
+        LayerConf::Bidirectional(BidirectionalConf {
+            name: None,
+            mode,
+            layer: Box::new(inner.into()),
+        })
+    }
+
     /// The last unmasked step of the recurrent layer `inner`.
     pub fn last_time_step(inner: impl Into<LayerConf>) -> LayerConf {
         LayerConf::LastTimeStep(LastTimeStepConf {
@@ -145,7 +200,10 @@ impl LayerConf {
 
     /// Whether this is a recurrent layer (sequences in, sequences out, state over time).
     pub fn is_recurrent(&self) -> bool {
-        matches!(self, LayerConf::Lstm(_))
+        matches!(
+            self,
+            LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Bidirectional(_)
+        )
     }
 }
 
@@ -198,6 +256,13 @@ pub(crate) fn infer(
             }
             with_size(input, c.n_out)
         }
+        LayerConf::SimpleRnn(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
         LayerConf::RnnOutput(c) => {
             c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
             if c.n_out == 0 {
@@ -208,6 +273,25 @@ pub(crate) fn infer(
         LayerConf::RnnLoss(c) => {
             c.n = Some(check_n_in(c.n, recurrent_size(input, label)?, label)?);
             *input
+        }
+        LayerConf::Bidirectional(c) => {
+            if !matches!(*c.layer, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_)) {
+                return Err(NnError::config(format!(
+                    "{label}: Bidirectional wraps a recurrent layer (LSTM, SimpleRnn), not {}",
+                    c.layer.kind()
+                )));
+            }
+            match c.layer.infer(input, label)? {
+                InputType::Recurrent { size, .. } if c.mode == BidirectionalMode::Concat => {
+                    with_size(input, 2 * size)
+                }
+                InputType::Recurrent { size, .. } => with_size(input, size),
+                other => {
+                    return Err(NnError::config(format!(
+                        "{label}: the wrapped layer outputs {other}, not sequences"
+                    )));
+                }
+            }
         }
         LayerConf::LastTimeStep(c) => {
             if !c.layer.is_recurrent() {
@@ -245,6 +329,13 @@ pub(crate) fn build<T: DataType>(
             c.weight_init.unwrap_or_default(),
             c.forget_gate_bias_init,
         )?),
+        LayerConf::SimpleRnn(c) => Box::new(SimpleRnnLayer::<T>::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or(Activation::Tanh),
+            c.weight_init.unwrap_or_default(),
+        )?),
         LayerConf::RnnOutput(c) => Box::new(RnnOutputLayer::new(
             c.name.clone(),
             size,
@@ -260,6 +351,12 @@ pub(crate) fn build<T: DataType>(
             c.activation,
             c.loss,
         )),
+        LayerConf::Bidirectional(c) => Box::new(BidirectionalLayer::new(
+            c.name.clone(),
+            c.mode,
+            c.layer.build::<T>(input)?,
+            c.layer.build::<T>(input)?,
+        )?),
         LayerConf::LastTimeStep(c) => Box::new(LastTimeStepLayer::new(
             c.name.clone(),
             c.layer.build::<T>(input)?,
@@ -279,8 +376,13 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
                 .saturating_mul(g)
                 .saturating_add(g)
         }
+        LayerConf::SimpleRnn(c) => n_in(c.n_in)
+            .saturating_add(c.n_out)
+            .saturating_mul(c.n_out)
+            .saturating_add(c.n_out),
         LayerConf::RnnOutput(c) => n_in(c.n_in).saturating_mul(c.n_out).saturating_add(c.n_out),
         LayerConf::RnnLoss(_) => 0,
+        LayerConf::Bidirectional(c) => c.layer.num_params().saturating_mul(2),
         LayerConf::LastTimeStep(c) => c.layer.num_params(),
         _ => return None,
     })
@@ -324,6 +426,43 @@ impl LstmBuilder {
     /// The layer configuration.
     pub fn build(self) -> LayerConf {
         LayerConf::Lstm(self.0)
+    }
+}
+
+/// Builder for a simple recurrent layer.
+#[derive(Debug, Clone)]
+pub struct SimpleRnnBuilder(SimpleRnnConf);
+
+impl SimpleRnnBuilder {
+    /// Sets the name.
+    pub fn name(mut self, name: &str) -> Self {
+        self.0.name = Some(name.to_string());
+        self
+    }
+    /// Sets the number of inputs per step (otherwise inferred).
+    pub fn n_in(mut self, n_in: usize) -> Self {
+        self.0.n_in = Some(n_in);
+        self
+    }
+    /// Sets the activation (tanh).
+    pub fn activation(mut self, activation: Activation) -> Self {
+        self.0.activation = Some(activation);
+        self
+    }
+    /// Sets the weight initialization.
+    pub fn weight_init(mut self, init: WeightInit) -> Self {
+        self.0.weight_init = Some(init);
+        self
+    }
+    /// The layer configuration.
+    pub fn build(self) -> LayerConf {
+        LayerConf::SimpleRnn(self.0)
+    }
+}
+
+impl From<SimpleRnnBuilder> for LayerConf {
+    fn from(b: SimpleRnnBuilder) -> LayerConf {
+        b.build()
     }
 }
 

@@ -19,7 +19,7 @@ mod conv;
 mod dense;
 mod dropout;
 mod pooling;
-mod recurrent;
+pub(crate) mod recurrent;
 mod simple;
 mod spatial;
 
@@ -28,7 +28,10 @@ pub use conv::ConvolutionLayer;
 pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
-pub use recurrent::{LastTimeStepLayer, LstmLayer, RnnOutputLayer};
+pub use recurrent::{
+    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, RnnOutputLayer,
+    SimpleRnnLayer,
+};
 pub use simple::{ActivationLayer, LossLayer};
 pub use spatial::SpatialLayer;
 

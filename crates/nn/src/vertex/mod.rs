@@ -4,10 +4,12 @@
 //! window onto the network's activations, so a call allocates nothing but its results.
 //!
 //! Masks: a vertex's output keeps its first input's mask, except stacking and unstacking,
-//! which stack and slice the masks along the batch axis with the activations.
+//! which stack and slice the masks along the batch axis with the activations, and the time
+//! vertices (`time.rs`), which clear it (last time step) or take the reference sequence's.
 
 mod arith;
 mod shape;
+mod time;
 
 use dl4rs_array::{ArrayView, DataType, NdArray};
 
@@ -66,6 +68,8 @@ pub(crate) fn forward<T: DataType>(
         VertexConf::Scale { factor } => plain(arith::scale(inputs, *factor, mgr)?),
         VertexConf::Shift { shift } => plain(arith::shift(inputs, *shift, mgr)?),
         VertexConf::L2Normalize { eps } => plain(arith::l2_normalize(inputs, *eps, mgr)?),
+        VertexConf::LastTimeStep => time::last_time_step(inputs, mgr)?,
+        VertexConf::DuplicateToTimeSeries => time::duplicate_to_time_series(inputs, mgr)?,
     })
 }
 
@@ -101,6 +105,10 @@ pub(crate) fn backward<T: DataType>(
         VertexConf::Shift { .. } => arith::scale_backward(1.0, epsilon, grads, mgr),
         VertexConf::L2Normalize { eps } => {
             arith::l2_normalize_backward(inputs, *eps, output, epsilon, grads, mgr)
+        }
+        VertexConf::LastTimeStep => time::last_time_step_backward(inputs, epsilon, grads, mgr),
+        VertexConf::DuplicateToTimeSeries => {
+            time::duplicate_to_time_series_backward(inputs, epsilon, grads, mgr)
         }
     }
 }

@@ -45,7 +45,7 @@ impl<T: DataType> LastTimeStepLayer<T> {
 }
 
 /// The step each example's output is taken from.
-fn last_steps<T: DataType>(
+pub(crate) fn last_steps<T: DataType>(
     mask: Option<&ArrayView<'_, T>>,
     b: usize,
     t: usize,

@@ -2,8 +2,10 @@
 //! `[batch, size, time]` with feature masks `[batch, time]`:
 //!
 //! * [`LstmLayer`] (`lstm.rs`): DL4J's LSTM without peepholes, backprop through time;
+//! * [`SimpleRnnLayer`] (`simple_rnn.rs`): DL4J's `SimpleRnn`;
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
+//! * [`BidirectionalLayer`] (`bidirectional.rs`): a recurrent layer both ways;
 //! * [`LastTimeStepLayer`] (`last_step.rs`): a recurrent layer's output at each example's last
 //!   unmasked step.
 //!
@@ -14,13 +16,18 @@
 //! loop working-memory workspace (`RnnFfLoopWorkingMem` / `RnnBpLoopWorkingMem`), as DL4J's
 //! `WS_RNN_LOOP_WORKING_MEM`.
 
+mod bidirectional;
 mod last_step;
 mod lstm;
 mod output;
+mod simple_rnn;
 
+pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
 pub use last_step::LastTimeStepLayer;
+pub(crate) use last_step::last_steps;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;
+pub use simple_rnn::SimpleRnnLayer;
 
 use dl4rs_array::{ArrayView, DataType, NdArray};
 

@@ -1,0 +1,365 @@
+//! DL4J's `SimpleRnn`: `h_t = act(x_t·W + h_{t-1}·RW + b)`, parameters `W` `[n_in, n_out]`,
+//! `RW` `[n_out, n_out]`, `b` `[n_out]` (in that order). Masks, per-step loop workspaces,
+//! carried states and truncated BPTT work as for the LSTM (`lstm.rs`); the cache is the states
+//! `[time + 1, batch, n_out]` (the initial one first), and backward reads them from there.
+
+use dl4rs_array::ops::{self, BinaryOp, Reduction, Unary};
+use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
+
+use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use crate::activation::Activation;
+use crate::error::NnError;
+use crate::input_type::InputType;
+use crate::layers::{
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
+    RnnStateSlot, Saved, StepContext,
+};
+use crate::weight_init::WeightInit;
+use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
+
+/// DL4J's key of the carried output (`SimpleRnn.STATE_KEY_PREV_ACTIVATION`).
+const STATE_H: &str = "prevAct";
+
+/// A simple recurrent layer `n_in → n_out`.
+pub struct SimpleRnnLayer<T: DataType> {
+    info: LayerInfo,
+    n_in: usize,
+    n_out: usize,
+    activation: Activation,
+    weight_init: WeightInit,
+    /// `rnn_time_step`'s carried state (detached, overwritten in place).
+    step_state: Option<NdArray<T>>,
+    /// Truncated BPTT's carried state.
+    tbptt_state: Option<NdArray<T>>,
+}
+
+impl<T: DataType> SimpleRnnLayer<T> {
+    /// A simple RNN `n_in → n_out`; errors for an activation it cannot differentiate from
+    /// its output.
+    pub fn new(
+        name: Option<String>,
+        n_in: usize,
+        n_out: usize,
+        activation: Activation,
+        weight_init: WeightInit,
+    ) -> Result<Self, NnError> {
+        act_of::<T>(activation)?;
+        let info = LayerInfo::new(
+            "SimpleRnn",
+            InputType::recurrent(n_in),
+            InputType::recurrent(n_out),
+        )
+        .named(name)
+        .with_params(vec![
+            ParamSpec::weight("W", &[n_in, n_out]),
+            ParamSpec::weight("RW", &[n_out, n_out]),
+            ParamSpec::bias("b", &[n_out]),
+        ]);
+        Ok(SimpleRnnLayer {
+            info,
+            n_in,
+            n_out,
+            activation,
+            weight_init,
+            step_state: None,
+            tbptt_state: None,
+        })
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn weights<'a>(
+        &self,
+        params: &ArrayView<'a, T>,
+    ) -> Result<(ArrayView<'a, T>, ArrayView<'a, T>, ArrayView<'a, T>), NnError> {
+        let (ni, n) = (self.n_in, self.n_out);
+        let w = params.slice_axis(0, 0, ni * n, 1)?.reshape(&[ni, n])?;
+        let rw = params
+            .slice_axis(0, ni * n, ni * n + n * n, 1)?
+            .reshape(&[n, n])?;
+        let b = params.slice_axis(0, ni * n + n * n, ni * n + n * n + n, 1)?;
+        Ok((w, rw, b))
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.info.name.as_deref()
+    }
+
+    fn slot(&mut self, mode: RecurrentMode) -> Option<&mut Option<NdArray<T>>> {
+        match mode {
+            RecurrentMode::Fresh => None,
+            RecurrentMode::TimeStep => Some(&mut self.step_state),
+            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
+        }
+    }
+}
+
+fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
+    match a.unary::<T>() {
+        Some(u) if u.grad_from() == ops::GradFrom::Output => Ok(u),
+        _ => Err(NnError::config(format!(
+            "SimpleRnn: the activation {a:?} is not supported: use one whose derivative follows \
+             from its output (Tanh, Sigmoid, Relu, Identity)"
+        ))),
+    }
+}
+
+/// Overwrites `slot` with `h`, allocating only when the shape changed.
+fn store<T: DataType>(slot: &mut Option<NdArray<T>>, h: &ArrayView<'_, T>) -> Result<(), NnError> {
+    if slot.as_ref().is_none_or(|s| s.shape() != h.shape()) {
+        *slot = Some(NdArray::zeros_detached(h.shape())?);
+    }
+    if let Some(s) = slot {
+        s.assign(h)?;
+    }
+    Ok(())
+}
+
+impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
+    fn info(&self) -> &LayerInfo {
+        &self.info
+    }
+
+    fn init_params(&self, params: &mut [T], seed: u64) {
+        let (ni, n) = (self.n_in, self.n_out);
+        self.weight_init.fill(&mut params[..ni * n], ni, n, seed);
+        self.weight_init.fill(
+            &mut params[ni * n..ni * n + n * n],
+            n,
+            n,
+            dl4rs_array::random::splitmix(seed, 1),
+        );
+        params[ni * n + n * n..].fill(T::ZERO);
+    }
+
+    fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
+        let s = match slot {
+            RnnStateSlot::TimeStep => &self.step_state,
+            RnnStateSlot::Tbptt => &self.tbptt_state,
+        };
+        s.iter().map(|h| (STATE_H, h.view())).collect()
+    }
+
+    fn rnn_set_state(
+        &mut self,
+        slot: RnnStateSlot,
+        key: &str,
+        value: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        let n = self.n_out;
+        if key != STATE_H || !matches!(value.shape(), [_, m] if *m == n) {
+            return Err(NnError::Input(format!(
+                "SimpleRnn: expected state {STATE_H:?} of shape [batch, {n}], found {key:?} of \
+                 shape {:?}",
+                value.shape()
+            )));
+        }
+        let mode = match slot {
+            RnnStateSlot::TimeStep => RecurrentMode::TimeStep,
+            RnnStateSlot::Tbptt => RecurrentMode::Tbptt { backward: 0 },
+        };
+        match self.slot(mode) {
+            Some(s) => store(s, value),
+            None => Ok(()),
+        }
+    }
+
+    fn rnn_clear_state(&mut self) {
+        self.step_state = None;
+        self.tbptt_state = None;
+    }
+
+    fn forward(
+        &mut self,
+        input: &LayerInput<'_, T>,
+        params: &ArrayView<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Forward<T>, NnError> {
+        let x = input.activations;
+        check_mask(ctx, "SimpleRnn", self.name(), input.mask.as_ref(), &x)?;
+        let (b, _, t) = dims3(&x);
+        let n = self.n_out;
+        let act = act_of::<T>(self.activation)?;
+        let (w, rw, bias) = self.weights(params)?;
+        let ty = if ctx.training {
+            ArrayType::FfCache
+        } else {
+            ArrayType::FfWorkingMem
+        };
+        let mut states = mgr.create_uninitialized::<T>(ty, &[t + 1, b, n])?;
+        {
+            let mut h0 = states.view_mut().index_axis(0, 0)?;
+            let carried = match ctx.recurrent {
+                RecurrentMode::Fresh => None,
+                RecurrentMode::TimeStep => self.step_state.as_ref(),
+                RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
+            };
+            match carried {
+                Some(h) if h.shape() == [b, n] => h0.assign(h)?,
+                Some(h) => {
+                    return Err(layer_error(
+                        ctx,
+                        "SimpleRnn",
+                        self.name(),
+                        format!(
+                            "the carried state has batch {} but the input {:?} has batch {b}: \
+                             call rnn_clear_previous_state() before a batch of another size",
+                            h.shape()[0],
+                            x.shape()
+                        ),
+                    ));
+                }
+                None => h0.fill(T::ZERO)?,
+            }
+        }
+        let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[t * b, n])?;
+        {
+            let xt = time_major(&x, ArrayType::FfWorkingMem, mgr)?;
+            ops::gemm_into(
+                T::ONE,
+                &xt.view().reshape(&[t * b, self.n_in])?,
+                &w,
+                T::ZERO,
+                &mut z,
+            )?;
+            ops::bias_act_into(&mut z, &bias, Unary::Identity, None)?;
+        }
+        let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        for s in 0..t {
+            let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
+            let mut zs = z.view_mut().slice_axis(0, s * b, (s + 1) * b, 1)?;
+            ops::gemm_into(
+                T::ONE,
+                &states.view().index_axis(0, s)?,
+                &rw,
+                T::ONE,
+                &mut zs,
+            )?;
+            let m = match &mask_t {
+                Some(mt) => Some(mt.view().index_axis(0, s)?),
+                None => None,
+            };
+            let zs = z.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
+            ops::rnn_step_forward_into(&mut states, s, &zs, m.as_ref(), act)?;
+        }
+        if let Some(slot) = self.slot(ctx.recurrent) {
+            store(slot, &states.view().index_axis(0, t)?)?;
+        }
+        let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
+        out.assign(
+            &states
+                .view()
+                .slice_axis(0, 1, t + 1, 1)?
+                .permute(&[1, 2, 0])?,
+        )?;
+        if let Some(m) = input.mask {
+            let m = m.reshape(&[b, 1, t]).map_err(|_| {
+                layer_error(
+                    ctx,
+                    "SimpleRnn",
+                    self.name(),
+                    "the feature mask must be a contiguous [batch, time] array".into(),
+                )
+            })?;
+            ops::binary_assign(BinaryOp::Mul, &mut out, &m)?;
+        }
+        let cache = if ctx.training { Some(states) } else { None };
+        Ok(Forward::new(out).with_cache(cache))
+    }
+
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
+        epsilon: Epsilon<'_, T>,
+        params: &ArrayView<'_, T>,
+        grads: &mut ArrayViewMut<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Option<NdArray<T>>, NnError> {
+        let eps = epsilon.gradient(self.info.kind)?;
+        let x = saved.input;
+        let (b, ni, t) = dims3(&x);
+        let n = self.n_out;
+        let act = act_of::<T>(self.activation)?;
+        let (w, rw, _) = self.weights(params)?;
+        let states = saved.cache.ok_or_else(|| {
+            layer_error(
+                ctx,
+                "SimpleRnn",
+                self.name(),
+                "backward without the forward pass's cache (run forward in training mode)".into(),
+            )
+        })?;
+        // The states, however a wrapper packed them (flat in a Bidirectional's cache).
+        let states = states.reshape(&[t + 1, b, n])?;
+        if eps.shape() != [b, n, t] {
+            return Err(layer_error(
+                ctx,
+                "SimpleRnn",
+                self.name(),
+                format!(
+                    "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
+                    eps.shape()
+                ),
+            ));
+        }
+        let first = match ctx.recurrent {
+            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
+            _ => 0,
+        };
+        let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
+        let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
+        let mut dz = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, n])?;
+        let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        for s in (first..t).rev() {
+            let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
+            let m = match &mask_t {
+                Some(mt) => Some(mt.view().index_axis(0, s)?),
+                None => None,
+            };
+            {
+                let mut dzs = dz.view_mut().slice_axis(0, s * b, (s + 1) * b, 1)?;
+                ops::rnn_step_backward_into(
+                    &states.index_axis(0, s + 1)?,
+                    &eps_t.view().index_axis(0, s)?,
+                    &mut dh,
+                    &mut dzs,
+                    m.as_ref(),
+                    act,
+                )?;
+            }
+            let dzs = dz.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
+            ops::gemm_into(T::ONE, &dzs, &rw.t(), T::ONE, &mut dh)?;
+        }
+        let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;
+        let xt = xt.view().reshape(&[t * b, ni])?;
+        let (nw, nr) = (ni * n, n * n);
+        {
+            let mut gw = grads
+                .view_mut()
+                .slice_axis(0, 0, nw, 1)?
+                .reshape(&[ni, n])?;
+            ops::gemm_into(T::ONE, &xt.t(), &dz, T::ZERO, &mut gw)?;
+        }
+        {
+            let h_prev = states.slice_axis(0, 0, t, 1)?.reshape(&[t * b, n])?;
+            let mut grw = grads
+                .view_mut()
+                .slice_axis(0, nw, nw + nr, 1)?
+                .reshape(&[n, n])?;
+            ops::gemm_into(T::ONE, &h_prev.t(), &dz, T::ZERO, &mut grw)?;
+        }
+        {
+            let mut gb = grads.view_mut().slice_axis(0, nw + nr, nw + nr + n, 1)?;
+            ops::reduce_axis_into(Reduction::Sum, &dz, 0, &mut gb)?;
+        }
+        if !ctx.need_input_gradient {
+            return Ok(None);
+        }
+        let mut dxt = mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[t * b, ni])?;
+        ops::gemm_into(T::ONE, &dz, &w.t(), T::ZERO, &mut dxt)?;
+        let mut dx = mgr.create_uninitialized::<T>(GRAD, &[b, ni, t])?;
+        dx.assign(&dxt.view().reshape(&[t, b, ni])?.permute(&[1, 2, 0])?)?;
+        Ok(Some(dx))
+    }
+}
