@@ -23,7 +23,7 @@ use dl4rs::memory::{CountingAllocator, human_bytes};
 use serde::{Deserialize, Serialize};
 
 use super::CliError;
-use super::process::peak_rss_bytes;
+use super::process::{peak_rss_bytes, thread_cpu_ns};
 use super::workloads::stats;
 
 /// PyTorch's (and candle's, ndarray_ref's) loss of W3's last iteration.
@@ -59,6 +59,8 @@ pub struct RnnBench {
 struct RnnResult {
     threads: usize,
     mean_ms: f64,
+    /// Mean ms per iteration the calling thread spent on a CPU (NaN where unknown).
+    cpu_mean_ms: f64,
     /// Median ms per iteration of each length, in `LENGTHS` order.
     length_median_ms: Vec<f64>,
     allocations_per_iteration: f64,
@@ -156,12 +158,16 @@ fn once(
     let mut per_length: [Vec<f64>; 4] =
         std::array::from_fn(|_| Vec::with_capacity(iterations / 4 + 1));
     let (mut total, mut allocations, mut last_loss) = (0.0, 0u64, f64::NAN);
+    let mut cpu_start = None;
     for k in 0..WARMUP + iterations {
         let data = &batches[k % 4];
         let before = alloc.allocations();
         let t = Instant::now();
         trainer.step(data)?;
         let elapsed = t.elapsed().as_secs_f64();
+        if k + 1 == WARMUP {
+            cpu_start = thread_cpu_ns();
+        }
         if k >= WARMUP {
             total += elapsed;
             per_length[k % 4].push(elapsed);
@@ -169,9 +175,14 @@ fn once(
         }
         last_loss = trainer.last_loss();
     }
+    let cpu_mean_ms = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) => (b - a) as f64 / 1e6 / iterations.max(1) as f64,
+        _ => f64::NAN,
+    };
     Ok(RnnResult {
         threads,
         mean_ms: total * 1e3 / iterations.max(1) as f64,
+        cpu_mean_ms,
         length_median_ms: per_length.iter_mut().map(|t| stats(t).0).collect(),
         allocations_per_iteration: allocations as f64 / iterations.max(1) as f64,
         peak_rss: peak_rss_bytes(),
@@ -223,9 +234,10 @@ pub fn run(args: RnnBench, alloc: &'static CountingAllocator) -> Result<(), CliE
         args.iterations, args.processes
     );
     println!(
-        "{:<8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>20}",
+        "{:<8} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8} {:>12} {:>10} {:>20}",
         "threads",
         "mean ms",
+        "cpu ms",
         "L=10",
         "L=50",
         "L=100",
@@ -241,9 +253,10 @@ pub fn run(args: RnnBench, alloc: &'static CountingAllocator) -> Result<(), CliE
         let pick = |f: &dyn Fn(&RnnResult) -> f64| median(runs.iter().map(f).collect());
         let loss = runs[0].last_loss;
         println!(
-            "{:<8} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>12.2} {:>10} {:>20}",
+            "{:<8} {:>9.3} {:>9.3} {:>8.3} {:>8.3} {:>8.3} {:>8.3} {:>12.2} {:>10} {:>20}",
             threads,
             pick(&|r| r.mean_ms),
+            pick(&|r| r.cpu_mean_ms),
             pick(&|r| r.length_median_ms[0]),
             pick(&|r| r.length_median_ms[1]),
             pick(&|r| r.length_median_ms[2]),
@@ -262,7 +275,12 @@ pub fn run(args: RnnBench, alloc: &'static CountingAllocator) -> Result<(), CliE
             )
         );
     }
-    println!("PyTorch's last loss: {PEER_LOSS} (match: within 1e-3)");
+    println!(
+        "mean ms: wall time per timed iteration; cpu ms: the time the calling thread ran on a \
+         CPU (steadier on a shared machine; with 2 threads the other worker's share is not in \
+         it); L=...: median wall ms of each length; PyTorch's last loss: {PEER_LOSS} (match: \
+         within 1e-3)"
+    );
     Ok(())
 }
 
