@@ -174,6 +174,28 @@ fn per_step_output_trains_on_aligned_labels_and_evaluates_the_last_steps() {
     assert_eq!(actual, 1000, "{out}");
 }
 
+#[test]
+fn the_report_draws_a_sequence_run() {
+    let html = temp("report/run.html");
+    let out = train(
+        &[
+            "--model",
+            "lstm",
+            "--epochs",
+            "1",
+            "--report",
+            html.to_str().unwrap(),
+        ],
+        "report.safetensors",
+    );
+    let accuracy = value(&out, "test accuracy: ");
+    let page = std::fs::read_to_string(&html).unwrap();
+    // The page's test accuracy is the one printed (the test split as one padded data set).
+    assert!(page.contains(&format!("{accuracy:.2} %")), "{accuracy}");
+    assert!(page.contains("WS_RNN_LOOP_WORKING_MEM"));
+    assert!(html.with_file_name("run.stats.jsonl").is_file());
+}
+
 /// `dir/train` and `dir/test` with `n` sequences each of one step, one channel.
 fn tiny(tag: &str, n: usize) -> PathBuf {
     let dir = temp(tag);
