@@ -69,7 +69,10 @@ pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
 pub use mat::{MatMut, MatRef, Transpose};
-pub use recurrent::{lstm_cell_backward, lstm_cell_forward, rnn_cell_backward, rnn_cell_forward};
+pub use recurrent::{
+    gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward, rnn_cell_backward,
+    rnn_cell_forward,
+};
 pub use reduce::{
     argmax, argmax_cols, argmax_rows, dot, log_softmax_rows, log_softmax_rows_backward, max,
     max_cols, max_rows, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows,

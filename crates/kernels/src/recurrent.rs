@@ -252,6 +252,138 @@ pub fn rnn_cell_backward<T: Float>(
     Ok(())
 }
 
+/// One GRU step forward ("reset after", PyTorch's formulation) over `batch` rows of `hidden`
+/// units, gate blocks `r | z | n` per row.
+///
+/// `gates` holds `x·W + b` on entry and the activations `r, z, g` on return; `rec` is
+/// `h_prev·RW` (`[batch, 3 hidden]`), `rb` the recurrent bias of the candidate (`[hidden]`).
+/// `r = σ(x_r + rec_r)`, `z = σ(x_z + rec_z)`, `hn = rec_n + rb` (kept: backward needs it),
+/// `g = act(x_n + r ⊙ hn)`, `h = (1 - z) ⊙ g + z ⊙ h_prev`; rows masked 0 keep `h_prev`.
+#[allow(clippy::too_many_arguments)]
+pub fn gru_cell_forward<T: Float>(
+    gates: &mut [T],
+    rec: &[T],
+    rb: &[T],
+    hn: &mut [T],
+    h_prev: &[T],
+    h: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "gru_cell_forward",
+        &[
+            ("gates", gates.len(), 3 * n),
+            ("rec", rec.len(), 3 * n),
+            ("hn", hn.len(), n),
+            ("h_prev", h_prev.len(), n),
+            ("h", h.len(), n),
+        ],
+        batch,
+        mask,
+    )?;
+    check_mat("gru_cell_forward", "rb", rb.len(), 1, n)?;
+    for r in 0..batch {
+        let g = &mut gates[r * 3 * n..(r + 1) * 3 * n];
+        let rr = &rec[r * 3 * n..(r + 1) * 3 * n];
+        let row = r * n..(r + 1) * n;
+        let (hnr, hp, hr) = (&mut hn[row.clone()], &h_prev[row.clone()], &mut h[row]);
+        for j in 0..2 * n {
+            g[j] += rr[j];
+        }
+        unary_assign(gate, &mut g[..2 * n]);
+        for j in 0..n {
+            hnr[j] = rr[2 * n + j] + rb[j];
+            g[2 * n + j] += g[j] * hnr[j];
+        }
+        unary_assign(act, &mut g[2 * n..]);
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            hr.copy_from_slice(hp);
+            continue;
+        }
+        for j in 0..n {
+            let z = g[n + j];
+            hr[j] = (T::ONE - z) * g[2 * n + j] + z * hp[j];
+        }
+    }
+    Ok(())
+}
+
+/// One GRU step backward (the adjoint of [`gru_cell_forward`]): from the step's gate
+/// activations, `hn` and `h_prev`, `eps` (output gradient) and `dh` (the next step's state
+/// gradient), writes `dx` (the gradient of `x·W + b`, `[batch, 3 hidden]`) and `drec` (of
+/// `h_prev·RW`, the candidate block including `rb`), and leaves in `dh` the part of `h_prev`'s
+/// gradient that does not go through `drec·RWᵀ` (the caller adds that).
+#[allow(clippy::too_many_arguments)]
+pub fn gru_cell_backward<T: Float>(
+    gates: &[T],
+    hn: &[T],
+    h_prev: &[T],
+    eps: &[T],
+    dh: &mut [T],
+    dx: &mut [T],
+    drec: &mut [T],
+    mask: Option<&[T]>,
+    batch: usize,
+    hidden: usize,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), KernelError> {
+    let n = hidden;
+    check_lstm(
+        "gru_cell_backward",
+        &[
+            ("gates", gates.len(), 3 * n),
+            ("hn", hn.len(), n),
+            ("h_prev", h_prev.len(), n),
+            ("eps", eps.len(), n),
+            ("dh", dh.len(), n),
+            ("dx", dx.len(), 3 * n),
+            ("drec", drec.len(), 3 * n),
+        ],
+        batch,
+        mask,
+    )?;
+    for r in 0..batch {
+        let g = &gates[r * 3 * n..(r + 1) * 3 * n];
+        let (dxr, drr) = (
+            &mut dx[r * 3 * n..(r + 1) * 3 * n],
+            &mut drec[r * 3 * n..(r + 1) * 3 * n],
+        );
+        let row = r * n..(r + 1) * n;
+        if mask.is_some_and(|m| m[r] == T::ZERO) {
+            dxr.fill(T::ZERO);
+            drr.fill(T::ZERO);
+            continue;
+        }
+        let (hnr, hp, e, dhr) = (
+            &hn[row.clone()],
+            &h_prev[row.clone()],
+            &eps[row.clone()],
+            &mut dh[row],
+        );
+        for j in 0..n {
+            let (rg, z, c) = (g[j], g[n + j], g[2 * n + j]);
+            let d = e[j] + dhr[j];
+            let dc = d * (T::ONE - z) * act.derivative(c);
+            let dz = d * (hp[j] - c) * gate.derivative(z);
+            let dr = dc * hnr[j] * gate.derivative(rg);
+            dxr[j] = dr;
+            dxr[n + j] = dz;
+            dxr[2 * n + j] = dc;
+            drr[j] = dr;
+            drr[n + j] = dz;
+            drr[2 * n + j] = dc * rg;
+            dhr[j] = d * z;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -363,5 +495,72 @@ mod tests {
         )
         .unwrap();
         assert_eq!((dh, dc, dz), ([1.0, 2.0], [3.0, 4.0], [0.0; 8]));
+    }
+
+    #[test]
+    fn gru_backward_matches_finite_differences() {
+        let n = 2;
+        let x: Vec<f64> = (0..3 * n).map(|k| 0.37 * k as f64 - 0.8).collect();
+        let rec: Vec<f64> = (0..3 * n).map(|k| 0.21 * k as f64 - 0.5).collect();
+        let (rb, hp, w) = ([0.1, -0.3], [0.4, -0.6], [0.7, -1.1]);
+        let run = |x: &[f64], rec: &[f64]| {
+            let (mut g, mut hn, mut h) = (x.to_vec(), [0.0; 2], [0.0; 2]);
+            gru_cell_forward(
+                &mut g,
+                rec,
+                &rb,
+                &mut hn,
+                &hp,
+                &mut h,
+                None,
+                1,
+                n,
+                Unary::Tanh,
+                Unary::Sigmoid,
+            )
+            .unwrap();
+            (g, hn, h)
+        };
+        let f = |x: &[f64], rec: &[f64]| {
+            let h = run(x, rec).2;
+            w[0] * h[0] + w[1] * h[1]
+        };
+        let (g, hn, _) = run(&x, &rec);
+        let (mut dh, mut dx, mut drec) = ([0.0; 2], [0.0; 6], [0.0; 6]);
+        gru_cell_backward(
+            &g,
+            &hn,
+            &hp,
+            &w,
+            &mut dh,
+            &mut dx,
+            &mut drec,
+            None,
+            1,
+            n,
+            Unary::Tanh,
+            Unary::Sigmoid,
+        )
+        .unwrap();
+        for k in 0..3 * n {
+            let (mut p, mut m) = (x.clone(), x.clone());
+            p[k] += 1e-6;
+            m[k] -= 1e-6;
+            let num = (f(&p, &rec) - f(&m, &rec)) / 2e-6;
+            assert!((num - dx[k]).abs() < 1e-8, "x {k}: {num} vs {}", dx[k]);
+            let (mut p, mut m) = (rec.clone(), rec.clone());
+            p[k] += 1e-6;
+            m[k] -= 1e-6;
+            let num = (f(&x, &p) - f(&x, &m)) / 2e-6;
+            assert!(
+                (num - drec[k]).abs() < 1e-8,
+                "rec {k}: {num} vs {}",
+                drec[k]
+            );
+        }
+        // h_prev's direct part: z ⊙ dL/dh.
+        for j in 0..n {
+            assert!((dh[j] - w[j] * g[n + j]).abs() < 1e-12);
+        }
     }
 }

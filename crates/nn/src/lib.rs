@@ -44,15 +44,16 @@ pub use conf::{
     VertexConf, WorkspaceMode,
 };
 pub use conf::{
-    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
-    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    BidirectionalConf, GruBuilder, GruConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf,
+    RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    TimeDistributedConf,
 };
 pub use error::NnError;
 pub use graph::ComputationGraph;
 pub use input_type::{Accepts, InputType};
 pub use layers::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, RnnOutputLayer,
-    SimpleRnnLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
+    RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 pub use layers::{
     Epsilon, Forward, Layer, LayerInfo, LayerInput, MaskOut, ParamSpec, RecurrentMode,

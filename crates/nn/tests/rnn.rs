@@ -278,7 +278,10 @@ fn every_layer(mode: WorkspaceMode) -> MultiLayerConfiguration {
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
         .list()
-        .layer(LayerConf::simple_rnn(6).build())
+        .layer(LayerConf::mask_zero(LayerConf::simple_rnn(6).build(), 0.0))
+        .layer(LayerConf::time_distributed(
+            LayerConf::dense(6).activation(Activation::Relu).build(),
+        ))
         .layer(LayerConf::bidirectional(
             BidirectionalMode::Mul,
             LayerConf::lstm(5).build(),
@@ -287,6 +290,7 @@ fn every_layer(mode: WorkspaceMode) -> MultiLayerConfiguration {
             BidirectionalMode::Concat,
             LayerConf::lstm(3).build(),
         ))
+        .layer(LayerConf::gru(4).build())
         .layer(
             LayerConf::rnn_output(LossFunction::Mcxent, 3)
                 .activation(Activation::Softmax)
@@ -480,5 +484,72 @@ fn evaluation_counts_each_unmasked_time_step() {
         }
         assert_eq!(e.num_examples(), steps, "one decision per unmasked step");
         assert!((e.accuracy() - right as f64 / steps as f64).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn mask_zero_equals_an_explicit_mask_and_time_distributed_equals_dense_rows() {
+    let conf = |mask_zero: bool| {
+        let lstm = LayerConf::lstm(5).build();
+        NeuralNetConfiguration::builder()
+            .seed(3)
+            .list()
+            .layer(if mask_zero {
+                LayerConf::mask_zero(lstm, 0.0)
+            } else {
+                lstm
+            })
+            .layer(LayerConf::time_distributed(LayerConf::dense(4).build()))
+            .layer(LayerConf::rnn_loss(LossFunction::Mse, Activation::Identity))
+            .set_input_type(InputType::recurrent(3))
+            .build()
+            .unwrap()
+    };
+    let t = 6;
+    let lengths = [6, 2, 4];
+    let m = mask(&lengths, t, false);
+    let mut x = seq(3, 3, t, 4).to_vec().unwrap();
+    for (r, &len) in lengths.iter().enumerate() {
+        for f in 0..3 {
+            for s in len..t {
+                x[(r * 3 + f) * t + s] = 0.0;
+            }
+        }
+    }
+    let x = NdArray::from_slice(&[3, 3, t], &x).unwrap();
+    let y = seq(3, 4, t, 5);
+    let mut zero = MultiLayerNetwork::<f64>::new(conf(true)).unwrap();
+    let mut explicit = MultiLayerNetwork::<f64>::new(conf(false)).unwrap();
+    let a = DataSet::new(x.dup().unwrap(), y.dup().unwrap())
+        .unwrap()
+        .with_masks(None, Some(m.dup().unwrap()))
+        .unwrap();
+    let b = DataSet::new(x.dup().unwrap(), y.dup().unwrap())
+        .unwrap()
+        .with_masks(Some(m.dup().unwrap()), Some(m.dup().unwrap()))
+        .unwrap();
+    let sa = zero.compute_gradient_and_score_data_set(&a).unwrap();
+    let sb = explicit.compute_gradient_and_score_data_set(&b).unwrap();
+    assert!((sa - sb).abs() < 1e-12, "{sa} vs {sb}");
+    close(
+        &zero.gradients().to_vec().unwrap(),
+        &explicit.gradients().to_vec().unwrap(),
+        "MaskZero vs explicit mask",
+    );
+    // The dense layer of TimeDistributed sees rows: its output at (example, step) is the
+    // dense map of the LSTM's output there.
+    let ff = explicit.feed_forward(&x, false).unwrap();
+    let (h, o) = (ff[1].to_vec().unwrap(), ff[2].to_vec().unwrap());
+    let p = explicit.layer_params(1).unwrap().to_vec().unwrap();
+    for r in 0..3 {
+        for s in 0..t {
+            for j in 0..4 {
+                let mut v = p[5 * 4 + j];
+                for i in 0..5 {
+                    v += h[(r * 5 + i) * t + s] * p[i * 4 + j];
+                }
+                assert!((v - o[(r * 4 + j) * t + s]).abs() < 1e-12);
+            }
+        }
     }
 }

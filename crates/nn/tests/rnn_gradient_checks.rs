@@ -285,3 +285,89 @@ fn bidirectional_in_every_mode() {
         "LastTimeStep(Bidirectional(LSTM)), masked",
     );
 }
+
+#[test]
+fn time_distributed_and_mask_zero() {
+    let conf = NeuralNetConfiguration::builder()
+        .seed(11)
+        .weight_init(WeightInit::XavierUniform)
+        .list()
+        .layer(LayerConf::mask_zero(LayerConf::lstm(4).build(), 0.0))
+        .layer(LayerConf::time_distributed(
+            LayerConf::dense(3).activation(Activation::Tanh).build(),
+        ))
+        .layer(
+            LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                .activation(Activation::Softmax)
+                .build(),
+        )
+        .set_input_type(InputType::recurrent(2))
+        .build()
+        .unwrap();
+    check(
+        conf.clone(),
+        &sequences(2, 2, 3, 4, 18),
+        "MaskZero, TimeDistributed",
+    );
+    // Zero padding at the end of two examples: masked by the values, no mask given.
+    let mut d = sequences(3, 2, 3, 5, 19);
+    let (mut x, m) = (d.features.to_vec().unwrap(), mask(&[5, 2, 3], 5, false));
+    let mv = m.to_vec().unwrap();
+    for r in 0..3 {
+        for f in 0..2 {
+            for s in 0..5 {
+                if mv[r * 5 + s] == 0.0 {
+                    x[(r * 2 + f) * 5 + s] = 0.0;
+                }
+            }
+        }
+    }
+    d.features = NdArray::from_slice(&[3, 2, 5], &x).unwrap();
+    let d = d.with_masks(None, Some(m)).unwrap();
+    check(conf, &d, "MaskZero over zero padding, TimeDistributed");
+}
+
+#[test]
+fn gru_with_and_without_masks() {
+    let conf = |mode: Option<BidirectionalMode>| {
+        let gru = LayerConf::gru(3).build();
+        NeuralNetConfiguration::builder()
+            .seed(13)
+            .weight_init(WeightInit::XavierUniform)
+            .list()
+            .layer(match mode {
+                Some(m) => LayerConf::bidirectional(m, gru),
+                None => gru,
+            })
+            .layer(
+                LayerConf::gru(3)
+                    .gate_activation(Activation::Sigmoid)
+                    .build(),
+            )
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, 3)
+                    .activation(Activation::Softmax)
+                    .build(),
+            )
+            .set_input_type(InputType::recurrent(2))
+            .build()
+            .unwrap()
+    };
+    check(conf(None), &sequences(2, 2, 3, 5, 20), "GRU");
+    for align_end in [false, true] {
+        let m = mask(&[5, 2, 3], 5, align_end);
+        let data = sequences(3, 2, 3, 5, 21)
+            .with_masks(Some(m.dup().unwrap()), Some(m))
+            .unwrap();
+        check(
+            conf(None),
+            &data,
+            &format!("GRU, masked (align end {align_end})"),
+        );
+        check(
+            conf(Some(BidirectionalMode::Concat)),
+            &data,
+            "Bidirectional(GRU), masked",
+        );
+    }
+}

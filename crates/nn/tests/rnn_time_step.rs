@@ -77,6 +77,38 @@ fn time_steps_equal_the_whole_sequence() {
 }
 
 #[test]
+fn time_steps_equal_the_whole_sequence_for_every_recurrent_layer() {
+    let conf = NeuralNetConfiguration::builder()
+        .seed(3)
+        .list()
+        .layer(LayerConf::gru(4).build())
+        .layer(LayerConf::mask_zero(LayerConf::simple_rnn(3).build(), 0.0))
+        .layer(LayerConf::time_distributed(LayerConf::dense(2).build()))
+        .layer(LayerConf::rnn_loss(LossFunction::Mse, Activation::Identity))
+        .set_input_type(InputType::recurrent(3))
+        .build()
+        .unwrap();
+    let mut net = MultiLayerNetwork::<f64>::new(conf).unwrap();
+    let x = NdArray::<f64>::rand_uniform(&[2, 3, 7], -1.0, 1.0, 8).unwrap();
+    let whole = net.output(&x, false).unwrap();
+    let mut pieces = Vec::new();
+    for (from, to) in [(0, 3), (3, 4), (4, 7)] {
+        pieces.push(net.rnn_time_step(&steps(&x, from, to)).unwrap());
+    }
+    for (k, (from, to)) in [(0, 3), (3, 4), (4, 7)].into_iter().enumerate() {
+        let want = steps(&whole, from, to).to_vec().unwrap();
+        assert_close(&pieces[k].to_vec().unwrap(), &want, "GRU / SimpleRnn chunk");
+    }
+    let keys: Vec<String> = net
+        .rnn_get_previous_state(0)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(keys, ["prevAct"]);
+}
+
+#[test]
 fn the_carried_state_can_be_read_cleared_and_restored() {
     let mut net = MultiLayerNetwork::<f64>::new(conf(WorkspaceMode::Enabled)).unwrap();
     let x = NdArray::<f64>::rand_uniform(&[3, 3, 6], -1.0, 1.0, 6).unwrap();

@@ -24,8 +24,8 @@ pub use layer::{
 };
 pub use linalg::{gemm_into, matmul};
 pub use recurrent::{
-    LstmCacheLayout, lstm_step_backward_into, lstm_step_forward_into, rnn_step_backward_into,
-    rnn_step_forward_into,
+    GruCacheLayout, LstmCacheLayout, gru_step_backward_into, gru_step_forward_into,
+    lstm_step_backward_into, lstm_step_forward_into, rnn_step_backward_into, rnn_step_forward_into,
 };
 pub use reduce::{
     Reduction, argmax_axis, log_softmax, reduce_axis, reduce_axis_into, softmax, softmax_into,

@@ -398,3 +398,206 @@ pub fn rnn_step_backward_into<T: DataType>(
         })
     })
 }
+
+/// Where the parts of a GRU's cache for `steps` steps of `batch` rows and `hidden` units
+/// live in one flat array, time-major: gates `[steps * batch, 3 * hidden]` (the activations
+/// `r | z | g`), `hn` `[steps * batch, hidden]` (`h_prev·RW_n + rb`), states
+/// `[steps + 1, batch, hidden]` (the initial one first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GruCacheLayout {
+    /// Time steps.
+    pub steps: usize,
+    /// Rows (examples).
+    pub batch: usize,
+    /// Units.
+    pub hidden: usize,
+}
+
+impl GruCacheLayout {
+    fn offsets(&self) -> [usize; 3] {
+        let rows = self.steps * self.batch;
+        [0, rows * 3 * self.hidden, rows * 4 * self.hidden]
+    }
+
+    /// Elements of the whole cache.
+    pub fn len(&self) -> usize {
+        self.offsets()[2] + (self.steps + 1) * self.batch * self.hidden
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The gates, `[steps * batch, 3 * hidden]`, writable.
+    pub fn gates_mut<'a, T: DataType>(
+        &self,
+        cache: ArrayViewMut<'a, T>,
+    ) -> Result<ArrayViewMut<'a, T>, ArrayError> {
+        let len = self.offsets()[1];
+        cache
+            .slice_axis(0, 0, len, 1)?
+            .reshape(&[self.steps * self.batch, 3 * self.hidden])
+    }
+
+    /// The states, `[steps + 1, batch, hidden]`.
+    pub fn states<'a, T: DataType>(
+        &self,
+        cache: &ArrayView<'a, T>,
+    ) -> Result<ArrayView<'a, T>, ArrayError> {
+        let o = self.offsets()[2];
+        cache
+            .slice_axis(0, o, self.len(), 1)?
+            .reshape(&[self.steps + 1, self.batch, self.hidden])
+    }
+
+    /// The states, writable.
+    pub fn states_mut<'a, T: DataType>(
+        &self,
+        cache: ArrayViewMut<'a, T>,
+    ) -> Result<ArrayViewMut<'a, T>, ArrayError> {
+        let o = self.offsets()[2];
+        cache
+            .slice_axis(0, o, self.len(), 1)?
+            .reshape(&[self.steps + 1, self.batch, self.hidden])
+    }
+}
+
+/// Step `step` of a GRU forward in `cache` (see [`GruCacheLayout`]; the step's gates hold
+/// `x·W + b`): `rec` is `h_prev·RW` (`[batch, 3 hidden]`), `rb` the candidate's recurrent bias
+/// (see `dl4rs_kernels::gru_cell_forward`).
+#[allow(clippy::too_many_arguments)]
+pub fn gru_step_forward_into<T: DataType>(
+    cache: &mut impl AsViewMut<T>,
+    layout: &GruCacheLayout,
+    step: usize,
+    rec: &impl AsView<T>,
+    rb: &impl AsView<T>,
+    mask: Option<&ArrayView<'_, T>>,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "gru_step_forward";
+    check_output_grads(OP, act, gate)?;
+    let (b, n) = (layout.batch, layout.hidden);
+    let (rec, rb) = (rec.view(), rb.view());
+    contiguous_len(OP, "rec", &rec, b * 3 * n)?;
+    contiguous_len(OP, "rb", &rb, n)?;
+    if let Some(m) = mask {
+        contiguous_len(OP, "mask", m, b)?;
+    }
+    let cache = cache.view_mut();
+    if cache.layout.shape().len() != layout.len() || !cache.layout.is_c_contiguous() {
+        return Err(invalid(
+            OP,
+            format!("the cache must be {layout:?}, contiguous"),
+        ));
+    }
+    if step >= layout.steps {
+        return Err(invalid(OP, format!("step {step} of {}", layout.steps)));
+    }
+    let offset = cache.layout.offset();
+    let mut w = cache.buf.write()?;
+    let all = &mut w[offset..offset + layout.len()];
+    let [_, oh, os] = layout.offsets();
+    let (gates, rest) = all.split_at_mut(oh);
+    let (hns, states) = rest.split_at_mut(os - oh);
+    let bn = b * n;
+    let g = &mut gates[step * 3 * bn..(step + 1) * 3 * bn];
+    let hn = &mut hns[step * bn..(step + 1) * bn];
+    let (h_prev, h) = states[step * bn..(step + 2) * bn].split_at_mut(bn);
+    with_contiguous(&rec, |r| {
+        with_contiguous(&rb, |rbs| match mask {
+            Some(m) => with_contiguous(m, |m| {
+                Ok(k::gru_cell_forward(
+                    g,
+                    r,
+                    rbs,
+                    hn,
+                    h_prev,
+                    h,
+                    Some(m),
+                    b,
+                    n,
+                    act,
+                    gate,
+                )?)
+            }),
+            None => Ok(k::gru_cell_forward(
+                g, r, rbs, hn, h_prev, h, None, b, n, act, gate,
+            )?),
+        })
+    })
+}
+
+/// Step `step` of a GRU backward from `cache` (see `dl4rs_kernels::gru_cell_backward`): `dx`
+/// and `drec` (`[batch, 3 hidden]`) receive the gradients of `x·W + b` and `h_prev·RW`.
+#[allow(clippy::too_many_arguments)]
+pub fn gru_step_backward_into<T: DataType>(
+    cache: &impl AsView<T>,
+    layout: &GruCacheLayout,
+    step: usize,
+    eps: &impl AsView<T>,
+    dh: &mut impl AsViewMut<T>,
+    dx: &mut impl AsViewMut<T>,
+    drec: &mut impl AsViewMut<T>,
+    mask: Option<&ArrayView<'_, T>>,
+    act: Unary<T>,
+    gate: Unary<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "gru_step_backward";
+    check_output_grads(OP, act, gate)?;
+    let (b, n) = (layout.batch, layout.hidden);
+    let cache = cache.view();
+    if cache.layout.shape().len() != layout.len() || step >= layout.steps {
+        return Err(invalid(
+            OP,
+            format!("the cache must be {layout:?}, step < steps"),
+        ));
+    }
+    let eps = eps.view();
+    contiguous_len(OP, "eps", &eps, b * n)?;
+    if let Some(m) = mask {
+        contiguous_len(OP, "mask", m, b)?;
+    }
+    let bn = b * n;
+    let [_, oh, _] = layout.offsets();
+    let g = cache.slice_axis(0, step * 3 * bn, (step + 1) * 3 * bn, 1)?;
+    let hn = cache.slice_axis(0, oh + step * bn, oh + (step + 1) * bn, 1)?;
+    let h_prev = layout.states(&cache)?.index_axis(0, step)?;
+    let shape_h = crate::shape::Shape::new(&[b, n])?;
+    let shape_z = crate::shape::Shape::new(&[b, 3 * n])?;
+    with_contiguous(&g, |gs| {
+        with_contiguous(&hn, |hns| {
+            with_contiguous(&h_prev, |hp| {
+                with_contiguous(&eps, |e| {
+                    super::with_output(OP, dh, &shape_h, |d| {
+                        super::with_output(OP, dx, &shape_z, |x| {
+                            super::with_output(OP, drec, &shape_z, |r| match mask {
+                                Some(mv) => with_contiguous(mv, |m| {
+                                    Ok(k::gru_cell_backward(
+                                        gs,
+                                        hns,
+                                        hp,
+                                        e,
+                                        d,
+                                        x,
+                                        r,
+                                        Some(m),
+                                        b,
+                                        n,
+                                        act,
+                                        gate,
+                                    )?)
+                                }),
+                                None => Ok(k::gru_cell_backward(
+                                    gs, hns, hp, e, d, x, r, None, b, n, act, gate,
+                                )?),
+                            })
+                        })
+                    })
+                })
+            })
+        })
+    })
+}

@@ -10,8 +10,9 @@ pub use super::conv::{
     UpsamplingConf, ZeroPaddingConf,
 };
 pub use super::recurrent::{
-    BidirectionalConf, LastTimeStepConf, LstmBuilder, LstmConf, RnnLossConf, RnnOutputBuilder,
-    RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    BidirectionalConf, GruBuilder, GruConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf,
+    RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf,
+    TimeDistributedConf,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -159,6 +160,9 @@ pub enum LayerConf {
     Lstm(LstmConf),
     /// See [`SimpleRnnConf`].
     SimpleRnn(SimpleRnnConf),
+    /// See [`GruConf`].
+    #[serde(rename = "GRU")]
+    Gru(GruConf),
     /// See [`RnnOutputConf`].
     #[serde(rename = "RnnOutputLayer")]
     RnnOutput(RnnOutputConf),
@@ -169,6 +173,11 @@ pub enum LayerConf {
     LastTimeStep(LastTimeStepConf),
     /// See [`BidirectionalConf`].
     Bidirectional(BidirectionalConf),
+    /// See [`TimeDistributedConf`].
+    TimeDistributed(TimeDistributedConf),
+    /// See [`MaskZeroConf`].
+    #[serde(rename = "MaskZeroLayer")]
+    MaskZero(MaskZeroConf),
 }
 
 impl LayerConf {
@@ -333,10 +342,13 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => &mut c.name,
             LayerConf::Lstm(c) => &mut c.name,
             LayerConf::SimpleRnn(c) => &mut c.name,
+            LayerConf::Gru(c) => &mut c.name,
             LayerConf::RnnOutput(c) => &mut c.name,
             LayerConf::RnnLoss(c) => &mut c.name,
             LayerConf::LastTimeStep(c) => &mut c.name,
             LayerConf::Bidirectional(c) => &mut c.name,
+            LayerConf::TimeDistributed(c) => &mut c.name,
+            LayerConf::MaskZero(c) => &mut c.name,
         };
         *slot = Some(name.to_string());
         self
@@ -360,10 +372,13 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => c.name.as_deref(),
             LayerConf::Lstm(c) => c.name.as_deref(),
             LayerConf::SimpleRnn(c) => c.name.as_deref(),
+            LayerConf::Gru(c) => c.name.as_deref(),
             LayerConf::RnnOutput(c) => c.name.as_deref(),
             LayerConf::RnnLoss(c) => c.name.as_deref(),
             LayerConf::LastTimeStep(c) => c.name.as_deref().or_else(|| c.layer.name()),
             LayerConf::Bidirectional(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::TimeDistributed(c) => c.name.as_deref().or_else(|| c.layer.name()),
+            LayerConf::MaskZero(c) => c.name.as_deref().or_else(|| c.layer.name()),
         }
     }
 
@@ -385,10 +400,13 @@ impl LayerConf {
             LayerConf::Upsampling2D(_) => "Upsampling2D",
             LayerConf::Lstm(_) => "LSTM",
             LayerConf::SimpleRnn(_) => "SimpleRnn",
+            LayerConf::Gru(_) => "GRU",
             LayerConf::RnnOutput(_) => "RnnOutputLayer",
             LayerConf::RnnLoss(_) => "RnnLossLayer",
             LayerConf::LastTimeStep(_) => "LastTimeStep",
             LayerConf::Bidirectional(_) => "Bidirectional",
+            LayerConf::TimeDistributed(_) => "TimeDistributed",
+            LayerConf::MaskZero(_) => "MaskZeroLayer",
         }
     }
 
@@ -410,10 +428,13 @@ impl LayerConf {
             }
             LayerConf::Lstm(c) => c.n_in,
             LayerConf::SimpleRnn(c) => c.n_in,
+            LayerConf::Gru(c) => c.n_in,
             LayerConf::RnnOutput(c) => c.n_in,
             LayerConf::RnnLoss(c) => c.n,
             LayerConf::LastTimeStep(c) => c.layer.n_in(),
             LayerConf::Bidirectional(c) => c.layer.n_in(),
+            LayerConf::TimeDistributed(c) => c.layer.n_in(),
+            LayerConf::MaskZero(c) => c.layer.n_in(),
         }
     }
 
@@ -426,8 +447,11 @@ impl LayerConf {
             LayerConf::DepthwiseConvolution2D(c) => c.n_in.map(|n| n * c.depth_multiplier),
             LayerConf::Lstm(c) => Some(c.n_out),
             LayerConf::SimpleRnn(c) => Some(c.n_out),
+            LayerConf::Gru(c) => Some(c.n_out),
             LayerConf::RnnOutput(c) => Some(c.n_out),
             LayerConf::LastTimeStep(c) => c.layer.n_out(),
+            LayerConf::TimeDistributed(c) => c.layer.n_out(),
+            LayerConf::MaskZero(c) => c.layer.n_out(),
             LayerConf::Bidirectional(c) => c.layer.n_out().map(|n| {
                 if c.mode == crate::layers::BidirectionalMode::Concat {
                     2 * n
@@ -511,10 +535,13 @@ impl LayerConf {
             | LayerConf::Upsampling2D(_) => Accepts::Convolutional,
             LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => Accepts::Recurrent,
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => Accepts::Recurrent,
             _ => Accepts::FeedForward,
         }
     }
@@ -541,12 +568,17 @@ impl LayerConf {
             LayerConf::SimpleRnn(c) => {
                 c.weight_init.get_or_insert(weight_init);
             }
+            LayerConf::Gru(c) => {
+                c.weight_init.get_or_insert(weight_init);
+            }
             LayerConf::RnnOutput(c) => {
                 c.activation.get_or_insert(activation);
                 c.weight_init.get_or_insert(weight_init);
             }
             LayerConf::LastTimeStep(c) => c.layer.apply_defaults(activation, weight_init),
             LayerConf::Bidirectional(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::TimeDistributed(c) => c.layer.apply_defaults(activation, weight_init),
+            LayerConf::MaskZero(c) => c.layer.apply_defaults(activation, weight_init),
             _ => {}
         }
     }
@@ -634,10 +666,13 @@ impl LayerConf {
             | LayerConf::Upsampling2D(_)
             | LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => {
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => {
                 return Err(NnError::config(format!(
                     "{label}: internal inference order"
                 )));
@@ -706,10 +741,13 @@ impl LayerConf {
             LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
             LayerConf::Lstm(_)
             | LayerConf::SimpleRnn(_)
+            | LayerConf::Gru(_)
             | LayerConf::RnnOutput(_)
             | LayerConf::RnnLoss(_)
             | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_) => {
+            | LayerConf::Bidirectional(_)
+            | LayerConf::TimeDistributed(_)
+            | LayerConf::MaskZero(_) => {
                 return Err(NnError::config("recurrent layer: internal build order"));
             }
         })

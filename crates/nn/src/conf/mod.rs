@@ -18,10 +18,11 @@ pub use graph::{
 pub use layer::{
     ActivationConf, BatchNormConf, BidirectionalConf, ConvolutionBuilder, ConvolutionConf,
     ConvolutionMode, CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder,
-    DepthwiseConvolutionConf, DropoutConf, GlobalPoolingConf, LastTimeStepConf, LayerConf,
-    LossConf, LstmBuilder, LstmConf, OutputBuilder, OutputConf, PoolingType, RnnLossConf,
-    RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder, SimpleRnnConf, SubsamplingBuilder,
-    SubsamplingConf, UpsamplingConf, ZeroPaddingConf,
+    DepthwiseConvolutionConf, DropoutConf, GlobalPoolingConf, GruBuilder, GruConf,
+    LastTimeStepConf, LayerConf, LossConf, LstmBuilder, LstmConf, MaskZeroConf, OutputBuilder,
+    OutputConf, PoolingType, RnnLossConf, RnnOutputBuilder, RnnOutputConf, SimpleRnnBuilder,
+    SimpleRnnConf, SubsamplingBuilder, SubsamplingConf, TimeDistributedConf, UpsamplingConf,
+    ZeroPaddingConf,
 };
 pub use mode::{BackpropType, GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};

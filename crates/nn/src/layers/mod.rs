@@ -29,8 +29,8 @@ pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
 pub use recurrent::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, LstmLayer, RnnOutputLayer,
-    SimpleRnnLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, LstmLayer, MaskZeroLayer,
+    RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 pub use simple::{ActivationLayer, LossLayer};
 pub use spatial::SpatialLayer;

@@ -57,6 +57,8 @@ fn prefixed(prefix: char, key: &str) -> &'static str {
         ('f', "W") => "fW",
         ('f', "RW") => "fRW",
         ('f', "b") => "fb",
+        ('f', "rb") => "frb",
+        ('b', "rb") => "brb",
         ('b', "W") => "bW",
         ('b', "RW") => "bRW",
         ('b', "b") => "bb",

@@ -5,7 +5,8 @@
 //! `W` `[n_in, 4 * n_out]`, `RW` `[n_out, 4 * n_out]`, `b` `[4 * n_out]`. The four column
 //! blocks of each are the gates in DL4J's order: block input `a` (the layer activation, tanh
 //! by default), forget gate `f`, output gate `o`, input gate `i` (the gate activation, sigmoid
-//! by default). A step is
+//! by default); DL4J's comments call the four blocks input, forget, output and input modulation
+//! ("IFOG"). A step is
 //!
 //! ```text
 //! z = x_t·W + h_{t-1}·RW + b        a, f, o, i = act(z_a), σ(z_f), σ(z_o), σ(z_i)

@@ -3,9 +3,12 @@
 //!
 //! * [`LstmLayer`] (`lstm.rs`): DL4J's LSTM without peepholes, backprop through time;
 //! * [`SimpleRnnLayer`] (`simple_rnn.rs`): DL4J's `SimpleRnn`;
+//! * [`GruLayer`] (`gru.rs`): a GRU (PyTorch's formulation);
 //! * [`RnnOutputLayer`] (`output.rs`): a dense layer and a loss at every time step, or only the
 //!   activation and loss (`RnnLossLayer`);
 //! * [`BidirectionalLayer`] (`bidirectional.rs`): a recurrent layer both ways;
+//! * [`TimeDistributedLayer`], [`MaskZeroLayer`] (`wrappers.rs`): a dense layer at every step,
+//!   a mask from padding values;
 //! * [`LastTimeStepLayer`] (`last_step.rs`): a recurrent layer's output at each example's last
 //!   unmasked step.
 //!
@@ -17,17 +20,21 @@
 //! `WS_RNN_LOOP_WORKING_MEM`.
 
 mod bidirectional;
+mod gru;
 mod last_step;
 mod lstm;
 mod output;
 mod simple_rnn;
+mod wrappers;
 
 pub use bidirectional::{BidirectionalLayer, BidirectionalMode};
+pub use gru::GruLayer;
 pub use last_step::LastTimeStepLayer;
 pub(crate) use last_step::last_steps;
 pub use lstm::LstmLayer;
 pub use output::RnnOutputLayer;
 pub use simple_rnn::SimpleRnnLayer;
+pub use wrappers::{MaskZeroLayer, TimeDistributedLayer};
 
 use dl4rs_array::{ArrayView, DataType, NdArray};
 

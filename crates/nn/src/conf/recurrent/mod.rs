@@ -4,13 +4,17 @@
 
 use serde::{Deserialize, Serialize};
 
+mod builders;
+
+pub use builders::{GruBuilder, LstmBuilder, RnnOutputBuilder, SimpleRnnBuilder};
+
 use super::layer::LayerConf;
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    BidirectionalLayer, BidirectionalMode, LastTimeStepLayer, Layer, LstmLayer, RnnOutputLayer,
-    SimpleRnnLayer,
+    BidirectionalLayer, BidirectionalMode, GruLayer, LastTimeStepLayer, Layer, LstmLayer,
+    MaskZeroLayer, RnnOutputLayer, SimpleRnnLayer, TimeDistributedLayer,
 };
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
@@ -70,6 +74,28 @@ pub struct SimpleRnnConf {
     pub weight_init: Option<WeightInit>,
 }
 
+/// A GRU (see `crate::layers::GruLayer` for the formulation and the parameter layout).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GruConf {
+    /// Optional name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Features per step; inferred when `None`.
+    #[serde(default)]
+    pub n_in: Option<usize>,
+    /// Units.
+    pub n_out: usize,
+    /// Candidate activation; tanh when `None`.
+    #[serde(default)]
+    pub activation: Option<Activation>,
+    /// Gate activation (sigmoid).
+    #[serde(default = "default_gate")]
+    pub gate_activation: Activation,
+    /// Weight initialization of `W` and `RW`; the network default when `None`.
+    #[serde(default)]
+    pub weight_init: Option<WeightInit>,
+}
+
 /// A dense layer and a loss at every time step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RnnOutputConf {
@@ -123,6 +149,29 @@ pub struct BidirectionalConf {
     pub layer: Box<LayerConf>,
 }
 
+/// A feed-forward (dense) layer applied at every time step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeDistributedConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The wrapped dense layer.
+    pub layer: Box<LayerConf>,
+}
+
+/// A recurrent layer that masks the steps whose features all equal `masking_value`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MaskZeroConf {
+    /// Optional name (the wrapped layer's when `None`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The padding value (DL4J default 0).
+    #[serde(default)]
+    pub masking_value: f64,
+    /// The wrapped recurrent layer.
+    pub layer: Box<LayerConf>,
+}
+
 /// The last unmasked time step of a recurrent layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastTimeStepConf {
@@ -154,6 +203,18 @@ impl LayerConf {
             n_in: None,
             n_out,
             activation: None,
+            weight_init: None,
+        })
+    }
+
+    /// A GRU with `n_out` units (tanh, sigmoid gates).
+    pub fn gru(n_out: usize) -> GruBuilder {
+        GruBuilder(GruConf {
+            name: None,
+            n_in: None,
+            n_out,
+            activation: None,
+            gate_activation: default_gate(),
             weight_init: None,
         })
     }
@@ -190,6 +251,23 @@ impl LayerConf {
         })
     }
 
+    /// The dense layer `inner` at every time step.
+    pub fn time_distributed(inner: impl Into<LayerConf>) -> LayerConf {
+        LayerConf::TimeDistributed(TimeDistributedConf {
+            name: None,
+            layer: Box::new(inner.into()),
+        })
+    }
+
+    /// The recurrent layer `inner`, skipping steps whose features all equal `masking_value`.
+    pub fn mask_zero(inner: impl Into<LayerConf>, masking_value: f64) -> LayerConf {
+        LayerConf::MaskZero(MaskZeroConf {
+            name: None,
+            masking_value,
+            layer: Box::new(inner.into()),
+        })
+    }
+
     /// The last unmasked step of the recurrent layer `inner`.
     pub fn last_time_step(inner: impl Into<LayerConf>) -> LayerConf {
         LayerConf::LastTimeStep(LastTimeStepConf {
@@ -202,7 +280,11 @@ impl LayerConf {
     pub fn is_recurrent(&self) -> bool {
         matches!(
             self,
-            LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Bidirectional(_)
+            LayerConf::Lstm(_)
+                | LayerConf::SimpleRnn(_)
+                | LayerConf::Gru(_)
+                | LayerConf::Bidirectional(_)
+                | LayerConf::MaskZero(_)
         )
     }
 }
@@ -256,6 +338,13 @@ pub(crate) fn infer(
             }
             with_size(input, c.n_out)
         }
+        LayerConf::Gru(c) => {
+            c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
+            if c.n_out == 0 {
+                return Err(NnError::config(format!("{label}: n_out must be > 0")));
+            }
+            with_size(input, c.n_out)
+        }
         LayerConf::SimpleRnn(c) => {
             c.n_in = Some(check_n_in(c.n_in, recurrent_size(input, label)?, label)?);
             if c.n_out == 0 {
@@ -275,9 +364,12 @@ pub(crate) fn infer(
             *input
         }
         LayerConf::Bidirectional(c) => {
-            if !matches!(*c.layer, LayerConf::Lstm(_) | LayerConf::SimpleRnn(_)) {
+            if !matches!(
+                *c.layer,
+                LayerConf::Lstm(_) | LayerConf::SimpleRnn(_) | LayerConf::Gru(_)
+            ) {
                 return Err(NnError::config(format!(
-                    "{label}: Bidirectional wraps a recurrent layer (LSTM, SimpleRnn), not {}",
+                    "{label}: Bidirectional wraps a recurrent layer (LSTM, GRU, SimpleRnn), not {}",
                     c.layer.kind()
                 )));
             }
@@ -292,6 +384,34 @@ pub(crate) fn infer(
                     )));
                 }
             }
+        }
+        LayerConf::TimeDistributed(c) => {
+            if !matches!(*c.layer, LayerConf::Dense(_)) {
+                return Err(NnError::config(format!(
+                    "{label}: TimeDistributed wraps a dense layer, not {}",
+                    c.layer.kind()
+                )));
+            }
+            let size = recurrent_size(input, label)?;
+            match c.layer.infer(&InputType::feed_forward(size), label)? {
+                InputType::FeedForward { size } => with_size(input, size),
+                other => {
+                    return Err(NnError::config(format!(
+                        "{label}: the wrapped layer outputs {other}, not rows"
+                    )));
+                }
+            }
+        }
+        LayerConf::MaskZero(c) => {
+            if !c.layer.is_recurrent() || !c.masking_value.is_finite() {
+                return Err(NnError::config(format!(
+                    "{label}: MaskZeroLayer wraps a recurrent layer with a finite masking \
+                     value, found {} and {}",
+                    c.layer.kind(),
+                    c.masking_value
+                )));
+            }
+            c.layer.infer(input, label)?
         }
         LayerConf::LastTimeStep(c) => {
             if !c.layer.is_recurrent() {
@@ -329,6 +449,14 @@ pub(crate) fn build<T: DataType>(
             c.weight_init.unwrap_or_default(),
             c.forget_gate_bias_init,
         )?),
+        LayerConf::Gru(c) => Box::new(GruLayer::<T>::new(
+            c.name.clone(),
+            size,
+            c.n_out,
+            c.activation.unwrap_or(Activation::Tanh),
+            c.gate_activation,
+            c.weight_init.unwrap_or_default(),
+        )?),
         LayerConf::SimpleRnn(c) => Box::new(SimpleRnnLayer::<T>::new(
             c.name.clone(),
             size,
@@ -357,6 +485,15 @@ pub(crate) fn build<T: DataType>(
             c.layer.build::<T>(input)?,
             c.layer.build::<T>(input)?,
         )?),
+        LayerConf::TimeDistributed(c) => Box::new(TimeDistributedLayer::new(
+            c.name.clone(),
+            c.layer.build::<T>(&InputType::feed_forward(size))?,
+        )?),
+        LayerConf::MaskZero(c) => Box::new(MaskZeroLayer::new(
+            c.name.clone(),
+            c.layer.build::<T>(input)?,
+            c.masking_value,
+        )?),
         LayerConf::LastTimeStep(c) => Box::new(LastTimeStepLayer::new(
             c.name.clone(),
             c.layer.build::<T>(input)?,
@@ -376,6 +513,14 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
                 .saturating_mul(g)
                 .saturating_add(g)
         }
+        LayerConf::Gru(c) => {
+            let g = c.n_out.saturating_mul(3);
+            n_in(c.n_in)
+                .saturating_add(c.n_out)
+                .saturating_mul(g)
+                .saturating_add(g)
+                .saturating_add(c.n_out)
+        }
         LayerConf::SimpleRnn(c) => n_in(c.n_in)
             .saturating_add(c.n_out)
             .saturating_mul(c.n_out)
@@ -384,132 +529,8 @@ pub(crate) fn num_params(conf: &LayerConf) -> Option<usize> {
         LayerConf::RnnLoss(_) => 0,
         LayerConf::Bidirectional(c) => c.layer.num_params().saturating_mul(2),
         LayerConf::LastTimeStep(c) => c.layer.num_params(),
+        LayerConf::TimeDistributed(c) => c.layer.num_params(),
+        LayerConf::MaskZero(c) => c.layer.num_params(),
         _ => return None,
     })
-}
-
-/// Builder for an LSTM.
-#[derive(Debug, Clone)]
-pub struct LstmBuilder(LstmConf);
-
-impl LstmBuilder {
-    /// Sets the name.
-    pub fn name(mut self, name: &str) -> Self {
-        self.0.name = Some(name.to_string());
-        self
-    }
-    /// Sets the number of inputs per step (otherwise inferred).
-    pub fn n_in(mut self, n_in: usize) -> Self {
-        self.0.n_in = Some(n_in);
-        self
-    }
-    /// Sets the block-input and cell activation (tanh).
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.0.activation = Some(activation);
-        self
-    }
-    /// Sets the gate activation (sigmoid).
-    pub fn gate_activation(mut self, activation: Activation) -> Self {
-        self.0.gate_activation = activation;
-        self
-    }
-    /// Sets the weight initialization.
-    pub fn weight_init(mut self, init: WeightInit) -> Self {
-        self.0.weight_init = Some(init);
-        self
-    }
-    /// Sets the forget gate's initial bias (1.0).
-    pub fn forget_gate_bias_init(mut self, bias: f64) -> Self {
-        self.0.forget_gate_bias_init = bias;
-        self
-    }
-    /// The layer configuration.
-    pub fn build(self) -> LayerConf {
-        LayerConf::Lstm(self.0)
-    }
-}
-
-/// Builder for a simple recurrent layer.
-#[derive(Debug, Clone)]
-pub struct SimpleRnnBuilder(SimpleRnnConf);
-
-impl SimpleRnnBuilder {
-    /// Sets the name.
-    pub fn name(mut self, name: &str) -> Self {
-        self.0.name = Some(name.to_string());
-        self
-    }
-    /// Sets the number of inputs per step (otherwise inferred).
-    pub fn n_in(mut self, n_in: usize) -> Self {
-        self.0.n_in = Some(n_in);
-        self
-    }
-    /// Sets the activation (tanh).
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.0.activation = Some(activation);
-        self
-    }
-    /// Sets the weight initialization.
-    pub fn weight_init(mut self, init: WeightInit) -> Self {
-        self.0.weight_init = Some(init);
-        self
-    }
-    /// The layer configuration.
-    pub fn build(self) -> LayerConf {
-        LayerConf::SimpleRnn(self.0)
-    }
-}
-
-impl From<SimpleRnnBuilder> for LayerConf {
-    fn from(b: SimpleRnnBuilder) -> LayerConf {
-        b.build()
-    }
-}
-
-/// Builder for an RNN output layer.
-#[derive(Debug, Clone)]
-pub struct RnnOutputBuilder(RnnOutputConf);
-
-impl RnnOutputBuilder {
-    /// Sets the name.
-    pub fn name(mut self, name: &str) -> Self {
-        self.0.name = Some(name.to_string());
-        self
-    }
-    /// Sets the number of inputs per step (otherwise inferred).
-    pub fn n_in(mut self, n_in: usize) -> Self {
-        self.0.n_in = Some(n_in);
-        self
-    }
-    /// Sets the activation.
-    pub fn activation(mut self, activation: Activation) -> Self {
-        self.0.activation = Some(activation);
-        self
-    }
-    /// Sets the weight initialization.
-    pub fn weight_init(mut self, init: WeightInit) -> Self {
-        self.0.weight_init = Some(init);
-        self
-    }
-    /// Sets the initial bias.
-    pub fn bias_init(mut self, bias: f64) -> Self {
-        self.0.bias_init = bias;
-        self
-    }
-    /// The layer configuration.
-    pub fn build(self) -> LayerConf {
-        LayerConf::RnnOutput(self.0)
-    }
-}
-
-impl From<LstmBuilder> for LayerConf {
-    fn from(b: LstmBuilder) -> LayerConf {
-        b.build()
-    }
-}
-
-impl From<RnnOutputBuilder> for LayerConf {
-    fn from(b: RnnOutputBuilder) -> LayerConf {
-        b.build()
-    }
 }

@@ -1,0 +1,410 @@
+//! A GRU ("reset after", PyTorch's and Keras' default formulation; DL4J has no GRU layer of its
+//! own). Gate blocks `r | z | n`:
+//!
+//! ```text
+//! r = σ(x·W_r + h·RW_r + b_r)      z = σ(x·W_z + h·RW_z + b_z)
+//! g = act(x·W_n + b_n + r ⊙ (h·RW_n + rb))      h' = (1 - z) ⊙ g + z ⊙ h
+//! ```
+//!
+//! Parameters, in order: `W` `[n_in, 3 n_out]`, `RW` `[n_out, 3 n_out]`, `b` `[3 n_out]`,
+//! `rb` `[n_out]` (the candidate's recurrent bias, PyTorch's `b_hn`; PyTorch's `b_hr`, `b_hz`
+//! are folded into `b`). Masks, per-step loop workspaces, carried states and truncated BPTT
+//! work as for the LSTM (`lstm.rs`); the cache is one flat array ([`GruCacheLayout`]).
+
+use dl4rs_array::ops::{self, BinaryOp, GruCacheLayout, Reduction, Unary};
+use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
+
+use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use crate::activation::Activation;
+use crate::error::NnError;
+use crate::input_type::InputType;
+use crate::layers::{
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
+    RnnStateSlot, Saved, StepContext,
+};
+use crate::weight_init::WeightInit;
+use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
+
+/// The key of the carried output (as DL4J's recurrent layers name it).
+const STATE_H: &str = "prevAct";
+
+/// A GRU layer `n_in → n_out`.
+pub struct GruLayer<T: DataType> {
+    info: LayerInfo,
+    n_in: usize,
+    n_out: usize,
+    activation: Activation,
+    gate_activation: Activation,
+    weight_init: WeightInit,
+    /// `rnn_time_step`'s carried state (detached, overwritten in place).
+    step_state: Option<NdArray<T>>,
+    /// Truncated BPTT's carried state.
+    tbptt_state: Option<NdArray<T>>,
+}
+
+impl<T: DataType> GruLayer<T> {
+    /// A GRU `n_in → n_out`; errors for activations it cannot differentiate from outputs.
+    pub fn new(
+        name: Option<String>,
+        n_in: usize,
+        n_out: usize,
+        activation: Activation,
+        gate_activation: Activation,
+        weight_init: WeightInit,
+    ) -> Result<Self, NnError> {
+        act_of::<T>(activation)?;
+        act_of::<T>(gate_activation)?;
+        let info = LayerInfo::new(
+            "GRU",
+            InputType::recurrent(n_in),
+            InputType::recurrent(n_out),
+        )
+        .named(name)
+        .with_params(vec![
+            ParamSpec::weight("W", &[n_in, 3 * n_out]),
+            ParamSpec::weight("RW", &[n_out, 3 * n_out]),
+            ParamSpec::bias("b", &[3 * n_out]),
+            ParamSpec::bias("rb", &[n_out]),
+        ]);
+        Ok(GruLayer {
+            info,
+            n_in,
+            n_out,
+            activation,
+            gate_activation,
+            weight_init,
+            step_state: None,
+            tbptt_state: None,
+        })
+    }
+
+    /// Offsets of `W`, `RW`, `b`, `rb` and the end.
+    fn offsets(&self) -> [usize; 5] {
+        let (ni, n) = (self.n_in, self.n_out);
+        let (w, rw) = (ni * 3 * n, n * 3 * n);
+        [0, w, w + rw, w + rw + 3 * n, w + rw + 4 * n]
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn weights<'a>(&self, params: &ArrayView<'a, T>) -> Result<[ArrayView<'a, T>; 4], NnError> {
+        let (ni, n) = (self.n_in, self.n_out);
+        let o = self.offsets();
+        Ok([
+            params.slice_axis(0, o[0], o[1], 1)?.reshape(&[ni, 3 * n])?,
+            params.slice_axis(0, o[1], o[2], 1)?.reshape(&[n, 3 * n])?,
+            params.slice_axis(0, o[2], o[3], 1)?,
+            params.slice_axis(0, o[3], o[4], 1)?,
+        ])
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.info.name.as_deref()
+    }
+
+    fn slot(&mut self, mode: RecurrentMode) -> Option<&mut Option<NdArray<T>>> {
+        match mode {
+            RecurrentMode::Fresh => None,
+            RecurrentMode::TimeStep => Some(&mut self.step_state),
+            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
+        }
+    }
+}
+
+fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
+    match a.unary::<T>() {
+        Some(u) if u.grad_from() == ops::GradFrom::Output => Ok(u),
+        _ => Err(NnError::config(format!(
+            "GRU: the activation {a:?} is not supported: use one whose derivative follows \
+             from its output (Tanh, Sigmoid, Relu, Identity)"
+        ))),
+    }
+}
+
+/// Overwrites `slot` with `h`, allocating only when the shape changed.
+fn store<T: DataType>(slot: &mut Option<NdArray<T>>, h: &ArrayView<'_, T>) -> Result<(), NnError> {
+    if slot.as_ref().is_none_or(|s| s.shape() != h.shape()) {
+        *slot = Some(NdArray::zeros_detached(h.shape())?);
+    }
+    if let Some(s) = slot {
+        s.assign(h)?;
+    }
+    Ok(())
+}
+
+impl<T: DataType> Layer<T> for GruLayer<T> {
+    fn info(&self) -> &LayerInfo {
+        &self.info
+    }
+
+    fn init_params(&self, params: &mut [T], seed: u64) {
+        let (ni, n) = (self.n_in, self.n_out);
+        let o = self.offsets();
+        self.weight_init
+            .fill(&mut params[o[0]..o[1]], ni, 3 * n, seed);
+        self.weight_init.fill(
+            &mut params[o[1]..o[2]],
+            n,
+            3 * n,
+            dl4rs_array::random::splitmix(seed, 1),
+        );
+        params[o[2]..].fill(T::ZERO);
+    }
+
+    fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
+        let s = match slot {
+            RnnStateSlot::TimeStep => &self.step_state,
+            RnnStateSlot::Tbptt => &self.tbptt_state,
+        };
+        s.iter().map(|h| (STATE_H, h.view())).collect()
+    }
+
+    fn rnn_set_state(
+        &mut self,
+        slot: RnnStateSlot,
+        key: &str,
+        value: &ArrayView<'_, T>,
+    ) -> Result<(), NnError> {
+        let n = self.n_out;
+        if key != STATE_H || !matches!(value.shape(), [_, m] if *m == n) {
+            return Err(NnError::Input(format!(
+                "GRU: expected state {STATE_H:?} of shape [batch, {n}], found {key:?} of \
+                 shape {:?}",
+                value.shape()
+            )));
+        }
+        let mode = match slot {
+            RnnStateSlot::TimeStep => RecurrentMode::TimeStep,
+            RnnStateSlot::Tbptt => RecurrentMode::Tbptt { backward: 0 },
+        };
+        match self.slot(mode) {
+            Some(s) => store(s, value),
+            None => Ok(()),
+        }
+    }
+
+    fn rnn_clear_state(&mut self) {
+        self.step_state = None;
+        self.tbptt_state = None;
+    }
+
+    fn forward(
+        &mut self,
+        input: &LayerInput<'_, T>,
+        params: &ArrayView<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Forward<T>, NnError> {
+        let x = input.activations;
+        check_mask(ctx, "GRU", self.name(), input.mask.as_ref(), &x)?;
+        let (b, _, t) = dims3(&x);
+        let n = self.n_out;
+        let (act, gate) = (
+            act_of::<T>(self.activation)?,
+            act_of::<T>(self.gate_activation)?,
+        );
+        let [w, rw, bias, rb] = self.weights(params)?;
+        let layout = GruCacheLayout {
+            steps: t,
+            batch: b,
+            hidden: n,
+        };
+        let ty = if ctx.training {
+            ArrayType::FfCache
+        } else {
+            ArrayType::FfWorkingMem
+        };
+        let mut cache = mgr.create_uninitialized::<T>(ty, &[layout.len()])?;
+        {
+            let carried = match ctx.recurrent {
+                RecurrentMode::Fresh => None,
+                RecurrentMode::TimeStep => self.step_state.as_ref(),
+                RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
+            };
+            let mut h0 = layout.states_mut(cache.view_mut())?.index_axis(0, 0)?;
+            match carried {
+                Some(h) if h.shape() == [b, n] => h0.assign(h)?,
+                Some(h) => {
+                    return Err(layer_error(
+                        ctx,
+                        "GRU",
+                        self.name(),
+                        format!(
+                            "the carried state has batch {} but the input {:?} has batch {b}: \
+                             call rnn_clear_previous_state() before a batch of another size",
+                            h.shape()[0],
+                            x.shape()
+                        ),
+                    ));
+                }
+                None => h0.fill(T::ZERO)?,
+            }
+        }
+        {
+            let xt = time_major(&x, ArrayType::FfWorkingMem, mgr)?;
+            let mut g = layout.gates_mut(cache.view_mut())?;
+            ops::gemm_into(
+                T::ONE,
+                &xt.view().reshape(&[t * b, self.n_in])?,
+                &w,
+                T::ZERO,
+                &mut g,
+            )?;
+            ops::bias_act_into(&mut g, &bias, Unary::Identity, None)?;
+        }
+        let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        for s in 0..t {
+            let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
+            let mut rec =
+                mgr.create_uninitialized::<T>(ArrayType::RnnFfLoopWorkingMem, &[b, 3 * n])?;
+            {
+                let cv = cache.view();
+                let h_prev = layout.states(&cv)?.index_axis(0, s)?;
+                ops::gemm_into(T::ONE, &h_prev, &rw, T::ZERO, &mut rec)?;
+            }
+            let m = match &mask_t {
+                Some(mt) => Some(mt.view().index_axis(0, s)?),
+                None => None,
+            };
+            ops::gru_step_forward_into(&mut cache, &layout, s, &rec, &rb, m.as_ref(), act, gate)?;
+        }
+        if let Some(slot) = self.slot(ctx.recurrent) {
+            let cv = cache.view();
+            store(slot, &layout.states(&cv)?.index_axis(0, t)?)?;
+        }
+        let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
+        {
+            let cv = cache.view();
+            let h = layout.states(&cv)?.slice_axis(0, 1, t + 1, 1)?;
+            out.assign(&h.permute(&[1, 2, 0])?)?;
+        }
+        if let Some(m) = input.mask {
+            let m = m.reshape(&[b, 1, t]).map_err(|_| {
+                layer_error(
+                    ctx,
+                    "GRU",
+                    self.name(),
+                    "the feature mask must be a contiguous [batch, time] array".into(),
+                )
+            })?;
+            ops::binary_assign(BinaryOp::Mul, &mut out, &m)?;
+        }
+        let cache = if ctx.training { Some(cache) } else { None };
+        Ok(Forward::new(out).with_cache(cache))
+    }
+
+    fn backward(
+        &self,
+        saved: &Saved<'_, T>,
+        epsilon: Epsilon<'_, T>,
+        params: &ArrayView<'_, T>,
+        grads: &mut ArrayViewMut<'_, T>,
+        ctx: &StepContext,
+        mgr: &LayerWorkspaceMgr,
+    ) -> Result<Option<NdArray<T>>, NnError> {
+        let eps = epsilon.gradient(self.info.kind)?;
+        let x = saved.input;
+        let (b, ni, t) = dims3(&x);
+        let n = self.n_out;
+        let (act, gate) = (
+            act_of::<T>(self.activation)?,
+            act_of::<T>(self.gate_activation)?,
+        );
+        let [w, rw, _, _] = self.weights(params)?;
+        let layout = GruCacheLayout {
+            steps: t,
+            batch: b,
+            hidden: n,
+        };
+        let cache = saved.cache.ok_or_else(|| {
+            layer_error(
+                ctx,
+                "GRU",
+                self.name(),
+                "backward without the forward pass's cache (run forward in training mode)".into(),
+            )
+        })?;
+        if eps.shape() != [b, n, t] {
+            return Err(layer_error(
+                ctx,
+                "GRU",
+                self.name(),
+                format!(
+                    "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
+                    eps.shape()
+                ),
+            ));
+        }
+        let first = match ctx.recurrent {
+            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
+            _ => 0,
+        };
+        let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
+        let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
+        let mut dx_gates = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, 3 * n])?;
+        let mut drec = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, 3 * n])?;
+        let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        for s in (first..t).rev() {
+            let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
+            let m = match &mask_t {
+                Some(mt) => Some(mt.view().index_axis(0, s)?),
+                None => None,
+            };
+            {
+                let mut dxs = dx_gates.view_mut().slice_axis(0, s * b, (s + 1) * b, 1)?;
+                let mut drs = drec.view_mut().slice_axis(0, s * b, (s + 1) * b, 1)?;
+                ops::gru_step_backward_into(
+                    &cache,
+                    &layout,
+                    s,
+                    &eps_t.view().index_axis(0, s)?,
+                    &mut dh,
+                    &mut dxs,
+                    &mut drs,
+                    m.as_ref(),
+                    act,
+                    gate,
+                )?;
+            }
+            let drs = drec.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
+            ops::gemm_into(T::ONE, &drs, &rw.t(), T::ONE, &mut dh)?;
+        }
+        let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;
+        let xt = xt.view().reshape(&[t * b, ni])?;
+        let o = self.offsets();
+        {
+            let mut gw = grads
+                .view_mut()
+                .slice_axis(0, o[0], o[1], 1)?
+                .reshape(&[ni, 3 * n])?;
+            ops::gemm_into(T::ONE, &xt.t(), &dx_gates, T::ZERO, &mut gw)?;
+        }
+        {
+            let h_prev = layout
+                .states(&cache)?
+                .slice_axis(0, 0, t, 1)?
+                .reshape(&[t * b, n])?;
+            let mut grw = grads
+                .view_mut()
+                .slice_axis(0, o[1], o[2], 1)?
+                .reshape(&[n, 3 * n])?;
+            ops::gemm_into(T::ONE, &h_prev.t(), &drec, T::ZERO, &mut grw)?;
+        }
+        {
+            let mut gb = grads.view_mut().slice_axis(0, o[2], o[3], 1)?;
+            ops::reduce_axis_into(Reduction::Sum, &dx_gates, 0, &mut gb)?;
+        }
+        {
+            let candidate = drec.view().slice_axis(1, 2 * n, 3 * n, 1)?;
+            let mut grb = grads.view_mut().slice_axis(0, o[3], o[4], 1)?;
+            ops::reduce_axis_into(Reduction::Sum, &candidate, 0, &mut grb)?;
+        }
+        if !ctx.need_input_gradient {
+            return Ok(None);
+        }
+        let mut dxt = mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[t * b, ni])?;
+        ops::gemm_into(T::ONE, &dx_gates, &w.t(), T::ZERO, &mut dxt)?;
+        let mut dx = mgr.create_uninitialized::<T>(GRAD, &[b, ni, t])?;
+        dx.assign(&dxt.view().reshape(&[t, b, ni])?.permute(&[1, 2, 0])?)?;
+        Ok(Some(dx))
+    }
+}
