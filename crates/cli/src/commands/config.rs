@@ -158,5 +158,11 @@ mod tests {
         );
         assert_eq!(lstm.input_types()[0].1, InputType::recurrent(28));
         assert_eq!(lstm.output_types()[0].1, InputType::feed_forward(10));
+        // A bidirectional GRU of 32 (concat: 64 per step) under a GRU of 48 read at its last
+        // step; a GRU of n over m has W [m, 3n], RW [n, 3n] and 4n biases.
+        let gru = |m: usize, n: usize| 3 * n * (m + n) + 4 * n;
+        let bigru = load(&shipped("bigru.json"), InputType::recurrent(28), 10, None).unwrap();
+        assert_eq!(bigru.num_params(), 2 * gru(28, 32) + gru(64, 48) + 490);
+        assert_eq!(bigru.output_types()[0].1, InputType::feed_forward(10));
     }
 }
