@@ -336,7 +336,7 @@ pub fn train(
     match &args.report {
         Some(html) => {
             // The report evaluates a data set after every epoch: the test split as one padded
-            // batch with its masks (1,000 sequences of the bundled set: 1.2 MB), on the heap.
+            // batch with its masks (the bundled 1,000 sequences: about 3 MB), on the heap.
             let mut all = batches(
                 &data.test,
                 data.test.len(),
