@@ -13,8 +13,6 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use super::CliError;
-use super::progress::{ProgressListener, print_memory, progress_bar};
 use clap::{Args, ValueEnum};
 use dl4rs::array::{AsView, NdArray};
 use dl4rs::data::normalizer::{DataNormalization, Normalizer};
@@ -23,11 +21,16 @@ use dl4rs::data::{
     AsyncDataSetIterator, DataSet, DataSetIterator, InMemoryDataSetIterator, fashion_mnist,
 };
 use dl4rs::eval::{Evaluation, RegressionEvaluation};
-use dl4rs::memory::CountingAllocator;
+use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
 use dl4rs::nn::{
-    Activation, InputType, LayerConf, LossFunction, Model, ModelSerializer, MultiLayerNetwork,
-    NeuralNetConfiguration, PoolingType, Updater, WeightInit, WorkspaceMode,
+    Activation, InputType, IterationInfo, LayerConf, LossFunction, Model, ModelSerializer,
+    MultiLayerNetwork, NeuralNetConfiguration, NnError, PoolingType, TrainingListener, Updater,
+    WeightInit, WorkspaceMode,
 };
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::CliError;
+use super::progress::print_memory;
 
 /// Options of `dl4rs train`.
 #[derive(Args, Debug)]
@@ -272,6 +275,72 @@ pub fn network(
     Ok(MultiLayerNetwork::new(conf)?)
 }
 
+/// Drives the progress bar and measures heap allocations between iterations (the listener's
+/// own drawing is excluded: it counts from the end of its previous call).
+pub(super) struct ProgressListener {
+    bar: ProgressBar,
+    alloc: &'static CountingAllocator,
+    after_last: Option<u64>,
+    per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    iterations_per_epoch: u64,
+    started: Instant,
+    examples: usize,
+}
+
+impl TrainingListener<f32> for ProgressListener {
+    fn iteration_done(
+        &mut self,
+        _net: &dyn Model<f32>,
+        info: &IterationInfo,
+    ) -> Result<(), NnError> {
+        let now = self.alloc.thread_allocations();
+        // Only steady state: skip the first epoch (learning) and each epoch's first iteration
+        // (the iterator reset between epochs is not part of an iteration).
+        if let Some(prev) = self.after_last
+            && info.iteration > self.iterations_per_epoch
+            && info.iteration % self.iterations_per_epoch != 1
+            && let Ok(mut counts) = self.per_iteration.lock()
+        {
+            counts.push(now - prev);
+        }
+        self.examples += info.batch_size;
+        self.bar.inc(1);
+        if info.iteration.is_multiple_of(10) {
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            self.bar.set_message(format!(
+                "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
+                info.epoch + 1,
+                info.score,
+                self.examples as f64 / secs,
+                human_bytes(allocation_report().total_block_bytes())
+            ));
+        }
+        self.after_last = Some(self.alloc.thread_allocations());
+        Ok(())
+    }
+}
+
+impl ProgressListener {
+    /// A listener drawing on `bar` and pushing the heap allocations of every steady-state
+    /// iteration (after the first epoch, not an epoch's first) into `per_iteration`.
+    pub(super) fn new(
+        bar: ProgressBar,
+        alloc: &'static CountingAllocator,
+        per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+        iterations_per_epoch: u64,
+    ) -> Self {
+        ProgressListener {
+            bar,
+            alloc,
+            after_last: None,
+            per_iteration,
+            iterations_per_epoch,
+            started: Instant::now(),
+            examples: 0,
+        }
+    }
+}
+
 /// Runs `dl4rs train`.
 pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
     if args.epochs == 0 || args.batch == 0 {
@@ -317,17 +386,24 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
     let per_epoch = train_iter.batches_per_epoch() as u64;
-    let bar = progress_bar(per_epoch * args.epochs as u64)?;
+    let bar = ProgressBar::new(per_epoch * args.epochs as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
+            .map_err(|e| CliError::Usage(e.to_string()))?,
+    );
     let started = Instant::now();
     let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
         (per_epoch as usize) * args.epochs,
     )));
-    net.add_listener(Box::new(ProgressListener::new(
-        bar.clone(),
+    net.add_listener(Box::new(ProgressListener {
+        bar: bar.clone(),
         alloc,
-        counts.clone(),
-        per_epoch,
-    )));
+        after_last: None,
+        per_iteration: counts.clone(),
+        iterations_per_epoch: per_epoch,
+        started,
+        examples: 0,
+    }));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
     let mut iterator: Box<dyn DataSetIterator<f32>> = if job.prefetch {
         Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
