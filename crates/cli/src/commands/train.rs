@@ -30,7 +30,6 @@ use dl4rs::nn::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
-use super::progress::print_memory;
 
 /// Options of `dl4rs train`.
 #[derive(Args, Debug)]
@@ -320,6 +319,11 @@ impl TrainingListener<f32> for ProgressListener {
     }
 }
 
+fn median(values: &mut [u64]) -> Option<u64> {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied()
+}
+
 impl ProgressListener {
     /// A listener drawing on `bar` and pushing the heap allocations of every steady-state
     /// iteration (after the first epoch, not an epoch's first) into `per_iteration`.
@@ -464,7 +468,20 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         format!("test accuracy: {:.2}%", eval.accuracy() * 100.0)
     };
 
-    print_memory(&counts);
+    println!("== workspace memory report (training thread) ==");
+    print!("{}", allocation_report());
+    let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
+    let max = per_iteration.iter().copied().max();
+    match median(&mut per_iteration) {
+        Some(m) => println!(
+            "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
+        None => println!(
+            "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
+        ),
+    }
     match &job.normalizer {
         Some(n) => ModelSerializer::write_model_with_normalizer(net.as_ref(), &args.out, true, n)?,
         None => ModelSerializer::write_model(net.as_ref(), &args.out, true)?,
