@@ -1,4 +1,5 @@
-//! What `dl4rs train` prints around training, shared by the row/image and sequence jobs: the
+//! What `dl4rs train` prints around training on sequences (train.rs has its own inline copy for
+//! the row and image jobs, which other branches edit; to be shared once they are merged): the
 //! progress bar (drawn by `train::ProgressListener`) and, after training, the workspace memory
 //! report and the heap allocations per steady-state iteration the listener counted.
 
