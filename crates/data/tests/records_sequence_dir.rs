@@ -138,6 +138,21 @@ fn split_sizes_from_the_files_and_aligns_at_the_end() {
 }
 
 #[test]
+fn header_lines_and_delimiters_as_configured() {
+    let dir = split(
+        "header",
+        &["a;b\n1;10\n2;20\n", "a;b\n3;30\n"],
+        &["class\n1\n", "class\n0\n"],
+    );
+    let s = SequenceSplit::read_with(&dir.0, 1, ';').unwrap();
+    assert_eq!((s.num_channels(), s.length_range()), (2, (1, 2)));
+    assert_eq!(s.num_classes().unwrap(), 2);
+    // Read as plain CSV, the header is a parse error naming the file and line.
+    let e = error(SequenceSplit::read(&dir.0));
+    assert!(e.contains("features/0.csv: line 1"), "{e}");
+}
+
+#[test]
 fn shuffle_visits_every_sequence_once_in_a_new_order_each_epoch() {
     let seqs: Vec<String> = (0..20)
         .map(|i| format!("{i}\n").repeat(1 + i % 4))

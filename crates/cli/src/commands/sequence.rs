@@ -79,9 +79,11 @@ struct SequenceData {
 }
 
 impl SequenceData {
-    fn load(dir: &Path) -> Result<Self, CliError> {
-        let train = SequenceSplit::read(dir.join("train"))?;
-        let test = SequenceSplit::read(dir.join("test"))?;
+    fn load(dir: &Path, args: &TrainArgs) -> Result<Self, CliError> {
+        let read = |split: &str| {
+            SequenceSplit::read_with(dir.join(split), args.skip_lines, args.delimiter)
+        };
+        let (train, test) = (read("train")?, read("test")?);
         let channels = train.num_channels();
         if test.num_channels() != channels {
             return Err(CliError::Usage(format!(
@@ -295,7 +297,7 @@ pub fn train(
     alloc: &'static CountingAllocator,
     dir: &Path,
 ) -> Result<(), CliError> {
-    let data = SequenceData::load(dir)?;
+    let data = SequenceData::load(dir, args)?;
     println!("data: {}", data.description);
     let mut net = build(args, &data)?;
     print!("{}", net.summary());

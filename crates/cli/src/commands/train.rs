@@ -82,10 +82,10 @@ pub struct TrainArgs {
     /// CSV regression: last target column (inclusive; default: `--label-column`).
     #[arg(long)]
     pub label_to: Option<usize>,
-    /// CSV: lines to skip at the top (headers).
+    /// CSV: lines to skip at the top (headers; of every file, for sequences).
     #[arg(long, default_value_t = 0)]
     pub skip_lines: usize,
-    /// CSV field delimiter.
+    /// CSV field delimiter (also of sequence files).
     #[arg(long, default_value_t = ',')]
     pub delimiter: char,
     /// CSV: fraction of the (shuffled) rows held out for the evaluation.

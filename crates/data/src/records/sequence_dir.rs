@@ -122,6 +122,16 @@ impl SequenceSplit {
     /// Reads `dir/features/*.csv` and `dir/labels/*.csv` (numbered files, comma-separated, no
     /// header lines).
     pub fn read(dir: impl AsRef<Path>) -> Result<Self, DataError> {
+        Self::read_with(dir, 0, ',')
+    }
+
+    /// [`read`](Self::read) with DataVec's `CSVSequenceRecordReader(skipNumLines, delimiter)`
+    /// settings, applied to every features and labels file.
+    pub fn read_with(
+        dir: impl AsRef<Path>,
+        skip_lines: usize,
+        delimiter: char,
+    ) -> Result<Self, DataError> {
         let dir = dir.as_ref().to_owned();
         if !dir.is_dir() {
             return Err(format_error(
@@ -131,9 +141,9 @@ impl SequenceSplit {
                  index), found no such directory",
             ));
         }
-        let mut features = CsvSequenceRecordReader::new(0, ',');
+        let mut features = CsvSequenceRecordReader::new(skip_lines, delimiter);
         features.initialize_numbered(dir.join("features"))?;
-        let mut labels = CsvSequenceRecordReader::new(0, ',');
+        let mut labels = CsvSequenceRecordReader::new(skip_lines, delimiter);
         labels.initialize_numbered(dir.join("labels"))?;
         let (nf, nl) = (features.sequences().len(), labels.sequences().len());
         if nf != nl {
