@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train the default network on Fashion-MNIST and report accuracy and memory (the main job).
-    Train(commands::train::TrainArgs),
+    Train(Box<commands::train::TrainArgs>),
     /// Evaluate a saved model on the test split.
     Evaluate(commands::inspect::EvaluateArgs),
     /// Predict classes for the examples in a CSV file.
@@ -41,7 +41,7 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => commands::train::run(args, &ALLOC),
+        Command::Train(args) => commands::train::run(*args, &ALLOC),
         Command::Evaluate(args) => commands::inspect::evaluate(args),
         Command::Predict(args) => commands::inspect::predict(args),
         Command::Summary(args) => commands::inspect::summary(args),

@@ -277,7 +277,7 @@ impl<S: BatchSource> Prefetcher<S> {
     }
 
     /// Stops the prefetch thread (if running), joins it and returns the source.
-    fn stop(&mut self) -> Result<S, DataError> {
+    pub(crate) fn stop(&mut self) -> Result<S, DataError> {
         self.peeked.get_mut().take();
         self.finished.set(true);
         if let Some(producer) = self.producer.take() {
@@ -476,7 +476,8 @@ fn lost_source(names: &Names) -> DataError {
 }
 
 /// The source iterator the prefetch thread drives.
-type Source<T> = Box<dyn DataSetIterator<T> + Send>;
+/// A data set iterator the prefetch thread can own.
+pub type Source<T> = Box<dyn DataSetIterator<T> + Send>;
 
 /// What the consumer may ask of the source while the thread owns it.
 #[derive(Debug, Clone, Copy)]
@@ -641,6 +642,13 @@ impl<T: DataType> AsyncDataSetIterator<T> {
     /// arrays report it as their workspace.
     pub fn workspace_id(&self) -> &str {
         self.inner.workspace_id()
+    }
+
+    /// Stops and joins the prefetch thread and gives the source back (where it stopped: call
+    /// its `reset()` for a new epoch). Batches still held stay valid. Fails only when the
+    /// source was lost (it panicked on the prefetch thread).
+    pub fn into_source(mut self) -> Result<Source<T>, DataError> {
+        self.inner.stop()
     }
 }
 

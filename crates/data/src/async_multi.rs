@@ -14,7 +14,8 @@ use crate::error::DataError;
 use crate::multi::{MultiDataSet, MultiDataSetIterator};
 
 /// The source iterator the prefetch thread drives.
-type MultiSource<T> = Box<dyn MultiDataSetIterator<T> + Send>;
+/// A multi data set iterator the prefetch thread can own.
+pub type MultiSource<T> = Box<dyn MultiDataSetIterator<T> + Send>;
 
 const AMDSI: Names = Names {
     ty: "AsyncMultiDataSetIterator",
@@ -168,6 +169,13 @@ impl<T: DataType> AsyncMultiDataSetIterator<T> {
     /// arrays report it as their workspace.
     pub fn workspace_id(&self) -> &str {
         self.inner.workspace_id()
+    }
+
+    /// Stops and joins the prefetch thread and gives the source back (where it stopped: call
+    /// its `reset()` for a new epoch). Batches still held stay valid. Fails only when the
+    /// source was lost (it panicked on the prefetch thread).
+    pub fn into_source(mut self) -> Result<MultiSource<T>, DataError> {
+        self.inner.stop()
     }
 }
 

@@ -68,8 +68,9 @@ mod shield;
 
 pub use async_iter::{
     AsyncDataSetIterator, DEFAULT_MIN_RING_BYTES, DEFAULT_PREFETCH, MAX_PREFETCH, MIN_PREFETCH,
+    Source,
 };
-pub use async_multi::AsyncMultiDataSetIterator;
+pub use async_multi::{AsyncMultiDataSetIterator, MultiSource};
 pub use dataset::{DataSet, shuffle_indices};
 pub use error::DataError;
 pub use iterator::{DataSetIterator, InMemoryDataSetIterator};

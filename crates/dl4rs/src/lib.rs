@@ -7,7 +7,8 @@
 //! This crate is the facade: `use dl4rs::prelude::*` brings in what a user needs. Each part
 //! lives in its own crate and is re-exported here: [`memory`] (workspaces), [`kernels`] (gemm and SIMD loops), [`array`]
 //! (NdArray), [`data`] (data sets and iterators), [`eval`] (evaluation), [`nn`] (layers and
-//! networks). The command-line program is the `dl4rs-cli` crate (binary `dl4rs`), so this
+//! networks), [`parallel`] (ParallelWrapper, ParallelInference), [`distributed`] (training
+//! across processes; its MPI backend behind the feature `mpi`). The command-line program is the `dl4rs-cli` crate (binary `dl4rs`), so this
 //! library pulls no argument parser or progress bars into its users' builds.
 //!
 //! ```
@@ -35,10 +36,12 @@
 
 pub use dl4rs_array as array;
 pub use dl4rs_data as data;
+pub use dl4rs_distributed as distributed;
 pub use dl4rs_eval as eval;
 pub use dl4rs_kernels as kernels;
 pub use dl4rs_memory as memory;
 pub use dl4rs_nn as nn;
+pub use dl4rs_parallel as parallel;
 
 /// The names most programs need.
 pub mod prelude {

@@ -645,6 +645,15 @@ macro_rules! impl_model_common {
         fn add_listener(&mut self, listener: Box<dyn TrainingListener<T>>) {
             self.core.listeners.push(listener);
         }
+        fn take_listeners(&mut self) -> Vec<Box<dyn TrainingListener<T>>> {
+            std::mem::take(&mut self.core.listeners)
+        }
+        fn params_mut(&mut self) -> &mut NdArray<T> {
+            &mut self.core.engine.store.params
+        }
+        fn updater_state_mut(&mut self) -> &mut NdArray<T> {
+            &mut self.core.engine.store.updater_state
+        }
         fn increment_epoch(&mut self) {
             self.core.engine.epoch += 1;
         }

@@ -49,9 +49,15 @@ pub enum Which {
     Rnn(super::rnn_bench::RnnBench),
     /// W1 without and with a StatsListener attached: the cost of recording statistics.
     Stats(super::stats_bench::StatsBench),
+    /// W1 on the bundled data with ParallelWrapper (2 workers) against one model with 1 and
+    /// 2 product threads: examples/s, accuracy, allocations per round, peak heap.
+    Parallel(super::parallel_bench::ParallelBench),
     /// Issue 15's soak: 10^6 workspace cycles of a mixed workload and 10^5 training
     /// iterations with the async iterator and evaluation; RSS within 2 % after warm-up.
     Soak(super::soak::SoakArgs),
+    /// W1 per rank trained over MPI (shared gradients), 1 and 2 ranks side by side: examples/s,
+    /// the allreduce's time and bytes (needs `--features distributed` and mpiexec).
+    Distributed(super::dist_bench::DistBench),
 }
 
 /// Where the workload's buffers live.
@@ -157,6 +163,8 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Stats(args) => super::stats_bench::run(args, alloc),
         Which::Rnn(args) => super::rnn_bench::run(args, alloc),
         Which::Soak(args) => super::soak::run(&args, alloc),
+        Which::Distributed(args) => super::dist_bench::run(args, alloc),
+        Which::Parallel(args) => super::parallel_bench::run(args, alloc),
     }
 }
 

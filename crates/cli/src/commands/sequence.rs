@@ -48,6 +48,13 @@ pub fn sequence_dir(args: &TrainArgs) -> Result<Option<PathBuf>, CliError> {
         d => PathBuf::from(d),
     };
     if is_sequence_dir(&dir) {
+        if args.workers.is_some() || args.distributed {
+            return Err(CliError::Usage(format!(
+                "--data {}: --workers and --distributed are not supported for sequence data yet: \
+                 drop them",
+                dir.display()
+            )));
+        }
         if args.label_column.is_some() || args.regression || args.classes.is_some() {
             return Err(CliError::Usage(format!(
                 "--data {}: sequence data takes its labels from labels/ and its number of \

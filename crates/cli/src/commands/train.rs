@@ -30,6 +30,7 @@ use dl4rs::nn::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
+use super::distributed::DistMode;
 
 /// Options of `dl4rs train`.
 #[derive(Args, Debug)]
@@ -98,10 +99,29 @@ pub struct TrainArgs {
     /// Threads for the matrix products (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Train through ParallelWrapper with this many trainer threads (at least 2; each gets
+    /// its share of the cores for its products). Default: one model on this thread.
+    #[arg(long)]
+    pub workers: Option<usize>,
     /// Write an HTML report of the training (rewritten every epoch, reloading itself while
     /// training runs) and its stats file beside it (`NAME.stats.jsonl`).
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Train as one rank of an MPI job: `mpiexec -n N dl4rs train --distributed ...` (needs a
+    /// dl4rs built with `--features distributed`). Every rank trains its stride of the
+    /// batches; rank 0 prints, evaluates and saves.
+    #[arg(long)]
+    pub distributed: bool,
+    /// `--distributed`: share gradients every iteration, or average parameters.
+    #[arg(long, value_enum, default_value_t = DistMode::SharedGradients)]
+    pub training_mode: DistMode,
+    /// `--distributed --training-mode averaging`: iterations between parameter averages.
+    #[arg(long, default_value_t = 5)]
+    pub averaging_frequency: usize,
+    /// `--distributed`: seconds a collective may take before the job is ended (a rank that
+    /// stopped answering).
+    #[arg(long, default_value_t = 120.0)]
+    pub collective_timeout: f64,
 }
 
 /// Workspace mode on the command line.
@@ -284,6 +304,8 @@ pub(super) struct ProgressListener {
     iterations_per_epoch: u64,
     started: Instant,
     examples: usize,
+    /// Count every thread's allocations (ParallelWrapper rounds), not only this thread's.
+    all_threads: bool,
 }
 
 impl TrainingListener<f32> for ProgressListener {
@@ -292,7 +314,14 @@ impl TrainingListener<f32> for ProgressListener {
         _net: &dyn Model<f32>,
         info: &IterationInfo,
     ) -> Result<(), NnError> {
-        let now = self.alloc.thread_allocations();
+        let count = |a: &CountingAllocator| {
+            if self.all_threads {
+                a.allocations()
+            } else {
+                a.thread_allocations()
+            }
+        };
+        let now = count(self.alloc);
         // Only steady state: skip the first epoch (learning) and each epoch's first iteration
         // (the iterator reset between epochs is not part of an iteration).
         if let Some(prev) = self.after_last
@@ -314,7 +343,7 @@ impl TrainingListener<f32> for ProgressListener {
                 human_bytes(allocation_report().total_block_bytes())
             ));
         }
-        self.after_last = Some(self.alloc.thread_allocations());
+        self.after_last = Some(count(self.alloc));
         Ok(())
     }
 }
@@ -325,8 +354,9 @@ fn median(values: &mut [u64]) -> Option<u64> {
 }
 
 impl ProgressListener {
-    /// A listener drawing on `bar` and pushing the heap allocations of every steady-state
-    /// iteration (after the first epoch, not an epoch's first) into `per_iteration`.
+    /// A listener drawing on `bar` and pushing the calling thread's heap allocations of every
+    /// steady-state iteration (after the first epoch, not an epoch's first) into
+    /// `per_iteration`.
     pub(super) fn new(
         bar: ProgressBar,
         alloc: &'static CountingAllocator,
@@ -341,6 +371,7 @@ impl ProgressListener {
             iterations_per_epoch,
             started: Instant::now(),
             examples: 0,
+            all_threads: false,
         }
     }
 }
@@ -360,6 +391,9 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     if let Some(dir) = super::sequence::sequence_dir(args)? {
         return super::sequence::train(args, alloc, &dir);
     }
+    // Joined on the thread that trains: MPI is initialized "funneled" to it.
+    let mut rank = super::distributed::init(args)?;
+    let root = rank.as_ref().is_none_or(|r| r.is_root());
     let job = if args.data.ends_with(".csv") || args.label_column.is_some() {
         csv_job(args)?
     } else {
@@ -383,14 +417,29 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
             prefetch: false,
         }
     };
-    println!("data: {}", job.description);
     let n_out = job.train.num_outcomes();
     let mut net = build_model(args, job.train.num_inputs(), n_out, job.regression)?;
-    print!("{}", net.summary());
+    if root {
+        println!("data: {}", job.description);
+        if let Some(r) = &rank {
+            println!("{}", r.describe());
+        }
+        print!("{}", net.summary());
+    }
     let n_train = job.train.num_examples();
     let train_iter = InMemoryDataSetIterator::new(job.train, args.batch)?.with_shuffle(args.seed);
-    let per_epoch = train_iter.batches_per_epoch() as u64;
-    let bar = ProgressBar::new(per_epoch * args.epochs as u64);
+    // Listeners see rounds: one batch per rank (distributed) or per worker (ParallelWrapper).
+    let per_round = match (rank.as_ref(), args.workers) {
+        (Some(r), _) => r.size(),
+        (None, Some(w)) if w >= 2 => w,
+        _ => 1,
+    };
+    let per_epoch = train_iter.batches_per_epoch().div_ceil(per_round) as u64;
+    let bar = if root {
+        ProgressBar::new(per_epoch * args.epochs as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
         ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
             .map_err(|e| CliError::Usage(e.to_string()))?,
@@ -407,30 +456,45 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         iterations_per_epoch: per_epoch,
         started,
         examples: 0,
+        all_threads: args.workers.is_some(),
     }));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
-    let mut iterator: Box<dyn DataSetIterator<f32>> = if job.prefetch {
+    let mut iterator: Box<dyn DataSetIterator<f32> + Send> = if job.prefetch {
         Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
     } else {
         Box::new(train_iter)
     };
-    match &args.report {
-        Some(html) => super::report::train_with_report(
-            net.as_mut(),
-            iterator.as_mut(),
-            args,
-            html,
-            &super::report::ReportJob {
-                test: &job.test,
-                class_names: job.class_names.as_deref(),
-                description: &job.description,
-                regression: job.regression,
-            },
-        )?,
-        None => net.fit_iter(iterator.as_mut(), args.epochs)?,
+    if let Some(rank) = rank.as_mut() {
+        rank.fit(net.as_mut(), iterator.as_mut(), args.epochs)?;
+    } else if let Some(workers) = args.workers {
+        if args.report.is_some() {
+            return Err(CliError::Usage(
+                "--report and --workers together are not supported yet: drop one".into(),
+            ));
+        }
+        net = super::train_parallel::fit(net, &mut iterator, workers, args.epochs)?;
+    } else {
+        match &args.report {
+            Some(html) => super::report::train_with_report(
+                net.as_mut(),
+                iterator.as_mut(),
+                args,
+                html,
+                &super::report::ReportJob {
+                    test: &job.test,
+                    class_names: job.class_names.as_deref(),
+                    description: &job.description,
+                    regression: job.regression,
+                },
+            )?,
+            None => net.fit_iter(iterator.as_mut(), args.epochs)?,
+        }
     }
     drop(iterator);
     bar.finish();
+    if !root {
+        return Ok(());
+    }
     let train_secs = started.elapsed().as_secs_f64();
     println!(
         "trained {} epochs on {} examples in {:.1} s ({:.0} examples/s)",
@@ -439,6 +503,9 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         train_secs,
         (n_train * args.epochs) as f64 / train_secs
     );
+    if let Some(r) = &rank {
+        println!("{}", r.traffic());
+    }
 
     let summary_line = if job.regression {
         let (eval, baseline) = evaluate_regression(
@@ -473,6 +540,11 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
     let max = per_iteration.iter().copied().max();
     match median(&mut per_iteration) {
+        Some(m) if args.workers.is_some() => println!(
+            "heap allocations per steady-state round, all threads: {m} (median; max {} over {} rounds after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
         Some(m) => println!(
             "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
             max.unwrap_or(0),

@@ -101,7 +101,7 @@ pub struct RunResult {
     pub loss_219: Option<f64>,
 }
 
-fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
+pub(crate) fn w1_network(mode: Mode) -> Result<MultiLayerNetwork<f32>, CliError> {
     let mode = match mode {
         Mode::Enabled => WorkspaceMode::Enabled,
         Mode::None => WorkspaceMode::None,
@@ -140,31 +140,34 @@ pub(crate) fn w1_params() -> Vec<f32> {
     params
 }
 
+/// The first `rows` rows of W1's synthetic data: (features [rows, 784], one-hot labels
+/// [rows, 10]) on the heap, generated in place (one copy of the 188 MB of 60,000 rows, not two).
+pub(crate) fn w1_synthetic(rows: usize) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
+    let mut x = NdArray::<f32>::zeros_detached(&[rows, 784])?;
+    for (i, v) in x
+        .write()?
+        .as_slice_mut()
+        .unwrap_or_default()
+        .iter_mut()
+        .enumerate()
+    {
+        *v = unit(42, i as u64);
+    }
+    let mut y = NdArray::<f32>::zeros_detached(&[rows, 10])?;
+    {
+        let mut w = y.write()?;
+        let labels = w.as_slice_mut().unwrap_or_default();
+        for r in 0..rows {
+            labels[r * 10 + (splitmix(43, r as u64) % 10) as usize] = 1.0;
+        }
+    }
+    Ok((x, y))
+}
+
 /// (features [60000, 784], one-hot labels [60000, 10]) on the heap.
 pub(crate) fn w1_data(data: Data) -> Result<(NdArray<f32>, NdArray<f32>), CliError> {
     match data {
-        Data::Synthetic => {
-            // Generated in place: one copy of the 188 MB, not two.
-            let mut x = NdArray::<f32>::zeros_detached(&[ROWS, 784])?;
-            for (i, v) in x
-                .write()?
-                .as_slice_mut()
-                .unwrap_or_default()
-                .iter_mut()
-                .enumerate()
-            {
-                *v = unit(42, i as u64);
-            }
-            let mut y = NdArray::<f32>::zeros_detached(&[ROWS, 10])?;
-            {
-                let mut w = y.write()?;
-                let labels = w.as_slice_mut().unwrap_or_default();
-                for r in 0..ROWS {
-                    labels[r * 10 + (splitmix(43, r as u64) % 10) as usize] = 1.0;
-                }
-            }
-            Ok((x, y))
-        }
+        Data::Synthetic => w1_synthetic(ROWS),
         Data::Fashion => {
             let dir = fashion_mnist::default_location().ok_or_else(|| {
                 CliError::Usage(format!(

@@ -110,6 +110,14 @@ pub trait Model<T: DataType>: Send {
     fn score_data_set(&mut self, data: &DataSet<T>) -> Result<f64, NnError>;
     /// Adds a training listener.
     fn add_listener(&mut self, listener: Box<dyn TrainingListener<T>>);
+    /// Removes the listeners and returns them (ParallelWrapper calls them once per round
+    /// instead, and hands them back with the model).
+    fn take_listeners(&mut self) -> Vec<Box<dyn TrainingListener<T>>>;
+    /// The flat parameter array, writable in place: data-parallel trainers average replicas
+    /// into it without the copy [`Model::set_params`] makes.
+    fn params_mut(&mut self) -> &mut NdArray<T>;
+    /// The flat updater state, writable in place (averaged across replicas like the parameters).
+    fn updater_state_mut(&mut self) -> &mut NdArray<T>;
     /// A table of the network.
     fn summary(&self) -> String;
     /// Ids of the network's workspaces on this thread.

@@ -1,0 +1,225 @@
+//! `dl4rs bench parallel`: W1-shaped training (MLP 784-256-128-10, Adam 1e-3, batch 64) on
+//! the bundled Fashion-MNIST split, the same number of examples each way: one model whose
+//! products use 1 thread, one model with 2 product threads, and ParallelWrapper with 2
+//! workers (1 product thread each): Averaging every round (DL4J's default) and every 5th,
+//! and SharedGradients. Reports examples/s
+//! (median of `--runs`), test accuracy, heap allocations per steady-state round or iteration
+//! (all threads; median after the first epoch) and the peak heap (workspaces included).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::Args;
+use dl4rs::data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
+use dl4rs::eval::Evaluation;
+use dl4rs::memory::{CountingAllocator, human_bytes};
+use dl4rs::nn::{
+    Activation, IterationInfo, LayerConf, LossFunction, Model, MultiLayerNetwork,
+    NeuralNetConfiguration, NnError, TrainingListener, Updater,
+};
+use dl4rs::parallel::{ParallelWrapper, TrainingMode};
+
+use super::CliError;
+
+/// Options of `dl4rs bench parallel`.
+#[derive(Args, Debug)]
+pub struct ParallelBench {
+    /// Epochs over the 8,000 training examples per configuration.
+    #[arg(long, default_value_t = 3)]
+    pub epochs: usize,
+    /// Runs per configuration (examples/s is their median).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+}
+
+struct Counter {
+    alloc: &'static CountingAllocator,
+    samples: Arc<Mutex<Vec<(u64, u64)>>>,
+}
+
+impl TrainingListener<f32> for Counter {
+    fn iteration_done(&mut self, _: &dyn Model<f32>, info: &IterationInfo) -> Result<(), NnError> {
+        if let Ok(mut s) = self.samples.lock() {
+            s.push((info.iteration, self.alloc.allocations()));
+        }
+        Ok(())
+    }
+}
+
+fn w1(seed: u64) -> Result<MultiLayerNetwork<f32>, CliError> {
+    let conf = NeuralNetConfiguration::builder()
+        .seed(seed)
+        .updater(Updater::adam(1e-3))
+        .list()
+        .layer(LayerConf::dense(256).n_in(784).activation(Activation::Relu))
+        .layer(LayerConf::dense(128).activation(Activation::Relu))
+        .layer(LayerConf::output(LossFunction::Mcxent, 10).activation(Activation::Softmax))
+        .build()?;
+    Ok(MultiLayerNetwork::new(conf)?)
+}
+
+#[derive(Clone, Copy)]
+enum Config {
+    Single(usize),
+    /// Mode and averaging frequency.
+    Wrapper(TrainingMode, u64),
+}
+
+struct Outcome {
+    examples_per_s: f64,
+    /// Process CPU seconds (user + system) per 1,000 examples.
+    cpu_ms_per_1k: f64,
+    accuracy: f64,
+    allocations: u64,
+    peak: usize,
+}
+
+fn run_once(
+    config: Config,
+    train: &DataSet,
+    test: &DataSet,
+    epochs: usize,
+    alloc: &'static CountingAllocator,
+) -> Result<Outcome, CliError> {
+    let threads = match config {
+        Config::Single(t) => t,
+        Config::Wrapper(..) => 2,
+    };
+    let pool = super::thread_pool(Some(threads))?;
+    pool.install(|| {
+        let mut net = w1(12345)?;
+        let samples = Arc::new(Mutex::new(Vec::with_capacity(8192)));
+        net.add_listener(Box::new(Counter {
+            alloc,
+            samples: Arc::clone(&samples),
+        }));
+        let examples = train.num_examples() * epochs;
+        let it = InMemoryDataSetIterator::new(train.dup()?, 64)?.with_shuffle(7);
+        let per_epoch = it.batches_per_epoch();
+        alloc.reset_peak();
+        let cpu_start = process_cpu_seconds();
+        let started = Instant::now();
+        let (mut net, per_epoch) = match config {
+            Config::Single(_) => {
+                let mut it = it;
+                net.fit_iter(&mut it, epochs)?;
+                (net, per_epoch)
+            }
+            Config::Wrapper(mode, every) => {
+                let mut it: Box<dyn DataSetIterator<f32> + Send> = Box::new(it);
+                let mut w = ParallelWrapper::builder(net)
+                    .workers(2)
+                    .training_mode(mode)
+                    .averaging_frequency(every)
+                    .build()
+                    .map_err(|e| CliError::Usage(e.to_string()))?;
+                for _ in 0..epochs {
+                    w.fit(&mut it).map_err(|e| CliError::Usage(e.to_string()))?;
+                }
+                let net = w.into_model().map_err(|e| CliError::Usage(e.to_string()))?;
+                (net, per_epoch.div_ceil(2))
+            }
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu_start;
+        let peak = alloc.peak_bytes();
+        let mut eval = Evaluation::new(10);
+        let mut test_it = InMemoryDataSetIterator::new(test.dup()?, 500)?;
+        net.do_evaluation(&mut test_it, &mut [&mut eval])?;
+        let s = samples.lock().map(|s| s.clone()).unwrap_or_default();
+        // Steady state: after the first epoch, without each epoch's first two rounds.
+        let mut per_round: Vec<u64> = s
+            .windows(2)
+            .filter(|w| {
+                let k = (w[1].0 - 1) as usize % per_epoch;
+                w[1].0 as usize > per_epoch && k >= 2
+            })
+            .map(|w| w[1].1 - w[0].1)
+            .collect();
+        per_round.sort_unstable();
+        Ok(Outcome {
+            examples_per_s: examples as f64 / secs,
+            cpu_ms_per_1k: cpu * 1e6 / examples as f64,
+            accuracy: eval.accuracy(),
+            allocations: per_round.get(per_round.len() / 2).copied().unwrap_or(0),
+            peak,
+        })
+    })
+}
+
+/// User + system CPU time of the whole process (Linux `/proc/self/stat`, 10 ms ticks); 0
+/// elsewhere. CPU time, unlike wall time, does not grow when other tenants take the cores, so
+/// it shows what the parallel machinery costs on top of the training itself.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the parenthesized command name: state is field 3, utime 14, stime 15.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Runs `dl4rs bench parallel`.
+pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    if args.epochs < 2 || args.runs == 0 {
+        return Err(CliError::Usage(
+            "--epochs must be at least 2 (the first is warm-up) and --runs at least 1".into(),
+        ));
+    }
+    let (train, test, description) = super::train::load_data("bundled")?;
+    println!(
+        "data: {description}; {} epochs, {} runs each",
+        args.epochs, args.runs
+    );
+    println!(
+        "{:<44} {:>11} {:>8} {:>9} {:>12} {:>10}",
+        "configuration", "examples/s", "CPU ms/1k", "accuracy", "allocs/round", "peak heap"
+    );
+    let configs = [
+        ("1 model, 1 product thread", Config::Single(1)),
+        ("1 model, 2 product threads", Config::Single(2)),
+        (
+            "2 workers x 1 thread, Averaging every round",
+            Config::Wrapper(TrainingMode::Averaging, 1),
+        ),
+        (
+            "2 workers x 1 thread, Averaging every 5",
+            Config::Wrapper(TrainingMode::Averaging, 5),
+        ),
+        (
+            "2 workers x 1 thread, SharedGradients",
+            Config::Wrapper(TrainingMode::SharedGradients, 1),
+        ),
+    ];
+    let mut base = None;
+    for (name, config) in configs {
+        let mut outcomes = Vec::with_capacity(args.runs);
+        for _ in 0..args.runs {
+            outcomes.push(run_once(config, &train, &test, args.epochs, alloc)?);
+        }
+        outcomes.sort_by(|a, b| a.examples_per_s.total_cmp(&b.examples_per_s));
+        let m = &outcomes[outcomes.len() / 2];
+        let speed = m.examples_per_s;
+        let base_speed = *base.get_or_insert(speed);
+        let mut cpu: Vec<f64> = outcomes.iter().map(|o| o.cpu_ms_per_1k).collect();
+        cpu.sort_by(f64::total_cmp);
+        println!(
+            "{name:<44} {speed:>11.0} {:>8.1} {:>8.2}% {:>12} {:>10}  ({:.2}x)",
+            cpu[cpu.len() / 2],
+            m.accuracy * 100.0,
+            m.allocations,
+            human_bytes(m.peak),
+            speed / base_speed
+        );
+    }
+    Ok(())
+}

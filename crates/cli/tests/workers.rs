@@ -1,0 +1,96 @@
+//! `dl4rs train --workers N`: the main job (and a `--config` graph) through ParallelWrapper:
+//! trained to the main job's accuracy, the trainers' workspaces listed per thread, zero heap
+//! allocations per steady-state round on all threads; `--workers 1` is one clear line, exit 2.
+
+use std::process::Command;
+
+fn dl4rs(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
+        .args(args)
+        .output()
+        .expect("run dl4rs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn accuracy(stdout: &str) -> f64 {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy: "))
+        .and_then(|v| v.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in:\n{stdout}"))
+}
+
+#[test]
+fn the_main_job_and_a_graph_train_through_parallel_wrapper() {
+    let dir = std::env::temp_dir().join(format!("dl4rs-workers-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("model.safetensors");
+    let model_s = model.to_str().unwrap();
+
+    let (code, stdout, stderr) = dl4rs(&[
+        "train",
+        "--data",
+        "bundled",
+        "--workers",
+        "2",
+        "--out",
+        model_s,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains("ParallelWrapper: 2 trainer threads"),
+        "{stdout}"
+    );
+    assert!(accuracy(&stdout) >= 82.0, "{stdout}");
+    for t in ["dl4rs trainer 0", "dl4rs trainer 1"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(t) && l.contains("workspaces")),
+            "{t} in\n{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("heap allocations per steady-state round, all threads: 0 "),
+        "{stdout}"
+    );
+    let (code, stdout, _) = dl4rs(&["evaluate", "--model", model_s, "--data", "bundled"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("Accuracy"), "{stdout}");
+
+    let config = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/configs/residual.json"
+    );
+    let (code, stdout, stderr) = dl4rs(&[
+        "train",
+        "--data",
+        "bundled",
+        "--config",
+        config,
+        "--epochs",
+        "2",
+        "--workers",
+        "2",
+        "--out",
+        model_s,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(accuracy(&stdout) >= 75.0, "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn one_worker_is_a_clear_error() {
+    let (code, _, stderr) = dl4rs(&["train", "--data", "bundled", "--workers", "1"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("--workers 1") && stderr.contains("at least 2"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}

@@ -1,0 +1,227 @@
+//! The exchange buffer workers average parameters or sum gradients through, allocated once:
+//! the array is cut into chunks, each behind its own mutex, so workers add their arrays
+//! concurrently (each starts at a different chunk and wraps around, so they rarely meet) and
+//! then read the result back concurrently. No round allocates; the coordinator only counts.
+//!
+//! Each chunk remembers the *generation* (the round's number) its contents belong to: the
+//! first contribution of a generation overwrites the chunk instead of adding, so the buffer
+//! never needs clearing, and a reader treats a chunk of an older generation as zeros (a sparse
+//! message may leave a chunk untouched).
+//!
+//! Regions: the parameters at 0, the updater state at the next chunk boundary, so a region's
+//! first writer of a chunk never meets another region's values.
+
+use std::sync::{Mutex, PoisonError};
+
+use dl4rs_array::DataType;
+
+/// Elements per chunk: 16 Ki values (64 KiB of f32), small enough for two workers to spread
+/// over a 235 k-parameter network, large enough that locking costs nothing.
+pub(crate) const CHUNK: usize = 16 * 1024;
+
+struct Chunk<T> {
+    generation: u64,
+    values: Vec<T>,
+}
+
+/// The preallocated buffer of one wrapper.
+pub(crate) struct Exchange<T> {
+    chunks: Vec<Mutex<Chunk<T>>>,
+}
+
+/// Where a region starts: a chunk boundary.
+pub(crate) fn region_start(previous_regions_len: usize) -> usize {
+    previous_regions_len.div_ceil(CHUNK) * CHUNK
+}
+
+impl<T: DataType> Exchange<T> {
+    /// A buffer for `len` values (regions included), generation 0 (no round yet).
+    pub(crate) fn new(len: usize) -> Exchange<T> {
+        let n = len.div_ceil(CHUNK).max(1);
+        Exchange {
+            chunks: (0..n)
+                .map(|_| {
+                    Mutex::new(Chunk {
+                        generation: 0,
+                        values: vec![T::ZERO; CHUNK],
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The chunks covering `offset..offset + len`, starting from the one `worker` of
+    /// `workers` begins with, as `(chunk, first element in it, range in the region)`.
+    fn spans(
+        &self,
+        offset: usize,
+        len: usize,
+        worker: usize,
+        workers: usize,
+    ) -> impl Iterator<Item = (usize, usize, std::ops::Range<usize>)> {
+        let first = offset / CHUNK;
+        let count = (offset + len).div_ceil(CHUNK) - first;
+        let start = if count == 0 {
+            0
+        } else {
+            worker * count / workers.max(1)
+        };
+        (0..count).map(move |k| {
+            let c = first + (start + k) % count;
+            let lo = (c * CHUNK).max(offset);
+            let hi = ((c + 1) * CHUNK).min(offset + len);
+            (c, lo - c * CHUNK, lo - offset..hi - offset)
+        })
+    }
+
+    fn lock(&self, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
+        // A worker that panicked holding a chunk poisons it; the round is abandoned anyway.
+        self.chunks[c]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds `weight × src` into the region at `offset` (the first contribution of
+    /// `generation` to a chunk overwrites it).
+    pub(crate) fn add(
+        &self,
+        generation: u64,
+        offset: usize,
+        src: &[T],
+        weight: T,
+        worker: usize,
+        workers: usize,
+    ) {
+        for (c, at, range) in self.spans(offset, src.len(), worker, workers) {
+            let mut guard = self.lock(c);
+            let chunk = &mut *guard;
+            let dst = &mut chunk.values[at..at + range.len()];
+            let src = &src[range];
+            if chunk.generation != generation {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = weight * s;
+                }
+                chunk.generation = generation;
+            } else {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d += weight * s;
+                }
+            }
+        }
+    }
+
+    /// Adds a threshold-encoded message into the region at `offset`: each entry is an index
+    /// (below `1 << 31`) whose top bit is the sign, standing for `±tau` at that index. The
+    /// indices are ascending (the encoder emits them in order).
+    #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+    pub(crate) fn add_encoded(
+        &self,
+        generation: u64,
+        offset: usize,
+        len: usize,
+        message: &[u32],
+        tau: T,
+        worker: usize,
+        workers: usize,
+    ) {
+        for (c, at, range) in self.spans(offset, len, worker, workers) {
+            let lo = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.start);
+            let hi = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.end);
+            let mut chunk = self.lock(c);
+            if chunk.generation != generation {
+                chunk.values[at..at + range.len()].fill(T::ZERO);
+                chunk.generation = generation;
+            }
+            for &e in &message[lo..hi] {
+                let i = (e & INDEX_MASK) as usize - range.start + at;
+                if e & SIGN_BIT != 0 {
+                    chunk.values[i] -= tau;
+                } else {
+                    chunk.values[i] += tau;
+                }
+            }
+        }
+    }
+
+    /// `dst = scale × region at offset` (chunks of another generation read as zeros).
+    pub(crate) fn read(
+        &self,
+        generation: u64,
+        offset: usize,
+        dst: &mut [T],
+        scale: T,
+        worker: usize,
+        workers: usize,
+    ) {
+        for (c, at, range) in self.spans(offset, dst.len(), worker, workers) {
+            let chunk = self.lock(c);
+            let dst = &mut dst[range.clone()];
+            if chunk.generation != generation {
+                dst.fill(T::ZERO);
+                continue;
+            }
+            for (d, &s) in dst.iter_mut().zip(&chunk.values[at..at + range.len()]) {
+                *d = scale * s;
+            }
+        }
+    }
+}
+
+/// The sign bit of an encoded entry.
+pub(crate) const SIGN_BIT: u32 = 1 << 31;
+/// The index bits of an encoded entry.
+pub(crate) const INDEX_MASK: u32 = SIGN_BIT - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_workers_sum_and_read_back_across_regions_and_generations() {
+        let p = CHUNK * 2 + 100;
+        let s = CHUNK + 7;
+        let off = region_start(p);
+        assert_eq!(off, CHUNK * 3);
+        let ex = Exchange::<f64>::new(off + s);
+        let a: Vec<f64> = (0..p).map(|i| i as f64).collect();
+        let b: Vec<f64> = (0..p).map(|i| 2.0 * i as f64).collect();
+        let sa: Vec<f64> = (0..s).map(|i| -(i as f64)).collect();
+        for generation in 1..4 {
+            ex.add(generation, 0, &a, 1.0, 0, 2);
+            ex.add(generation, 0, &b, 1.0, 1, 2);
+            ex.add(generation, off, &sa, 2.0, 1, 2);
+            let mut out = vec![0.0; p];
+            ex.read(generation, 0, &mut out, 0.5, 1, 2);
+            for (i, v) in out.iter().enumerate() {
+                assert_eq!(*v, 1.5 * i as f64);
+            }
+            let mut st = vec![0.0; s];
+            ex.read(generation, off, &mut st, 1.0, 0, 2);
+            for (i, v) in st.iter().enumerate() {
+                assert_eq!(*v, -2.0 * i as f64);
+            }
+        }
+    }
+
+    #[test]
+    fn encoded_messages_add_signed_thresholds_and_untouched_chunks_read_zero() {
+        let p = CHUNK * 3;
+        let ex = Exchange::<f32>::new(p);
+        // An old generation's dense values must not leak into a sparse round.
+        ex.add(1, 0, &vec![9.0; p], 1.0, 0, 2);
+        let m0 = [3, SIGN_BIT | 5, (CHUNK + 1) as u32];
+        let m1 = [3, (CHUNK + 1) as u32 | SIGN_BIT];
+        ex.add_encoded(2, 0, p, &m0, 0.25, 0, 2);
+        ex.add_encoded(2, 0, p, &m1, 0.25, 1, 2);
+        let mut out = vec![1.0; p];
+        ex.read(2, 0, &mut out, 1.0, 0, 2);
+        for (i, v) in out.iter().enumerate() {
+            let want = match i {
+                3 => 0.5,
+                5 => -0.25,
+                _ => 0.0,
+            };
+            assert_eq!(*v, want, "index {i}");
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! # dl4rs-parallel
+//!
+//! DL4J's `ParallelWrapper` and `ParallelInference` on threads: each trainer (or inference
+//! worker) is a named thread that owns a replica of the network and, because the workspace
+//! manager is thread-local, its own workspaces ("each of the trainer threads will use a
+//! separate workspace"); the memory report (`process_workspaces`) lists them per thread.
+//!
+//! - [`ParallelWrapper`]: batches from one (prefetching) iterator handed out round-robin;
+//!   [`TrainingMode::Averaging`] (parameters and updater state averaged every `f` rounds) or
+//!   [`TrainingMode::SharedGradients`] (a dense allreduce of the gradients before every
+//!   updater step, or DL4J's threshold encoding with residuals, [`ThresholdEncoding`]). A
+//!   steady-state round allocates nothing on any thread.
+//! - [`ParallelInference`]: `output` from many threads, requests queued and batched.
+//!
+//! Workers share the cores: a worker's matrix products use `cores / workers` threads
+//! (`threads.rs`). Design notes: `docs/design.md`, "Data-parallel training".
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod builder;
+mod encoding;
+mod error;
+mod exchange;
+mod inference;
+mod replica;
+mod rounds;
+mod threads;
+mod worker;
+mod wrapper;
+
+pub use builder::{DEFAULT_PREFETCH_BUFFER, ParallelWrapperBuilder, TrainingMode};
+pub use encoding::ThresholdEncoding;
+pub use error::ParallelError;
+pub use inference::{InferenceMode, ParallelInference, ParallelInferenceBuilder};
+pub use replica::{AsModel, copy_state, replicate};
+pub use worker::BATCH_WORKSPACE;
+pub use wrapper::{ParallelWrapper, ROUND_WORKSPACE};

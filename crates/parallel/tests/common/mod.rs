@@ -1,0 +1,73 @@
+//! Shared by the ParallelWrapper tests: small networks, deterministic data, iterators.
+
+#![allow(dead_code)]
+
+use dl4rs_array::{DataType, NdArray};
+use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_nn::*;
+
+/// An MLP `inputs`-`hidden` (tanh)-`classes` (softmax, cross-entropy).
+pub fn mlp<T: DataType>(
+    inputs: usize,
+    hidden: usize,
+    classes: usize,
+    updater: Updater,
+) -> MultiLayerNetwork<T> {
+    let conf = NeuralNetConfiguration::builder()
+        .seed(7)
+        .updater(updater)
+        .list()
+        .layer(
+            LayerConf::dense(hidden)
+                .n_in(inputs)
+                .activation(Activation::Tanh),
+        )
+        .layer(LayerConf::output(LossFunction::Mcxent, classes).activation(Activation::Softmax))
+        .build()
+        .unwrap();
+    MultiLayerNetwork::new(conf).unwrap()
+}
+
+/// `rows` examples: uniform features, one-hot labels from a fixed rule.
+pub fn data<T: DataType>(rows: usize, inputs: usize, classes: usize, seed: u64) -> DataSet<T> {
+    let x = NdArray::<T>::rand_uniform(&[rows, inputs], T::from_f64(-1.0), T::ONE, seed).unwrap();
+    let xs = x.to_vec().unwrap();
+    let mut y = vec![T::ZERO; rows * classes];
+    for r in 0..rows {
+        let s: f64 = xs[r * inputs..(r + 1) * inputs]
+            .iter()
+            .map(|v| v.to_f64())
+            .sum();
+        let c = ((s.abs() * 3.0) as usize + r % 2) % classes;
+        y[r * classes + c] = T::ONE;
+    }
+    let y = NdArray::from_slice_detached(&[rows, classes], &y).unwrap();
+    DataSet::new(x, y).unwrap()
+}
+
+/// An in-memory iterator (no shuffle) as a boxed, sendable source.
+pub fn source<T: DataType>(d: &DataSet<T>, batch: usize) -> Box<dyn DataSetIterator<T> + Send> {
+    Box::new(InMemoryDataSetIterator::new(d.dup().unwrap(), batch).unwrap())
+}
+
+/// Largest absolute difference.
+pub fn max_diff<T: DataType>(a: &NdArray<T>, b: &NdArray<T>) -> f64 {
+    let (a, b) = (a.to_vec().unwrap(), b.to_vec().unwrap());
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x.to_f64() - y.to_f64()).abs())
+        .fold(0.0, f64::max)
+}
+
+/// Threads of this process whose name starts with `prefix` (Linux: /proc/self/task).
+pub fn threads_named(prefix: &str) -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
+        .filter(|name| name.trim_end().starts_with(prefix))
+        .count()
+}

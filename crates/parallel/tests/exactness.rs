@@ -1,0 +1,287 @@
+//! Exactness: with plain SGD and averaging every round, `n` workers give the parameters of a
+//! single model trained on the union of each round's batches; SharedGradients too (and with
+//! Adam, since every replica applies the same combined gradient). Tolerance 1e-12 in f64: the
+//! union model computes one product over `n·b` rows where the workers compute `n` products
+//! over `b` rows and the exchange sums them, so only the summation order differs (a few ulps
+//! per round). Every batch is trained exactly once per epoch (a missing or repeated batch
+//! would move the parameters by ~1e-3, not 1e-12), over several epochs with `reset` between.
+//! Also the stress test: thousands of rounds through the hand-off and the averaging barrier.
+
+mod common;
+
+use common::*;
+use dl4rs_array::AsView;
+use dl4rs_data::{DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_memory::process_workspaces;
+use dl4rs_nn::*;
+use dl4rs_parallel::{ParallelWrapper, ThresholdEncoding, TrainingMode};
+
+const TOL: f64 = 1e-12;
+
+/// Trains `net` on `epochs` passes of `rows`×`inputs` data, `workers` batches of `batch`
+/// per round, and the single model on batches of `workers·batch`; returns the difference.
+fn compare(
+    mode: TrainingMode,
+    updater: Updater,
+    workers: usize,
+    batch: usize,
+    rows: usize,
+    epochs: usize,
+    prefetch: usize,
+) -> f64 {
+    let d = data::<f64>(rows, 6, 3, 11);
+    let mut single = mlp::<f64>(6, 5, 3, updater);
+    let parallel = mlp::<f64>(6, 5, 3, updater);
+    let mut it = InMemoryDataSetIterator::new(d.dup().unwrap(), workers * batch).unwrap();
+    single.fit_iter(&mut it, epochs).unwrap();
+
+    let mut w = ParallelWrapper::builder(parallel)
+        .workers(workers)
+        .training_mode(mode)
+        .prefetch_buffer(prefetch)
+        .build()
+        .unwrap();
+    let mut src = source(&d, batch);
+    for _ in 0..epochs {
+        w.fit(&mut src).unwrap();
+    }
+    let net = w.into_model().unwrap();
+    assert_eq!(net.iteration_count(), single.iteration_count());
+    assert_eq!(net.epoch_count(), epochs as u64);
+    max_diff(net.params(), single.params())
+}
+
+#[test]
+fn averaging_equals_a_single_model_on_the_union_batches() {
+    for workers in [2, 3] {
+        // 12 batches of 4 per epoch: 6 or 4 rounds; 3 epochs with reset between.
+        let diff = compare(
+            TrainingMode::Averaging,
+            Updater::sgd(0.5),
+            workers,
+            4,
+            48,
+            3,
+            16,
+        );
+        assert!(diff < TOL, "{workers} workers: {diff:e}");
+    }
+    // A short last round (7 batches, 2 workers): the lone batch is trained once, averaged over
+    // the one replica that had it. Without prefetch too.
+    let diff = compare(TrainingMode::Averaging, Updater::sgd(0.5), 2, 4, 28, 2, 0);
+    assert!(diff < TOL, "short round: {diff:e}");
+}
+
+#[test]
+fn shared_gradients_equal_a_single_model_even_with_adam_and_uneven_batches() {
+    for updater in [Updater::sgd(0.5), Updater::adam(1e-2)] {
+        let diff = compare(TrainingMode::SharedGradients, updater, 2, 4, 48, 2, 16);
+        assert!(diff < TOL, "{updater:?}: {diff:e}");
+        // 30 rows in batches of 4: the last batch has 2 rows; the gradients are weighted by
+        // their examples, so the union batch of 6 rows is matched exactly.
+        let diff = compare(TrainingMode::SharedGradients, updater, 2, 4, 30, 2, 4);
+        assert!(diff < TOL, "{updater:?}, uneven: {diff:e}");
+    }
+}
+
+#[test]
+fn trainers_are_named_threads_with_their_own_workspaces() {
+    let d = data::<f32>(64, 6, 3, 5);
+    let net = mlp::<f32>(6, 5, 3, Updater::sgd(0.1));
+    let mut w = ParallelWrapper::builder(net).workers(2).build().unwrap();
+    let mut src = source(&d, 8);
+    w.fit(&mut src).unwrap();
+    assert_eq!(w.thread_names(), ["dl4rs trainer 0", "dl4rs trainer 1"]);
+    let ws = process_workspaces();
+    for t in ["dl4rs trainer 0", "dl4rs trainer 1"] {
+        let mine: Vec<_> = ws.iter().filter(|p| &*p.thread == t).collect();
+        assert!(
+            mine.iter()
+                .any(|p| &*p.id == dl4rs_parallel::BATCH_WORKSPACE),
+            "{t}"
+        );
+        assert!(
+            mine.len() >= 3,
+            "{t}: the replica's workspaces live on its thread: {mine:?}"
+        );
+    }
+}
+
+#[test]
+fn threshold_encoding_trains() {
+    let d = data::<f32>(256, 6, 3, 9);
+    let net = mlp::<f32>(6, 32, 3, Updater::sgd(0.2));
+    let before = {
+        let mut n = net.clone_for_test();
+        n.score_data_set(&d).unwrap()
+    };
+    let mut w = ParallelWrapper::builder(net)
+        .workers(2)
+        .training_mode(TrainingMode::SharedGradients)
+        .threshold_encoding(ThresholdEncoding {
+            initial_threshold: 1e-2,
+            min_sparsity: 1e-2,
+            max_sparsity: 0.05,
+            ..ThresholdEncoding::default()
+        })
+        .build()
+        .unwrap();
+    let mut src = source(&d, 16);
+    for _ in 0..20 {
+        w.fit(&mut src).unwrap();
+    }
+    let mut net = w.into_model().unwrap();
+    let after = net.score_data_set(&d).unwrap();
+    assert!(after < before * 0.9, "loss {before} -> {after}");
+}
+
+trait CloneForTest {
+    fn clone_for_test(&self) -> Self;
+}
+
+impl CloneForTest for MultiLayerNetwork<f32> {
+    fn clone_for_test(&self) -> Self {
+        let conf = MultiLayerConfiguration::from_json(&Model::conf_json(self).unwrap()).unwrap();
+        let mut n = MultiLayerNetwork::new(conf).unwrap();
+        n.set_params(&self.params().view()).unwrap();
+        n
+    }
+}
+
+/// A graph through `fit_multi`: SharedGradients equals the single graph on the union.
+#[test]
+fn a_computation_graph_trains_through_fit_multi() {
+    use dl4rs_data::{InMemoryMultiDataSetIterator, MultiDataSet, MultiDataSetIterator};
+    let graph = || {
+        let conf = NeuralNetConfiguration::builder()
+            .seed(3)
+            .updater(Updater::sgd(0.3))
+            .graph_builder()
+            .add_inputs(&["in"])
+            .set_input_types(&[InputType::feed_forward(6)])
+            .add_layer(
+                "h",
+                LayerConf::dense(5).activation(Activation::Tanh),
+                &["in"],
+            )
+            .add_layer(
+                "out",
+                LayerConf::output(LossFunction::Mcxent, 3).activation(Activation::Softmax),
+                &["h"],
+            )
+            .set_outputs(&["out"])
+            .build()
+            .unwrap();
+        ComputationGraph::<f64>::new(conf).unwrap()
+    };
+    let d = data::<f64>(40, 6, 3, 4);
+    let md = MultiDataSet::new(
+        vec![d.features.dup().unwrap()],
+        vec![d.labels.dup().unwrap()],
+    )
+    .unwrap();
+    let mut single = graph();
+    let mut it = InMemoryMultiDataSetIterator::new(md.dup().unwrap(), 10).unwrap();
+    single.fit_multi_iter(&mut it, 2).unwrap();
+    let mut w = ParallelWrapper::builder(graph())
+        .workers(2)
+        .training_mode(TrainingMode::SharedGradients)
+        .build()
+        .unwrap();
+    let mut src: Box<dyn MultiDataSetIterator<f64> + Send> =
+        Box::new(InMemoryMultiDataSetIterator::new(md, 5).unwrap());
+    w.fit_multi(&mut src).unwrap();
+    w.fit_multi(&mut src).unwrap();
+    let g = w.into_model().unwrap();
+    let diff = max_diff(g.params(), single.params());
+    assert!(diff < TOL, "{diff:e}");
+}
+
+/// Stress: 3,000 rounds of tiny batches through the hand-off and the barrier (Averaging every
+/// round and every 3rd, SharedGradients), each checked against the single model at the end
+/// (a lost, repeated or torn batch, or a replica averaged at the wrong time, shows as a
+/// difference far above the tolerance).
+#[test]
+fn stress_thousands_of_rounds() {
+    let d = data::<f64>(3000 * 2, 3, 2, 21);
+    for (mode, f) in [
+        (TrainingMode::Averaging, 1),
+        (TrainingMode::SharedGradients, 1),
+    ] {
+        let mut single = mlp::<f64>(3, 2, 2, Updater::sgd(0.05));
+        let mut it = InMemoryDataSetIterator::new(d.dup().unwrap(), 2).unwrap();
+        single.fit_iter(&mut it, 1).unwrap();
+        let mut w = ParallelWrapper::builder(mlp::<f64>(3, 2, 2, Updater::sgd(0.05)))
+            .workers(2)
+            .averaging_frequency(f)
+            .training_mode(mode)
+            .prefetch_buffer(2)
+            .build()
+            .unwrap();
+        let mut src = source(&d, 1);
+        w.fit(&mut src).unwrap();
+        let net = w.into_model().unwrap();
+        assert_eq!(net.iteration_count(), 3000);
+        let diff = max_diff(net.params(), single.params());
+        assert!(diff < 1e-9, "{mode:?}: {diff:e}");
+    }
+    // Averaging every 3rd round: replicas diverge in between; compare with a sequential
+    // emulation of the same schedule (two models, averaged every 3 rounds).
+    let mut a = mlp::<f64>(3, 2, 2, Updater::sgd(0.05));
+    let mut b = mlp::<f64>(3, 2, 2, Updater::sgd(0.05));
+    let mut it = InMemoryDataSetIterator::new(d.dup().unwrap(), 1).unwrap();
+    let mut round = 0;
+    while it.has_next() {
+        a.fit(&it.next().unwrap().unwrap()).unwrap();
+        b.fit(&it.next().unwrap().unwrap()).unwrap();
+        round += 1;
+        if round % 3 == 0 {
+            let avg: Vec<f64> = a
+                .params()
+                .to_vec()
+                .unwrap()
+                .iter()
+                .zip(b.params().to_vec().unwrap())
+                .map(|(x, y)| (x + y) * 0.5)
+                .collect();
+            let avg = dl4rs_array::NdArray::from_slice_detached(&[avg.len()], &avg).unwrap();
+            a.set_params(&avg).unwrap();
+            b.set_params(&avg).unwrap();
+        }
+    }
+    let mut w = ParallelWrapper::builder(mlp::<f64>(3, 2, 2, Updater::sgd(0.05)))
+        .workers(2)
+        .averaging_frequency(3)
+        .build()
+        .unwrap();
+    let mut src = source(&d, 1);
+    w.fit(&mut src).unwrap();
+    let net = w.into_model().unwrap();
+    let diff = max_diff(net.params(), a.params());
+    assert!(diff < 1e-9, "every 3rd round: {diff:e}");
+}
+
+/// With 2 workers the exchange's sums are exact (`a + b == b + a`), so two runs agree bit for
+/// bit whatever the threads' timing.
+#[test]
+fn two_worker_runs_repeat_bit_for_bit() {
+    let d = data::<f32>(96, 6, 3, 8);
+    let run = |mode| {
+        let mut w = ParallelWrapper::builder(mlp::<f32>(6, 8, 3, Updater::adam(1e-2)))
+            .workers(2)
+            .training_mode(mode)
+            .build()
+            .unwrap();
+        let mut src = source(&d, 8);
+        for _ in 0..3 {
+            w.fit(&mut src).unwrap();
+        }
+        w.into_model().unwrap().params().to_vec().unwrap()
+    };
+    for mode in [TrainingMode::Averaging, TrainingMode::SharedGradients] {
+        let first = run(mode);
+        for _ in 0..3 {
+            assert_eq!(run(mode), first, "{mode:?}");
+        }
+    }
+}
