@@ -1,7 +1,7 @@
 //! # dl4rs-kernels
 //!
-//! The numeric core of dl4rs: matrix multiply, element-wise maps, reductions, softmax and
-//! im2col, on plain slices. This crate knows nothing of workspaces, arrays or autograd; the
+//! The numeric core of dl4rs: matrix multiply, element-wise maps, reductions, softmax,
+//! im2col and pooling, on plain slices. This crate knows nothing of workspaces, arrays or autograd; the
 //! array crate above it decides shapes and memory, this crate does the arithmetic.
 //!
 //! Three rules hold for every function here:
@@ -27,8 +27,9 @@
 //! so the products of a training step start on all threads at once (and a worker that is
 //! not there in time is simply not waited for). Same bits either way.
 //!
-//! `unsafe` is confined to the gemm microkernels, packing and driver, and the team's
-//! hand-off, each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
+//! `unsafe` is confined to the gemm microkernels, packing and driver, the team's hand-off and
+//! the split of an output into disjoint parts for a team (`parts.rs`: im2col, col2im,
+//! pooling), each block with a `SAFETY:` comment; views ([`MatRef`], [`MatMut`]) are
 //! bounds-checked at construction.
 //!
 //! ```
@@ -54,11 +55,13 @@ mod error;
 mod float;
 mod gemm;
 mod mat;
+mod parts;
+mod pool;
 mod recurrent;
 mod reduce;
 mod team;
 
-pub use conv::{Conv2dGeometry, col2im, im2col};
+pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
 pub use elementwise::{
     BinaryOp, GradFrom, Unary, axpy, bias_act, binary, binary_assign, binary_col,
@@ -69,6 +72,7 @@ pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
 pub use mat::{MatMut, MatRef, Transpose};
+pub use pool::{PoolOp, pool2d, pool2d_backward};
 pub use recurrent::{
     gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward, rnn_cell_backward,
     rnn_cell_forward,

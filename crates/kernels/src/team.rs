@@ -168,9 +168,9 @@ unsafe impl Send for Shared {}
 /// A small team of threads for the kernels' parallel regions: `threads - 1` workers plus the
 /// calling thread. Workers spin for the blocktime after each region, then park.
 ///
-/// Use it with [`gemm`](crate::gemm) as `Parallelism::Team(&TEAM)` (the team must be
-/// `'static`: keep it in a `static`/`OnceLock`, or [`KernelTeam::leak`] one), or run your own
-/// regions with [`KernelTeam::run`]. Dropping a team stops and joins its workers.
+/// Use it with [`gemm`](crate::gemm) as `Parallelism::Team(&team)` (borrowed for the call:
+/// the array crate keeps one per thread that runs products), or run your own regions with
+/// [`KernelTeam::run`]. Dropping a team stops and joins its workers.
 ///
 /// ```
 /// use dl4rs_kernels::KernelTeam;
@@ -211,7 +211,16 @@ impl KernelTeam {
 
     /// A team of `threads` whose workers spin `blocktime` after each region before parking
     /// (`Duration::ZERO`: park at once, like rayon).
+    ///
+    /// # Panics
+    /// When the operating system refuses a thread (see [`KernelTeam::try_with_blocktime`]).
     pub fn with_blocktime(threads: usize, blocktime: Duration) -> Self {
+        Self::try_with_blocktime(threads, blocktime).expect("spawning a KernelTeam worker")
+    }
+
+    /// [`KernelTeam::with_blocktime`], returning the operating system's error when it refuses
+    /// a thread (the workers spawned so far are stopped and joined).
+    pub fn try_with_blocktime(threads: usize, blocktime: Duration) -> std::io::Result<Self> {
         let workers = threads.max(1) - 1;
         let shared = Arc::new(Shared {
             slots: (0..workers)
@@ -232,21 +241,22 @@ impl KernelTeam {
             stats: [const { AtomicU64::new(0) }; 6],
             blocktime_ns: AtomicU64::new(blocktime.as_nanos().min(u64::MAX as u128) as u64),
         });
-        let handles: Vec<JoinHandle<()>> = (0..workers)
-            .map(|w| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("dl4rs-kernel-team-{}", w + 1))
-                    .spawn(move || worker(&s, w))
-                    .expect("spawning a KernelTeam worker")
-            })
-            .collect();
-        let threads = handles.iter().map(|h| h.thread().clone()).collect();
-        KernelTeam {
+        let mut team = KernelTeam {
             shared,
-            threads,
-            handles,
+            threads: Vec::with_capacity(workers),
+            handles: Vec::with_capacity(workers),
+        };
+        for w in 0..workers {
+            let s = Arc::clone(&team.shared);
+            // On an error, `team` drops here and stops the workers spawned so far (their
+            // slots are IDLE; Drop only signals the threads it has handles for).
+            let h = std::thread::Builder::new()
+                .name(format!("dl4rs-kernel-team-{}", w + 1))
+                .spawn(move || worker(&s, w))?;
+            team.threads.push(h.thread().clone());
+            team.handles.push(h);
         }
+        Ok(team)
     }
 
     /// Moves the team into a `'static` reference, for `Parallelism::Team` (the workers then

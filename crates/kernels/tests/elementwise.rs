@@ -4,12 +4,13 @@
 use std::sync::Mutex;
 
 use dl4rs_kernels::{
-    BinaryOp, Conv2dGeometry, Dispatch, Float, GradFrom, Unary, argmax, argmax_cols, argmax_rows,
-    available_dispatches, axpy, bias_act, binary, binary_assign, binary_col, binary_col_assign,
-    binary_row, binary_row_assign, binary_scalar, binary_scalar_assign, col2im, dot, im2col,
-    log_softmax_rows, log_softmax_rows_backward, max, max_cols, max_rows, scale, set_dispatch,
-    softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows, unary, unary_assign, unary_grad,
-    unary_grad_assign,
+    BinaryOp, Conv2dGeometry, Dispatch, Float, GradFrom, KernelTeam, Parallelism, PoolOp, Unary,
+    argmax, argmax_cols, argmax_rows, available_dispatches, axpy, bias_act, binary, binary_assign,
+    binary_col, binary_col_assign, binary_row, binary_row_assign, binary_scalar,
+    binary_scalar_assign, col2im, col2im_batch, dot, im2col, im2col_batch, log_softmax_rows,
+    log_softmax_rows_backward, max, max_cols, max_rows, pool2d, pool2d_backward, scale,
+    set_dispatch, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows, unary,
+    unary_assign, unary_grad, unary_grad_assign,
 };
 
 /// A scalar reference implementation in f64.
@@ -495,4 +496,214 @@ fn im2col_matches_direct_convolution_and_col2im_is_its_adjoint() {
         let rhs: f64 = x.iter().zip(&xt).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-10);
     }
+}
+
+/// The column matrix entry by entry, with a bounds test per element (the reference the
+/// run-based kernel must equal exactly).
+fn im2col_naive(x: &[f32], g: &Conv2dGeometry) -> Vec<f32> {
+    let (oh, ow) = g.output_size().unwrap();
+    let mut cols = Vec::new();
+    for c in 0..g.channels {
+        for ki in 0..g.kernel_h {
+            for kj in 0..g.kernel_w {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                        let xx = (ox * g.stride_w + kj * g.dilation_w) as isize - g.pad_w as isize;
+                        let inside =
+                            y >= 0 && (y as usize) < g.height && xx >= 0 && (xx as usize) < g.width;
+                        cols.push(if inside {
+                            x[(c * g.height + y as usize) * g.width + xx as usize]
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+            }
+        }
+    }
+    cols
+}
+
+#[test]
+fn batched_im2col_and_col2im_equal_the_per_image_and_naive_forms_exactly() {
+    let mut seed = 10;
+    for (stride, dilation, pad, kernel) in [
+        (1, 1, 0, 5),
+        (1, 1, 2, 3),
+        (2, 1, 1, 3),
+        (3, 2, 4, 2),
+        (1, 3, 0, 2),
+        (2, 2, 5, 1),
+    ] {
+        for (h, w) in [(7, 9), (12, 5), (4, 4)] {
+            let mut g = Conv2dGeometry::square(2, h, w, kernel, stride, pad, dilation);
+            g.pad_w_end = pad + 1; // asymmetric, as DL4J's Same mode makes it
+            let Ok((oh, ow)) = g.output_size() else {
+                continue;
+            };
+            let images = 3;
+            let x: Vec<f32> = fill(images * g.input_len(), seed, 1.0);
+            seed += 1;
+            let per_cols = g.cols_len().unwrap();
+            let mut batch = vec![f32::NAN; images * per_cols];
+            im2col_batch(&x, images, &g, &mut batch, Parallelism::None).unwrap();
+            let ohw = oh * ow;
+            let taps = per_cols / ohw;
+            for j in 0..images {
+                let img = &x[j * g.input_len()..(j + 1) * g.input_len()];
+                let want = im2col_naive(img, &g);
+                let mut one = vec![f32::NAN; per_cols];
+                im2col(img, &g, &mut one).unwrap();
+                assert_eq!(one, want, "{g:?}");
+                for r in 0..taps {
+                    let got = &batch[r * images * ohw + j * ohw..][..ohw];
+                    assert_eq!(
+                        got,
+                        &want[r * ohw..(r + 1) * ohw],
+                        "{g:?} image {j} row {r}"
+                    );
+                }
+            }
+            // col2im_batch: each image's gradient equals col2im of its own columns.
+            let dcols: Vec<f32> = fill(batch.len(), seed, 1.0);
+            let mut dx = vec![f32::NAN; x.len()];
+            col2im_batch(&dcols, images, &g, &mut dx, Parallelism::None).unwrap();
+            for j in 0..images {
+                let mut one = vec![0.0f32; per_cols];
+                for r in 0..taps {
+                    one[r * ohw..(r + 1) * ohw]
+                        .copy_from_slice(&dcols[r * images * ohw + j * ohw..][..ohw]);
+                }
+                let mut want = vec![f32::NAN; g.input_len()];
+                col2im(&one, &g, &mut want).unwrap();
+                assert_eq!(&dx[j * g.input_len()..(j + 1) * g.input_len()], &want[..]);
+            }
+        }
+    }
+}
+
+/// Pooling by its definition, window element by window element (what the layer computed
+/// before the kernel existed).
+fn pool_naive(op: PoolOp, x: &[f64], g: &Conv2dGeometry) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let (oh, ow) = g.output_size().unwrap();
+    let hw = g.height * g.width;
+    let size = (g.kernel_h * g.kernel_w) as f64;
+    let e: Vec<f64> = fill(g.channels * oh * ow, 77, 1.0);
+    let (mut y, mut dx) = (Vec::new(), vec![0.0; x.len()]);
+    for p in 0..g.channels {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut taps = Vec::new();
+                for ki in 0..g.kernel_h {
+                    for kj in 0..g.kernel_w {
+                        let yy = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+                        let xx = (ox * g.stride_w + kj * g.dilation_w) as isize - g.pad_w as isize;
+                        if yy >= 0 && (yy as usize) < g.height && xx >= 0 && (xx as usize) < g.width
+                        {
+                            taps.push(p * hw + yy as usize * g.width + xx as usize);
+                        }
+                    }
+                }
+                let v = match op {
+                    PoolOp::Max => {
+                        let m = taps.iter().fold(f64::NEG_INFINITY, |m, &i| m.max(x[i]));
+                        if m == f64::NEG_INFINITY { 0.0 } else { m }
+                    }
+                    PoolOp::Sum => taps.iter().map(|&i| x[i]).sum(),
+                    PoolOp::Avg => taps.iter().map(|&i| x[i]).sum::<f64>() / size,
+                };
+                let g_out = e[(p * oh + oy) * ow + ox];
+                match op {
+                    PoolOp::Max => {
+                        if let Some(&i) = taps.iter().find(|&&i| x[i] == v) {
+                            dx[i] += g_out;
+                        }
+                    }
+                    PoolOp::Sum => taps.iter().for_each(|&i| dx[i] += g_out),
+                    PoolOp::Avg => taps.iter().for_each(|&i| dx[i] += g_out / size),
+                }
+                y.push(v);
+            }
+        }
+    }
+    (y, e, dx)
+}
+
+#[test]
+fn pooling_equals_its_definition() {
+    let mut seed = 40;
+    for (kernel, stride, pad, dilation) in [
+        (2, 2, 0, 1),
+        (3, 2, 1, 1),
+        (3, 1, 2, 1),
+        (2, 3, 1, 2),
+        (1, 1, 0, 1),
+    ] {
+        for (h, w) in [(6, 6), (7, 11), (3, 70)] {
+            let g = Conv2dGeometry::square(3, h, w, kernel, stride, pad, dilation);
+            if g.output_size().is_err() {
+                continue;
+            }
+            // Ties (a quarter of the values repeat) exercise the first-maximum rule.
+            let x: Vec<f64> = fill::<f64>(g.input_len(), seed, 1.0)
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| if i % 4 == 1 { 0.5 } else { v })
+                .collect();
+            seed += 1;
+            for op in [PoolOp::Max, PoolOp::Avg, PoolOp::Sum] {
+                let (want_y, e, want_dx) = pool_naive(op, &x, &g);
+                let mut y = vec![f64::NAN; want_y.len()];
+                pool2d(op, &x, &g, &mut y, Parallelism::None).unwrap();
+                assert_eq!(y, want_y, "{op:?} {g:?}");
+                let mut dx = vec![f64::NAN; x.len()];
+                pool2d_backward(op, &x, &y, &e, &g, &mut dx, Parallelism::None).unwrap();
+                if op == PoolOp::Max {
+                    // Max adds in output order, as the definition: the same bits.
+                    assert_eq!(dx, want_dx, "{g:?}");
+                }
+                for (a, b) in dx.iter().zip(&want_dx) {
+                    // Overlapping windows add in another order: equal up to rounding.
+                    assert!((a - b).abs() <= 1e-12, "{op:?} {g:?}: {a} vs {b}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn im2col_col2im_and_pooling_give_the_same_bits_on_a_team() {
+    let team = KernelTeam::new(3);
+    // LeNet's conv2 input at batch 16: large enough that every call splits.
+    let g = Conv2dGeometry::square(20, 12, 12, 5, 1, 1, 1);
+    let images = 16;
+    let x: Vec<f32> = fill(images * g.input_len(), 90, 1.0);
+    let n = images * g.cols_len().unwrap();
+    let (mut one, mut many) = (vec![f32::NAN; n], vec![f32::NAN; n]);
+    im2col_batch(&x, images, &g, &mut one, Parallelism::None).unwrap();
+    im2col_batch(&x, images, &g, &mut many, Parallelism::Team(&team)).unwrap();
+    assert_eq!(one, many);
+    let dcols: Vec<f32> = fill(n, 91, 1.0);
+    let (mut d1, mut dn) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+    col2im_batch(&dcols, images, &g, &mut d1, Parallelism::None).unwrap();
+    col2im_batch(&dcols, images, &g, &mut dn, Parallelism::Team(&team)).unwrap();
+    assert_eq!(d1, dn);
+    let p = Conv2dGeometry::square(images * 20, 12, 12, 2, 1, 0, 1);
+    let (oh, ow) = p.output_size().unwrap();
+    let e: Vec<f32> = fill(images * 20 * oh * ow, 92, 1.0);
+    for op in [PoolOp::Max, PoolOp::Avg, PoolOp::Sum] {
+        let (mut y1, mut yn) = (vec![f32::NAN; e.len()], vec![f32::NAN; e.len()]);
+        pool2d(op, &x, &p, &mut y1, Parallelism::None).unwrap();
+        pool2d(op, &x, &p, &mut yn, Parallelism::Team(&team)).unwrap();
+        assert_eq!(y1, yn);
+        let (mut g1, mut gn) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        pool2d_backward(op, &x, &y1, &e, &p, &mut g1, Parallelism::None).unwrap();
+        pool2d_backward(op, &x, &y1, &e, &p, &mut gn, Parallelism::Team(&team)).unwrap();
+        assert_eq!(g1, gn);
+    }
+    assert!(
+        team.take_stats().regions >= 8,
+        "every call ran as a team region"
+    );
 }

@@ -2,11 +2,13 @@
 //! products pick their thread count (so a change there, e.g. to a spinning kernel team with a
 //! per-thread setting, changes only this file).
 //!
-//! Products run with `Parallelism::Rayon(rayon::current_num_threads())`, i.e. in the *current*
-//! rayon pool. So each worker is thread 0 of its own rayon pool of `cores / workers` threads:
-//! the worker's loop runs there (a broadcast job on index 0 only), its products split over its
-//! own pool, and `workers × (cores / workers)` threads never exceed the cores (no
-//! oversubscription). Running the loop *on* the pool thread (rather than `pool.install` from a
+//! Products take their thread count from `rayon::current_num_threads()`, i.e. the size of the
+//! *current* rayon pool, and run on a `KernelTeam` of that many threads owned by the calling
+//! thread (`dl4rs_array::ops::ProductThreads::Auto`, docs/design.md "Product threads"). So each
+//! worker is thread 0 of its own rayon pool of `cores / workers` threads: the worker's loop
+//! runs there (a broadcast job on index 0 only), its products split over its own team of that
+//! size (the pool's other threads stay parked), and `workers × (cores / workers)` busy threads
+//! never exceed the cores (no oversubscription). Running the loop *on* the pool thread (rather than `pool.install` from a
 //! separate thread) matters: workspaces are thread-local, and the worker's workspaces must be
 //! those of the thread named after it. The pool's threads are spawned here (rayon's
 //! `spawn_handler`) so that they are named and can be joined: dropping a pool alone does not

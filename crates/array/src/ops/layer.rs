@@ -4,7 +4,7 @@
 //! one softmax: the same kernel whether a layer, a loss or a user calls it.
 
 use dl4rs_kernels as k;
-use dl4rs_kernels::{Conv2dGeometry, Unary};
+use dl4rs_kernels::{Conv2dGeometry, PoolOp, Unary};
 
 use super::{with_contiguous, with_output};
 use crate::array::{AsView, AsViewMut, DataType, NdArray};
@@ -152,6 +152,118 @@ pub fn col2im_into<T: DataType>(
     with_contiguous(&cols, |c| {
         with_output("col2im", image_grad, &shape, |g| {
             Ok(k::col2im(c, geometry, g)?)
+        })
+    })
+}
+
+/// Unfolds a run of NCHW images (`[n, channels, height, width]`, contiguous) into one
+/// `[channels * kernel_h * kernel_w, n * out_h * out_w]` column matrix, image j in columns
+/// `j * out_h * out_w..`: the operand of one gemm convolving all `n` (no per-image copies).
+pub fn im2col_batch_into<T: DataType>(
+    images: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    cols: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    let images = images.view();
+    let n = images.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let rows = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let shape = crate::shape::Shape::new(&[rows, n * oh * ow])?;
+    with_contiguous(&images, |x| {
+        with_output("im2col", cols, &shape, |c| {
+            super::threads::with_parallelism(|par| Ok(k::im2col_batch(x, n, geometry, c, par)?))
+        })
+    })
+}
+
+/// The adjoint of [`im2col_batch_into`]: the gradients of the `n` images (`image_grads`,
+/// `[n, channels, height, width]`, contiguous, overwritten) from one column matrix.
+pub fn col2im_batch_into<T: DataType>(
+    cols: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    image_grads: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    let cols = cols.view();
+    let n = image_grads
+        .view_mut()
+        .layout
+        .shape()
+        .dims()
+        .first()
+        .copied()
+        .unwrap_or(0);
+    let shape = crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
+    with_contiguous(&cols, |c| {
+        with_output("col2im", image_grads, &shape, |g| {
+            super::threads::with_parallelism(|par| Ok(k::col2im_batch(c, n, geometry, g, par)?))
+        })
+    })
+}
+
+/// The geometry over every plane of a `[n, channels, height, width]` batch.
+fn planes_of(
+    op: &'static str,
+    dims: &[usize],
+    g: &Conv2dGeometry,
+) -> Result<Conv2dGeometry, ArrayError> {
+    match dims {
+        &[n, c, h, w] if c == g.channels && h == g.height && w == g.width => Ok(Conv2dGeometry {
+            channels: n * c,
+            ..*g
+        }),
+        other => Err(invalid(
+            op,
+            format!(
+                "expected input of shape [batch, {}, {}, {}], found {other:?}",
+                g.channels, g.height, g.width
+            ),
+        )),
+    }
+}
+
+/// Pools windows of a `[n, channels, height, width]` batch (`geometry` describes one image)
+/// into `out` (`[n, channels, out_h, out_w]`, contiguous).
+pub fn pool2d_into<T: DataType>(
+    op: PoolOp,
+    input: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "pool2d";
+    let input = input.view();
+    let g = planes_of(OP, input.shape(), geometry)?;
+    let (oh, ow) = g.output_size()?;
+    let shape = crate::shape::Shape::new(&[input.shape()[0], geometry.channels, oh, ow])?;
+    with_contiguous(&input, |x| {
+        with_output(OP, out, &shape, |o| {
+            super::threads::with_parallelism(|par| Ok(k::pool2d(op, x, &g, o, par)?))
+        })
+    })
+}
+
+/// The gradient of [`pool2d_into`] with respect to its input (`grad_in`, overwritten), from
+/// the input, the output it gave and the output's gradient.
+pub fn pool2d_backward_into<T: DataType>(
+    op: PoolOp,
+    input: &impl AsView<T>,
+    output: &impl AsView<T>,
+    grad_out: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    grad_in: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "pool2d_backward";
+    let (input, output, grad_out) = (input.view(), output.view(), grad_out.view());
+    let g = planes_of(OP, input.shape(), geometry)?;
+    let shape = *input.layout.shape();
+    with_contiguous(&input, |x| {
+        with_contiguous(&output, |y| {
+            with_contiguous(&grad_out, |e| {
+                with_output(OP, grad_in, &shape, |d| {
+                    super::threads::with_parallelism(|par| {
+                        Ok(k::pool2d_backward(op, x, y, e, &g, d, par)?)
+                    })
+                })
+            })
         })
     })
 }

@@ -1,8 +1,9 @@
 //! Matrix products through the kernels' gemm. Transposed and strided 2-D views are passed as
 //! strides (no copies); the packing scratch comes from the current workspace, so a product in
-//! a warmed-up workspace makes no heap allocation.
+//! a warmed-up workspace makes no heap allocation. Threads: the calling thread's setting and
+//! team (see [`super::threads`]).
 
-use dl4rs_kernels::{MatMut, MatRef, Parallelism, gemm, gemm_scratch_len};
+use dl4rs_kernels::{MatMut, MatRef, gemm, gemm_scratch_len};
 use dl4rs_memory::Buffer;
 
 use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray, Place};
@@ -20,10 +21,6 @@ fn matrix_dims<T: DataType>(
             format!("expected a 2-D matrix, found shape {other:?}"),
         )),
     }
-}
-
-fn parallelism() -> Parallelism {
-    Parallelism::Rayon(rayon::current_num_threads())
 }
 
 /// `c = alpha * a·b + beta * c` for 2-D arrays (views may be transposed or strided; `c` may be
@@ -56,23 +53,24 @@ pub fn gemm_into<T: DataType>(
             expected: "the output must be m x n",
         });
     }
-    let par = parallelism();
-    let mut scratch = Buffer::<T>::uninitialized(gemm_scratch_len::<T>(m, n, ka, par))?;
-    let (ra, rb) = (a.read()?, b.read()?);
-    let ((da, la), (db, lb)) = (ra.raw(), rb.raw());
-    let lhs = MatRef::new(&da[la.offset()..], m, ka, la.strides()[0], la.strides()[1])?;
-    let rhs = MatRef::new(&db[lb.offset()..], ka, n, lb.strides()[0], lb.strides()[1])?;
-    let lc = c.layout;
-    let mut wc = c.buf.write()?;
-    let out = MatMut::new(
-        &mut wc[lc.offset()..],
-        m,
-        n,
-        lc.strides()[0],
-        lc.strides()[1],
-    )?;
-    gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?;
-    Ok(())
+    super::threads::with_parallelism(|par| {
+        let mut scratch = Buffer::<T>::uninitialized(gemm_scratch_len::<T>(m, n, ka, par))?;
+        let (ra, rb) = (a.read()?, b.read()?);
+        let ((da, la), (db, lb)) = (ra.raw(), rb.raw());
+        let lhs = MatRef::new(&da[la.offset()..], m, ka, la.strides()[0], la.strides()[1])?;
+        let rhs = MatRef::new(&db[lb.offset()..], ka, n, lb.strides()[0], lb.strides()[1])?;
+        let lc = c.layout;
+        let mut wc = c.buf.write()?;
+        let out = MatMut::new(
+            &mut wc[lc.offset()..],
+            m,
+            n,
+            lc.strides()[0],
+            lc.strides()[1],
+        )?;
+        gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?;
+        Ok(())
+    })
 }
 
 /// The matrix product `a·b` in the current workspace (or heap).

@@ -13,13 +13,15 @@ mod linalg;
 mod recurrent;
 mod reduce;
 mod structure;
+mod threads;
 
-pub use dl4rs_kernels::{BinaryOp, Conv2dGeometry, GradFrom, Unary};
+pub use dl4rs_kernels::{BinaryOp, Conv2dGeometry, GradFrom, PoolOp, Unary};
 pub use elementwise::{
     binary, binary_assign, binary_into, scalar, scalar_assign, unary, unary_assign, unary_into,
 };
 pub use layer::{
-    bias_act_into, col2im_into, im2col_into, softmax_backward_into, softmax_last_axis_into,
+    bias_act_into, col2im_batch_into, col2im_into, im2col_batch_into, im2col_into,
+    pool2d_backward_into, pool2d_into, softmax_backward_into, softmax_last_axis_into,
     unary_grad_into,
 };
 pub use linalg::{gemm_into, matmul};
@@ -32,6 +34,7 @@ pub use reduce::{
     sum_all,
 };
 pub use structure::{concat, gather_rows, gather_rows_into, stack};
+pub use threads::{ProductThreads, product_thread_count, product_threads, set_product_threads};
 
 use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};

@@ -2,8 +2,8 @@
 //! batch 64, SGD 0.01, the spec's synthetic data and initial weights, so the loss of the 60th
 //! iteration cross-checks against PyTorch's 2.42 — trained and run for inference at batch 1 and
 //! 64, in child processes for 1 and 2 threads (medians of several), with heap allocations per
-//! iteration and peak memory; then the convolutions' GFLOP/s against the gemm's on the same
-//! shapes.
+//! iteration and peak memory; then the convolutions' forward and backward GFLOP/s against the
+//! gemm's on the same shapes.
 
 use std::process::Command;
 use std::time::Instant;
@@ -67,6 +67,8 @@ struct GflopsResult {
     threads: usize,
     /// (layer, conv forward GFLOP/s, gemm GFLOP/s on the same per-image products).
     layers: Vec<(String, f64, f64)>,
+    /// (layer, conv backward (weight gradient) GFLOP/s, gemm GFLOP/s of `dz_j · cols_jᵀ`).
+    backward: Vec<(String, f64, f64)>,
 }
 
 /// LeNet-5 of W4 with the spec's weights.
@@ -164,21 +166,28 @@ fn lenet_once(
     })
 }
 
-/// Conv forward GFLOP/s of each LeNet convolution (a one-layer network at batch 64) against
-/// the gemm of its per-image products.
+/// Conv forward and backward GFLOP/s of each LeNet convolution (a one-layer network at batch
+/// 64) against the gemm of its per-image products. Backward: the network is the convolution
+/// and a 1-unit MSE output layer; a training step minus a forward pass (the output layer's share
+/// is under 1 % of the flops) is the convolution's backward, which for a first layer is the
+/// weight and bias gradient (`dW += dz · colsᵀ`, no input gradient, as conv1 of LeNet).
 fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
     let mut layers = Vec::new();
+    let mut backward = Vec::new();
     for (name, c, hw, oc) in [
         ("conv1 (1x28x28 -> 20, 5x5)", 1, 28, 20),
         ("conv2 (20x12x12 -> 50, 5x5)", 20, 12, 50),
     ] {
         let conf = NeuralNetConfiguration::builder()
+            .updater(Updater::sgd(0.0))
             .list()
             .layer(LayerConf::convolution(oc, [5, 5]))
+            .layer(LayerConf::output(LossFunction::Mse, 1).activation(Activation::Identity))
             .set_input_type(InputType::convolutional(hw, hw, c))
             .build()?;
         let mut net = MultiLayerNetwork::<f32>::new(conf)?;
         let x = NdArray::<f32>::rand_uniform(&[BATCH, c, hw, hw], 0.0, 1.0, 1)?;
+        let y = NdArray::<f32>::rand_uniform(&[BATCH, 1], 0.0, 1.0, 4)?;
         let (ckk, ohw) = (c * 25, (hw - 4) * (hw - 4));
         let flops = 2.0 * (oc * ckk * ohw * BATCH) as f64;
         let ws = get_and_activate_workspace(&WorkspaceConfig::default(), "BENCH_CONV")?;
@@ -187,19 +196,28 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
             .ok_or_else(|| CliError::Usage("workspace missing".into()))?
             .clone();
         drop(ws);
-        let mut conv = Vec::new();
+        let (mut conv, mut step) = (Vec::new(), Vec::new());
         for k in 0..40 {
-            let _s = w.notify_scope_entered()?;
+            {
+                let _s = w.notify_scope_entered()?;
+                let t = Instant::now();
+                net.output_in(&x, false, &w)?;
+                if k >= 10 {
+                    conv.push(t.elapsed().as_secs_f64());
+                }
+            }
             let t = Instant::now();
-            net.output_in(&x, false, &w)?;
+            net.fit_arrays(&x, &y)?;
             if k >= 10 {
-                conv.push(t.elapsed().as_secs_f64());
+                step.push(t.elapsed().as_secs_f64());
             }
         }
         let a = NdArray::<f32>::rand_uniform(&[oc, ckk], -1.0, 1.0, 2)?;
         let b = NdArray::<f32>::rand_uniform(&[ckk, ohw], -1.0, 1.0, 3)?;
+        let dz = NdArray::<f32>::rand_uniform(&[oc, ohw], -1.0, 1.0, 5)?;
         let mut out = NdArray::<f32>::zeros(&[oc, ohw])?;
-        let mut gemm = Vec::new();
+        let mut dw = NdArray::<f32>::zeros(&[oc, ckk])?;
+        let (mut gemm, mut gemm_bw) = (Vec::new(), Vec::new());
         for k in 0..40 {
             let _s = w.notify_scope_entered()?;
             let t = Instant::now();
@@ -209,12 +227,31 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
             if k >= 10 {
                 gemm.push(t.elapsed().as_secs_f64());
             }
+            let t = Instant::now();
+            for _ in 0..BATCH {
+                ops::gemm_into(1.0, &dz, &b.view().t(), 1.0, &mut dw)?;
+            }
+            if k >= 10 {
+                gemm_bw.push(t.elapsed().as_secs_f64());
+            }
         }
         let (c_ms, _) = stats(&mut conv);
+        let (s_ms, _) = stats(&mut step);
         let (g_ms, _) = stats(&mut gemm);
+        let (gb_ms, _) = stats(&mut gemm_bw);
+        let bw_ms = (s_ms - c_ms).max(1e-9);
         layers.push((name.to_string(), flops / (c_ms * 1e6), flops / (g_ms * 1e6)));
+        backward.push((
+            name.to_string(),
+            flops / (bw_ms * 1e6),
+            flops / (gb_ms * 1e6),
+        ));
     }
-    Ok(GflopsResult { threads, layers })
+    Ok(GflopsResult {
+        threads,
+        layers,
+        backward,
+    })
 }
 
 fn child<R: for<'de> Deserialize<'de>>(
@@ -306,14 +343,20 @@ pub fn run(args: ConvBench, alloc: &'static CountingAllocator) -> Result<(), Cli
             )
         );
     }
-    println!("convolution forward vs the gemm of its per-image products (GFLOP/s, batch 64):");
+    println!(
+        "convolution forward / backward (weight gradient) vs the gemm of its per-image products \
+         (GFLOP/s, batch 64):"
+    );
     for threads in [1, 2] {
         let g: GflopsResult = child(Part::Gflops, threads, &args)?;
-        for (name, conv, gemm) in g.layers {
-            println!(
-                "  {threads} thread(s) {name:<30} conv {conv:>7.1}   gemm {gemm:>7.1}   ({:.0} %)",
-                100.0 * conv / gemm
-            );
+        for (dir, rows) in [("forward ", g.layers), ("backward", g.backward)] {
+            for (name, conv, gemm) in rows {
+                println!(
+                    "  {threads} thread(s) {dir} {name:<30} conv {conv:>7.1}   gemm {gemm:>7.1}   \
+                     ({:.0} %)",
+                    100.0 * conv / gemm
+                );
+            }
         }
     }
     Ok(())

@@ -28,7 +28,7 @@ use kernels::{GemmSpec, all_specs};
 
 /// How many threads a kernel may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Parallelism {
+pub enum Parallelism<'t> {
     /// Run on the calling thread.
     None,
     /// At most this many tasks in the current rayon pool (`Rayon(0)` and `Rayon(1)` mean
@@ -40,10 +40,10 @@ pub enum Parallelism {
     /// one whose worker is not there in time runs on the caller alone. Smaller products
     /// are split than with rayon (the hand-off costs ~1 µs instead of tens). Same bits as
     /// every other `Parallelism`.
-    Team(&'static KernelTeam),
+    Team(&'t KernelTeam),
 }
 
-impl Parallelism {
+impl Parallelism<'_> {
     fn tasks(self) -> usize {
         match self {
             Parallelism::None => 1,
@@ -141,7 +141,7 @@ fn per_task_len<T: Float>(m: usize, n: usize, k: usize) -> usize {
 /// Covers every dispatch path and `par`'s full task count, plus 64 bytes of slack so the
 /// packing buffers can start on a cache line whatever the scratch's own alignment. Zero when
 /// no packing happens (an empty product or m == 1, which streams B without packing).
-pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism) -> usize {
+pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism<'_>) -> usize {
     if m <= 1 || n == 0 || k == 0 {
         return 0;
     }
@@ -227,7 +227,7 @@ pub fn gemm<T: Float>(
     beta: T,
     mut c: MatMut<'_, T>,
     scratch: &mut [T],
-    par: Parallelism,
+    par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
     const OP: &str = "gemm";
     if a.cols() != b.rows() {

@@ -1,8 +1,10 @@
 //! Pooling: over windows of an image (DL4J's `SubsamplingLayer`: max, average, p-norm) and over
 //! all of space or time (`GlobalPoolingLayer`: max, average, sum, p-norm; over time only the
 //! steps the mask keeps). Backward recomputes what it needs from the saved input and output
-//! (the max position, the norm) instead of storing indices.
+//! (the max position, the norm) instead of storing indices. Window max, average and sum run
+//! in the kernels (`ops::pool2d_into`, a row of outputs per tap); p-norm here.
 
+use dl4rs_array::ops::{self, Conv2dGeometry, PoolOp};
 use dl4rs_array::{ArrayView, ArrayViewMut, DataType, NdArray};
 
 use super::{
@@ -38,6 +40,8 @@ pub struct SubsamplingLayer {
     p: f64,
     channels: usize,
     window: Window,
+    /// The window as the kernels' geometry (one image), when its output size agrees.
+    geometry: Option<Conv2dGeometry>,
 }
 
 impl SubsamplingLayer {
@@ -45,13 +49,28 @@ impl SubsamplingLayer {
     pub fn new(conf: &SubsamplingConf, input: &InputType) -> Result<Self, NnError> {
         let (channels, window) = conf.window(input, "SubsamplingLayer")?;
         let out = InputType::convolutional(window.output[0], window.output[1], channels);
+        let g = super::conv::geometry(channels, window.input, &window);
+        let geometry =
+            (g.output_size().ok() == Some((window.output[0], window.output[1]))).then_some(g);
         Ok(SubsamplingLayer {
             info: LayerInfo::new("SubsamplingLayer", *input, out).named(conf.name.clone()),
             pooling: conf.pooling,
             p: conf.pnorm,
             channels,
             window,
+            geometry,
         })
+    }
+
+    /// The kernels' operation and geometry, for every pooling type but p-norm.
+    fn kernel_op(&self) -> Option<(PoolOp, &Conv2dGeometry)> {
+        let op = match self.pooling {
+            PoolingType::Max => PoolOp::Max,
+            PoolingType::Avg => PoolOp::Avg,
+            PoolingType::Sum => PoolOp::Sum,
+            PoolingType::Pnorm => return None,
+        };
+        self.geometry.as_ref().map(|g| (op, g))
     }
 
     /// Calls `f(window index, input index)` for every valid input position of output `(oy, ox)`.
@@ -92,6 +111,10 @@ impl<T: DataType> Layer<T> for SubsamplingLayer {
         let [oh, ow] = self.window.output;
         let [h, w] = self.window.input;
         let mut out = mgr.create_uninitialized::<T>(ACT, &[batch, self.channels, oh, ow])?;
+        if let Some((op, g)) = self.kernel_op() {
+            ops::pool2d_into(op, &x, g, &mut out)?;
+            return Ok(Forward::new(out));
+        }
         let size = T::from_f64((self.window.kernel[0] * self.window.kernel[1]) as f64);
         let p = T::from_f64(self.p);
         {
@@ -147,6 +170,11 @@ impl<T: DataType> Layer<T> for SubsamplingLayer {
         let eps = epsilon.gradient(self.info.kind)?;
         if !ctx.need_input_gradient {
             return Ok(None);
+        }
+        if let Some((op, g)) = self.kernel_op() {
+            let mut dx = mgr.create_uninitialized::<T>(GRAD, saved.input.shape())?;
+            ops::pool2d_backward_into(op, &saved.input, &saved.output, &eps, g, &mut dx)?;
+            return Ok(Some(dx));
         }
         let [oh, ow] = self.window.output;
         let [h, w] = self.window.input;
