@@ -44,6 +44,9 @@ pub enum Which {
     /// W4: LeNet-5 training and inference (loss cross-check with PyTorch), and the
     /// convolutions' GFLOP/s against the gemm's.
     Conv(super::conv_bench::ConvBench),
+    /// W3: an LSTM (32 -> 64) + dense head on variable-length sequences (SGD 0.1, batch 32,
+    /// lengths 10/50/100/25; loss cross-check with PyTorch).
+    Rnn(super::rnn_bench::RnnBench),
     /// W1 without and with a StatsListener attached: the cost of recording statistics.
     Stats(super::stats_bench::StatsBench),
     /// W1 on the bundled data with ParallelWrapper (2 workers) against one model with 1 and
@@ -158,6 +161,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Graph(args) => super::graph_bench::run(args, alloc),
         Which::Conv(args) => super::conv_bench::run(args, alloc),
         Which::Stats(args) => super::stats_bench::run(args, alloc),
+        Which::Rnn(args) => super::rnn_bench::run(args, alloc),
         Which::Soak(args) => super::soak::run(&args, alloc),
         Which::Distributed(args) => super::dist_bench::run(args, alloc),
         Which::Parallel(args) => super::parallel_bench::run(args, alloc),

@@ -1,23 +1,27 @@
 //! Network configurations from JSON files for `dl4rs train --config`: a MultiLayerNetwork or a
 //! ComputationGraph (told apart by the graph's `vertices`), in the JSON `to_json` writes. What
-//! the file leaves out is taken from the data: the input size (a first layer without `n_in` and
-//! no `input_type`, or a one-input graph without `input_types`) and the number of outputs (an
-//! output layer without `n_out`). `--workspaces` overrides the file's workspace modes.
+//! the file leaves out is taken from the data: the input type (a first layer without `n_in` and
+//! no `input_type`, or a one-input graph without `input_types`: rows of `n_in` values, or
+//! sequences of `n_in` channels per step) and the number of outputs (an output layer —
+//! `Output` or `RnnOutputLayer` — without `n_out`). `--workspaces` overrides the file's
+//! workspace modes.
 
 use std::path::Path;
 
 use dl4rs::nn::{
-    ComputationGraph, ComputationGraphConfiguration, Model, MultiLayerConfiguration,
+    ComputationGraph, ComputationGraphConfiguration, InputType, Model, MultiLayerConfiguration,
     MultiLayerNetwork, WorkspaceMode,
 };
 use serde_json::{Value, json};
 
 use super::CliError;
 
-/// Reads `path` and builds the network it describes for `n_in` inputs and `n_out` outputs.
+/// Reads `path` and builds the network it describes for the data's `input` (per example:
+/// `InputType::feed_forward(n_in)` for rows, `InputType::recurrent(channels)` for sequences)
+/// and `n_out` outputs.
 pub fn load(
     path: &Path,
-    n_in: usize,
+    input: InputType,
     n_out: usize,
     workspaces: Option<WorkspaceMode>,
 ) -> Result<Box<dyn Model<f32>>, CliError> {
@@ -41,22 +45,29 @@ pub fn load(
         obj.insert("inference_workspace_mode".into(), json!(mode));
     }
     let bad = |e: dl4rs::nn::NnError| CliError::Usage(format!("{name}: {e}"));
+    let input = serde_json::to_value(input)
+        .map_err(|e| CliError::Usage(format!("can't write the input type: {e}")))?;
     if obj.contains_key("vertices") {
-        fill_graph(obj, n_in, n_out);
+        fill_graph(obj, input, n_out);
         let conf = ComputationGraphConfiguration::from_json(&value.to_string()).map_err(bad)?;
         Ok(Box::new(ComputationGraph::<f32>::new(conf).map_err(bad)?))
     } else {
-        fill_layers(obj, n_in, n_out);
+        fill_layers(obj, input, n_out);
         let conf = MultiLayerConfiguration::from_json(&value.to_string()).map_err(bad)?;
         Ok(Box::new(MultiLayerNetwork::<f32>::new(conf).map_err(bad)?))
     }
 }
 
+/// A layer with a loss and an `n_out` (an `RnnLossLayer` has no `n_out`: its size is its
+/// input's).
 fn is_output_layer(layer: &Value) -> bool {
-    matches!(layer.get("type").and_then(Value::as_str), Some("Output"))
+    matches!(
+        layer.get("type").and_then(Value::as_str),
+        Some("Output" | "RnnOutputLayer")
+    )
 }
 
-fn fill_layers(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usize) {
+fn fill_layers(obj: &mut serde_json::Map<String, Value>, input: Value, n_out: usize) {
     let has_input_type = obj.get("input_type").is_some_and(|v| !v.is_null());
     let Some(layers) = obj.get_mut("layers").and_then(Value::as_array_mut) else {
         return;
@@ -72,14 +83,11 @@ fn fill_layers(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usi
         last["n_out"] = json!(n_out);
     }
     if !has_input_type && !first_has_n_in {
-        obj.insert(
-            "input_type".into(),
-            json!({"kind": "FeedForward", "size": n_in}),
-        );
+        obj.insert("input_type".into(), input);
     }
 }
 
-fn fill_graph(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usize) {
+fn fill_graph(obj: &mut serde_json::Map<String, Value>, input: Value, n_out: usize) {
     let one_input = obj
         .get("inputs")
         .and_then(Value::as_array)
@@ -89,10 +97,7 @@ fn fill_graph(obj: &mut serde_json::Map<String, Value>, n_in: usize, n_out: usiz
         .and_then(Value::as_array)
         .is_none_or(Vec::is_empty);
     if one_input && no_types {
-        obj.insert(
-            "input_types".into(),
-            json!([{"kind": "FeedForward", "size": n_in}]),
-        );
+        obj.insert("input_types".into(), json!([input]));
     }
     let outputs: Vec<String> = obj
         .get("outputs")
@@ -132,17 +137,32 @@ mod tests {
 
     #[test]
     fn shipped_configurations_load_sized_from_the_data() {
-        let lenet = load(&shipped("lenet.json"), 784, 10, None).unwrap();
+        let rows = InputType::feed_forward(784);
+        let lenet = load(&shipped("lenet.json"), rows, 10, None).unwrap();
         // conv 5x5x20, conv 5x5x50, dense 800-500, output 500-10.
         assert_eq!(lenet.num_params(), 520 + 25_050 + 400_500 + 5_010);
-        let mlp = load(&shipped("mlp.json"), 784, 10, Some(WorkspaceMode::None)).unwrap();
+        let mlp = load(&shipped("mlp.json"), rows, 10, Some(WorkspaceMode::None)).unwrap();
         assert_eq!(mlp.num_params(), 235_146);
         assert_eq!(
             mlp.global_conf().training_workspace_mode,
             WorkspaceMode::None
         );
-        let graph = load(&shipped("residual.json"), 784, 10, None).unwrap();
+        let graph = load(&shipped("residual.json"), rows, 10, None).unwrap();
         assert_eq!(graph.output_types()[0].1.flat_size(), 10);
         assert_eq!(graph.input_types()[0].1.flat_size(), 784);
+        // Two stacked LSTMs of 48 over 28 channels per step, the second read at its last step.
+        let lstm = load(&shipped("lstm.json"), InputType::recurrent(28), 10, None).unwrap();
+        assert_eq!(
+            lstm.num_params(),
+            4 * 48 * (28 + 48 + 1) + 4 * 48 * (48 + 48 + 1) + 490
+        );
+        assert_eq!(lstm.input_types()[0].1, InputType::recurrent(28));
+        assert_eq!(lstm.output_types()[0].1, InputType::feed_forward(10));
+        // A bidirectional GRU of 32 (concat: 64 per step) under a GRU of 48 read at its last
+        // step; a GRU of n over m has W [m, 3n], RW [n, 3n] and 4n biases.
+        let gru = |m: usize, n: usize| 3 * n * (m + n) + 4 * n;
+        let bigru = load(&shipped("bigru.json"), InputType::recurrent(28), 10, None).unwrap();
+        assert_eq!(bigru.num_params(), 2 * gru(28, 32) + gru(64, 48) + 490);
+        assert_eq!(bigru.output_types()[0].1, InputType::feed_forward(10));
     }
 }

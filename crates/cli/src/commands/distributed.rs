@@ -37,6 +37,7 @@ pub struct Rank {
     never: std::convert::Infallible,
 }
 
+#[cfg(feature = "distributed")]
 fn dist_error<E: std::fmt::Display>(e: E) -> CliError {
     CliError::Usage(e.to_string())
 }

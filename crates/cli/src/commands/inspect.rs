@@ -17,7 +17,8 @@ pub struct EvaluateArgs {
     /// The model file written by `dl4rs train`.
     #[arg(long)]
     pub model: PathBuf,
-    /// `bundled`, `auto` or a directory (as for `train`); the test split is used.
+    /// `bundled`, `auto` or a directory (as for `train`: Fashion-MNIST IDX files, or sequences
+    /// in DL4J's CSV layout); the test split is used.
     #[arg(long, default_value = "auto")]
     pub data: String,
 }
@@ -64,6 +65,10 @@ fn sizes(net: &dyn Model<f32>, path: &Path) -> Result<(usize, usize), CliError> 
 /// Runs `dl4rs evaluate`.
 pub fn evaluate(args: EvaluateArgs) -> Result<(), CliError> {
     let mut net = restore(&args.model)?;
+    let dir = Path::new(&args.data);
+    if super::sequence::is_sequence_dir(dir) {
+        return super::sequence::evaluate(net.as_mut(), &args.model, dir);
+    }
     let (n_in, n_out) = sizes(net.as_ref(), &args.model)?;
     let (_, test, description) = super::train::load_data(&args.data)?;
     if test.num_inputs() != n_in {

@@ -3,7 +3,8 @@
 //! the data where it leaves sizes out — on Fashion-MNIST (the bundled 8,000/2,000 split, or the
 //! full 60,000/10,000 set when installed or given with `--data`) or a CSV file, with a progress
 //! bar, then prints the evaluation, the workspace memory report and the heap allocations per
-//! steady-state iteration, and saves the model.
+//! steady-state iteration, and saves the model. Sequence directories (and `--model lstm`) are
+//! handed to [`super::sequence`].
 //!
 //! CSV defaults are the ones that work: features are standardized (fitted on the training rows,
 //! saved in the model), and regression targets too, reverted for evaluation and `predict`
@@ -65,9 +66,10 @@ pub struct TrainArgs {
     /// Where to save the trained model.
     #[arg(long, default_value = "dl4rs-model.safetensors")]
     pub out: PathBuf,
-    /// Weight initialization of every layer.
-    #[arg(long, value_enum, default_value_t = Init::HeUniform)]
-    pub weight_init: Init,
+    /// Weight initialization of every layer (default: he-uniform; xavier-uniform for
+    /// `--model lstm`).
+    #[arg(long, value_enum)]
+    pub weight_init: Option<Init>,
     /// CSV data (`--data file.csv`): the 0-based column holding the label (classification) or
     /// the first target (regression).
     #[arg(long)]
@@ -81,10 +83,10 @@ pub struct TrainArgs {
     /// CSV regression: last target column (inclusive; default: `--label-column`).
     #[arg(long)]
     pub label_to: Option<usize>,
-    /// CSV: lines to skip at the top (headers).
+    /// CSV: lines to skip at the top (headers; of every file, for sequences).
     #[arg(long, default_value_t = 0)]
     pub skip_lines: usize,
-    /// CSV field delimiter.
+    /// CSV field delimiter (also of sequence files).
     #[arg(long, default_value_t = ',')]
     pub delimiter: char,
     /// CSV: fraction of the (shuffled) rows held out for the evaluation.
@@ -148,6 +150,10 @@ pub enum ModelArg {
     /// LeNet-5 for square single-channel images given as rows (28 x 28 = 784 values): conv
     /// 5x5x20, max-pool 2x2, conv 5x5x50, max-pool 2x2, dense 500 ReLU, output.
     Lenet,
+    /// An LSTM sequence classifier for data in DL4J's CSV sequence layout (`--data DIR` with
+    /// `train/` and `test/`; default: the bundled Fashion-MNIST rows): LSTM 64 (tanh), the
+    /// last unmasked step, softmax output. The built-in for any sequence directory.
+    Lstm,
 }
 
 /// Normalizer on the command line.
@@ -244,7 +250,7 @@ pub fn network(
     let list = NeuralNetConfiguration::builder()
         .seed(args.seed)
         .updater(Updater::adam(args.lr))
-        .weight_init(args.weight_init.into())
+        .weight_init(args.weight_init.unwrap_or(Init::HeUniform).into())
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
         .list();
@@ -290,7 +296,7 @@ pub fn network(
 
 /// Drives the progress bar and measures heap allocations between iterations (the listener's
 /// own drawing is excluded: it counts from the end of its previous call).
-struct ProgressListener {
+pub(super) struct ProgressListener {
     bar: ProgressBar,
     alloc: &'static CountingAllocator,
     after_last: Option<u64>,
@@ -347,6 +353,29 @@ fn median(values: &mut [u64]) -> Option<u64> {
     values.get(values.len() / 2).copied()
 }
 
+impl ProgressListener {
+    /// A listener drawing on `bar` and pushing the calling thread's heap allocations of every
+    /// steady-state iteration (after the first epoch, not an epoch's first) into
+    /// `per_iteration`.
+    pub(super) fn new(
+        bar: ProgressBar,
+        alloc: &'static CountingAllocator,
+        per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+        iterations_per_epoch: u64,
+    ) -> Self {
+        ProgressListener {
+            bar,
+            alloc,
+            after_last: None,
+            per_iteration,
+            iterations_per_epoch,
+            started: Instant::now(),
+            examples: 0,
+            all_threads: false,
+        }
+    }
+}
+
 /// Runs `dl4rs train`.
 pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
     if args.epochs == 0 || args.batch == 0 {
@@ -359,6 +388,9 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
 }
 
 fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
+    if let Some(dir) = super::sequence::sequence_dir(args)? {
+        return super::sequence::train(args, alloc, &dir);
+    }
     // Joined on the thread that trains: MPI is initialized "funneled" to it.
     let mut rank = super::distributed::init(args)?;
     let root = rank.as_ref().is_none_or(|r| r.is_root());
@@ -539,9 +571,21 @@ fn build_model(
     regression: bool,
 ) -> Result<Box<dyn Model<f32>>, CliError> {
     let net: Box<dyn Model<f32>> = match &args.config {
-        Some(path) => super::config::load(path, n_in, n_out, args.workspaces.map(Into::into))?,
+        Some(path) => super::config::load(
+            path,
+            InputType::feed_forward(n_in),
+            n_out,
+            args.workspaces.map(Into::into),
+        )?,
         None => match args.model {
             ModelArg::Mlp | ModelArg::Lenet => Box::new(network(args, n_in, n_out, regression)?),
+            ModelArg::Lstm => {
+                return Err(CliError::Usage(
+                    "--model lstm reads sequences: --data DIR with DIR/train and DIR/test in \
+                     DL4J's CSV sequence layout (features/0.csv, … and labels/0.csv, …)"
+                        .into(),
+                ));
+            }
         },
     };
     let inputs = net.input_types();

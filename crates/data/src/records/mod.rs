@@ -9,6 +9,9 @@
 //!   NCW layout) from a features reader plus a labels reader, or from one reader with label
 //!   columns, padding unequal lengths according to an [`AlignmentMode`] with
 //!   `[batch, time]` masks.
+//! - [`SequenceSplit`] reads DL4J's on-disk sequence layout, `SPLIT/features/0.csv, …` with
+//!   `SPLIT/labels/0.csv, …` ([`numbered_files`], numeric order, gaps are errors), and sizes a
+//!   classification iterator from it (channels and classes read from the files).
 //!
 //! Files are read and checked **once**, when the reader is initialized and the iterator is
 //! built; the iterators keep the converted values in heap buffers and `next()` only copies
@@ -32,11 +35,13 @@
 mod csv;
 mod iterator;
 mod sequence;
+mod sequence_dir;
 mod streaming;
 
 pub use csv::{CsvRecordReader, Records};
 pub use iterator::{LabelSpec, RecordReaderDataSetIterator};
 pub use sequence::{AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator};
+pub use sequence_dir::{MAX_CLASSES, SequenceSplit, numbered_files};
 pub use streaming::{CsvStreamingDataSetIterator, MAX_LINE_BYTES};
 
 use crate::error::{DataError, invalid};

@@ -181,6 +181,12 @@ pub struct SequenceRecordReaderDataSetIterator<T: DataType = f32> {
     alignment: AlignmentMode,
     batch: usize,
     cursor: usize,
+    /// Example order of the current epoch (file order unless shuffled).
+    order: Vec<usize>,
+    shuffle_seed: Option<u64>,
+    epoch: u64,
+    /// Labels `[batch, outcomes]` from each sequence's last labels step (many-to-one).
+    labels_per_sequence: bool,
 }
 
 /// Sequences stored one after another, each feature-major (`[width, len]`).
@@ -213,6 +219,15 @@ impl<T: DataType> Series<T> {
         for f in 0..self.width {
             self.data
                 .extend((0..len).map(|t| time_major[t * self.width + f]));
+        }
+    }
+
+    /// Copies the last time step of sequence `i` into row `row` of the `[_, width]` slice
+    /// `dst`.
+    fn copy_last_into(&self, i: usize, dst: &mut [T], row: usize) {
+        let (off, len) = (self.offsets[i], self.lengths[i]);
+        for f in 0..self.width {
+            dst[row * self.width + f] = self.data[off + f * len + len - 1];
         }
     }
 
@@ -403,13 +418,65 @@ impl<T: DataType> SequenceRecordReaderDataSetIterator<T> {
                 }
             }
         }
+        for series in [&features, &labels] {
+            if let Some(i) = series.lengths.iter().position(|&len| len == 0) {
+                return Err(crate::error::format_error(
+                    &series.names[i],
+                    "expected a sequence of at least one time step (one line), found an empty \
+                     file",
+                ));
+            }
+        }
+        let order = (0..features.lengths.len()).collect();
         Ok(SequenceRecordReaderDataSetIterator {
             features,
             labels,
             alignment,
             batch,
             cursor: 0,
+            order,
+            shuffle_seed: None,
+            epoch: 0,
+            labels_per_sequence: false,
         })
+    }
+
+    /// Reshuffles the examples every epoch: epoch `e` (counted by `reset()`) visits them in
+    /// the order [`shuffle_indices`](crate::shuffle_indices)`(0..n, seed + e)`, as
+    /// [`InMemoryDataSetIterator::with_shuffle`](crate::InMemoryDataSetIterator::with_shuffle)
+    /// does (DL4J's iterator has no shuffle; training on file order sorted by class would
+    /// need one). The order is a preallocated index: shuffling allocates nothing.
+    pub fn with_shuffle(mut self, seed: u64) -> Self {
+        self.shuffle_seed = Some(seed);
+        self.epoch = 0;
+        self.cursor = 0;
+        self.reorder();
+        self
+    }
+
+    fn reorder(&mut self) {
+        for (i, o) in self.order.iter_mut().enumerate() {
+            *o = i;
+        }
+        if let Some(seed) = self.shuffle_seed {
+            crate::dataset::shuffle_indices(&mut self.order, seed.wrapping_add(self.epoch));
+        }
+    }
+
+    /// Many-to-one labels: each batch's labels are `[batch, outcomes]`, the label at each
+    /// example's **last** labels time step (the one a labels file of one line holds), with no
+    /// labels mask; the features keep their `[batch, inputs, time]` layout and masks. This is
+    /// what a network whose recurrent part ends in `LastTimeStep` (an output of one vector per
+    /// sequence) trains on; DL4J's iterator always gives `[batch, outcomes, time]` labels,
+    /// which suit a per-step `RnnOutputLayer` instead.
+    pub fn with_labels_per_sequence(mut self) -> Self {
+        self.labels_per_sequence = true;
+        self
+    }
+
+    /// Whether labels come one per sequence ([`with_labels_per_sequence`](Self::with_labels_per_sequence)).
+    pub fn labels_per_sequence(&self) -> bool {
+        self.labels_per_sequence
     }
 
     /// The alignment mode.
@@ -429,8 +496,18 @@ impl<T: DataType> SequenceRecordReaderDataSetIterator<T> {
 
     fn make_batch(&self, start: usize, end: usize) -> Result<DataSet<T>, DataError> {
         let n = end - start;
-        let time = (start..end)
-            .map(|i| self.features.lengths[i].max(self.labels.lengths[i]))
+        let examples = &self.order[start..end];
+        let per_sequence = self.labels_per_sequence;
+        let time = examples
+            .iter()
+            .map(|&i| {
+                let l = if per_sequence {
+                    0
+                } else {
+                    self.labels.lengths[i]
+                };
+                self.features.lengths[i].max(l)
+            })
             .max()
             .unwrap_or(0);
         let masked = self.alignment != AlignmentMode::EqualLength;
@@ -452,7 +529,7 @@ impl<T: DataType> SequenceRecordReaderDataSetIterator<T> {
                     Some(g) => Some(g.as_slice_mut().ok_or_else(not_contiguous)?),
                     None => None,
                 };
-                for (row, i) in (start..end).enumerate() {
+                for (row, &i) in examples.iter().enumerate() {
                     let len = series.lengths[i];
                     let at = match self.alignment {
                         AlignmentMode::AlignEnd => time - len,
@@ -467,7 +544,19 @@ impl<T: DataType> SequenceRecordReaderDataSetIterator<T> {
             Ok((values, mask))
         };
         let (features, features_mask) = fill(&self.features)?;
-        let (labels, labels_mask) = fill(&self.labels)?;
+        let (labels, labels_mask) = if per_sequence {
+            let mut labels = NdArray::zeros(&[n, self.labels.width])?;
+            {
+                let mut w = labels.write()?;
+                let dst = w.as_slice_mut().ok_or_else(not_contiguous)?;
+                for (row, &i) in examples.iter().enumerate() {
+                    self.labels.copy_last_into(i, dst, row);
+                }
+            }
+            (labels, None)
+        } else {
+            fill(&self.labels)?
+        };
         Ok(DataSet {
             features,
             labels,
@@ -506,6 +595,10 @@ impl<T: DataType> DataSetIterator<T> for SequenceRecordReaderDataSetIterator<T> 
 
     fn reset(&mut self) -> Result<(), DataError> {
         self.cursor = 0;
+        if self.shuffle_seed.is_some() {
+            self.epoch += 1;
+            self.reorder();
+        }
         Ok(())
     }
 

@@ -152,7 +152,13 @@ fn run_info(args: &TrainArgs, description: &str) -> Vec<(String, String)> {
                     p.display().to_string()
                 }),
         ),
-        ("weight init".to_string(), format!("{:?}", args.weight_init)),
+        (
+            "weight init".to_string(),
+            format!(
+                "{:?}",
+                args.weight_init.unwrap_or(super::train::Init::HeUniform)
+            ),
+        ),
         (
             "workspaces".to_string(),
             args.workspaces
