@@ -92,6 +92,8 @@ struct Slot {
     state: AtomicU32,
     sleeping: AtomicBool,
     panicked: AtomicBool,
+    /// Set by the worker once its thread has started (see `try_with_blocktime`).
+    started: AtomicBool,
 }
 
 /// A type-erased `&F` where `F: Fn(usize) + Sync`: the data pointer and the function that
@@ -228,6 +230,7 @@ impl KernelTeam {
                     state: AtomicU32::new(IDLE),
                     sleeping: AtomicBool::new(false),
                     panicked: AtomicBool::new(false),
+                    started: AtomicBool::new(false),
                 })
                 .collect(),
             job: UnsafeCell::new(JobRef {
@@ -255,6 +258,14 @@ impl KernelTeam {
                 .spawn(move || worker(&s, w))?;
             team.threads.push(h.thread().clone());
             team.handles.push(h);
+        }
+        // Wait until every worker's thread has started: a thread's start-up allocates (its
+        // handle, thread-locals), and on a loaded machine a late start would put those
+        // allocations inside whatever steady-state cycle runs then, instead of here.
+        for slot in &team.shared.slots {
+            while !slot.started.load(Ordering::Acquire) {
+                std::thread::yield_now();
+            }
         }
         Ok(team)
     }
@@ -456,6 +467,9 @@ impl Drop for RegionGuard<'_> {
 
 fn worker(sh: &Shared, w: usize) {
     let slot = &sh.slots[w];
+    // The handle `park` needs, made now rather than at the first idle spell.
+    drop(std::thread::current());
+    slot.started.store(true, Ordering::Release);
     loop {
         // Spin for the blocktime, then park until posted.
         let mut state = slot.state.load(Ordering::Relaxed);

@@ -41,7 +41,8 @@ fn steady_state_rnn_time_step_allocates_nothing() {
             ..WorkspaceConfig::default()
         };
         let user = get_workspace_for_current_thread(&config, "USER").unwrap();
-        for _ in 0..6 {
+        // Warm-up long enough that the product team's worker has run tasks too.
+        for _ in 0..20 {
             let _s = user.notify_scope_entered().unwrap();
             net.rnn_time_step_in(&step, &user).unwrap();
             net.rnn_time_step_in(&chunk, &user).unwrap();
