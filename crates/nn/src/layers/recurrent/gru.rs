@@ -14,6 +14,7 @@
 use dl4rs_array::ops::{self, BinaryOp, GruCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
+use super::hidden::{HiddenState, store};
 use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -25,9 +26,6 @@ use crate::layers::{
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
-/// The key of the carried output (as DL4J's recurrent layers name it).
-const STATE_H: &str = "prevAct";
-
 /// A GRU layer `n_in → n_out`.
 pub struct GruLayer<T: DataType> {
     info: LayerInfo,
@@ -36,10 +34,8 @@ pub struct GruLayer<T: DataType> {
     activation: Activation,
     gate_activation: Activation,
     weight_init: WeightInit,
-    /// `rnn_time_step`'s carried state (detached, overwritten in place).
-    step_state: Option<NdArray<T>>,
-    /// Truncated BPTT's carried state.
-    tbptt_state: Option<NdArray<T>>,
+    /// The carried states (`rnn_time_step`, truncated BPTT).
+    state: HiddenState<T>,
 }
 
 impl<T: DataType> GruLayer<T> {
@@ -73,8 +69,7 @@ impl<T: DataType> GruLayer<T> {
             activation,
             gate_activation,
             weight_init,
-            step_state: None,
-            tbptt_state: None,
+            state: HiddenState::new(),
         })
     }
 
@@ -100,14 +95,6 @@ impl<T: DataType> GruLayer<T> {
     fn name(&self) -> Option<&str> {
         self.info.name.as_deref()
     }
-
-    fn slot(&mut self, mode: RecurrentMode) -> Option<&mut Option<NdArray<T>>> {
-        match mode {
-            RecurrentMode::Fresh => None,
-            RecurrentMode::TimeStep => Some(&mut self.step_state),
-            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
-        }
-    }
 }
 
 fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
@@ -118,17 +105,6 @@ fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
              from its output (Tanh, Sigmoid, Relu, Identity)"
         ))),
     }
-}
-
-/// Overwrites `slot` with `h`, allocating only when the shape changed.
-fn store<T: DataType>(slot: &mut Option<NdArray<T>>, h: &ArrayView<'_, T>) -> Result<(), NnError> {
-    if slot.as_ref().is_none_or(|s| s.shape() != h.shape()) {
-        *slot = Some(NdArray::zeros_detached(h.shape())?);
-    }
-    if let Some(s) = slot {
-        s.assign(h)?;
-    }
-    Ok(())
 }
 
 impl<T: DataType> Layer<T> for GruLayer<T> {
@@ -151,11 +127,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
     }
 
     fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
-        let s = match slot {
-            RnnStateSlot::TimeStep => &self.step_state,
-            RnnStateSlot::Tbptt => &self.tbptt_state,
-        };
-        s.iter().map(|h| (STATE_H, h.view())).collect()
+        self.state.views(slot)
     }
 
     fn rnn_set_state(
@@ -164,27 +136,11 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         key: &str,
         value: &ArrayView<'_, T>,
     ) -> Result<(), NnError> {
-        let n = self.n_out;
-        if key != STATE_H || !matches!(value.shape(), [_, m] if *m == n) {
-            return Err(NnError::Input(format!(
-                "GRU: expected state {STATE_H:?} of shape [batch, {n}], found {key:?} of \
-                 shape {:?}",
-                value.shape()
-            )));
-        }
-        let mode = match slot {
-            RnnStateSlot::TimeStep => RecurrentMode::TimeStep,
-            RnnStateSlot::Tbptt => RecurrentMode::Tbptt { backward: 0 },
-        };
-        match self.slot(mode) {
-            Some(s) => store(s, value),
-            None => Ok(()),
-        }
+        self.state.set("GRU", self.n_out, slot, key, value)
     }
 
     fn rnn_clear_state(&mut self) {
-        self.step_state = None;
-        self.tbptt_state = None;
+        self.state.clear();
     }
 
     fn forward(
@@ -215,29 +171,9 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         };
         let mut cache = mgr.create_uninitialized::<T>(ty, &[layout.len()])?;
         {
-            let carried = match ctx.recurrent {
-                RecurrentMode::Fresh => None,
-                RecurrentMode::TimeStep => self.step_state.as_ref(),
-                RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
-            };
             let mut h0 = layout.states_mut(cache.view_mut())?.index_axis(0, 0)?;
-            match carried {
-                Some(h) if h.shape() == [b, n] => h0.assign(h)?,
-                Some(h) => {
-                    return Err(layer_error(
-                        ctx,
-                        "GRU",
-                        self.name(),
-                        format!(
-                            "the carried state has batch {} but the input {:?} has batch {b}: \
-                             call rnn_clear_previous_state() before a batch of another size",
-                            h.shape()[0],
-                            x.shape()
-                        ),
-                    ));
-                }
-                None => h0.fill(T::ZERO)?,
-            }
+            self.state
+                .start(&mut h0, ctx, "GRU", self.name(), x.shape())?;
         }
         {
             let xt = time_major(&x, ArrayType::FfWorkingMem, mgr)?;
@@ -267,7 +203,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
             };
             ops::gru_step_forward_into(&mut cache, &layout, s, &rec, &rb, m.as_ref(), act, gate)?;
         }
-        if let Some(slot) = self.slot(ctx.recurrent) {
+        if let Some(slot) = self.state.slot(ctx.recurrent) {
             let cv = cache.view();
             store(slot, &layout.states(&cv)?.index_axis(0, t)?)?;
         }

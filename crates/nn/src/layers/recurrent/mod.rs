@@ -21,6 +21,7 @@
 
 mod bidirectional;
 mod gru;
+mod hidden;
 mod last_step;
 mod lstm;
 mod output;

@@ -6,6 +6,7 @@
 use dl4rs_array::ops::{self, BinaryOp, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
+use super::hidden::{HiddenState, store};
 use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -17,9 +18,6 @@ use crate::layers::{
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
-/// DL4J's key of the carried output (`SimpleRnn.STATE_KEY_PREV_ACTIVATION`).
-const STATE_H: &str = "prevAct";
-
 /// A simple recurrent layer `n_in → n_out`.
 pub struct SimpleRnnLayer<T: DataType> {
     info: LayerInfo,
@@ -27,10 +25,8 @@ pub struct SimpleRnnLayer<T: DataType> {
     n_out: usize,
     activation: Activation,
     weight_init: WeightInit,
-    /// `rnn_time_step`'s carried state (detached, overwritten in place).
-    step_state: Option<NdArray<T>>,
-    /// Truncated BPTT's carried state.
-    tbptt_state: Option<NdArray<T>>,
+    /// The carried states (`rnn_time_step`, truncated BPTT).
+    state: HiddenState<T>,
 }
 
 impl<T: DataType> SimpleRnnLayer<T> {
@@ -61,8 +57,7 @@ impl<T: DataType> SimpleRnnLayer<T> {
             n_out,
             activation,
             weight_init,
-            step_state: None,
-            tbptt_state: None,
+            state: HiddenState::new(),
         })
     }
 
@@ -83,14 +78,6 @@ impl<T: DataType> SimpleRnnLayer<T> {
     fn name(&self) -> Option<&str> {
         self.info.name.as_deref()
     }
-
-    fn slot(&mut self, mode: RecurrentMode) -> Option<&mut Option<NdArray<T>>> {
-        match mode {
-            RecurrentMode::Fresh => None,
-            RecurrentMode::TimeStep => Some(&mut self.step_state),
-            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
-        }
-    }
 }
 
 fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
@@ -101,17 +88,6 @@ fn act_of<T: DataType>(a: Activation) -> Result<Unary<T>, NnError> {
              from its output (Tanh, Sigmoid, Relu, Identity)"
         ))),
     }
-}
-
-/// Overwrites `slot` with `h`, allocating only when the shape changed.
-fn store<T: DataType>(slot: &mut Option<NdArray<T>>, h: &ArrayView<'_, T>) -> Result<(), NnError> {
-    if slot.as_ref().is_none_or(|s| s.shape() != h.shape()) {
-        *slot = Some(NdArray::zeros_detached(h.shape())?);
-    }
-    if let Some(s) = slot {
-        s.assign(h)?;
-    }
-    Ok(())
 }
 
 impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
@@ -132,11 +108,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
     }
 
     fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
-        let s = match slot {
-            RnnStateSlot::TimeStep => &self.step_state,
-            RnnStateSlot::Tbptt => &self.tbptt_state,
-        };
-        s.iter().map(|h| (STATE_H, h.view())).collect()
+        self.state.views(slot)
     }
 
     fn rnn_set_state(
@@ -145,27 +117,11 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         key: &str,
         value: &ArrayView<'_, T>,
     ) -> Result<(), NnError> {
-        let n = self.n_out;
-        if key != STATE_H || !matches!(value.shape(), [_, m] if *m == n) {
-            return Err(NnError::Input(format!(
-                "SimpleRnn: expected state {STATE_H:?} of shape [batch, {n}], found {key:?} of \
-                 shape {:?}",
-                value.shape()
-            )));
-        }
-        let mode = match slot {
-            RnnStateSlot::TimeStep => RecurrentMode::TimeStep,
-            RnnStateSlot::Tbptt => RecurrentMode::Tbptt { backward: 0 },
-        };
-        match self.slot(mode) {
-            Some(s) => store(s, value),
-            None => Ok(()),
-        }
+        self.state.set("SimpleRnn", self.n_out, slot, key, value)
     }
 
     fn rnn_clear_state(&mut self) {
-        self.step_state = None;
-        self.tbptt_state = None;
+        self.state.clear();
     }
 
     fn forward(
@@ -189,28 +145,8 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         let mut states = mgr.create_uninitialized::<T>(ty, &[t + 1, b, n])?;
         {
             let mut h0 = states.view_mut().index_axis(0, 0)?;
-            let carried = match ctx.recurrent {
-                RecurrentMode::Fresh => None,
-                RecurrentMode::TimeStep => self.step_state.as_ref(),
-                RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
-            };
-            match carried {
-                Some(h) if h.shape() == [b, n] => h0.assign(h)?,
-                Some(h) => {
-                    return Err(layer_error(
-                        ctx,
-                        "SimpleRnn",
-                        self.name(),
-                        format!(
-                            "the carried state has batch {} but the input {:?} has batch {b}: \
-                             call rnn_clear_previous_state() before a batch of another size",
-                            h.shape()[0],
-                            x.shape()
-                        ),
-                    ));
-                }
-                None => h0.fill(T::ZERO)?,
-            }
+            self.state
+                .start(&mut h0, ctx, "SimpleRnn", self.name(), x.shape())?;
         }
         let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[t * b, n])?;
         {
@@ -242,7 +178,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
             let zs = z.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
             ops::rnn_step_forward_into(&mut states, s, &zs, m.as_ref(), act)?;
         }
-        if let Some(slot) = self.slot(ctx.recurrent) {
+        if let Some(slot) = self.state.slot(ctx.recurrent) {
             store(slot, &states.view().index_axis(0, t)?)?;
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
