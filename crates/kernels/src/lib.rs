@@ -70,7 +70,10 @@ pub use elementwise::{
 };
 pub use error::KernelError;
 pub use float::Float;
-pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
+pub use gemm::{
+    PackInfo, PackedB, Parallelism, gemm, gemm_packed_b, gemm_scratch_len, microkernel_l1_run,
+    pack_b, packed_b_len,
+};
 pub use mat::{MatMut, MatRef, Transpose};
 pub use pool::{PoolOp, pool2d, pool2d_backward};
 pub use recurrent::{

@@ -33,7 +33,9 @@
 use dl4rs_array::ops::{self, BinaryOp, LstmCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use super::{
+    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -307,6 +309,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             }
         }
         let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        let packed_rw = pack_recurrent(&rw, b, ArrayType::FfWorkingMem, mgr)?;
         for s in 0..t {
             let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
             let mut rec =
@@ -314,7 +317,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             {
                 let cv = cache.view();
                 let h_prev = layout.hidden(&cv)?.index_axis(0, s)?;
-                ops::gemm_into(T::ONE, &h_prev, &rw, T::ZERO, &mut rec)?;
+                step_product(&h_prev, &rw, packed_rw.as_ref(), T::ZERO, &mut rec)?;
             }
             let m = match &mask_t {
                 Some(mt) => Some(mt.view().index_axis(0, s)?),
@@ -409,6 +412,8 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
         }
         let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
         let mut dc = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        let rwt = rw.t();
+        let packed_rwt = pack_recurrent(&rwt, b, ArrayType::BpWorkingMem, mgr)?;
         for s in (first..t).rev() {
             let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let m = match &mask_t {
@@ -431,7 +436,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
                 )?;
             }
             let dzs = dz.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
-            ops::gemm_into(T::ONE, &dzs, &rw.t(), T::ONE, &mut dh)?;
+            step_product(&dzs, &rwt, packed_rwt.as_ref(), T::ONE, &mut dh)?;
         }
         let (nw, nr) = (ni * 4 * n, n * 4 * n);
         let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;
