@@ -2,17 +2,17 @@
 //! (permute, concatenate, ...) come down to. Elements pair up in logical (row-major) order;
 //! each buffer is walked the way its strides say.
 //!
-//! A copy is memory-bound, so the walk decides its speed. Along the last axis the strides are
-//! fixed, so the inner loop is a plain strided loop (a `memcpy` when both are 1) rather than
-//! an odometer step per element. A *transposing* copy (one side contiguous along the last
-//! axis, the other along another axis, e.g. `[batch, size, time]` to time-major) walks
-//! 16 x 16 tiles of those two axes, so both sides touch a few cache lines per tile instead of
-//! one side striding through memory: recurrent layers make several such copies per sequence.
+//! A copy is memory-bound, so the walk decides its speed. The two innermost axes that matter
+//! go to the kernels' [`copy_mat`] as one matrix per combination of the other axes: the last
+//! axis as columns (a `memcpy` per row when both sides are contiguous there) and, for a
+//! *transposing* copy (one side contiguous along the last axis, the other along another one,
+//! e.g. `[batch, size, time]` to time-major), that other axis as rows, which the kernel walks
+//! in 16 x 16 tiles so both sides touch a few cache lines per tile instead of one striding
+//! through memory: recurrent layers make several such copies per sequence.
+
+use dl4rs_kernels::{MatMut, MatRef, copy_mat};
 
 use crate::shape::{Layout, MAX_DIMS};
-
-/// Side of a tile of a transposing copy: 16 x 16 elements touch 16 lines on each side.
-const TILE: usize = 16;
 
 /// Copies the elements of `src` (seen through `from`) into `dst` (seen through `to`), both in
 /// logical order; the layouts have the same shape.
@@ -33,48 +33,36 @@ pub(crate) fn copy_strided<T: Copy>(src: &[T], from: &Layout, dst: &mut [T], to:
     let dims = from.shape.dims();
     let last = ndim - 1;
     let (fs, ts) = (&from.strides, &to.strides);
+    // The matrices handed to the kernel: the last axis as columns, and as rows the axis
+    // along which one side is contiguous when the last axis is not contiguous on both (a
+    // transposing copy, which the kernel tiles), else the one before the last.
     let contiguous_last = fs[last] == 1 && ts[last] == 1;
-    // The other axis of a tile: one along which a side is contiguous that is not along the
-    // last axis (the source's first: reads are the dearer side).
     let pick =
         |strides: &[usize; MAX_DIMS]| (0..last).rev().find(|&a| strides[a] == 1 && dims[a] > 1);
-    let tile_axis = if contiguous_last || dims[last] == 1 {
+    let rows_axis = if contiguous_last {
         None
     } else {
         pick(fs).or_else(|| pick(ts))
-    };
-    match tile_axis {
-        Some(q) => {
-            let outer = Axes::without(ndim, &[q, last]);
-            let (dq, dl) = (dims[q], dims[last]);
-            let (fq, fl, tq, tl) = (fs[q], fs[last], ts[q], ts[last]);
-            outer.for_each(dims, from, to, |fb, tb| {
-                for i0 in (0..dq).step_by(TILE) {
-                    for j0 in (0..dl).step_by(TILE) {
-                        for i in i0..(i0 + TILE).min(dq) {
-                            let (f, t) = (fb + i * fq, tb + i * tq);
-                            for j in j0..(j0 + TILE).min(dl) {
-                                dst[t + j * tl] = src[f + j * fl];
-                            }
-                        }
-                    }
-                }
-            });
-        }
-        None => {
-            let outer = Axes::without(ndim, &[last]);
-            let (dl, fl, tl) = (dims[last], fs[last], ts[last]);
-            outer.for_each(dims, from, to, |fb, tb| {
-                if contiguous_last {
-                    dst[tb..tb + dl].copy_from_slice(&src[fb..fb + dl]);
-                } else {
-                    for j in 0..dl {
-                        dst[tb + j * tl] = src[fb + j * fl];
-                    }
-                }
-            });
-        }
     }
+    .or(last.checked_sub(1));
+    let (outer, (r, fr, tr)) = match rows_axis {
+        Some(q) => (Axes::without(ndim, &[q, last]), (dims[q], fs[q], ts[q])),
+        None => (Axes::without(ndim, &[last]), (1, 0, 0)),
+    };
+    let (c, fc, tc) = (dims[last], fs[last], ts[last]);
+    outer.for_each(dims, from, to, |fb, tb| {
+        let copied = MatRef::new(&src[fb..], r, c, fr, fc)
+            .and_then(|s| copy_mat(s, MatMut::new(&mut dst[tb..], r, c, tr, tc)?));
+        if copied.is_err() {
+            // A layout a matrix view cannot express (a row stride of 0 in a one-row copy,
+            // say): element by element.
+            for i in 0..r {
+                for j in 0..c {
+                    dst[tb + i * tr + j * tc] = src[fb + i * fr + j * fc];
+                }
+            }
+        }
+    });
 }
 
 /// A set of axes to iterate over, outermost first.
