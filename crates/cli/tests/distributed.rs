@@ -58,3 +58,52 @@ fn two_ranks_train_the_main_job_in_both_modes() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Variable-length masked sequences over two ranks: the built-in LSTM.
+#[cfg(feature = "distributed")]
+#[test]
+fn two_ranks_train_the_builtin_lstm_on_sequences() {
+    let dir = std::env::temp_dir().join(format!("dl4rs-dist-seq-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let model = dir.join("lstm.safetensors");
+    let out = Command::new("mpiexec")
+        .args(["-n", "2"])
+        .arg(env!("CARGO_BIN_EXE_dl4rs"))
+        .args(["train", "--distributed", "--model", "lstm"])
+        .args([
+            "--epochs",
+            "3",
+            "--lr",
+            "0.005",
+            "--batch",
+            "32",
+            "--threads",
+            "1",
+        ])
+        .arg("--out")
+        .arg(&model)
+        .output()
+        .expect("mpiexec (install MPICH)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text.matches("test accuracy:").count(), 1, "{text}");
+    assert!(text.contains("distributed: 2 ranks over MPI"), "{text}");
+    assert!(text.contains("8..28 steps"), "{text}");
+    let accuracy: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("test accuracy: "))
+        .and_then(|v| v.trim_end_matches('%').parse().ok())
+        .unwrap();
+    // Chance is 10 %.
+    assert!(accuracy > 45.0, "{accuracy}");
+    assert!(
+        text.contains("heap allocations per steady-state training iteration: 0 "),
+        "{text}"
+    );
+    assert!(model.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

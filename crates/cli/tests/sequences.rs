@@ -278,10 +278,6 @@ fn bad_sequence_directories_are_one_line_errors_naming_the_file() {
         &["drop --label-column"],
     );
     fails(
-        &["train", "--data", &d, "--workers", "2"],
-        &["not supported for sequence data"],
-    );
-    fails(
         &["train", "--model", "lenet", "--data", &d],
         &["--model lenet reads images"],
     );
