@@ -5,75 +5,11 @@
 //! evaluation), and `dl4rs train --model lstm --workers 2` (ParallelWrapper on masked
 //! variable-length batches).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn dl4rs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
-        .args(args)
-        .output()
-        .expect("run dl4rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::Path;
 
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-        .to_string_lossy()
-        .into_owned()
-}
-
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dl4rs-seqmodes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn value(stdout: &str, prefix: &str) -> f64 {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|v| {
-            v.split_whitespace()
-                .next()
-                .map(|s| s.trim_end_matches('%'))
-                .and_then(|s| s.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{stdout}"))
-}
-
-/// Trains on the bundled sequences with `extra` arguments, saving to `model`; returns stdout.
-fn train(extra: &[&str], model: &Path) -> String {
-    let data = repo("data/sequences/fashion-rows");
-    let mut args = vec![
-        "train",
-        "--data",
-        &data,
-        "--out",
-        model.to_str().unwrap(),
-        "--threads",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = dl4rs(&args);
-    assert_eq!(code, 0, "{stderr}\n{stdout}");
-    assert!(model.is_file(), "model saved");
-    stdout
-}
-
-fn fails(args: &[&str], expect: &[&str]) {
-    let (code, stdout, stderr) = dl4rs(args);
-    assert_eq!(code, 2, "{stdout}\n{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    for e in expect {
-        assert!(stderr.contains(e), "expected {e:?} in: {stderr}");
-    }
-}
+use common::{dl4rs, fails, repo, temp, train_sequences as train, value};
 
 /// `dl4rs predict` on the bundled test sequences: one line per sequence; returns the accuracy
 /// against `test/labels` and checks the steps column against the files.
@@ -151,12 +87,7 @@ fn tbptt_trains_the_builtin_lstm_with_a_per_step_head() {
     // segments of 10, so more than 2 iterations per batch on average (94 batches per epoch).
     let (code, summary, err) = dl4rs(&["summary", "--model", model.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let iterations: f64 = summary
-        .lines()
-        .find_map(|l| l.strip_prefix("trained iterations: "))
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no iteration count in:\n{summary}"));
+    let iterations = value(&summary, "trained iterations: ");
     assert!(
         iterations > 2.0 * 2.0 * 94.0 && iterations <= 3.0 * 2.0 * 94.0,
         "{summary}"

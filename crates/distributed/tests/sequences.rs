@@ -14,13 +14,13 @@ use dl4rs_array::DataType;
 use dl4rs_data::records::{
     AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator,
 };
-use dl4rs_distributed::{Collective, DistributedTrainer, LocalGroup, TrainingMode};
+use dl4rs_distributed::{Collective, DistributedTrainer, TrainingMode};
 use dl4rs_memory::CountingAllocator;
 use dl4rs_nn::*;
 
 mod common;
 
-use common::{AllocationsPerIteration, max_rel_diff};
+use common::{AllocationsPerIteration, max_rel_diff, on_ranks};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator::new();
@@ -100,27 +100,13 @@ fn network<T: DataType>(per_sequence: bool, updater: Updater, seed: u64) -> Mult
     MultiLayerNetwork::new(conf).unwrap()
 }
 
-fn on_ranks<T: DataType, R: Send>(f: impl Fn(LocalGroup<T>) -> R + Sync) -> Vec<R> {
-    let group = LocalGroup::<T>::new(2, 1 << 16, Duration::from_secs(60)).unwrap();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = group
-            .into_iter()
-            .map(|g| {
-                let f = &f;
-                s.spawn(move || f(g))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
-
 #[test]
 fn shared_gradients_on_masked_sequences_equal_one_process_on_the_union() {
     // Batches of 4 (ranks) against 8 (the union); the union's first half is rank 0's batch.
     let lengths = [3, 9, 6, 12];
     for per_sequence in [true, false] {
         for updater in [Updater::sgd(0.3), Updater::adam(1e-2)] {
-            let results = on_ranks::<f64, _>(|g| {
+            let results = on_ranks::<f64, _, _>(2, Duration::from_secs(60), |g| {
                 let mut model = network::<f64>(per_sequence, updater, 100 + g.rank() as u64);
                 let mut trainer = DistributedTrainer::builder(g).build().unwrap();
                 trainer.broadcast_model(&mut model).unwrap();
@@ -151,7 +137,7 @@ fn variable_length_rounds_allocate_nothing_once_the_longest_is_seen() {
         TrainingMode::SharedGradients,
         TrainingMode::ParameterAveraging,
     ] {
-        let per_rank = on_ranks::<f32, _>(|g| {
+        let per_rank = on_ranks::<f32, _, _>(2, Duration::from_secs(60), |g| {
             let mut model = network::<f32>(true, Updater::adam(1e-3), 1);
             let mut trainer = DistributedTrainer::builder(g)
                 .training_mode(mode)

@@ -18,10 +18,8 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
+use common::sequence_batches;
 use dl4rs_data::DataSetIterator;
-use dl4rs_data::records::{
-    AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator,
-};
 use dl4rs_memory::CountingAllocator;
 use dl4rs_nn::*;
 use dl4rs_parallel::{ParallelWrapper, TrainingMode};
@@ -46,47 +44,17 @@ impl TrainingListener<f32> for Sampler {
 }
 
 /// Batch `k`'s longest sequence has `LENGTHS[k % 4]` steps, the others fewer (so every batch
-/// has a features mask and a labels mask with padding).
+/// has a features mask and padding).
 fn source() -> Box<dyn DataSetIterator<f32> + Send> {
-    let (mut f, mut l) = (Vec::new(), Vec::new());
-    for i in 0..BATCH * BATCHES {
-        let longest = LENGTHS[(i / BATCH) % 4];
-        let len = if i % BATCH == 0 {
-            longest
-        } else {
-            1 + (i * 7) % longest
-        };
-        let text: String = (0..len)
-            .map(|t| {
-                let row: Vec<String> = (0..CHANNELS)
-                    .map(|c| format!("{:.3}", ((i + 3 * t + 5 * c) % 11) as f64 / 11.0 - 0.5))
-                    .collect();
-                row.join(",") + "\n"
-            })
-            .collect();
-        f.push((format!("{i}.csv"), text));
-        l.push((format!("{i}.csv"), format!("{}\n", i % 3)));
-    }
-    let read = |files: &[(String, String)]| {
-        let pairs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        let mut r = CsvSequenceRecordReader::new(0, ',');
-        r.initialize_strs(&pairs).unwrap();
-        r
-    };
-    Box::new(
-        SequenceRecordReaderDataSetIterator::classification(
-            read(&f),
-            read(&l),
-            BATCH,
-            3,
-            AlignmentMode::AlignEnd,
-        )
-        .unwrap()
-        .with_labels_per_sequence(),
-    )
+    Box::new(sequence_batches(
+        BATCH * BATCHES,
+        BATCH,
+        BATCH,
+        &LENGTHS,
+        CHANNELS,
+        3,
+        true,
+    ))
 }
 
 fn network() -> MultiLayerNetwork<f32> {

@@ -24,64 +24,13 @@ const TOL: f64 = 1e-10;
 const CHANNELS: usize = 3;
 const CLASSES: usize = 3;
 
-/// `n` sequences of 2..=11 steps (deterministic), labels from the sum of the first channel.
-fn sequences(n: usize) -> (Vec<(String, String)>, Vec<(String, String)>) {
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let (mut features, mut labels) = (Vec::new(), Vec::new());
-    for i in 0..n {
-        let len = 2 + (next() * 10.0) as usize;
-        let mut text = String::new();
-        let mut sum = 0.0;
-        for _ in 0..len {
-            let row: Vec<f64> = (0..CHANNELS).map(|_| next() * 2.0 - 1.0).collect();
-            sum += row[0];
-            text.push_str(
-                &row.iter()
-                    .map(|v| format!("{v:.6}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-            );
-            text.push('\n');
-        }
-        let class = ((sum.abs() * 2.0) as usize + i % 2) % CLASSES;
-        features.push((format!("{i}.csv"), text));
-        labels.push((format!("{i}.csv"), format!("{class}\n")));
-    }
-    (features, labels)
-}
+/// Time lengths of the batches of 4, in turn (the union batches of 8: 9, 12).
+const LENGTHS: [usize; 4] = [3, 9, 6, 12];
 
-/// Batches of `batch` sequences in file order, each padded to its longest (AlignEnd, masks);
-/// labels `[batch, classes]` when `per_sequence`, else per step with the labels mask.
+/// 40 sequences in batches of `batch`, each padded to its longest (AlignEnd, masks); labels
+/// `[batch, classes]` when `per_sequence`, else per step with the labels mask.
 fn batches(n: usize, batch: usize, per_sequence: bool) -> SequenceRecordReaderDataSetIterator<f64> {
-    let (f, l) = sequences(n);
-    let read = |files: &[(String, String)]| {
-        let mut r = CsvSequenceRecordReader::new(0, ',');
-        let pairs: Vec<(&str, &str)> = files
-            .iter()
-            .map(|(a, b)| (a.as_str(), b.as_str()))
-            .collect();
-        r.initialize_strs(&pairs).unwrap();
-        r
-    };
-    let it = SequenceRecordReaderDataSetIterator::classification(
-        read(&f),
-        read(&l),
-        batch,
-        CLASSES,
-        AlignmentMode::AlignEnd,
-    )
-    .unwrap();
-    if per_sequence {
-        it.with_labels_per_sequence()
-    } else {
-        it
-    }
+    sequence_batches(n, batch, 4, &LENGTHS, CHANNELS, CLASSES, per_sequence)
 }
 
 /// LSTM 5 (tanh) read at its last unmasked step + softmax output, or (per step) GRU 4 +
