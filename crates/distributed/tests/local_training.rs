@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use dl4rs_array::{DataType, NdArray};
+use dl4rs_array::NdArray;
 use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_distributed::{
     Collective, DistributedError, DistributedTrainer, LocalGroup, TrainingMode,

@@ -154,8 +154,7 @@ fn variable_length_rounds_allocate_nothing_once_the_longest_is_seen() {
                 counts: counts.clone(),
             }));
             trainer.fit(&mut model, &mut it, 1).unwrap();
-            let c = counts.lock().unwrap().clone();
-            c
+            counts.lock().unwrap().clone()
         });
         for (rank, counts) in per_rank.iter().enumerate() {
             assert_eq!(counts.len(), 7, "{mode:?} rank {rank}: {counts:?}");

@@ -12,11 +12,9 @@
 
 mod common;
 
-use common::max_diff;
+use common::{max_diff, sequence_batches};
 use dl4rs_data::DataSetIterator;
-use dl4rs_data::records::{
-    AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator,
-};
+use dl4rs_data::records::SequenceRecordReaderDataSetIterator;
 use dl4rs_nn::*;
 use dl4rs_parallel::{ParallelWrapper, TrainingMode};
 
