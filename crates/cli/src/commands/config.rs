@@ -181,5 +181,15 @@ mod tests {
         let bigru = load(&shipped("bigru.json"), InputType::recurrent(28), 10, None).unwrap();
         assert_eq!(bigru.num_params(), 2 * gru(28, 32) + gru(64, 48) + 490);
         assert_eq!(bigru.output_types()[0].1, InputType::feed_forward(10));
+        // An LSTM of 48 with a per-step softmax head (for --tbptt).
+        let per_step = load(
+            &shipped("lstm-per-step.json"),
+            InputType::recurrent(28),
+            10,
+            None,
+        )
+        .unwrap();
+        assert_eq!(per_step.num_params(), 4 * 48 * (28 + 48 + 1) + 490);
+        assert_eq!(per_step.output_types()[0].1, InputType::recurrent(10));
     }
 }
