@@ -14,7 +14,7 @@
 use dl4rs_array::ops::{self, BinaryOp, GruCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::hidden::{HiddenState, store};
+use super::hidden::{CarriedStates, STATE_H};
 use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -35,7 +35,7 @@ pub struct GruLayer<T: DataType> {
     gate_activation: Activation,
     weight_init: WeightInit,
     /// The carried states (`rnn_time_step`, truncated BPTT).
-    state: HiddenState<T>,
+    state: CarriedStates<T, 1>,
 }
 
 impl<T: DataType> GruLayer<T> {
@@ -69,7 +69,7 @@ impl<T: DataType> GruLayer<T> {
             activation,
             gate_activation,
             weight_init,
-            state: HiddenState::new(),
+            state: CarriedStates::new([STATE_H]),
         })
     }
 
@@ -173,7 +173,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         {
             let mut h0 = layout.states_mut(cache.view_mut())?.index_axis(0, 0)?;
             self.state
-                .start(&mut h0, ctx, "GRU", self.name(), x.shape())?;
+                .start(0, &mut h0, ctx, "GRU", self.name(), x.shape())?;
         }
         {
             let xt = time_major(&x, ArrayType::FfWorkingMem, mgr)?;
@@ -205,7 +205,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         }
         if let Some(slot) = self.state.slot(ctx.recurrent) {
             let cv = cache.view();
-            store(slot, &layout.states(&cv)?.index_axis(0, t)?)?;
+            slot.store([&layout.states(&cv)?.index_axis(0, t)?])?;
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
         {

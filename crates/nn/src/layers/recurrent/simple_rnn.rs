@@ -6,7 +6,7 @@
 use dl4rs_array::ops::{self, BinaryOp, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::hidden::{HiddenState, store};
+use super::hidden::{CarriedStates, STATE_H};
 use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
 use crate::activation::Activation;
 use crate::error::NnError;
@@ -26,7 +26,7 @@ pub struct SimpleRnnLayer<T: DataType> {
     activation: Activation,
     weight_init: WeightInit,
     /// The carried states (`rnn_time_step`, truncated BPTT).
-    state: HiddenState<T>,
+    state: CarriedStates<T, 1>,
 }
 
 impl<T: DataType> SimpleRnnLayer<T> {
@@ -57,7 +57,7 @@ impl<T: DataType> SimpleRnnLayer<T> {
             n_out,
             activation,
             weight_init,
-            state: HiddenState::new(),
+            state: CarriedStates::new([STATE_H]),
         })
     }
 
@@ -146,7 +146,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         {
             let mut h0 = states.view_mut().index_axis(0, 0)?;
             self.state
-                .start(&mut h0, ctx, "SimpleRnn", self.name(), x.shape())?;
+                .start(0, &mut h0, ctx, "SimpleRnn", self.name(), x.shape())?;
         }
         let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[t * b, n])?;
         {
@@ -179,7 +179,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
             ops::rnn_step_forward_into(&mut states, s, &zs, m.as_ref(), act)?;
         }
         if let Some(slot) = self.state.slot(ctx.recurrent) {
-            store(slot, &states.view().index_axis(0, t)?)?;
+            slot.store([&states.view().index_axis(0, t)?])?;
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
         out.assign(
