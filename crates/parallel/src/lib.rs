@@ -18,12 +18,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod board;
 mod builder;
 mod encoding;
 mod error;
 mod exchange;
 mod inference;
 mod replica;
+mod rendezvous;
 mod rounds;
 mod threads;
 mod worker;

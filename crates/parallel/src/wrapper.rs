@@ -1,12 +1,14 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
-//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
-//! then waits for every trainer (the barrier) and combines: averaging every `f` rounds, or the
-//! gradient allreduce before every updater step. Listeners get each round's score. A trainer's
-//! error or panic, an iterator error, or the wrapper being dropped stops and joins every
-//! thread before anything returns.
+//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*
+//! (each taken from the iterator once the previous one is copied), then parks until every
+//! trainer has finished the round. The trainers combine among themselves (averaging every
+//! `f` rounds, or the gradient allreduce before every updater step: `worker`), so the
+//! coordinator is woken once per round, not once per hand-off, and never competes with them
+//! for a core. Listeners get each round's score. A trainer's error or panic, an iterator
+//! error, or the wrapper being dropped stops and joins every thread before anything returns.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dl4rs_array::DataType;
 use dl4rs_data::{
@@ -16,6 +18,7 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
 
+use crate::board::{Board, Combine, Failure, Job};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
@@ -23,7 +26,8 @@ use crate::exchange::{Exchange, region_start};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Failure, Job, Layout, Replica, Report, Trainer, lock};
+use crate::rendezvous::{Patience, Signal};
+use crate::worker::{Batch, Layout, Replica, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -65,40 +69,27 @@ pub struct ParallelWrapper<T: DataType, M: AsModel<T>> {
 /// The running trainers.
 struct Pool<T: DataType> {
     threads: Vec<WorkerThread>,
-    jobs: Vec<SyncSender<Job<T>>>,
-    reports: Receiver<Report>,
+    board: Arc<Board<T>>,
     replicas: Vec<Replica<T>>,
+    /// Batches handed out and jobs posted so far (the targets of `board.copied` and
+    /// `board.finished`).
+    handed_out: u64,
+    posted: u64,
     /// Rounds done (the replicas' iteration counter).
     iteration: u64,
     /// The exchange's generation: one per combine.
     generation: u64,
     /// Averaging: rounds since the replicas were last averaged.
     since_average: u64,
-    tally: Tally,
     round_config: WorkspaceConfig,
 }
 
 /// The id of the coordinator's workspace for batches an in-memory source makes.
 pub const ROUND_WORKSPACE: &str = "PW_ROUND";
 
-/// What the reports of the current round said.
-struct Tally {
-    copied: Vec<bool>,
-    done: usize,
-    finished: usize,
-    score: f64,
-    examples: usize,
-}
-
-impl Tally {
-    fn clear(&mut self) {
-        self.copied.fill(false);
-        self.done = 0;
-        self.finished = 0;
-        self.score = 0.0;
-        self.examples = 0;
-    }
-}
+/// How long the coordinator spins for a trainer to copy its batch (a memcpy of
+/// microseconds) before it parks. While the trainers compute a round, it parks at once.
+const COPY_PATIENCE: Patience = Patience(Duration::from_micros(100));
 
 impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
     /// A builder with DL4J's defaults: workers = the cores (at least 2), prefetch 16,
@@ -239,14 +230,15 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             params
         };
         let exchange = Arc::new(Exchange::new(len));
-        let (report_tx, reports) = sync_channel(4 * n);
+        let board = Arc::new(Board::new(n));
         let threads_each = s.product_threads.unwrap_or_else(|| product_threads(n));
         let mode = Some(s.workspace_mode);
         let mut pool = Pool {
             threads: Vec::with_capacity(n),
-            jobs: Vec::with_capacity(n),
-            reports,
+            board: Arc::clone(&board),
             replicas: Vec::with_capacity(n),
+            handed_out: 0,
+            posted: 0,
             iteration: model.iteration_count(),
             generation: 0,
             since_average: 0,
@@ -254,25 +246,16 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 policy_spill: SpillPolicy::Reallocate,
                 ..WorkspaceConfig::default()
             },
-            tally: Tally {
-                copied: vec![false; n],
-                done: 0,
-                finished: 0,
-                score: 0.0,
-                examples: 0,
-            },
         };
         for index in 0..n {
             let replica: Replica<T> = Arc::new(Mutex::new(replicate(model, mode)?));
-            let (job_tx, jobs) = sync_channel(1);
             let trainer = Trainer {
                 index,
                 workers: n,
                 replica: Arc::clone(&replica),
                 exchange: Arc::clone(&exchange),
+                board: Arc::clone(&board),
                 layout,
-                jobs,
-                reports: report_tx.clone(),
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
@@ -289,7 +272,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     return Err(e);
                 }
             }
-            pool.jobs.push(job_tx);
             pool.replicas.push(replica);
         }
         self.pool = Some(pool);
@@ -307,11 +289,26 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let s = self.settings;
         let n = s.workers;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
+        let averaging = s.training_mode == TrainingMode::Averaging;
         loop {
-            pool.tally.clear();
-            let averaging = s.training_mode == TrainingMode::Averaging;
             let average_now = averaging && (pool.since_average + 1) % s.averaging_frequency == 0;
             let generation = pool.generation + 1;
+            let combine = if !averaging {
+                Combine::Share {
+                    generation,
+                    encoded: s.threshold.is_some(),
+                }
+            } else if average_now {
+                Combine::Average {
+                    generation,
+                    updaters: s.average_updaters,
+                    iteration: pool.iteration + 1,
+                    untrained_too: false,
+                }
+            } else {
+                Combine::Alone
+            };
+            pool.board.new_round();
             let mut active = 0;
             // A source that allocates its batches in the current workspace (an in-memory
             // iterator, not wrapped because it holds its data already) makes them in the
@@ -329,36 +326,41 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 let Some(batch) = source.next_batch() else {
                     break;
                 };
-                let batch = batch?;
-                let job = if averaging {
-                    Job::Fit {
-                        batch,
-                        contribute: average_now.then_some(generation),
-                        updaters: s.average_updaters,
-                    }
-                } else {
-                    Job::Gradient { batch, generation }
-                };
-                pool.send(active, job)?;
-                // The batch may live in the prefetch ring: take the next one only once this
-                // trainer has copied it (see `worker`).
-                let w = active;
-                pool.wait(|t| t.copied[w])?;
+                pool.hand_out(active, batch?, combine)?;
                 active += 1;
             }
             drop(round);
             if active == 0 {
                 return Ok(());
             }
-            pool.wait(|t| t.done == active)?;
+            if combine != Combine::Alone {
+                // A short round's combine needs every trainer at the barrier.
+                for w in active..n {
+                    pool.post(
+                        w,
+                        Job {
+                            batch: None,
+                            combine,
+                        },
+                    );
+                }
+            }
+            pool.wait(&pool.board.finished, pool.posted, Patience::PARK)?;
             pool.iteration += 1;
-            let examples = pool.tally.examples;
-            let score = pool.tally.score / examples.max(1) as f64;
+            let (mut score, mut examples) = (0.0, 0);
+            for w in 0..active {
+                let (sc, ex) = pool.board.outcome(w);
+                score += sc * ex as f64;
+                examples += ex;
+            }
+            let score = score / examples.max(1) as f64;
+            if combine != Combine::Alone {
+                pool.generation = generation;
+            }
             if averaging {
                 pool.since_average += 1;
                 if average_now {
-                    pool.generation = generation;
-                    pool.collect(active, s.average_updaters)?;
+                    pool.since_average = 0;
                     if s.report_score {
                         eprintln!(
                             "ParallelWrapper: averaged score at round {}: {score:.6}",
@@ -366,24 +368,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                         );
                     }
                 }
-            } else {
-                pool.generation = generation;
-                let divisor = if s.threshold.is_some() {
-                    active as f64
-                } else {
-                    examples as f64
-                };
-                for w in 0..n {
-                    pool.send(
-                        w,
-                        Job::Apply {
-                            generation,
-                            divisor,
-                            examples,
-                        },
-                    )?;
-                }
-                pool.wait(|t| t.finished == n)?;
             }
             let replica = lock(&pool.replicas[0]);
             let info = IterationInfo {
@@ -404,20 +388,25 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let s = self.settings;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         if s.training_mode == TrainingMode::Averaging && pool.since_average > 0 {
-            pool.tally.clear();
             pool.generation += 1;
-            let generation = pool.generation;
+            pool.board.new_round();
+            let combine = Combine::Average {
+                generation: pool.generation,
+                updaters: s.average_updaters,
+                iteration: pool.iteration,
+                untrained_too: true,
+            };
             for w in 0..s.workers {
-                pool.send(
+                pool.post(
                     w,
-                    Job::Contribute {
-                        generation,
-                        updaters: s.average_updaters,
+                    Job {
+                        batch: None,
+                        combine,
                     },
-                )?;
+                );
             }
-            pool.wait(|t| t.finished == s.workers)?;
-            pool.collect(s.workers, s.average_updaters)?;
+            pool.wait(&pool.board.finished, pool.posted, Patience::PARK)?;
+            pool.since_average = 0;
         }
         for r in &pool.replicas {
             lock(r).increment_epoch();
@@ -433,96 +422,64 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
 }
 
 impl<T: DataType> Pool<T> {
-    fn send(&mut self, w: usize, job: Job<T>) -> Result<(), ParallelError> {
-        if self.jobs[w].send(job).is_ok() {
+    /// Posts trainer `w` its job.
+    fn post(&mut self, w: usize, job: Job<T>) {
+        self.posted += 1;
+        self.board.post(w, job);
+    }
+
+    /// Posts trainer `w` its batch and waits until the trainer has copied it: the batch may
+    /// live in the prefetch ring (valid until the next `next()`) or in the round workspace.
+    fn hand_out(&mut self, w: usize, batch: Batch<T>, combine: Combine) -> Result<(), ParallelError> {
+        self.post(
+            w,
+            Job {
+                batch: Some(batch),
+                combine,
+            },
+        );
+        self.handed_out += 1;
+        let board = Arc::clone(&self.board);
+        self.wait(&board.copied, self.handed_out, COPY_PATIENCE)
+    }
+
+    /// Waits until `signal` reaches `target`; a trainer's failure ends the wait with its error.
+    fn wait(&self, signal: &Signal, target: u64, patience: Patience) -> Result<(), ParallelError> {
+        if signal
+            .wait_for(target, patience, &self.board.abort)
+            .is_ok()
+        {
             return Ok(());
         }
-        // The worker left its loop: its report says why.
-        self.wait(|_| false)?;
-        Err(not_running())
-    }
-
-    /// Processes reports until `until` holds; a failure report ends the wait with the error.
-    fn wait(&mut self, until: impl Fn(&Tally) -> bool) -> Result<(), ParallelError> {
-        while !until(&self.tally) {
-            let report = self.reports.recv().map_err(|_| {
-                ParallelError::Thread(
-                    "every worker thread stopped without a report: none is left running".into(),
-                )
-            })?;
-            match report {
-                Report::Copied(w) => self.tally.copied[w] = true,
-                Report::Done {
-                    worker,
-                    score,
-                    examples,
-                } => {
-                    debug_assert!(self.tally.copied[worker], "done before copied");
-                    self.tally.done += 1;
-                    self.tally.score += score * examples as f64;
-                    self.tally.examples += examples;
-                }
-                Report::Finished => self.tally.finished += 1,
-                Report::Failed { worker, failure } => {
-                    let thread = self
-                        .threads
-                        .get(worker)
-                        .map_or_else(String::new, |t| t.name().to_string());
-                    return Err(match failure {
-                        Failure::Error(source) => ParallelError::Worker {
-                            worker,
-                            thread,
-                            source: Box::new(source),
-                        },
-                        Failure::Panic(message) => ParallelError::Panic {
-                            worker,
-                            thread,
-                            message,
-                        },
-                    });
+        Err(match self.board.take_failure() {
+            Some((worker, failure)) => {
+                let thread = self
+                    .threads
+                    .get(worker)
+                    .map_or_else(String::new, |t| t.name().to_string());
+                match failure {
+                    Failure::Error(source) => ParallelError::Worker {
+                        worker,
+                        thread,
+                        source: Box::new(source),
+                    },
+                    Failure::Panic(message) => ParallelError::Panic {
+                        worker,
+                        thread,
+                        message,
+                    },
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Every replica takes the average of the `contributors`' parameters (and updater state).
-    fn collect(&mut self, contributors: usize, updaters: bool) -> Result<(), ParallelError> {
-        self.tally.finished = 0;
-        let n = self.jobs.len();
-        for w in 0..n {
-            self.send(
-                w,
-                Job::Collect {
-                    generation: self.generation,
-                    divisor: contributors,
-                    updaters,
-                    iteration: self.iteration,
-                },
-            )?;
-        }
-        self.since_average = 0;
-        self.wait(|t| t.finished == n)
+            None => not_running(),
+        })
     }
 }
 
-/// Stops every trainer and joins every thread: the reports channel is dropped first, so a
-/// trainer still busy fails its next send and leaves; `Stop` reaches the idle ones.
+/// Stops every trainer and joins every thread: the abort flag ends every wait (a trainer
+/// still busy finishes its job's current step, sees the flag at its next wait and leaves).
 fn stop<T: DataType>(pool: Pool<T>) {
-    let Pool {
-        threads,
-        jobs,
-        reports,
-        ..
-    } = pool;
-    drop(reports);
-    for tx in &jobs {
-        let _ = tx.try_send(Job::Stop);
-    }
-    // Dropping the senders ends the loop of a trainer whose queue was full (it finishes its
-    // job, then sees the channel closed).
-    drop(jobs);
-    for t in threads {
+    pool.board.abort_all();
+    for t in pool.threads {
         t.join();
     }
 }
