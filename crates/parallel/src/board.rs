@@ -51,6 +51,23 @@ pub(crate) enum Failure {
     Panic(String),
 }
 
+/// How the waits of [`ParallelWrapper`](crate::ParallelWrapper)'s rounds went, counted
+/// since its trainers started (`ParallelWrapper::round_stats`). A wait either ends while its
+/// thread spins (nothing counted) or parks it (counted): each park costs a wake-up later,
+/// tens of microseconds on a VM. The coordinator parks once per round by design (while the
+/// trainers compute); trainers should park rarely.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RoundStats {
+    /// Rounds run (and final averagings).
+    pub rounds: u64,
+    /// Waits of the coordinator (for a copy or for the round's end) that parked.
+    pub coordinator_parks: u64,
+    /// Waits of trainers for their next job that parked.
+    pub job_parks: u64,
+    /// Waits of trainers at the barrier that parked.
+    pub barrier_parks: u64,
+}
+
 /// A trainer's mailbox.
 pub(crate) struct Slot<T: DataType> {
     job: Mutex<Option<Job<T>>>,
@@ -160,6 +177,16 @@ impl<T: DataType> Board<T> {
     /// The recorded failure, if any (taken: reported once).
     pub(crate) fn take_failure(&self) -> Option<(usize, Failure)> {
         lock(&self.failure).take()
+    }
+
+    /// What the waits did so far.
+    pub(crate) fn stats(&self) -> RoundStats {
+        RoundStats {
+            coordinator_parks: self.copied.parks() + self.finished.parks(),
+            job_parks: self.slots.iter().map(|s| s.posted.parks()).sum(),
+            barrier_parks: self.barrier.parks(),
+            rounds: 0,
+        }
     }
 
     /// Sets the abort flag and wakes every waiter: trainers leave their loops.

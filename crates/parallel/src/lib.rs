@@ -24,13 +24,14 @@ mod encoding;
 mod error;
 mod exchange;
 mod inference;
-mod replica;
 mod rendezvous;
+mod replica;
 mod rounds;
 mod threads;
 mod worker;
 mod wrapper;
 
+pub use board::RoundStats;
 pub use builder::{DEFAULT_PREFETCH_BUFFER, ParallelWrapperBuilder, TrainingMode};
 pub use encoding::ThresholdEncoding;
 pub use error::ParallelError;

@@ -70,6 +70,8 @@ impl AbortFlag {
 pub(crate) struct Signal {
     value: AtomicU64,
     sleepers: AtomicUsize,
+    /// Waits that ended parked rather than spinning (statistics).
+    parks: AtomicU64,
     lock: Mutex<()>,
     wake: Condvar,
 }
@@ -78,6 +80,11 @@ impl Signal {
     /// The current value (`Acquire`: what was written before the matching `add` is visible).
     pub(crate) fn get(&self) -> u64 {
         self.value.load(Ordering::Acquire)
+    }
+
+    /// How many waits parked so far.
+    pub(crate) fn parks(&self) -> u64 {
+        self.parks.load(Ordering::Relaxed)
     }
 
     /// Adds `n` and wakes the parked waiters (if any: a notifier takes no lock otherwise).
@@ -157,16 +164,14 @@ impl Signal {
                 last = Instant::now();
             }
         }
+        self.parks.fetch_add(1, Ordering::Relaxed);
         let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let result = loop {
             if let Some(r) = check() {
                 break r;
             }
-            held = self
-                .wake
-                .wait(held)
-                .unwrap_or_else(PoisonError::into_inner);
+            held = self.wake.wait(held).unwrap_or_else(PoisonError::into_inner);
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         result
@@ -201,9 +206,12 @@ impl Barrier {
             self.passed.add(1);
             return Ok(());
         }
-        self.passed
-            .wait_change(passed, patience, abort)
-            .map(|_| ())
+        self.passed.wait_change(passed, patience, abort).map(|_| ())
+    }
+
+    /// How many parties parked at the barrier so far.
+    pub(crate) fn parks(&self) -> u64 {
+        self.passed.parks()
     }
 
     /// Wakes the parked parties (after the abort flag was set).
@@ -277,7 +285,8 @@ mod tests {
         // every other party wrote before it.
         let parties = 3;
         let rounds = 3000;
-        let slots: Arc<Vec<AtomicU64>> = Arc::new((0..parties).map(|_| AtomicU64::new(0)).collect());
+        let slots: Arc<Vec<AtomicU64>> =
+            Arc::new((0..parties).map(|_| AtomicU64::new(0)).collect());
         let b = Arc::new(Barrier::default());
         let abort = Arc::new(AbortFlag::default());
         let threads: Vec<_> = (0..parties)

@@ -127,7 +127,10 @@ impl<T: DataType> Trainer<T> {
         let slot = &board.slots[self.index];
         let mut seen = 0;
         loop {
-            seen = match slot.posted.wait_change(seen, TRAINER_PATIENCE, &board.abort) {
+            seen = match slot
+                .posted
+                .wait_change(seen, TRAINER_PATIENCE, &board.abort)
+            {
                 Ok(v) => v,
                 Err(Aborted) => return Ok(Stopped),
             };

@@ -18,15 +18,15 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
 
-use crate::board::{Board, Combine, Failure, Job};
+use crate::board::{Board, Combine, Failure, Job, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
 use crate::exchange::{Exchange, region_start};
+use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::rendezvous::{Patience, Signal};
 use crate::worker::{Batch, Layout, Replica, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
@@ -75,6 +75,8 @@ struct Pool<T: DataType> {
     /// `board.finished`).
     handed_out: u64,
     posted: u64,
+    /// Rounds run by this pool (for [`RoundStats`]).
+    rounds: u64,
     /// Rounds done (the replicas' iteration counter).
     iteration: u64,
     /// The exchange's generation: one per combine.
@@ -130,6 +132,17 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         self.pool.as_ref().map_or_else(Vec::new, |p| {
             p.threads.iter().map(|t| t.name().to_string()).collect()
         })
+    }
+
+    /// How the waits of the rounds went since the trainers started (all zero when none
+    /// runs): see [`RoundStats`].
+    pub fn round_stats(&self) -> RoundStats {
+        self.pool
+            .as_ref()
+            .map_or_else(RoundStats::default, |p| RoundStats {
+                rounds: p.rounds,
+                ..p.board.stats()
+            })
     }
 
     /// One epoch over `iterator` (as DL4J's `fit(DataSetIterator)`), then `reset()` when
@@ -239,6 +252,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             replicas: Vec::with_capacity(n),
             handed_out: 0,
             posted: 0,
+            rounds: 0,
             iteration: model.iteration_count(),
             generation: 0,
             since_average: 0,
@@ -346,6 +360,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 }
             }
             pool.wait(&pool.board.finished, pool.posted, Patience::PARK)?;
+            pool.rounds += 1;
             pool.iteration += 1;
             let (mut score, mut examples) = (0.0, 0);
             for w in 0..active {
@@ -430,7 +445,12 @@ impl<T: DataType> Pool<T> {
 
     /// Posts trainer `w` its batch and waits until the trainer has copied it: the batch may
     /// live in the prefetch ring (valid until the next `next()`) or in the round workspace.
-    fn hand_out(&mut self, w: usize, batch: Batch<T>, combine: Combine) -> Result<(), ParallelError> {
+    fn hand_out(
+        &mut self,
+        w: usize,
+        batch: Batch<T>,
+        combine: Combine,
+    ) -> Result<(), ParallelError> {
         self.post(
             w,
             Job {
@@ -445,10 +465,7 @@ impl<T: DataType> Pool<T> {
 
     /// Waits until `signal` reaches `target`; a trainer's failure ends the wait with its error.
     fn wait(&self, signal: &Signal, target: u64, patience: Patience) -> Result<(), ParallelError> {
-        if signal
-            .wait_for(target, patience, &self.board.abort)
-            .is_ok()
-        {
+        if signal.wait_for(target, patience, &self.board.abort).is_ok() {
             return Ok(());
         }
         Err(match self.board.take_failure() {
