@@ -1,19 +1,17 @@
 //! The exchange buffer workers average parameters or sum gradients through, allocated once:
 //! the array is cut into chunks, each behind its own mutex, so workers add their arrays
 //! concurrently (each starts at a different chunk and wraps around, so they rarely meet) and
-//! then read the result back concurrently. No round allocates; the coordinator only counts.
+//! then read the result back concurrently. No round allocates; the coordinator never touches it.
+//!
+//! One buffer serves every round: past the barrier a fast trainer cannot start adding the
+//! next round's contribution while a slow one still reads this round's, because the next
+//! round is posted only once every trainer has finished this one (read and updater step
+//! included: `wrapper`).
 //!
 //! Each chunk remembers the *generation* (the round's number) its contents belong to: the
 //! first contribution of a generation overwrites the chunk instead of adding, so the buffer
 //! never needs clearing, and a reader treats a chunk of an older generation as zeros (a sparse
 //! message may leave a chunk untouched).
-//!
-//! **Two banks**, one for even and one for odd generations. The trainers finish a round
-//! among themselves (`worker`): past the barrier, a fast trainer may go on to the next
-//! combining round and start adding while a slow one still reads this round's result. It
-//! adds into the other bank; it cannot get to a third round before the slow one has read
-//! (that needs the next barrier, which the slow one reaches only after reading). So a bank is
-//! never written while it is read, without a second barrier per round.
 //!
 //! Regions: the parameters at 0, the updater state at the next chunk boundary, so a region's
 //! first writer of a chunk never meets another region's values.
@@ -33,8 +31,7 @@ struct Chunk<T> {
 
 /// The preallocated buffer of one wrapper.
 pub(crate) struct Exchange<T> {
-    /// Bank `generation % 2`.
-    banks: [Vec<Mutex<Chunk<T>>>; 2],
+    chunks: Vec<Mutex<Chunk<T>>>,
 }
 
 /// Where a region starts: a chunk boundary.
@@ -46,18 +43,15 @@ impl<T: DataType> Exchange<T> {
     /// A buffer for `len` values (regions included), generation 0 (no round yet).
     pub(crate) fn new(len: usize) -> Exchange<T> {
         let n = len.div_ceil(CHUNK).max(1);
-        let bank = || {
-            (0..n)
+        Exchange {
+            chunks: (0..n)
                 .map(|_| {
                     Mutex::new(Chunk {
                         generation: 0,
                         values: vec![T::ZERO; CHUNK],
                     })
                 })
-                .collect()
-        };
-        Exchange {
-            banks: [bank(), bank()],
+                .collect(),
         }
     }
 
@@ -85,9 +79,9 @@ impl<T: DataType> Exchange<T> {
         })
     }
 
-    fn lock(&self, generation: u64, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
+    fn lock(&self, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
         // A worker that panicked holding a chunk poisons it; the round is abandoned anyway.
-        self.banks[(generation % 2) as usize][c]
+        self.chunks[c]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -104,7 +98,7 @@ impl<T: DataType> Exchange<T> {
         workers: usize,
     ) {
         for (c, at, range) in self.spans(offset, src.len(), worker, workers) {
-            let mut guard = self.lock(generation, c);
+            let mut guard = self.lock(c);
             let chunk = &mut *guard;
             let dst = &mut chunk.values[at..at + range.len()];
             let src = &src[range];
@@ -138,7 +132,7 @@ impl<T: DataType> Exchange<T> {
         for (c, at, range) in self.spans(offset, len, worker, workers) {
             let lo = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.start);
             let hi = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.end);
-            let mut chunk = self.lock(generation, c);
+            let mut chunk = self.lock(c);
             if chunk.generation != generation {
                 chunk.values[at..at + range.len()].fill(T::ZERO);
                 chunk.generation = generation;
@@ -165,7 +159,7 @@ impl<T: DataType> Exchange<T> {
         workers: usize,
     ) {
         for (c, at, range) in self.spans(offset, dst.len(), worker, workers) {
-            let chunk = self.lock(generation, c);
+            let chunk = self.lock(c);
             let dst = &mut dst[range.clone()];
             if chunk.generation != generation {
                 dst.fill(T::ZERO);
