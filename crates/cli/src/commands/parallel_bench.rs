@@ -31,6 +31,10 @@ pub struct ParallelBench {
     /// Runs per configuration (examples/s is their median).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Run only the configurations whose name contains this text (the first, the baseline
+    /// of the speed ratios, always runs), e.g. `--only SharedGradients`.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 struct Counter {
@@ -206,7 +210,10 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         ),
     ];
     let mut base = None;
-    for (name, config) in configs {
+    for (k, (name, config)) in configs.into_iter().enumerate() {
+        if k > 0 && args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+            continue;
+        }
         let mut outcomes = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
             outcomes.push(run_once(config, &train, &test, args.epochs, alloc)?);
