@@ -27,7 +27,7 @@ use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Batch, Layout, Replica, Trainer, lock};
+use crate::worker::{Layout, Replica, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -301,7 +301,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
     /// The rounds of one pass over `source`.
     fn epoch(&mut self, source: &mut dyn Rounds<T>) -> Result<(), ParallelError> {
         let s = self.settings;
-        let n = s.workers;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         let averaging = s.training_mode == TrainingMode::Averaging;
         loop {
@@ -322,44 +321,10 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             } else {
                 Combine::Alone
             };
-            pool.board.new_round();
-            let mut active = 0;
-            // A source that allocates its batches in the current workspace (an in-memory
-            // iterator, not wrapped because it holds its data already) makes them in the
-            // coordinator's round workspace: valid until every trainer has copied its batch,
-            // and no heap allocation.
-            let round = if s.workspace_mode == WorkspaceMode::Enabled {
-                Some(
-                    get_and_activate_workspace(&pool.round_config, ROUND_WORKSPACE)
-                        .map_err(NnError::from)?,
-                )
-            } else {
-                None
-            };
-            while active < n && source.has_next() {
-                let Some(batch) = source.next_batch() else {
-                    break;
-                };
-                pool.hand_out(active, batch?, combine)?;
-                active += 1;
-            }
-            drop(round);
+            let active = pool.round(source, combine, s.workspace_mode)?;
             if active == 0 {
                 return Ok(());
             }
-            if combine != Combine::Alone {
-                // A short round's combine needs every trainer at the barrier.
-                for w in active..n {
-                    pool.post(
-                        w,
-                        Job {
-                            batch: None,
-                            combine,
-                        },
-                    );
-                }
-            }
-            pool.wait(&pool.board.finished, pool.posted, Patience::PARK)?;
             pool.rounds += 1;
             pool.iteration += 1;
             let (mut score, mut examples) = (0.0, 0);
@@ -443,24 +408,90 @@ impl<T: DataType> Pool<T> {
         self.board.post(w, job);
     }
 
-    /// Posts trainer `w` its batch and waits until the trainer has copied it: the batch may
-    /// live in the prefetch ring (valid until the next `next()`) or in the round workspace.
+    /// One round: hands out up to one batch per trainer (each taken from `source` only once
+    /// the previous one is copied: it may live in the prefetch ring, valid until the next
+    /// `next()`), posts the combine to trainers without a batch, and waits until every
+    /// trainer has finished. Returns the number of batches (0: the source was exhausted).
+    ///
+    /// A source that allocates its batches in the current workspace (an in-memory iterator,
+    /// not wrapped because it holds its data already) makes them in the coordinator's round
+    /// workspace: no heap allocation. The scope stays open until the round is over, so the
+    /// last batch needs no wait for its copy (the coordinator parks at once and leaves the
+    /// core to the trainers). On an error the trainers are stopped and joined *before* the
+    /// scope closes: none still reads a batch in it.
+    fn round(
+        &mut self,
+        source: &mut dyn Rounds<T>,
+        combine: Combine,
+        mode: WorkspaceMode,
+    ) -> Result<usize, ParallelError> {
+        let scope = if mode == WorkspaceMode::Enabled {
+            Some(
+                get_and_activate_workspace(&self.round_config, ROUND_WORKSPACE)
+                    .map_err(NnError::from)?,
+            )
+        } else {
+            None
+        };
+        let result = self.hand_out(source, combine);
+        if result.is_err() {
+            self.halt();
+        }
+        drop(scope);
+        result
+    }
+
     fn hand_out(
         &mut self,
-        w: usize,
-        batch: Batch<T>,
+        source: &mut dyn Rounds<T>,
         combine: Combine,
-    ) -> Result<(), ParallelError> {
-        self.post(
-            w,
-            Job {
-                batch: Some(batch),
-                combine,
-            },
-        );
-        self.handed_out += 1;
+    ) -> Result<usize, ParallelError> {
+        let n = self.threads.len();
+        self.board.new_round();
         let board = Arc::clone(&self.board);
-        self.wait(&board.copied, self.handed_out, COPY_PATIENCE)
+        let mut active = 0;
+        while active < n && source.has_next() {
+            if active > 0 {
+                self.wait(&board.copied, self.handed_out, COPY_PATIENCE)?;
+            }
+            let Some(batch) = source.next_batch() else {
+                break;
+            };
+            self.post(
+                active,
+                Job {
+                    batch: Some(batch?),
+                    combine,
+                },
+            );
+            self.handed_out += 1;
+            active += 1;
+        }
+        if active == 0 {
+            return Ok(0);
+        }
+        if combine != Combine::Alone {
+            // A short round's combine needs every trainer at the barrier.
+            for w in active..n {
+                self.post(
+                    w,
+                    Job {
+                        batch: None,
+                        combine,
+                    },
+                );
+            }
+        }
+        self.wait(&board.finished, self.posted, Patience::PARK)?;
+        Ok(active)
+    }
+
+    /// Aborts every wait and joins every trainer thread (the pool is dead afterwards).
+    fn halt(&mut self) {
+        self.board.abort_all();
+        for t in self.threads.drain(..) {
+            t.join();
+        }
     }
 
     /// Waits until `signal` reaches `target`; a trainer's failure ends the wait with its error.
@@ -494,11 +525,8 @@ impl<T: DataType> Pool<T> {
 
 /// Stops every trainer and joins every thread: the abort flag ends every wait (a trainer
 /// still busy finishes its job's current step, sees the flag at its next wait and leaves).
-fn stop<T: DataType>(pool: Pool<T>) {
-    pool.board.abort_all();
-    for t in pool.threads {
-        t.join();
-    }
+fn stop<T: DataType>(mut pool: Pool<T>) {
+    pool.halt();
 }
 
 fn not_running() -> ParallelError {
