@@ -15,7 +15,8 @@
 //! * it yields every [`YIELD_EVERY`], so a thread the scheduler put on the same CPU (the
 //!   coordinator, woken to hand out batches) runs at once;
 //! * a gap of [`PREEMPTED`] between two polls means the spinner was descheduled (the CPUs are
-//!   oversubscribed: a build, another process): it parks at once instead of spinning on;
+//!   oversubscribed: a build, another process): it parks at once instead of spinning on, and
+//!   its thread parks without spinning for a backoff ([`Patience`]);
 //! * the spin phase is bounded by the caller's [`Patience`]: the coordinator, who has nothing
 //!   to compute, parks at once while the trainers compute.
 //!
@@ -37,13 +38,59 @@ pub(crate) const YIELD_EVERY: Duration = Duration::from_micros(20);
 /// A gap between two polls (normally ~100 ns apart) that means the spinner was descheduled.
 pub(crate) const PREEMPTED: Duration = Duration::from_micros(100);
 
-/// How long a waiter spins before it parks.
+/// How long a waiter spins before it parks, and what it remembers of recent preemption: one
+/// per waiting thread (each trainer, the coordinator), passed to every wait it makes.
+///
+/// A spin that finds its thread descheduled (a gap of [`PREEMPTED`]) parks at once, and the
+/// thread's next waits park without spinning for a backoff: 10 ms, doubling up to 320 ms
+/// while it recurs, halving after each wait a spin ended cleanly (as the kernel team's
+/// stalls). On a machine whose other CPU is taken (a build, a CPU hog) a spinning trainer
+/// only keeps the thread it waits for off the CPU, and a `yield_now` there can hand the CPU to
+/// the other tenant for a whole time slice.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Patience(pub Duration);
+pub(crate) struct Patience {
+    spin: Duration,
+    backoff: Duration,
+    calm_from: Option<Instant>,
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(10);
+const BACKOFF_MAX: Duration = Duration::from_millis(320);
 
 impl Patience {
     /// Park at once (the coordinator while the trainers compute).
-    pub(crate) const PARK: Patience = Patience(Duration::ZERO);
+    pub(crate) const fn park() -> Patience {
+        Patience::spin(Duration::ZERO)
+    }
+
+    /// Spin up to `spin` before parking.
+    pub(crate) const fn spin(spin: Duration) -> Patience {
+        Patience {
+            spin,
+            backoff: Duration::ZERO,
+            calm_from: None,
+        }
+    }
+
+    /// How long the next wait may spin.
+    fn budget(&self, now: Instant) -> Duration {
+        match self.calm_from {
+            Some(t) if now < t => Duration::ZERO,
+            _ => self.spin,
+        }
+    }
+
+    fn preempted(&mut self, now: Instant) {
+        self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+        self.calm_from = Some(now + self.backoff);
+    }
+
+    fn clean(&mut self) {
+        self.backoff /= 2;
+        if self.backoff < BACKOFF_MIN {
+            self.backoff = Duration::ZERO;
+        }
+    }
 }
 
 /// The wait ended because the trainers are being stopped or one of them failed.
@@ -111,7 +158,7 @@ impl Signal {
     pub(crate) fn wait_for(
         &self,
         target: u64,
-        patience: Patience,
+        patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
         self.wait(|v| v >= target, patience, abort)
@@ -121,7 +168,7 @@ impl Signal {
     pub(crate) fn wait_change(
         &self,
         seen: u64,
-        patience: Patience,
+        patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
         self.wait(|v| v != seen, patience, abort)
@@ -130,7 +177,7 @@ impl Signal {
     fn wait(
         &self,
         done: impl Fn(u64) -> bool,
-        patience: Patience,
+        patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
         let check = || {
@@ -143,25 +190,32 @@ impl Signal {
         if let Some(r) = check() {
             return r;
         }
-        if !patience.0.is_zero() {
-            let start = Instant::now();
+        let start = Instant::now();
+        let budget = patience.budget(start);
+        if !budget.is_zero() {
             let mut last = start;
             let mut yielded = start;
             loop {
                 // A few polls between clock reads: a poll is a load, a clock read ~20 ns.
                 for _ in 0..16 {
                     if let Some(r) = check() {
+                        patience.clean();
                         return r;
                     }
                 }
                 let now = Instant::now();
-                if now - last >= PREEMPTED || now - start >= patience.0 {
+                if now - last >= PREEMPTED {
+                    patience.preempted(now);
+                    break;
+                }
+                if now - start >= budget {
                     break;
                 }
                 if now - yielded >= YIELD_EVERY {
                     std::thread::yield_now();
                     yielded = Instant::now();
                     if yielded - now >= PREEMPTED {
+                        patience.preempted(yielded);
                         break;
                     }
                 }
@@ -198,7 +252,7 @@ impl Barrier {
     pub(crate) fn wait(
         &self,
         parties: usize,
-        patience: Patience,
+        patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<(), Aborted> {
         // Read before arriving: the last arrival of this barrier increments it.
@@ -231,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_signal_wakes_spinning_and_parked_waiters() {
-        for patience in [Patience::PARK, Patience(Duration::from_millis(5))] {
+        for patience in [Patience::park(), Patience::spin(Duration::from_millis(5))] {
             let s = Arc::new(Signal::default());
             let abort = Arc::new(AbortFlag::default());
             let waiters: Vec<_> = (0..3)
@@ -240,7 +294,8 @@ mod tests {
                     std::thread::spawn(move || {
                         let mut seen = 0;
                         for target in 1..=1000 {
-                            seen = s.wait_for(target, patience, &abort).unwrap();
+                            let mut patience = patience;
+                            seen = s.wait_for(target, &mut patience, &abort).unwrap();
                             assert!(seen >= target);
                         }
                         seen
@@ -266,10 +321,10 @@ mod tests {
                 let (s, b, abort) = (Arc::clone(&s), Arc::clone(&b), Arc::clone(&abort));
                 std::thread::spawn(move || {
                     if k == 0 {
-                        s.wait_for(1, Patience::PARK, &abort).map(|_| ())
+                        s.wait_for(1, &mut Patience::park(), &abort).map(|_| ())
                     } else {
                         // Two parties, only one arrives.
-                        b.wait(2, Patience(Duration::from_micros(50)), &abort)
+                        b.wait(2, &mut Patience::spin(Duration::from_micros(50)), &abort)
                     }
                 })
             })
@@ -297,15 +352,16 @@ mod tests {
             .map(|k| {
                 let (slots, b, abort) = (Arc::clone(&slots), Arc::clone(&b), Arc::clone(&abort));
                 std::thread::spawn(move || {
-                    let patience = Patience(Duration::from_micros(if k == 0 { 0 } else { 30 }));
+                    let mut patience =
+                        Patience::spin(Duration::from_micros(if k == 0 { 0 } else { 30 }));
                     for r in 1..=rounds {
                         slots[k].store(r, Ordering::Relaxed);
-                        b.wait(parties, patience, &abort).unwrap();
+                        b.wait(parties, &mut patience, &abort).unwrap();
                         for s in slots.iter() {
                             assert!(s.load(Ordering::Relaxed) >= r);
                         }
                         // A second barrier so that nobody writes r + 1 before all have read.
-                        b.wait(parties, patience, &abort).unwrap();
+                        b.wait(parties, &mut patience, &abort).unwrap();
                     }
                 })
             })

@@ -90,13 +90,15 @@ pub(crate) struct Trainer<T: DataType> {
     pub batches: u64,
     /// Test hook: panic in this batch (1-based).
     pub panic_at: Option<u64>,
+    /// How this thread waits (spin, then park; backs off when preempted).
+    pub patience: Patience,
 }
 
 /// How long a trainer spins for its next job, or at the barrier, before it parks: longer
 /// than the coordinator takes between rounds (its listeners and the next batches, tens of
 /// microseconds) and than two trainers' rounds differ, far shorter than a pause between
 /// `fit` calls.
-pub(crate) const TRAINER_PATIENCE: Patience = Patience(Duration::from_micros(500));
+pub(crate) const TRAINER_SPIN: Duration = Duration::from_micros(500);
 
 /// The end of a trainer's loop other than a failure of its own.
 struct Stopped;
@@ -129,7 +131,7 @@ impl<T: DataType> Trainer<T> {
         loop {
             seen = match slot
                 .posted
-                .wait_change(seen, TRAINER_PATIENCE, &board.abort)
+                .wait_change(seen, &mut self.patience, &board.abort)
             {
                 Ok(v) => v,
                 Err(Aborted) => return Ok(Stopped),
@@ -158,7 +160,6 @@ impl<T: DataType> Trainer<T> {
             trained = true;
         }
         let (i, n, l) = (self.index, self.workers, self.layout);
-        let patience = TRAINER_PATIENCE;
         match combine {
             Combine::Alone => {}
             Combine::Average {
@@ -171,7 +172,9 @@ impl<T: DataType> Trainer<T> {
                     self.contribute(m.as_ref(), generation, updaters)?;
                     self.board.contribute(0);
                 }
-                self.board.barrier.wait(n, patience, &self.board.abort)?;
+                self.board
+                    .barrier
+                    .wait(n, &mut self.patience, &self.board.abort)?;
                 let (_, contributors) = self.board.sums();
                 let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
                 {
@@ -192,7 +195,9 @@ impl<T: DataType> Trainer<T> {
                 generation,
                 encoded,
             } => {
-                self.board.barrier.wait(n, patience, &self.board.abort)?;
+                self.board
+                    .barrier
+                    .wait(n, &mut self.patience, &self.board.abort)?;
                 let (examples, contributors) = self.board.sums();
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);

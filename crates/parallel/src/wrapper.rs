@@ -27,7 +27,7 @@ use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Layout, Replica, Trainer, lock};
+use crate::worker::{Layout, Replica, TRAINER_SPIN, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -77,6 +77,8 @@ struct Pool<T: DataType> {
     posted: u64,
     /// Rounds run by this pool (for [`RoundStats`]).
     rounds: u64,
+    /// How the coordinator waits for a copy (spin, then park; backs off when preempted).
+    copy_patience: Patience,
     /// Rounds done (the replicas' iteration counter).
     iteration: u64,
     /// The exchange's generation: one per combine.
@@ -91,7 +93,7 @@ pub const ROUND_WORKSPACE: &str = "PW_ROUND";
 
 /// How long the coordinator spins for a trainer to copy its batch (a memcpy of
 /// microseconds) before it parks. While the trainers compute a round, it parks at once.
-const COPY_PATIENCE: Patience = Patience(Duration::from_micros(100));
+const COPY_SPIN: Duration = Duration::from_micros(100);
 
 impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
     /// A builder with DL4J's defaults: workers = the cores (at least 2), prefetch 16,
@@ -253,6 +255,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             handed_out: 0,
             posted: 0,
             rounds: 0,
+            copy_patience: Patience::spin(COPY_SPIN),
             iteration: model.iteration_count(),
             generation: 0,
             since_average: 0,
@@ -274,6 +277,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
                 panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
+                patience: Patience::spin(TRAINER_SPIN),
             };
             let thread =
                 WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {
@@ -385,7 +389,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     },
                 );
             }
-            pool.wait(&pool.board.finished, pool.posted, Patience::PARK)?;
+            pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
             pool.since_average = 0;
         }
         for r in &pool.replicas {
@@ -452,7 +456,10 @@ impl<T: DataType> Pool<T> {
         let mut active = 0;
         while active < n && source.has_next() {
             if active > 0 {
-                self.wait(&board.copied, self.handed_out, COPY_PATIENCE)?;
+                let mut patience = self.copy_patience;
+                let copied = self.wait(&board.copied, self.handed_out, &mut patience);
+                self.copy_patience = patience;
+                copied?;
             }
             let Some(batch) = source.next_batch() else {
                 break;
@@ -482,7 +489,7 @@ impl<T: DataType> Pool<T> {
                 );
             }
         }
-        self.wait(&board.finished, self.posted, Patience::PARK)?;
+        self.wait(&board.finished, self.posted, &mut Patience::park())?;
         Ok(active)
     }
 
@@ -495,7 +502,12 @@ impl<T: DataType> Pool<T> {
     }
 
     /// Waits until `signal` reaches `target`; a trainer's failure ends the wait with its error.
-    fn wait(&self, signal: &Signal, target: u64, patience: Patience) -> Result<(), ParallelError> {
+    fn wait(
+        &self,
+        signal: &Signal,
+        target: u64,
+        patience: &mut Patience,
+    ) -> Result<(), ParallelError> {
         if signal.wait_for(target, patience, &self.board.abort).is_ok() {
             return Ok(());
         }

@@ -211,7 +211,12 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
     ];
     let mut base = None;
     for (k, (name, config)) in configs.into_iter().enumerate() {
-        if k > 0 && args.only.as_ref().is_some_and(|o| !name.contains(o.as_str())) {
+        if k > 0
+            && args
+                .only
+                .as_ref()
+                .is_some_and(|o| !name.contains(o.as_str()))
+        {
             continue;
         }
         let mut outcomes = Vec::with_capacity(args.runs);
