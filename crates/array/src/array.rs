@@ -4,6 +4,7 @@
 //! goes through checked guards ([`ArrayRead`], [`ArrayWrite`]) so a stale array is an error,
 //! never data. This module owns storage and placement; the math is in `ops/`.
 
+pub(crate) use crate::copy::copy_strided;
 use std::fmt;
 
 use dl4rs_kernels::Float;
@@ -434,18 +435,6 @@ impl<'a, T: DataType> ArrayViewMut<'a, T> {
         copy_strided(&data, &from, &mut dst, &self.layout);
         Ok(())
     }
-}
-
-/// Copies the elements of `src` (seen through `from`) into `dst` (seen through `to`), both in
-/// logical order; the layouts have the same shape.
-pub(crate) fn copy_strided<T: Copy>(src: &[T], from: &Layout, dst: &mut [T], to: &Layout) {
-    if from.is_c_contiguous() && to.is_c_contiguous() {
-        let n = from.shape.len();
-        dst[to.offset..to.offset + n].copy_from_slice(&src[from.offset..from.offset + n]);
-        return;
-    }
-    let mut cursor = DstCursor::new(to);
-    from.for_each_index(|s| dst[cursor.next()] = src[s]);
 }
 
 /// An odometer over a layout, yielding buffer indices in logical order.

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod array;
+mod copy;
 mod error;
 pub mod ops;
 pub mod random;

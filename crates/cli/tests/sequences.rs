@@ -4,66 +4,16 @@
 //! lengths, masks, async prefetch) well above chance, with zero heap allocations per
 //! steady-state iteration; bad sequence directories are one-line errors naming the file.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn dl4rs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
-        .args(args)
-        .output()
-        .expect("run dl4rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::path::PathBuf;
 
-fn repo(path: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-        .to_string_lossy()
-        .into_owned()
-}
+use common::{dl4rs, fails, repo, temp, train_sequences, value};
 
-fn temp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("dl4rs-seq-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
-}
-
-fn value(stdout: &str, prefix: &str) -> f64 {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(prefix))
-        .and_then(|v| {
-            v.split_whitespace()
-                .next()
-                .map(|s| s.trim_end_matches('%'))
-                .and_then(|s| s.parse().ok())
-        })
-        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{stdout}"))
-}
-
-/// Trains with `extra` arguments on the bundled sequences; returns stdout.
+/// Trains with `extra` arguments on the bundled sequences, saving to `model` in the
+/// temporary directory; returns stdout.
 fn train(extra: &[&str], model: &str) -> String {
-    let data = repo("data/sequences/fashion-rows");
-    let out = temp(model);
-    let mut args = vec![
-        "train",
-        "--data",
-        &data,
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "2",
-    ];
-    args.extend_from_slice(extra);
-    let (code, stdout, stderr) = dl4rs(&args);
-    assert_eq!(code, 0, "{stderr}\n{stdout}");
-    assert!(out.is_file(), "model saved");
-    stdout
+    train_sequences(extra, &temp(model))
 }
 
 #[test]
@@ -220,15 +170,6 @@ fn tiny(tag: &str, n: usize) -> PathBuf {
     dir
 }
 
-fn fails(args: &[&str], expect: &[&str]) {
-    let (code, stdout, stderr) = dl4rs(args);
-    assert_eq!(code, 2, "{stdout}\n{stderr}");
-    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
-    for e in expect {
-        assert!(stderr.contains(e), "expected {e:?} in: {stderr}");
-    }
-}
-
 #[test]
 fn bad_sequence_directories_are_one_line_errors_naming_the_file() {
     let dir = tiny("bad-line", 3);
@@ -276,10 +217,6 @@ fn bad_sequence_directories_are_one_line_errors_naming_the_file() {
             "2",
         ],
         &["drop --label-column"],
-    );
-    fails(
-        &["train", "--data", &d, "--workers", "2"],
-        &["not supported for sequence data"],
     );
     fails(
         &["train", "--model", "lenet", "--data", &d],

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use dl4rs_array::{DataType, NdArray};
+use dl4rs_array::NdArray;
 use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_distributed::{
     Collective, DistributedError, DistributedTrainer, LocalGroup, TrainingMode,
@@ -14,29 +14,9 @@ use dl4rs_nn::*;
 
 mod common;
 
-use common::{CLASSES, INPUTS, averaged_by_hand, data, max_rel_diff, net};
+use common::{CLASSES, INPUTS, averaged_by_hand, data, max_rel_diff, net, on_ranks};
 
 const ROWS: usize = 64;
-
-/// Runs `f` on every rank of a fresh group, each in its own thread; results in rank order.
-fn on_ranks<T, R, F>(ranks: usize, timeout: Duration, f: F) -> Vec<R>
-where
-    T: DataType,
-    R: Send,
-    F: Fn(LocalGroup<T>) -> R + Sync,
-{
-    let group = LocalGroup::<T>::new(ranks, 4096, timeout).unwrap();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = group
-            .into_iter()
-            .map(|g| {
-                let f = &f;
-                s.spawn(move || f(g))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    })
-}
 
 /// Two ranks with batches of 8 train like one process with batches of 16 (the union of the
 /// round's two batches), over uneven shards too (7 batches: the last round has one).

@@ -70,8 +70,11 @@ pub use elementwise::{
 };
 pub use error::KernelError;
 pub use float::Float;
-pub use gemm::{Parallelism, gemm, gemm_scratch_len, microkernel_l1_run};
-pub use mat::{MatMut, MatRef, Transpose};
+pub use gemm::{
+    PackInfo, PackedB, Parallelism, gemm, gemm_packed_b, gemm_scratch_len, microkernel_l1_run,
+    pack_b, packed_b_len,
+};
+pub use mat::{MatMut, MatRef, Transpose, copy_mat};
 pub use pool::{PoolOp, pool2d, pool2d_backward};
 pub use recurrent::{
     gru_cell_backward, gru_cell_forward, lstm_cell_backward, lstm_cell_forward, rnn_cell_backward,

@@ -293,3 +293,72 @@ fn non_overlapping(rows: usize, cols: usize, rs: usize, cs: usize) -> bool {
     // Overflow was excluded by `check`, so these products fit.
     (cs >= 1 && rs > (cols - 1) * cs) || (rs >= 1 && cs > (rows - 1) * rs)
 }
+
+/// Side of a tile of [`copy_mat`]: 16 x 16 elements touch 16 cache lines on each side.
+const COPY_TILE: usize = 16;
+
+/// `dst = src` element by element, for views of one shape with any strides: in 16 x 16 tiles
+/// when the two are laid out differently (a transpose: one contiguous along rows, the other
+/// along columns), so each tile touches a few cache lines on both sides instead of striding
+/// through one of them; row by row (a `memcpy` per row when both rows are contiguous)
+/// otherwise. The views were bounds-checked when they were made, so the loops index without
+/// checks.
+///
+/// ```
+/// use dl4rs_kernels::{copy_mat, MatMut, MatRef};
+/// let src = [1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]; // 2 x 3, row-major
+/// let mut dst = [0.0f32; 6];
+/// copy_mat(MatRef::row_major(&src, 2, 3)?, MatMut::col_major(&mut dst, 2, 3)?)?;
+/// assert_eq!(dst, [1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+/// # Ok::<(), dl4rs_kernels::KernelError>(())
+/// ```
+pub fn copy_mat<T: Copy>(src: MatRef<'_, T>, dst: MatMut<'_, T>) -> Result<(), KernelError> {
+    let (rows, cols) = (src.rows(), src.cols());
+    if (dst.rows(), dst.cols()) != (rows, cols) {
+        return Err(KernelError::OutputShape {
+            op: "copy_mat",
+            rows,
+            cols,
+            c_rows: dst.rows(),
+            c_cols: dst.cols(),
+        });
+    }
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    let (srs, scs, drs, dcs) = (src.rs, src.cs, dst.rs, dst.cs);
+    let (s, d) = (src.data.as_ptr(), dst.data.as_mut_ptr());
+    let rowwise = (scs == 1 && dcs == 1) || cols == 1 || (scs != 1 && dcs != 1 && srs != 1);
+    // SAFETY: every (i, j) below has i < rows and j < cols, and both views were checked at
+    // construction to hold (rows - 1) * rs + (cols - 1) * cs inside their slices; `dst` is a
+    // non-overlapping view (checked too) and `src` is a shared borrow of other memory (the
+    // two cannot alias: one is borrowed mutably).
+    unsafe {
+        if rowwise {
+            for i in 0..rows {
+                let (sr, dr) = (s.add(i * srs), d.add(i * drs));
+                if scs == 1 && dcs == 1 {
+                    core::ptr::copy_nonoverlapping(sr, dr, cols);
+                } else {
+                    for j in 0..cols {
+                        *dr.add(j * dcs) = *sr.add(j * scs);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        for i0 in (0..rows).step_by(COPY_TILE) {
+            let i1 = (i0 + COPY_TILE).min(rows);
+            for j0 in (0..cols).step_by(COPY_TILE) {
+                let j1 = (j0 + COPY_TILE).min(cols);
+                for i in i0..i1 {
+                    let (sr, dr) = (s.add(i * srs), d.add(i * drs));
+                    for j in j0..j1 {
+                        *dr.add(j * dcs) = *sr.add(j * scs);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use dl4rs_kernels::{
     Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
-    current_dispatch, gemm, gemm_scratch_len, set_dispatch,
+    current_dispatch, gemm, gemm_packed_b, gemm_scratch_len, pack_b, packed_b_len, set_dispatch,
 };
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -81,8 +81,9 @@ fn storage_len(rows: usize, cols: usize) -> usize {
     rows * (2 * cols + 1) + 1
 }
 
-/// One product on operands shifted by `off` elements; returns C's logical elements
-/// (row-major) and checks them against the f64 reference.
+/// One product on operands shifted by `off` elements (B packed first with `packed`, for
+/// `gemm_packed_b`); returns C's logical elements (row-major) and checks them against the
+/// f64 reference.
 fn run<T: Float>(
     (m, n, k): (usize, usize, usize),
     (la, lb, c_strided): (u8, u8, bool),
@@ -90,6 +91,7 @@ fn run<T: Float>(
     how: Run,
     off: usize,
     check: bool,
+    packed: bool,
 ) -> Vec<T> {
     let a0 = fill::<T>(storage_len(m, k), 31 + m as u64);
     let b0 = fill::<T>(storage_len(k, n), 37 + n as u64);
@@ -120,17 +122,16 @@ fn run<T: Float>(
     let mut scratch = vec![T::ZERO; gemm_scratch_len::<T>(m, n, k, par) + off];
     {
         let cv = MatMut::new(&mut cbuf[off..off + c_len], m, n, rs_c, cs_c).unwrap();
+        let mut pbuf = vec![T::ZERO; packed_b_len::<T>(k, n) + off];
         let go = || {
-            gemm(
-                T::from_f64(alpha),
-                av,
-                bv,
-                T::from_f64(beta),
-                cv,
-                &mut scratch[off..],
-                par,
-            )
-            .unwrap()
+            let (alpha, beta, scratch) =
+                (T::from_f64(alpha), T::from_f64(beta), &mut scratch[off..]);
+            if packed {
+                let pb = pack_b(bv, &mut pbuf[off..]).unwrap();
+                gemm_packed_b(alpha, av, bv, &pb, beta, cv, scratch, par).unwrap()
+            } else {
+                gemm(alpha, av, bv, beta, cv, scratch, par).unwrap()
+            }
         };
         if how == Run::Rayon2 {
             pool2().install(go)
@@ -251,20 +252,23 @@ fn force(d: Dispatch) -> bool {
 }
 
 /// Per path: reference check, and bits identical for 1 thread, 2 rayon tasks, a 2-thread
-/// team and shifted slices.
+/// team and shifted slices, and B packed beforehand (`gemm_packed_b`) or not.
 fn path_checks<T: Float>(d: Dispatch) {
     for (si, &shape) in SHAPES.iter().enumerate() {
         for (li, &lay) in LAYOUTS.iter().enumerate() {
             let sc = SCALARS[(si + li) % SCALARS.len()];
-            let base = bits(&run::<T>(shape, lay, sc, Run::One, 0, true));
+            let base = bits(&run::<T>(shape, lay, sc, Run::One, 0, true, false));
             for (ri, &how) in RUNS.iter().enumerate() {
                 let off = (si + li + ri) % 5;
-                let got = bits(&run::<T>(shape, lay, sc, how, off, ri != 0));
-                assert!(
-                    base == got,
-                    "{d:?} {}: {shape:?} {lay:?} {how:?} off={off} differs from 1 thread",
-                    std::any::type_name::<T>()
-                );
+                for packed in [false, true] {
+                    let got = bits(&run::<T>(shape, lay, sc, how, off, ri != 0, packed));
+                    assert!(
+                        base == got,
+                        "{d:?} {}: {shape:?} {lay:?} {how:?} off={off} packed={packed} differs \
+                         from 1 thread unpacked",
+                        std::any::type_name::<T>()
+                    );
+                }
             }
         }
     }
@@ -324,9 +328,9 @@ fn auto_is_the_best_path_and_gives_its_bits() {
         for &shape in &SHAPES {
             for &lay in &LAYOUTS[..3] {
                 set_dispatch(Dispatch::Auto).unwrap();
-                let auto = bits(&run::<T>(shape, lay, (1.0, 0.5), Run::Team2, 1, true));
+                let auto = bits(&run::<T>(shape, lay, (1.0, 0.5), Run::Team2, 1, true, true));
                 set_dispatch(best).unwrap();
-                let forced = bits(&run::<T>(shape, lay, (1.0, 0.5), Run::One, 0, false));
+                let forced = bits(&run::<T>(shape, lay, (1.0, 0.5), Run::One, 0, false, false));
                 assert!(auto == forced, "Auto vs {best:?}: {shape:?} {lay:?}");
             }
         }
@@ -355,10 +359,10 @@ fn simd_paths_agree_bit_for_bit() {
             for &lay in &LAYOUTS {
                 let sc = SCALARS[si % SCALARS.len()];
                 set_dispatch(simd[0]).unwrap();
-                let want = bits(&run::<T>(shape, lay, sc, Run::One, 0, false));
+                let want = bits(&run::<T>(shape, lay, sc, Run::One, 0, false, false));
                 for &d in &simd[1..] {
                     set_dispatch(d).unwrap();
-                    let got = bits(&run::<T>(shape, lay, sc, Run::Rayon2, 2, false));
+                    let got = bits(&run::<T>(shape, lay, sc, Run::Rayon2, 2, false, true));
                     assert!(want == got, "{:?} vs {d:?}: {shape:?} {lay:?}", simd[0]);
                 }
             }

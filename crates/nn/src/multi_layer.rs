@@ -642,6 +642,29 @@ macro_rules! impl_model_common {
             )?;
             Ok(out)
         }
+        fn output_arrays_masked(
+            &mut self,
+            inputs: &[ArrayView<'_, T>],
+            masks: &[Option<NdArray<T>>],
+            train: bool,
+        ) -> Result<Vec<NdArray<T>>, NnError> {
+            if masks.len() != inputs.len() {
+                return Err(NnError::Input(format!(
+                    "output: {} inputs but {} masks; expected one mask (or None) per input",
+                    inputs.len(),
+                    masks.len()
+                )));
+            }
+            let mut out = Vec::with_capacity(self.core.engine.outputs.len());
+            self.core.engine.output_into(
+                &crate::model::engine::Arrays::Views(inputs),
+                &crate::model::engine::Masks::Owned(masks),
+                train,
+                false,
+                &mut out,
+            )?;
+            Ok(out)
+        }
         fn add_listener(&mut self, listener: Box<dyn TrainingListener<T>>) {
             self.core.listeners.push(listener);
         }

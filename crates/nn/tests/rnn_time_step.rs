@@ -147,6 +147,15 @@ fn the_carried_state_can_be_read_cleared_and_restored() {
         e.contains("rnn_clear_previous_state") && e.contains("LSTM"),
         "{e}"
     );
+    // A cleared state keeps its arrays but reads as empty; setting one key of it starts the
+    // other from zeros, not from the values cleared.
+    net.rnn_clear_previous_state();
+    assert!(net.rnn_get_previous_state(0).unwrap().is_empty());
+    net.rnn_set_previous_state(0, &[("prevAct", saved0[0].1.view())])
+        .unwrap();
+    let state = net.rnn_get_previous_state(0).unwrap();
+    assert_eq!(state[0].1.to_vec().unwrap(), saved0[0].1.to_vec().unwrap());
+    assert!(state[1].1.to_vec().unwrap().iter().all(|v| *v == 0.0));
     let bad = NdArray::<f64>::zeros(&[3, 7]).unwrap();
     let e = net
         .rnn_set_previous_state(0, &[("prevAct", bad.view())])

@@ -3,7 +3,9 @@
 //! a warmed-up workspace makes no heap allocation. Threads: the calling thread's setting and
 //! team (see [`super::threads`]).
 
-use dl4rs_kernels::{MatMut, MatRef, gemm, gemm_scratch_len};
+use dl4rs_kernels::{
+    MatMut, MatRef, PackInfo, PackedB, gemm, gemm_packed_b, gemm_scratch_len, pack_b, packed_b_len,
+};
 use dl4rs_memory::Buffer;
 
 use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray, Place};
@@ -29,6 +31,85 @@ pub fn gemm_into<T: DataType>(
     alpha: T,
     a: &impl AsView<T>,
     b: &impl AsView<T>,
+    beta: T,
+    c: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    product(alpha, a, b, None, beta, c)
+}
+
+/// [`gemm_into`] with `b` also given packed (see [`PackedMatrix`]): same result, same bits,
+/// without packing `b` again. `packed` must have been packed from `b` (its shape is checked).
+pub fn gemm_packed_into<T: DataType>(
+    alpha: T,
+    a: &impl AsView<T>,
+    b: &impl AsView<T>,
+    packed: &PackedMatrix<T>,
+    beta: T,
+    c: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    product(alpha, a, b, Some(packed), beta, c)
+}
+
+/// A matrix packed once for many products with it on the right, `x·B` (a recurrence's
+/// `h·RW` at every time step, `dz·RWᵀ` backward): a product copies its B into the layout
+/// the microkernel reads, and with the same B at every step that copy is made once here
+/// instead of once per product. The packed elements live in an array the caller provides
+/// (working memory of a layer), so packing allocates nothing.
+pub struct PackedMatrix<T: DataType> {
+    data: NdArray<T>,
+    info: PackInfo,
+}
+
+impl<T: DataType> PackedMatrix<T> {
+    /// Elements [`PackedMatrix::pack`] needs for a `k x n` matrix.
+    pub fn len_for(k: usize, n: usize) -> usize {
+        packed_b_len::<T>(k, n)
+    }
+
+    /// Packs the 2-D `b` into `storage`, a contiguous 1-D array of at least
+    /// [`PackedMatrix::len_for`] elements.
+    pub fn pack(b: &impl AsView<T>, mut storage: NdArray<T>) -> Result<Self, ArrayError> {
+        let b = b.view();
+        let (k, n) = matrix_dims("pack", &b)?;
+        let needed = Self::len_for(k, n);
+        if storage.layout.shape().ndim() != 1
+            || storage.layout.shape().len() < needed
+            || !storage.layout.is_c_contiguous()
+        {
+            return Err(invalid(
+                "pack",
+                format!(
+                    "the storage must be a contiguous 1-D array of at least {needed} elements \
+                     for a {k} x {n} matrix; found shape {:?}",
+                    storage.layout.shape().dims()
+                ),
+            ));
+        }
+        let info = {
+            let rb = b.read()?;
+            let (db, lb) = rb.raw();
+            let rhs = MatRef::new(&db[lb.offset()..], k, n, lb.strides()[0], lb.strides()[1])?;
+            let offset = storage.layout.offset();
+            let mut w = storage.buf.write()?;
+            pack_b(rhs, &mut w[offset..offset + needed])?.info()
+        };
+        Ok(PackedMatrix {
+            data: storage,
+            info,
+        })
+    }
+
+    /// Rows and columns of the matrix packed.
+    pub fn shape(&self) -> (usize, usize) {
+        self.info.shape()
+    }
+}
+
+fn product<T: DataType>(
+    alpha: T,
+    a: &impl AsView<T>,
+    b: &impl AsView<T>,
+    packed: Option<&PackedMatrix<T>>,
     beta: T,
     c: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
@@ -68,7 +149,14 @@ pub fn gemm_into<T: DataType>(
             lc.strides()[0],
             lc.strides()[1],
         )?;
-        gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?;
+        match packed {
+            None => gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?,
+            Some(p) => {
+                let rp = p.data.read()?;
+                let pb = PackedB::from_parts(rp.as_slice().unwrap_or_default(), p.info)?;
+                gemm_packed_b(alpha, lhs, rhs, &pb, beta, out, &mut scratch.write()?, par)?
+            }
+        }
         Ok(())
     })
 }
@@ -84,4 +172,51 @@ pub fn matmul<T: DataType>(
     let mut out = NdArray::alloc(Shape::new(&[m, n])?, false, Place::Current)?;
     gemm_into(T::ONE, &av, &bv, T::ZERO, &mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A packed right operand gives `gemm_into`'s bits, transposed or not, with any beta;
+    /// storage too small, a matrix of another shape and a non-matrix are errors.
+    #[test]
+    fn packed_products_equal_plain_ones_and_bad_uses_are_errors() {
+        for (m, k, n) in [(32, 64, 256), (5, 7, 33), (1, 9, 40), (64, 300, 10)] {
+            let a = NdArray::<f32>::rand_uniform(&[m, k], -1.0, 1.0, 1).unwrap();
+            let w = NdArray::<f32>::rand_uniform(&[k, n], -1.0, 1.0, 2).unwrap();
+            let wt = NdArray::<f32>::rand_uniform(&[n, k], -1.0, 1.0, 3).unwrap();
+            for (b, beta) in [(w.view(), 0.0), (wt.view().t(), 1.0)] {
+                let storage = NdArray::zeros(&[PackedMatrix::<f32>::len_for(k, n)]).unwrap();
+                let packed = PackedMatrix::pack(&b, storage).unwrap();
+                assert_eq!(packed.shape(), (k, n));
+                let c0 = NdArray::<f32>::rand_uniform(&[m, n], -1.0, 1.0, 4).unwrap();
+                let (mut want, mut got) = (c0.dup().unwrap(), c0.dup().unwrap());
+                gemm_into(1.0, &a, &b, beta, &mut want).unwrap();
+                gemm_packed_into(1.0, &a, &b, &packed, beta, &mut got).unwrap();
+                let bits = |x: &NdArray<f32>| -> Vec<u32> {
+                    x.read()
+                        .unwrap()
+                        .as_slice()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.to_bits())
+                        .collect()
+                };
+                assert_eq!(bits(&got), bits(&want), "{m}x{k}x{n} beta {beta}");
+            }
+        }
+        let w = NdArray::<f32>::zeros(&[4, 8]).unwrap();
+        let short = NdArray::zeros(&[PackedMatrix::<f32>::len_for(4, 8) - 1]).unwrap();
+        assert!(PackedMatrix::pack(&w, short).is_err());
+        let flat = NdArray::<f32>::zeros(&[32]).unwrap();
+        let storage = NdArray::zeros(&[PackedMatrix::<f32>::len_for(4, 8)]).unwrap();
+        assert!(PackedMatrix::pack(&flat, storage).is_err());
+        let storage = NdArray::zeros(&[PackedMatrix::<f32>::len_for(4, 8)]).unwrap();
+        let packed = PackedMatrix::pack(&w, storage).unwrap();
+        let other = NdArray::<f32>::zeros(&[8, 4]).unwrap();
+        let a = NdArray::<f32>::zeros(&[3, 8]).unwrap();
+        let mut c = NdArray::<f32>::zeros(&[3, 4]).unwrap();
+        assert!(gemm_packed_into(1.0, &a, &other, &packed, 0.0, &mut c).is_err());
+    }
 }

@@ -24,7 +24,7 @@ pub use layer::{
     pool2d_backward_into, pool2d_into, softmax_backward_into, softmax_last_axis_into,
     unary_grad_into,
 };
-pub use linalg::{gemm_into, matmul};
+pub use linalg::{PackedMatrix, gemm_into, gemm_packed_into, matmul};
 pub use recurrent::{
     GruCacheLayout, LstmCacheLayout, gru_step_backward_into, gru_step_forward_into,
     lstm_step_backward_into, lstm_step_forward_into, rnn_step_backward_into, rnn_step_forward_into,

@@ -4,7 +4,7 @@
 //! no `input_type`, or a one-input graph without `input_types`: rows of `n_in` values, or
 //! sequences of `n_in` channels per step) and the number of outputs (an output layer —
 //! `Output` or `RnnOutputLayer` — without `n_out`). `--workspaces` overrides the file's
-//! workspace modes.
+//! workspace modes, `--tbptt K` its backprop type (truncated BPTT, forward = backward = K).
 
 use std::path::Path;
 
@@ -25,6 +25,18 @@ pub fn load(
     n_out: usize,
     workspaces: Option<WorkspaceMode>,
 ) -> Result<Box<dyn Model<f32>>, CliError> {
+    load_with(path, input, n_out, workspaces, None)
+}
+
+/// [`load`], with truncated BPTT in segments of `tbptt` steps (forward and backward length)
+/// when given.
+pub fn load_with(
+    path: &Path,
+    input: InputType,
+    n_out: usize,
+    workspaces: Option<WorkspaceMode>,
+    tbptt: Option<usize>,
+) -> Result<Box<dyn Model<f32>>, CliError> {
     let name = path.display();
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("{name}: can't read the configuration: {e}")))?;
@@ -43,6 +55,11 @@ pub fn load(
         };
         obj.insert("training_workspace_mode".into(), json!(mode));
         obj.insert("inference_workspace_mode".into(), json!(mode));
+    }
+    if let Some(k) = tbptt {
+        obj.insert("backprop_type".into(), json!("TruncatedBPTT"));
+        obj.insert("tbptt_forward_length".into(), json!(k));
+        obj.insert("tbptt_backward_length".into(), json!(k));
     }
     let bad = |e: dl4rs::nn::NnError| CliError::Usage(format!("{name}: {e}"));
     let input = serde_json::to_value(input)
@@ -164,5 +181,15 @@ mod tests {
         let bigru = load(&shipped("bigru.json"), InputType::recurrent(28), 10, None).unwrap();
         assert_eq!(bigru.num_params(), 2 * gru(28, 32) + gru(64, 48) + 490);
         assert_eq!(bigru.output_types()[0].1, InputType::feed_forward(10));
+        // An LSTM of 48 with a per-step softmax head (for --tbptt).
+        let per_step = load(
+            &shipped("lstm-per-step.json"),
+            InputType::recurrent(28),
+            10,
+            None,
+        )
+        .unwrap();
+        assert_eq!(per_step.num_params(), 4 * 48 * (28 + 48 + 1) + 490);
+        assert_eq!(per_step.output_types()[0].1, InputType::recurrent(10));
     }
 }

@@ -1,4 +1,5 @@
-//! `dl4rs evaluate`, `dl4rs predict` and `dl4rs summary`: use a saved model.
+//! `dl4rs evaluate`, `dl4rs predict` and `dl4rs summary`: use a saved model (sequence data:
+//! [`super::sequence`] and [`super::sequence_predict`]).
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +31,9 @@ pub struct PredictArgs {
     #[arg(long)]
     pub model: PathBuf,
     /// A CSV file: one example per line, `n_in` numbers (the network's input scale, e.g.
-    /// pixels / 255). A first line that is not numeric is taken as a header.
+    /// pixels / 255). A first line that is not numeric is taken as a header. For a sequence
+    /// model, a directory holding `features/0.csv, 1.csv, …` (one line per time step, any
+    /// length; e.g. `data/sequences/fashion-rows/test`): one prediction per sequence.
     #[arg(long)]
     pub input: PathBuf,
 }
@@ -142,6 +145,17 @@ pub fn read_csv(path: &Path, columns: usize) -> Result<(Vec<f32>, usize), CliErr
 /// the targets' units (a stored label normalizer is reverted).
 pub fn predict(args: PredictArgs) -> Result<(), CliError> {
     let mut net = restore(&args.model)?;
+    if super::sequence_predict::is_sequence_input(&args.input) {
+        return super::sequence_predict::predict(net.as_mut(), &args.model, &args.input);
+    }
+    if args.input.is_dir() {
+        return Err(CliError::Usage(format!(
+            "--input {}: expected a CSV file of examples, or a directory of sequences holding \
+             features/0.csv, features/1.csv, … (one line per time step); found a directory \
+             without features/",
+            args.input.display()
+        )));
+    }
     let (n_in, n_out) = sizes(net.as_ref(), &args.model)?;
     let (values, rows) = read_csv(&args.input, n_in)?;
     let mut x = NdArray::<f32>::from_slice(&[rows, n_in], &values)?;

@@ -16,6 +16,7 @@ pub mod report;
 pub mod rnn_bench;
 pub mod rnn_model;
 pub mod sequence;
+pub mod sequence_predict;
 pub mod soak;
 pub mod stats_bench;
 pub mod train;

@@ -18,13 +18,19 @@ pub(super) fn progress_bar(iterations: u64) -> Result<ProgressBar, CliError> {
     Ok(bar)
 }
 
-/// Prints the workspace memory report and the heap allocations per steady-state iteration.
-pub(super) fn print_memory(counts: &std::sync::Mutex<Vec<u64>>) {
+/// Prints the workspace memory report and the heap allocations per steady-state iteration
+/// (per ParallelWrapper round on all threads, when `rounds`).
+pub(super) fn print_memory(counts: &std::sync::Mutex<Vec<u64>>, rounds: bool) {
     println!("== workspace memory report (training thread) ==");
     print!("{}", allocation_report());
     let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
     let max = per_iteration.iter().copied().max();
     match median(&mut per_iteration) {
+        Some(m) if rounds => println!(
+            "heap allocations per steady-state round, all threads: {m} (median; max {} over {} rounds after the first epoch)",
+            max.unwrap_or(0),
+            per_iteration.len()
+        ),
         Some(m) => println!(
             "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
             max.unwrap_or(0),

@@ -21,7 +21,7 @@ use std::ops::Range;
 use dl4rs::array::NdArray;
 use dl4rs::data::DataSet;
 use dl4rs::nn::{
-    Activation, InputType, LayerConf, LossFunction, Model, MultiLayerNetwork,
+    Activation, BackpropType, InputType, LayerConf, LossFunction, Model, MultiLayerNetwork,
     NeuralNetConfiguration, Updater, WeightInit, WorkspaceMode,
 };
 
@@ -37,7 +37,10 @@ const TORCH_TO_OURS: [usize; 4] = [3, 1, 0, 2];
 
 /// `dl4rs train --model lstm`: LSTM 64 (tanh, sigmoid gates, forget-gate bias 1), the last
 /// unmasked step of each sequence, a softmax output of `classes`; Adam, Xavier-uniform
-/// weights unless `--weight-init` says otherwise.
+/// weights unless `--weight-init` says otherwise. With `--tbptt K` the head is an
+/// `RnnOutputLayer` instead (truncated BPTT cuts labels along time, so they must be per step:
+/// each sequence's label on its last step, the label mask elsewhere 0), trained in segments
+/// of K steps.
 pub fn lstm_classifier(
     args: &TrainArgs,
     channels: usize,
@@ -47,21 +50,32 @@ pub fn lstm_classifier(
     let init = args
         .weight_init
         .map_or(WeightInit::XavierUniform, Into::into);
-    let conf = NeuralNetConfiguration::builder()
+    let list = NeuralNetConfiguration::builder()
         .seed(args.seed)
         .updater(Updater::adam(args.lr))
         .weight_init(init)
         .training_workspace_mode(mode)
         .inference_workspace_mode(mode)
-        .list()
-        .layer(LayerConf::last_time_step(
-            LayerConf::lstm(LSTM_UNITS).name("lstm"),
-        ))
-        .layer(
+        .list();
+    let lstm = LayerConf::lstm(LSTM_UNITS).name("lstm");
+    let list = match args.tbptt {
+        None => list.layer(LayerConf::last_time_step(lstm)).layer(
             LayerConf::output(LossFunction::Mcxent, classes)
                 .activation(Activation::Softmax)
                 .name("output"),
-        )
+        ),
+        Some(k) => list
+            .layer(lstm)
+            .layer(
+                LayerConf::rnn_output(LossFunction::Mcxent, classes)
+                    .activation(Activation::Softmax)
+                    .name("output"),
+            )
+            .backprop_type(BackpropType::TruncatedBptt)
+            .tbptt_forward_length(k)
+            .tbptt_backward_length(k),
+    };
+    let conf = list
         .set_input_type(InputType::recurrent(channels))
         .build()?;
     Ok(Box::new(MultiLayerNetwork::<f32>::new(conf)?))

@@ -7,6 +7,8 @@
 //! built-in LSTM classifier (`--model lstm`) or a JSON configuration (`--config`), sized from
 //! the files: input channels and number of classes. Then the evaluation on `test/`, the
 //! workspace report and the heap allocations per steady-state iteration, as for the other data.
+//! `--workers N` trains through ParallelWrapper and `--distributed` as one MPI rank, as for
+//! the other data; `--tbptt K` trains in truncated-BPTT segments of K steps (one process).
 //!
 //! A network whose output is one vector per sequence (e.g. `LastTimeStep` + `Output`) gets
 //! labels `[batch, classes]`; one whose output is a sequence (`RnnOutputLayer`) gets DL4J's
@@ -48,11 +50,13 @@ pub fn sequence_dir(args: &TrainArgs) -> Result<Option<PathBuf>, CliError> {
         d => PathBuf::from(d),
     };
     if is_sequence_dir(&dir) {
-        if args.workers.is_some() || args.distributed {
+        if let Some(k) = args.tbptt
+            && (args.workers.is_some() || args.distributed)
+        {
+            // The trainers compute each batch's gradient over the whole series.
             return Err(CliError::Usage(format!(
-                "--data {}: --workers and --distributed are not supported for sequence data yet: \
-                 drop them",
-                dir.display()
+                "--tbptt {k} with --workers or --distributed is not supported: data-parallel \
+                 trainers share whole-sequence gradients; drop one"
             )));
         }
         if args.label_column.is_some() || args.regression || args.classes.is_some() {
@@ -135,11 +139,12 @@ impl SequenceData {
 /// The network to train, checked against the data's sizes.
 fn build(args: &TrainArgs, data: &SequenceData) -> Result<Box<dyn Model<f32>>, CliError> {
     let net = match &args.config {
-        Some(path) => super::config::load(
+        Some(path) => super::config::load_with(
             path,
             InputType::recurrent(data.channels),
             data.classes,
             args.workspaces.map(Into::into),
+            args.tbptt,
         )?,
         // On sequences the built-in network is the LSTM (the default `--model mlp` included:
         // an MLP reads rows); LeNet reads images.
@@ -178,6 +183,18 @@ fn build(args: &TrainArgs, data: &SequenceData) -> Result<Box<dyn Model<f32>>, C
              sequence, or a sequence of them)",
             types(&outputs),
             data.classes
+        )));
+    }
+    if let Some(k) = args.tbptt
+        && one_output_per_sequence(net.as_ref())
+    {
+        // Truncated BPTT cuts the labels along time with the features: they must be per step.
+        return Err(CliError::Usage(format!(
+            "--tbptt {k}: truncated BPTT needs a network that outputs a sequence (ending in \
+             an RnnOutputLayer or RnnLossLayer; labels per step), but {source} outputs {} \
+             (one vector per sequence, e.g. LastTimeStep + Output): change its head or drop \
+             --tbptt",
+            types(&outputs)
         )));
     }
     Ok(net)
@@ -298,16 +315,37 @@ pub fn evaluate(net: &mut dyn Model<f32>, model_path: &Path, dir: &Path) -> Resu
     Ok(())
 }
 
-/// Runs `dl4rs train` on the sequences in `dir`.
+/// Runs `dl4rs train` on the sequences in `dir`: on this thread, through ParallelWrapper
+/// (`--workers N`) or as one rank of an MPI job (`--distributed`; rank 0 prints, evaluates
+/// and saves).
 pub fn train(
     args: &TrainArgs,
     alloc: &'static CountingAllocator,
     dir: &Path,
 ) -> Result<(), CliError> {
+    // Joined on the thread that trains: MPI is initialized "funneled" to it.
+    let mut rank = super::distributed::init(args)?;
+    let root = rank.as_ref().is_none_or(|r| r.is_root());
+    if args.workers.is_some() && args.report.is_some() {
+        return Err(CliError::Usage(
+            "--report and --workers together are not supported yet: drop one".into(),
+        ));
+    }
     let data = SequenceData::load(dir, args)?;
-    println!("data: {}", data.description);
     let mut net = build(args, &data)?;
-    print!("{}", net.summary());
+    if root {
+        println!("data: {}", data.description);
+        if let Some(r) = &rank {
+            println!("{}", r.describe());
+        }
+        print!("{}", net.summary());
+        if let Some(k) = args.tbptt {
+            println!(
+                "truncated BPTT: segments of {k} time steps (forward and backward length {k}), \
+                 state carried between segments, one updater step per segment"
+            );
+        }
+    }
     // One vector per sequence (LastTimeStep + Output) or a sequence of them (RnnOutputLayer).
     let per_sequence = one_output_per_sequence(net.as_ref());
     let normalizer = match args.normalizer.unwrap_or(NormalizerArg::Standardize) {
@@ -320,7 +358,7 @@ pub fn train(
             Some(n)
         }
     };
-    let source = batches(
+    let mut source = batches(
         &data.train,
         args.batch,
         data.classes,
@@ -328,53 +366,74 @@ pub fn train(
         per_sequence,
         normalizer.as_ref(),
     )?;
-    // The prefetch thread's ring grows as longer batches arrive (and never shrinks).
-    let mut train_iter = AsyncDataSetIterator::new(source, 2)?;
-    let per_epoch = data.train.len().div_ceil(args.batch) as u64;
-    let bar = progress_bar(per_epoch * args.epochs as u64)?;
+    // Listeners see rounds: one batch per rank (distributed) or per worker (ParallelWrapper).
+    let per_round = match (rank.as_ref(), args.workers) {
+        (Some(r), _) => r.size(),
+        (None, Some(w)) if w >= 2 => w,
+        _ => 1,
+    };
+    let per_epoch = data.train.len().div_ceil(args.batch).div_ceil(per_round) as u64;
+    let bar = if root {
+        progress_bar(per_epoch * args.epochs as u64)?
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
         per_epoch as usize * args.epochs,
     )));
-    net.add_listener(Box::new(ProgressListener::new(
-        bar.clone(),
-        alloc,
-        counts.clone(),
-        per_epoch,
-    )));
+    net.add_listener(Box::new(
+        ProgressListener::new(bar.clone(), alloc, counts.clone(), per_epoch)
+            .all_threads(args.workers.is_some()),
+    ));
     let started = Instant::now();
-    match &args.report {
-        Some(html) => {
-            // The report evaluates a data set after every epoch: the test split as one padded
-            // batch with its masks (the bundled 1,000 sequences: about 3 MB), on the heap.
-            let mut all = batches(
-                &data.test,
-                data.test.len(),
-                data.classes,
-                None,
-                per_sequence,
-                normalizer.as_ref(),
-            )?;
-            let test = all
-                .next()
-                .ok_or_else(|| CliError::Usage("the test split is empty".into()))??
-                .detach()?;
-            super::report::train_with_report(
-                net.as_mut(),
-                &mut train_iter,
-                args,
-                html,
-                &super::report::ReportJob {
-                    test: &test,
-                    class_names: data.class_names.as_deref(),
-                    description: &data.description,
-                    regression: false,
-                },
-            )?;
+    if let Some(rank) = rank.as_mut() {
+        // The plain iterator: the trainer keeps its batch while it reads the other ranks'
+        // (a prefetch ring would reuse the slot), inside its own input workspace.
+        rank.fit(net.as_mut(), source.as_mut(), args.epochs)?;
+    } else if let Some(workers) = args.workers {
+        // ParallelWrapper prefetches on its own ring and copies each batch, masks included,
+        // into the trainer's workspace.
+        net = super::train_parallel::fit(net, &mut source, workers, args.epochs)?;
+    } else {
+        // The prefetch thread's ring grows as longer batches arrive (and never shrinks).
+        let mut train_iter = AsyncDataSetIterator::new(source, 2)?;
+        match &args.report {
+            Some(html) => {
+                // The report evaluates a data set after every epoch: the test split as one
+                // padded batch with its masks (the bundled 1,000 sequences: about 3 MB), on
+                // the heap.
+                let mut all = batches(
+                    &data.test,
+                    data.test.len(),
+                    data.classes,
+                    None,
+                    per_sequence,
+                    normalizer.as_ref(),
+                )?;
+                let test = all
+                    .next()
+                    .ok_or_else(|| CliError::Usage("the test split is empty".into()))??
+                    .detach()?;
+                super::report::train_with_report(
+                    net.as_mut(),
+                    &mut train_iter,
+                    args,
+                    html,
+                    &super::report::ReportJob {
+                        test: &test,
+                        class_names: data.class_names.as_deref(),
+                        description: &data.description,
+                        regression: false,
+                    },
+                )?;
+            }
+            None => net.fit_iter(&mut train_iter, args.epochs)?,
         }
-        None => net.fit_iter(&mut train_iter, args.epochs)?,
     }
-    drop(train_iter);
     bar.finish();
+    if !root {
+        return Ok(());
+    }
     let secs = started.elapsed().as_secs_f64();
     println!(
         "trained {} epochs on {} sequences in {secs:.1} s ({:.0} sequences/s)",
@@ -382,6 +441,9 @@ pub fn train(
         data.train.len(),
         (data.train.len() * args.epochs) as f64 / secs
     );
+    if let Some(r) = &rank {
+        println!("{}", r.traffic());
+    }
 
     let eval = evaluate_split(
         net.as_mut(),
@@ -391,7 +453,7 @@ pub fn train(
         normalizer.as_ref(),
     )?;
     println!("{}", eval.stats());
-    print_memory(&counts);
+    print_memory(&counts, args.workers.is_some());
     match &normalizer {
         Some(n) => ModelSerializer::write_model_with_normalizer(net.as_ref(), &args.out, true, n)?,
         None => ModelSerializer::write_model(net.as_ref(), &args.out, true)?,

@@ -122,6 +122,12 @@ pub struct TrainArgs {
     /// stopped answering).
     #[arg(long, default_value_t = 120.0)]
     pub collective_timeout: f64,
+    /// Sequence data: truncated BPTT in segments of K time steps (forward and backward length
+    /// K; the recurrent state carried between segments, one updater step per segment). Needs
+    /// a network that outputs a sequence: `--model lstm` then ends in an RnnOutputLayer, a
+    /// `--config` must (labels are per step, on each sequence's last step).
+    #[arg(long, value_name = "K")]
+    pub tbptt: Option<usize>,
 }
 
 /// Workspace mode on the command line.
@@ -306,6 +312,9 @@ pub(super) struct ProgressListener {
     examples: usize,
     /// Count every thread's allocations (ParallelWrapper rounds), not only this thread's.
     all_threads: bool,
+    /// Calls so far: the listener's own count of batches (or rounds), since the network's
+    /// iteration counter moves once per segment under truncated BPTT.
+    calls: u64,
 }
 
 impl TrainingListener<f32> for ProgressListener {
@@ -322,18 +331,19 @@ impl TrainingListener<f32> for ProgressListener {
             }
         };
         let now = count(self.alloc);
+        self.calls += 1;
         // Only steady state: skip the first epoch (learning) and each epoch's first iteration
         // (the iterator reset between epochs is not part of an iteration).
         if let Some(prev) = self.after_last
-            && info.iteration > self.iterations_per_epoch
-            && info.iteration % self.iterations_per_epoch != 1
+            && self.calls > self.iterations_per_epoch
+            && self.calls % self.iterations_per_epoch != 1
             && let Ok(mut counts) = self.per_iteration.lock()
         {
             counts.push(now - prev);
         }
         self.examples += info.batch_size;
         self.bar.inc(1);
-        if info.iteration.is_multiple_of(10) {
+        if self.calls.is_multiple_of(10) {
             let secs = self.started.elapsed().as_secs_f64().max(1e-9);
             self.bar.set_message(format!(
                 "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
@@ -372,7 +382,14 @@ impl ProgressListener {
             started: Instant::now(),
             examples: 0,
             all_threads: false,
+            calls: 0,
         }
+    }
+
+    /// Counts every thread's allocations (ParallelWrapper rounds) when `all`.
+    pub(super) fn all_threads(mut self, all: bool) -> Self {
+        self.all_threads = all;
+        self
     }
 }
 
@@ -383,6 +400,11 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
             "--epochs and --batch must be at least 1".into(),
         ));
     }
+    if args.tbptt == Some(0) {
+        return Err(CliError::Usage(
+            "--tbptt 0: a truncated-BPTT segment is at least 1 time step (e.g. --tbptt 10)".into(),
+        ));
+    }
     let pool = super::thread_pool(args.threads)?;
     pool.install(|| train(&args, alloc))
 }
@@ -390,6 +412,19 @@ pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), Cli
 fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
     if let Some(dir) = super::sequence::sequence_dir(args)? {
         return super::sequence::train(args, alloc, &dir);
+    }
+    if let Some(k) = args.tbptt {
+        return Err(CliError::Usage(format!(
+            "--tbptt {k}: truncated BPTT trains a recurrent network on sequence data (--model \
+             lstm, or --data DIR in the CSV sequence layout); --data {} is not sequence data, \
+             so {} trains as a feed-forward network: drop --tbptt",
+            args.data,
+            args.config
+                .as_ref()
+                .map_or(format!("--model {:?}", args.model).to_lowercase(), |p| p
+                    .display()
+                    .to_string())
+        )));
     }
     // Joined on the thread that trains: MPI is initialized "funneled" to it.
     let mut rank = super::distributed::init(args)?;
@@ -457,6 +492,7 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         started,
         examples: 0,
         all_threads: args.workers.is_some(),
+        calls: 0,
     }));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
     let mut iterator: Box<dyn DataSetIterator<f32> + Send> = if job.prefetch {

@@ -1,13 +1,15 @@
 //! What the trainer's tests share: a small classification data set, a small network, two
-//! replicas averaged by hand (what parameter averaging must equal), and a listener that
-//! records the training thread's heap allocations between iterations.
+//! replicas averaged by hand (what parameter averaging must equal), a listener that records
+//! the training thread's heap allocations between iterations, and ranks run as threads.
 
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dl4rs_array::{AsView, DataType, NdArray};
 use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_distributed::LocalGroup;
 use dl4rs_memory::CountingAllocator;
 use dl4rs_nn::*;
 
@@ -131,4 +133,24 @@ impl<T: DataType> TrainingListener<T> for AllocationsPerIteration {
         self.last = Some(self.alloc.thread_allocations());
         Ok(())
     }
+}
+
+/// Runs `f` on every rank of a fresh group, each in its own thread; results in rank order.
+pub fn on_ranks<T, R, F>(ranks: usize, timeout: Duration, f: F) -> Vec<R>
+where
+    T: DataType,
+    R: Send,
+    F: Fn(LocalGroup<T>) -> R + Sync,
+{
+    let group = LocalGroup::<T>::new(ranks, 4096, timeout).unwrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = group
+            .into_iter()
+            .map(|g| {
+                let f = &f;
+                s.spawn(move || f(g))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
 }

@@ -225,6 +225,156 @@ pub fn gemm<T: Float>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     beta: T,
+    c: MatMut<'_, T>,
+    scratch: &mut [T],
+    par: Parallelism<'_>,
+) -> Result<(), KernelError> {
+    gemm_impl(alpha, a, b, None, beta, c, scratch, par)
+}
+
+/// [`gemm`] with B also given packed ([`pack_b`]): the products of a recurrence that
+/// multiply by the same weights at every step pack them once instead of once per step.
+/// `b` must be the matrix `packed` was made from (checked: its shape); where the path would
+/// not pack B anyway (one row of A, or a narrow B computed transposed) or the dispatch path
+/// changed since packing, `b` is read as [`gemm`] reads it. Same bits as [`gemm`].
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_b<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    packed: &PackedB<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+    scratch: &mut [T],
+    par: Parallelism<'_>,
+) -> Result<(), KernelError> {
+    if packed.info.shape() != (b.rows(), b.cols()) {
+        return Err(KernelError::InvalidArgument {
+            op: "gemm_packed_b",
+            what: "the packed B must be packed from b (same rows and columns): pack b again",
+        });
+    }
+    let usable = packed.info.isa == isa();
+    gemm_impl(alpha, a, b, usable.then_some(packed), beta, c, scratch, par)
+}
+
+/// B (`k x n`) packed for the microkernel of the path current when it was packed: for each
+/// KC-deep block of rows (the depths [`gemm`] uses for this k), the `kc x NR` slivers of
+/// all n columns side by side, the last one zero-padded. Made by [`pack_b`]; an owner that
+/// keeps the data between calls takes it apart ([`PackedB::info`]) and puts it back
+/// together with [`PackedB::from_parts`].
+#[derive(Debug, Clone, Copy)]
+pub struct PackedB<'a, T> {
+    data: &'a [T],
+    info: PackInfo,
+}
+
+/// What a [`PackedB`]'s data is: the shape packed and the dispatch path it was packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackInfo {
+    k: usize,
+    n: usize,
+    isa: crate::dispatch::Isa,
+}
+
+impl PackInfo {
+    /// Rows and columns of the matrix packed.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+impl<'a, T: Float> PackedB<'a, T> {
+    /// What the data is.
+    pub fn info(&self) -> PackInfo {
+        self.info
+    }
+
+    /// `data` (what [`pack_b`] wrote, kept by its owner) seen again as the packed matrix
+    /// `info` describes. Errors when `data` is too short for it. Data that is not what
+    /// [`pack_b`] wrote gives wrong numbers, never an out-of-bounds read.
+    pub fn from_parts(data: &'a [T], info: PackInfo) -> Result<Self, KernelError> {
+        let nr = T::gemm_spec(info.isa).nr;
+        let needed = info.k * info.n.div_ceil(nr) * nr;
+        if data.len() < needed {
+            return Err(KernelError::ScratchTooSmall {
+                op: "PackedB::from_parts",
+                needed,
+                found: data.len(),
+            });
+        }
+        Ok(PackedB {
+            data: &data[..needed],
+            info,
+        })
+    }
+}
+
+/// Elements [`pack_b`] needs for a `k x n` matrix (on any dispatch path).
+pub fn packed_b_len<T: Float>(k: usize, n: usize) -> usize {
+    all_specs::<T>()
+        .iter()
+        .map(|s| k * n.div_ceil(s.nr) * s.nr)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Packs `b` into `out` (at least [`packed_b_len`] elements) for [`gemm_packed_b`].
+pub fn pack_b<'a, T: Float>(
+    b: MatRef<'_, T>,
+    out: &'a mut [T],
+) -> Result<PackedB<'a, T>, KernelError> {
+    let (k, n) = (b.rows(), b.cols());
+    let needed = packed_b_len::<T>(k, n);
+    if out.len() < needed {
+        return Err(KernelError::ScratchTooSmall {
+            op: "pack_b",
+            needed,
+            found: out.len(),
+        });
+    }
+    let path = isa();
+    let spec = T::gemm_spec(path);
+    let kc = balanced_kc(spec.kc, k);
+    let n_pad = n.div_ceil(spec.nr) * spec.nr;
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    let mut pc = 0;
+    while pc < k {
+        let kcb = kc.min(k - pc);
+        let mut jc = 0;
+        while jc < n {
+            let ncb = spec.nc.min(n - jc);
+            // SAFETY: rows pc..pc+kcb and columns jc..jc+ncb are inside the view (checked at
+            // construction); the slivers written, [pc*n_pad + jc*kcb, + kcb*ceil(ncb/NR)*NR),
+            // end at or before pc*n_pad + kcb*n_pad <= k*n_pad <= out.len().
+            unsafe {
+                let src = b.data().as_ptr().add(pc * rs + jc * cs);
+                (spec.pack_b)(
+                    kcb,
+                    ncb,
+                    src,
+                    rs,
+                    cs,
+                    out.as_mut_ptr().add(pc * n_pad + jc * kcb),
+                );
+            }
+            jc += ncb;
+        }
+        pc += kcb;
+    }
+    Ok(PackedB {
+        data: &out[..k * n_pad],
+        info: PackInfo { k, n, isa: path },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gemm_impl<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    packed: Option<&PackedB<'_, T>>,
+    beta: T,
     mut c: MatMut<'_, T>,
     scratch: &mut [T],
     par: Parallelism<'_>,
@@ -298,7 +448,9 @@ pub fn gemm<T: Float>(
         }
         return Ok(());
     }
-    let (a, b, m, n, rs_c, cs_c) = if transposed(&spec, m, n) {
+    // Packed B stays B: the transposed product would make it the left operand.
+    let packed = packed.map(|p| PackedPtr(p.data.as_ptr()));
+    let (a, b, m, n, rs_c, cs_c) = if packed.is_none() && transposed(&spec, m, n) {
         (b.t(), a.t(), n, m, cs_c, rs_c)
     } else {
         (a, b, m, n, rs_c, cs_c)
@@ -351,6 +503,7 @@ pub fn gemm<T: Float>(
         guided,
         per,
         abuf_len,
+        packed,
         next: AtomicUsize::new(0),
     };
     match par {
@@ -359,6 +512,15 @@ pub fn gemm<T: Float>(
     }
     Ok(())
 }
+
+/// The start of a [`PackedB`]'s data, shared by tasks that only read it.
+#[derive(Clone, Copy)]
+struct PackedPtr<T>(*const T);
+// SAFETY: tasks only read through it, while the `PackedB` borrow it came from is alive (the
+// whole `gemm_impl` call).
+unsafe impl<T: Sync> Send for PackedPtr<T> {}
+// SAFETY: as above.
+unsafe impl<T: Sync> Sync for PackedPtr<T> {}
 
 /// A raw pointer to C that tasks may share: each writes only its own block of C.
 #[derive(Clone, Copy)]
@@ -476,6 +638,8 @@ struct Job<'s, 'a, T> {
     guided: bool,
     per: usize,
     abuf_len: usize,
+    /// B already packed ([`PackedB`] for this spec and kc), read instead of packing.
+    packed: Option<PackedPtr<T>>,
     /// Next unclaimed block of the `tm x tn` grid.
     next: AtomicUsize,
 }
@@ -551,8 +715,11 @@ fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
     // blocks; the scratch halves were sized by task_regions for this spec and problem.
     unsafe {
         let c = job.c.0.add(r0 * job.rs_c + c0 * job.cs_c);
+        // Packed B: the slivers of columns c0.. (see `PackedB`'s layout).
+        let n_pad = n.div_ceil(spec.nr) * spec.nr;
+        let packed = job.packed.map(|p| (p.0, n_pad, c0));
         gemm_block(
-            spec, job.kc, job.alpha, a, b, job.beta, c, job.rs_c, job.cs_c, abuf, bbuf,
+            spec, job.kc, job.alpha, a, b, packed, job.beta, c, job.rs_c, job.cs_c, abuf, bbuf,
         );
     }
 }
@@ -569,6 +736,7 @@ unsafe fn gemm_block<T: Float>(
     alpha: T,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
+    packed: Option<(*const T, usize, usize)>,
     beta: T,
     c: *mut T,
     rs_c: usize,
@@ -590,18 +758,30 @@ unsafe fn gemm_block<T: Float>(
     let mut jc = 0;
     while jc < n {
         let ncb = spec.nc.min(n - jc);
-        let nfull = if b_direct { ncb / nr * nr } else { 0 };
+        let nfull = if b_direct && packed.is_none() {
+            ncb / nr * nr
+        } else {
+            0
+        };
         let mut pc = 0;
         while pc < k {
             let kcb = kc.min(k - pc);
             // SAFETY: the packed ranges are inside the views (checked at construction) and
             // the buffers (sized by task_regions); direct slivers are full MR x kcb / kcb x NR
-            // tiles inside the views; tiles are inside this block of C.
+            // tiles inside the views; tiles are inside this block of C. A pre-packed B holds
+            // k * n_pad elements laid out as `PackedB` says, so its slivers of columns
+            // c0 + jc .. c0 + jc + ncb at depth pc are inside it.
             unsafe {
                 let b0 = bp.add(pc * rs_b + jc * cs_b);
-                if nfull < ncb {
-                    (spec.pack_b)(kcb, ncb - nfull, b0.add(nfull * cs_b), rs_b, cs_b, bbuf);
-                }
+                let bbuf = match packed {
+                    Some((p, n_pad, c0)) => p.add(pc * n_pad + (c0 + jc) * kcb),
+                    None => {
+                        if nfull < ncb {
+                            (spec.pack_b)(kcb, ncb - nfull, b0.add(nfull * cs_b), rs_b, cs_b, bbuf);
+                        }
+                        bbuf.cast_const()
+                    }
+                };
                 let beta_eff = if pc == 0 { beta } else { T::ONE };
                 let mut ic = 0;
                 while ic < m {
@@ -617,7 +797,7 @@ unsafe fn gemm_block<T: Float>(
                         let (bs, ldb) = if jr < nfull {
                             (b0.add(jr), rs_b)
                         } else {
-                            (bbuf.add((jr - nfull) * kcb).cast_const(), nr)
+                            (bbuf.add((jr - nfull) * kcb), nr)
                         };
                         let mut ir = 0;
                         while ir < mcb {

@@ -1,6 +1,10 @@
-//! Layer configurations ([`LayerConf`]) and their builders. A configuration describes a layer
-//! before its input is known; [`LayerConf::infer`] takes the input type, fills in the sizes it
-//! implies and returns the output type, and [`LayerConf::build`] makes the runtime layer.
+//! [`LayerConf`], the configuration of one layer of any family, and what is asked of every
+//! layer alike: its name, kind and sizes, its loss, the input layout it reads, the network
+//! defaults it takes. A configuration describes a layer before its input is known;
+//! [`LayerConf::infer`] takes the input type, fills in the sizes it implies and returns the
+//! output type, and [`LayerConf::build`] makes the runtime layer, each dispatching to the
+//! family's module: `feed_forward.rs`, `spatial.rs` (configurations in `conv.rs`) and
+//! `recurrent/`.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,6 +12,10 @@ pub use super::conv::{
     ConvolutionBuilder, ConvolutionConf, ConvolutionMode, CroppingConf, DepthwiseBuilder,
     DepthwiseConvolutionConf, GlobalPoolingConf, PoolingType, SubsamplingBuilder, SubsamplingConf,
     UpsamplingConf, ZeroPaddingConf,
+};
+pub use super::feed_forward::{
+    ActivationConf, BatchNormConf, DenseBuilder, DenseConf, DropoutConf, LossConf, OutputBuilder,
+    OutputConf,
 };
 pub use super::recurrent::{
     BidirectionalConf, GruBuilder, GruConf, LastTimeStepConf, LstmBuilder, LstmConf, MaskZeroConf,
@@ -17,113 +25,10 @@ pub use super::recurrent::{
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::{Accepts, InputType};
-use crate::layers::{
-    ActivationLayer, BatchNormLayer, ConvolutionLayer, DenseLayer, DropoutLayer,
-    GlobalPoolingLayer, Layer, LossLayer, SpatialLayer, SubsamplingLayer,
-};
+use crate::layers::Layer;
 use crate::loss::LossFunction;
 use crate::weight_init::WeightInit;
 use dl4rs_array::DataType;
-
-/// A dense (fully connected) layer: `act(x·W + b)`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DenseConf {
-    /// Optional name (shown in errors and the summary).
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Inputs; inferred from the previous layer when `None`.
-    #[serde(default)]
-    pub n_in: Option<usize>,
-    /// Outputs.
-    pub n_out: usize,
-    /// Activation; the network default when `None`.
-    #[serde(default)]
-    pub activation: Option<Activation>,
-    /// Weight initialization; the network default when `None`.
-    #[serde(default)]
-    pub weight_init: Option<WeightInit>,
-    /// Initial bias value.
-    #[serde(default)]
-    pub bias_init: f64,
-}
-
-/// An output layer: a dense layer with a loss function.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OutputConf {
-    /// The dense part.
-    #[serde(flatten)]
-    pub dense: DenseConf,
-    /// The loss.
-    pub loss: LossFunction,
-}
-
-/// A loss layer: an activation and a loss, no parameters (`n_in == n_out`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LossConf {
-    /// Optional name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The loss.
-    pub loss: LossFunction,
-    /// Activation applied before the loss.
-    #[serde(default)]
-    pub activation: Activation,
-    /// Width (inferred).
-    #[serde(default)]
-    pub n: Option<usize>,
-}
-
-/// A parameterless activation layer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ActivationConf {
-    /// Optional name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// The activation.
-    pub activation: Activation,
-    /// Width (inferred).
-    #[serde(default)]
-    pub n: Option<usize>,
-}
-
-/// Inverted dropout: while training, each input is kept with probability
-/// `retain_probability` and scaled by its inverse; at inference it is the identity.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DropoutConf {
-    /// Optional name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Probability of keeping an input (DL4J's `dropOut(p)`), in (0, 1].
-    pub retain_probability: f64,
-    /// Width (inferred).
-    #[serde(default)]
-    pub n: Option<usize>,
-}
-
-/// Batch normalization over a `[batch, n]` input, with running statistics for inference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BatchNormConf {
-    /// Optional name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Width (inferred).
-    #[serde(default)]
-    pub n: Option<usize>,
-    /// Variance offset (DL4J default 1e-5).
-    #[serde(default = "default_bn_eps")]
-    pub eps: f64,
-    /// Running-average decay (DL4J default 0.9).
-    #[serde(default = "default_bn_decay")]
-    pub decay: f64,
-}
-
-fn default_bn_eps() -> f64 {
-    1e-5
-}
-
-fn default_bn_decay() -> f64 {
-    0.9
-}
 
 /// One layer's configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,149 +86,6 @@ pub enum LayerConf {
 }
 
 impl LayerConf {
-    /// A dense layer with `n_out` outputs (activation and init from the network defaults).
-    pub fn dense(n_out: usize) -> DenseBuilder {
-        DenseBuilder(DenseConf {
-            name: None,
-            n_in: None,
-            n_out,
-            activation: None,
-            weight_init: None,
-            bias_init: 0.0,
-        })
-    }
-
-    /// An output layer with `n_out` outputs and `loss`.
-    pub fn output(loss: LossFunction, n_out: usize) -> OutputBuilder {
-        OutputBuilder(OutputConf {
-            dense: LayerConf::dense(n_out).0,
-            loss,
-        })
-    }
-
-    /// A loss layer (no parameters).
-    pub fn loss(loss: LossFunction, activation: Activation) -> LayerConf {
-        LayerConf::Loss(LossConf {
-            name: None,
-            loss,
-            activation,
-            n: None,
-        })
-    }
-
-    /// An activation layer.
-    pub fn activation(activation: Activation) -> LayerConf {
-        LayerConf::Activation(ActivationConf {
-            name: None,
-            activation,
-            n: None,
-        })
-    }
-
-    /// A dropout layer keeping inputs with probability `retain_probability`.
-    pub fn dropout(retain_probability: f64) -> LayerConf {
-        LayerConf::Dropout(DropoutConf {
-            name: None,
-            retain_probability,
-            n: None,
-        })
-    }
-
-    /// A batch normalization layer with DL4J's defaults.
-    pub fn batch_norm() -> LayerConf {
-        LayerConf::BatchNormalization(BatchNormConf {
-            name: None,
-            n: None,
-            eps: default_bn_eps(),
-            decay: default_bn_decay(),
-        })
-    }
-
-    /// A 2-D convolution with `n_out` filters of `kernel` (`[height, width]`).
-    pub fn convolution(n_out: usize, kernel: [usize; 2]) -> ConvolutionBuilder {
-        ConvolutionBuilder(ConvolutionConf {
-            name: None,
-            n_in: None,
-            n_out,
-            kernel,
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            mode: ConvolutionMode::Truncate,
-            has_bias: true,
-            activation: None,
-            weight_init: None,
-            bias_init: 0.0,
-        })
-    }
-
-    /// A depthwise 2-D convolution with `depth_multiplier` filters of `kernel` per channel.
-    pub fn depthwise_convolution(depth_multiplier: usize, kernel: [usize; 2]) -> DepthwiseBuilder {
-        DepthwiseBuilder(DepthwiseConvolutionConf {
-            name: None,
-            n_in: None,
-            depth_multiplier,
-            kernel,
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-            mode: ConvolutionMode::Truncate,
-            has_bias: true,
-            activation: None,
-            weight_init: None,
-            bias_init: 0.0,
-        })
-    }
-
-    /// Pooling (`Max`, `Avg`, `Pnorm`) over `kernel` windows moved by `stride`.
-    pub fn subsampling(
-        pooling: PoolingType,
-        kernel: [usize; 2],
-        stride: [usize; 2],
-    ) -> SubsamplingBuilder {
-        SubsamplingBuilder(SubsamplingConf {
-            name: None,
-            pooling,
-            kernel,
-            stride,
-            padding: [0, 0],
-            mode: ConvolutionMode::Truncate,
-            pnorm: 2.0,
-            n: None,
-        })
-    }
-
-    /// Pooling over all of space (images) or all unmasked steps (sequences).
-    pub fn global_pooling(pooling: PoolingType) -> LayerConf {
-        LayerConf::GlobalPooling(GlobalPoolingConf {
-            name: None,
-            pooling,
-            pnorm: 2.0,
-            n: None,
-        })
-    }
-
-    /// Zero padding `[top, bottom, left, right]`.
-    pub fn zero_padding(padding: [usize; 4]) -> LayerConf {
-        LayerConf::ZeroPadding(ZeroPaddingConf {
-            name: None,
-            padding,
-        })
-    }
-
-    /// Cropping `[top, bottom, left, right]`.
-    pub fn cropping(cropping: [usize; 4]) -> LayerConf {
-        LayerConf::Cropping2D(CroppingConf {
-            name: None,
-            cropping,
-        })
-    }
-
-    /// Nearest-neighbour upsampling by `[height, width]`.
-    pub fn upsampling(size: [usize; 2]) -> LayerConf {
-        LayerConf::Upsampling2D(UpsamplingConf { name: None, size })
-    }
-
     /// The same layer with a name.
     pub fn named(mut self, name: &str) -> LayerConf {
         let slot = match &mut self {
@@ -587,250 +349,25 @@ impl LayerConf {
     /// sizes it implies, checks the layer's settings and returns the output type. `label`
     /// names the layer in errors ("layer 2 (DenseLayer)").
     pub fn infer(&mut self, input: &InputType, label: &str) -> Result<InputType, NnError> {
-        if let Some(out) = self.infer_spatial(input, label)? {
+        if let Some(out) = super::spatial::infer(self, input, label)? {
             return Ok(out);
         }
         if let Some(out) = super::recurrent::infer(self, input, label)? {
             return Ok(out);
         }
-        let size = input.feature_size();
-        if self.accepts() == Accepts::FeedForward && !input.is_feed_forward() {
-            return Err(NnError::config(format!(
-                "{label} reads feed-forward input [batch, n] but gets {input}: set the input \
-                 type (set_input_type) so a preprocessor is inserted, or add one"
-            )));
-        }
-        let check_n_in = |n_in: Option<usize>| match n_in {
-            Some(n) if n != size => Err(NnError::config(format!(
-                "{label} has n_in = {n} but its input has {size} features ({input}): remove \
-                 n_in to infer it, or fix one of the sizes"
-            ))),
-            _ => Ok(size),
-        };
-        let out = match self {
-            LayerConf::Dense(c) | LayerConf::Output(OutputConf { dense: c, .. }) => {
-                c.n_in = Some(check_n_in(c.n_in)?);
-                InputType::feed_forward(c.n_out)
-            }
-            LayerConf::Loss(c) => {
-                c.n = Some(check_n_in(c.n)?);
-                *input
-            }
-            LayerConf::BatchNormalization(b) => {
-                b.n = Some(match *input {
-                    InputType::Convolutional { channels, .. } => match b.n {
-                        Some(n) if n != channels => {
-                            return Err(NnError::config(format!(
-                                "{label} has n = {n} but its input has {channels} channels"
-                            )));
-                        }
-                        _ => channels,
-                    },
-                    InputType::Recurrent { .. } => {
-                        return Err(NnError::config(format!(
-                            "{label}: batch normalization over sequences is not supported; \
-                             use it on rows or images"
-                        )));
-                    }
-                    _ => check_n_in(b.n)?,
-                });
-                if !(b.eps > 0.0 && (0.0..=1.0).contains(&b.decay)) {
-                    return Err(NnError::config(format!(
-                        "{label}: expected eps > 0 and decay in [0, 1], found eps = {}, decay = {}",
-                        b.eps, b.decay
-                    )));
-                }
-                *input
-            }
-            LayerConf::Activation(a) => {
-                a.n = Some(input.flat_size());
-                *input
-            }
-            LayerConf::Dropout(d) => {
-                if !(d.retain_probability > 0.0 && d.retain_probability <= 1.0) {
-                    return Err(NnError::config(format!(
-                        "{label}: retain probability must be in (0, 1], found {}",
-                        d.retain_probability
-                    )));
-                }
-                d.n = Some(input.flat_size());
-                *input
-            }
-            // Handled by infer_spatial above.
-            LayerConf::Convolution(_)
-            | LayerConf::DepthwiseConvolution2D(_)
-            | LayerConf::Subsampling(_)
-            | LayerConf::GlobalPooling(_)
-            | LayerConf::ZeroPadding(_)
-            | LayerConf::Cropping2D(_)
-            | LayerConf::Upsampling2D(_)
-            | LayerConf::Lstm(_)
-            | LayerConf::SimpleRnn(_)
-            | LayerConf::Gru(_)
-            | LayerConf::RnnOutput(_)
-            | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_)
-            | LayerConf::TimeDistributed(_)
-            | LayerConf::MaskZero(_) => {
-                return Err(NnError::config(format!(
-                    "{label}: internal inference order"
-                )));
-            }
-        };
-        if out.flat_size() == 0 || size == 0 {
-            return Err(NnError::config(format!(
-                "{label}: sizes must be > 0, found input {input}, output {out}"
-            )));
-        }
-        Ok(out)
-    }
-
-    /// Inference for the convolutional family (`None` for other layers).
-    fn infer_spatial(
-        &mut self,
-        input: &InputType,
-        label: &str,
-    ) -> Result<Option<InputType>, NnError> {
-        Ok(Some(match self {
-            LayerConf::Convolution(c) => c.infer(input, label)?,
-            LayerConf::DepthwiseConvolution2D(c) => c.infer(input, label)?,
-            LayerConf::Subsampling(c) => c.infer(input, label)?,
-            LayerConf::GlobalPooling(c) => c.infer(input, label)?,
-            LayerConf::ZeroPadding(c) => c.infer(input, label)?,
-            LayerConf::Cropping2D(c) => c.infer(input, label)?,
-            LayerConf::Upsampling2D(c) => c.infer(input, label)?,
-            _ => return Ok(None),
-        }))
+        super::feed_forward::infer(self, input, label)?
+            .ok_or_else(|| NnError::config(format!("{label}: no inference for {}", self.kind())))
     }
 
     /// The runtime layer for inputs of `input` (after [`LayerConf::infer`]).
     pub fn build<T: DataType>(&self, input: &InputType) -> Result<Box<dyn Layer<T>>, NnError> {
+        if let Some(layer) = super::spatial::build::<T>(self, input)? {
+            return Ok(layer);
+        }
         if let Some(layer) = super::recurrent::build::<T>(self, input)? {
             return Ok(layer);
         }
-        let size = input.feature_size();
-        Ok(match self {
-            LayerConf::Dense(d) => Box::new(dense_layer(d, size, None)),
-            LayerConf::Output(o) => Box::new(dense_layer(&o.dense, size, Some(o.loss))),
-            LayerConf::Loss(l) => {
-                Box::new(LossLayer::new(l.name.clone(), size, l.activation, l.loss))
-            }
-            LayerConf::Activation(a) => {
-                Box::new(ActivationLayer::new(a.name.clone(), *input, a.activation))
-            }
-            LayerConf::Dropout(d) => Box::new(DropoutLayer::new(
-                d.name.clone(),
-                *input,
-                d.retain_probability,
-            )),
-            LayerConf::BatchNormalization(b) => Box::new(BatchNormLayer::<T>::new(
-                b.name.clone(),
-                *input,
-                b.eps,
-                b.decay,
-            )?),
-            LayerConf::Convolution(c) => Box::new(ConvolutionLayer::new(c, input)?),
-            LayerConf::DepthwiseConvolution2D(c) => {
-                Box::new(ConvolutionLayer::depthwise(c, input)?)
-            }
-            LayerConf::Subsampling(c) => Box::new(SubsamplingLayer::new(c, input)?),
-            LayerConf::GlobalPooling(c) => Box::new(GlobalPoolingLayer::new(c, input)?),
-            LayerConf::ZeroPadding(c) => Box::new(SpatialLayer::zero_padding(c, input)?),
-            LayerConf::Cropping2D(c) => Box::new(SpatialLayer::cropping(c, input)?),
-            LayerConf::Upsampling2D(c) => Box::new(SpatialLayer::upsampling(c, input)?),
-            LayerConf::Lstm(_)
-            | LayerConf::SimpleRnn(_)
-            | LayerConf::Gru(_)
-            | LayerConf::RnnOutput(_)
-            | LayerConf::RnnLoss(_)
-            | LayerConf::LastTimeStep(_)
-            | LayerConf::Bidirectional(_)
-            | LayerConf::TimeDistributed(_)
-            | LayerConf::MaskZero(_) => {
-                return Err(NnError::config("recurrent layer: internal build order"));
-            }
-        })
-    }
-}
-
-fn dense_layer(d: &DenseConf, n_in: usize, loss: Option<LossFunction>) -> DenseLayer {
-    DenseLayer::new(
-        d.name.clone(),
-        n_in,
-        d.n_out,
-        d.activation.unwrap_or_default(),
-        d.weight_init.unwrap_or_default(),
-        d.bias_init,
-        loss,
-    )
-}
-
-/// Builder for a dense layer.
-#[derive(Debug, Clone)]
-pub struct DenseBuilder(DenseConf);
-
-macro_rules! dense_setters {
-    ($builder:ident, $($path:tt)*) => {
-        impl $builder {
-            /// Sets the name.
-            pub fn name(mut self, name: &str) -> Self {
-                self.0$($path)*.name = Some(name.to_string());
-                self
-            }
-            /// Sets the number of inputs (otherwise inferred).
-            pub fn n_in(mut self, n_in: usize) -> Self {
-                self.0$($path)*.n_in = Some(n_in);
-                self
-            }
-            /// Sets the activation.
-            pub fn activation(mut self, activation: Activation) -> Self {
-                self.0$($path)*.activation = Some(activation);
-                self
-            }
-            /// Sets the weight initialization.
-            pub fn weight_init(mut self, init: WeightInit) -> Self {
-                self.0$($path)*.weight_init = Some(init);
-                self
-            }
-            /// Sets the initial bias.
-            pub fn bias_init(mut self, bias: f64) -> Self {
-                self.0$($path)*.bias_init = bias;
-                self
-            }
-        }
-    };
-}
-
-dense_setters!(DenseBuilder,);
-dense_setters!(OutputBuilder, .dense);
-
-impl DenseBuilder {
-    /// The layer configuration.
-    pub fn build(self) -> LayerConf {
-        LayerConf::Dense(self.0)
-    }
-}
-
-/// Builder for an output layer.
-#[derive(Debug, Clone)]
-pub struct OutputBuilder(OutputConf);
-
-impl OutputBuilder {
-    /// The layer configuration.
-    pub fn build(self) -> LayerConf {
-        LayerConf::Output(self.0)
-    }
-}
-
-impl From<DenseBuilder> for LayerConf {
-    fn from(b: DenseBuilder) -> LayerConf {
-        b.build()
-    }
-}
-
-impl From<OutputBuilder> for LayerConf {
-    fn from(b: OutputBuilder) -> LayerConf {
-        b.build()
+        super::feed_forward::build::<T>(self, input)?
+            .ok_or_else(|| NnError::config(format!("{}: no runtime layer", self.kind())))
     }
 }

@@ -5,11 +5,13 @@
 //! module owns no arrays; `crate::model` builds networks from these configurations.
 
 pub(crate) mod conv;
+mod feed_forward;
 mod graph;
 mod layer;
 mod mode;
 mod multi_layer;
 mod recurrent;
+mod spatial;
 
 pub(crate) use graph::Source;
 pub use graph::{

@@ -99,6 +99,14 @@ pub trait Model<T: DataType>: Send {
         inputs: &[ArrayView<'_, T>],
         train: bool,
     ) -> Result<Vec<NdArray<T>>, NnError>;
+    /// [`Model::output_arrays`] with a feature mask per input (`None`: no mask), e.g. the
+    /// `[batch, time]` masks of variable-length sequences; detached.
+    fn output_arrays_masked(
+        &mut self,
+        inputs: &[ArrayView<'_, T>],
+        masks: &[Option<NdArray<T>>],
+        train: bool,
+    ) -> Result<Vec<NdArray<T>>, NnError>;
     /// Runs over `iterator` once, updating each evaluation with output 0 (DL4J's
     /// `doEvaluation`); allocation-free in steady state.
     fn do_evaluation(
@@ -261,14 +269,21 @@ impl<T: DataType> BatchSource<T> for &mut dyn MultiDataSetIterator<T> {
 }
 
 /// `epochs` passes over `source`; each batch is fetched inside the iteration's all-layers
-/// workspace cycle, so it lives there and costs no heap allocation.
+/// workspace cycle, so it lives there and costs no heap allocation. Under truncated BPTT each
+/// batch is fitted in segments instead ([`fit_tbptt_batch`]).
 pub(crate) fn fit_source<T: DataType, M: HasCore<T>>(
     m: &mut M,
     mut source: impl BatchSource<T>,
     epochs: usize,
 ) -> Result<(), NnError> {
+    let tbptt = m.core().engine.global.backprop_type == crate::conf::BackpropType::TruncatedBptt;
     for _ in 0..epochs {
-        while source.has_next() {
+        while tbptt && source.has_next() {
+            if !fit_tbptt_batch(m, &mut source)? {
+                break;
+            }
+        }
+        while !tbptt && source.has_next() {
             let (score, rows) = {
                 let engine = &mut m.core_mut().engine;
                 let _all = if engine.global.training_workspace_mode
@@ -299,6 +314,31 @@ pub(crate) fn fit_source<T: DataType, M: HasCore<T>>(
         m.core_mut().engine.epoch += 1;
     }
     Ok(())
+}
+
+/// One batch of a truncated-BPTT `fit_source`, as `fit(&DataSet)` does it: segment by
+/// segment, one updater step (and one iteration) each, the listeners once for the batch.
+/// The batch is fetched outside the all-layers workspace, whose cycles are the segments (a
+/// prefetching iterator's ring holds it until the next batch is asked for). Returns false
+/// when the source had no batch after all.
+fn fit_tbptt_batch<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    source: &mut impl BatchSource<T>,
+) -> Result<bool, NnError> {
+    let Some(data) = source.next_batch() else {
+        return Ok(false);
+    };
+    let data = data?;
+    let engine = &mut m.core_mut().engine;
+    let (forward, backward) = (
+        engine.global.tbptt_forward_length,
+        engine.global.tbptt_backward_length,
+    );
+    let score = engine.fit_tbptt(&data.batch(), forward, backward)?;
+    let rows = data.num_examples()?;
+    drop(data);
+    finish_iteration(m, score, rows)?;
+    Ok(true)
 }
 
 /// [`fit_source`] over a data set iterator.

@@ -261,6 +261,40 @@ mod tests {
         }
     }
 
+    /// `fit_iter` honours the backprop type: an iterator's batches are fitted in segments,
+    /// exactly as `fit` fits each batch (DL4J's `fit(DataSetIterator)` under TBPTT).
+    #[test]
+    fn fit_iter_fits_each_batch_in_segments() {
+        use dl4rs_data::InMemoryDataSetIterator;
+        let data = series(8);
+        let mut by_batch = net(BackpropType::TruncatedBptt);
+        for epoch in 0..2 {
+            for r in 0..2 {
+                by_batch.fit(&data.select_rows(&[r]).unwrap()).unwrap();
+            }
+            assert_eq!(by_batch.iteration_count(), 6 * (epoch + 1));
+        }
+        let mut iterated = net(BackpropType::TruncatedBptt);
+        let mut it = InMemoryDataSetIterator::new(data.dup().unwrap(), 1).unwrap();
+        iterated.fit_iter(&mut it, 2).unwrap();
+        // Two batches of 8 steps, 3 segments each (3 + 3 + 2), two epochs.
+        assert_eq!(iterated.iteration_count(), 12);
+        assert_eq!(
+            iterated.last_score().to_bits(),
+            by_batch.last_score().to_bits()
+        );
+        let (a, b) = (
+            iterated.params().to_vec().unwrap(),
+            by_batch.params().to_vec().unwrap(),
+        );
+        assert_eq!(a, b, "fit_iter and fit on the same batches");
+        // Standard backprop through the same iterator is a different (whole-series) fit.
+        let mut standard = net(BackpropType::Standard);
+        standard.fit_iter(&mut it, 2).unwrap();
+        assert_eq!(standard.iteration_count(), 4);
+        assert_ne!(standard.params().to_vec().unwrap(), a);
+    }
+
     #[test]
     fn a_fit_equals_its_segments_one_by_one() {
         let data = series(8);

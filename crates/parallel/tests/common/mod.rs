@@ -3,6 +3,9 @@
 #![allow(dead_code)]
 
 use dl4rs_array::{DataType, NdArray};
+use dl4rs_data::records::{
+    AlignmentMode, CsvSequenceRecordReader, SequenceRecordReaderDataSetIterator,
+};
 use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_nn::*;
 
@@ -70,4 +73,61 @@ pub fn threads_named(prefix: &str) -> usize {
         .filter_map(|t| std::fs::read_to_string(t.path().join("comm")).ok())
         .filter(|name| name.trim_end().starts_with(prefix))
         .count()
+}
+
+/// `n` variable-length sequences of `channels` values per step, in batches of `batch`, padded
+/// to each batch's longest and aligned at the end with masks (`[batch, classes]` labels when
+/// `per_sequence`, else per step with the labels mask). Sequence `i` is the longest of its
+/// group of `group` (`lengths[(i / group) % len]` steps) when `i % group == 0`, shorter
+/// otherwise, so batches of `group` have exactly those lengths and every batch has padding.
+pub fn sequence_batches<T: DataType>(
+    n: usize,
+    batch: usize,
+    group: usize,
+    lengths: &[usize],
+    channels: usize,
+    classes: usize,
+    per_sequence: bool,
+) -> SequenceRecordReaderDataSetIterator<T> {
+    let (mut f, mut l) = (Vec::new(), Vec::new());
+    for i in 0..n {
+        let longest = lengths[(i / group) % lengths.len()];
+        let len = if i % group == 0 {
+            longest
+        } else {
+            1 + (i * 7) % longest
+        };
+        let text: String = (0..len)
+            .map(|t| {
+                let row: Vec<String> = (0..channels)
+                    .map(|c| format!("{:.4}", ((i * 5 + 3 * t + 7 * c) % 13) as f64 / 13.0 - 0.5))
+                    .collect();
+                row.join(",") + "\n"
+            })
+            .collect();
+        f.push((format!("{i}.csv"), text));
+        l.push((format!("{i}.csv"), format!("{}\n", (i + len) % classes)));
+    }
+    let read = |files: &[(String, String)]| {
+        let pairs: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut r = CsvSequenceRecordReader::new(0, ',');
+        r.initialize_strs(&pairs).unwrap();
+        r
+    };
+    let it = SequenceRecordReaderDataSetIterator::classification(
+        read(&f),
+        read(&l),
+        batch,
+        classes,
+        AlignmentMode::AlignEnd,
+    )
+    .unwrap();
+    if per_sequence {
+        it.with_labels_per_sequence()
+    } else {
+        it
+    }
 }

@@ -14,8 +14,10 @@
 use dl4rs_array::ops::{self, BinaryOp, GruCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::hidden::{HiddenState, store};
-use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use super::hidden::{CarriedStates, STATE_H};
+use super::{
+    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -35,7 +37,7 @@ pub struct GruLayer<T: DataType> {
     gate_activation: Activation,
     weight_init: WeightInit,
     /// The carried states (`rnn_time_step`, truncated BPTT).
-    state: HiddenState<T>,
+    state: CarriedStates<T, 1>,
 }
 
 impl<T: DataType> GruLayer<T> {
@@ -69,7 +71,7 @@ impl<T: DataType> GruLayer<T> {
             activation,
             gate_activation,
             weight_init,
-            state: HiddenState::new(),
+            state: CarriedStates::new([STATE_H]),
         })
     }
 
@@ -173,7 +175,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         {
             let mut h0 = layout.states_mut(cache.view_mut())?.index_axis(0, 0)?;
             self.state
-                .start(&mut h0, ctx, "GRU", self.name(), x.shape())?;
+                .start(0, &mut h0, ctx, "GRU", self.name(), x.shape())?;
         }
         {
             let xt = time_major(&x, ArrayType::FfWorkingMem, mgr)?;
@@ -188,6 +190,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
             ops::bias_act_into(&mut g, &bias, Unary::Identity, None)?;
         }
         let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        let packed_rw = pack_recurrent(&rw, b, ArrayType::FfWorkingMem, mgr)?;
         for s in 0..t {
             let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
             let mut rec =
@@ -195,7 +198,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
             {
                 let cv = cache.view();
                 let h_prev = layout.states(&cv)?.index_axis(0, s)?;
-                ops::gemm_into(T::ONE, &h_prev, &rw, T::ZERO, &mut rec)?;
+                step_product(&h_prev, &rw, packed_rw.as_ref(), T::ZERO, &mut rec)?;
             }
             let m = match &mask_t {
                 Some(mt) => Some(mt.view().index_axis(0, s)?),
@@ -205,7 +208,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         }
         if let Some(slot) = self.state.slot(ctx.recurrent) {
             let cv = cache.view();
-            store(slot, &layout.states(&cv)?.index_axis(0, t)?)?;
+            slot.store([&layout.states(&cv)?.index_axis(0, t)?])?;
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
         {
@@ -279,6 +282,8 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
         let mut dx_gates = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, 3 * n])?;
         let mut drec = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, 3 * n])?;
         let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        let rwt = rw.t();
+        let packed_rwt = pack_recurrent(&rwt, b, ArrayType::BpWorkingMem, mgr)?;
         for s in (first..t).rev() {
             let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let m = match &mask_t {
@@ -302,7 +307,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
                 )?;
             }
             let drs = drec.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
-            ops::gemm_into(T::ONE, &drs, &rw.t(), T::ONE, &mut dh)?;
+            step_product(&drs, &rwt, packed_rwt.as_ref(), T::ONE, &mut dh)?;
         }
         let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;
         let xt = xt.view().reshape(&[t * b, ni])?;

@@ -33,7 +33,10 @@
 use dl4rs_array::ops::{self, BinaryOp, LstmCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use super::hidden::CarriedStates;
+use super::{
+    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -58,39 +61,9 @@ pub struct LstmLayer<T: DataType> {
     gate_activation: Activation,
     weight_init: WeightInit,
     forget_gate_bias_init: f64,
-    /// The state `rnn_time_step` carries between calls.
-    step_state: Option<Carried<T>>,
-    /// The state truncated BPTT carries between segments.
-    tbptt_state: Option<Carried<T>>,
-}
-
-/// A carried state `(h, c)`, each `[batch, n_out]`. Detached arrays, allocated once per batch
-/// size and overwritten in place by each call: the state outlives every workspace cycle of the
-/// calls that produce it (DL4J detaches it too), and reusing it keeps a call allocation-free.
-struct Carried<T: DataType> {
-    h: NdArray<T>,
-    c: NdArray<T>,
-}
-
-impl<T: DataType> Carried<T> {
-    /// Overwrites `slot` with `(h, c)`, allocating only when the batch size changed.
-    fn store(
-        slot: &mut Option<Carried<T>>,
-        h: &ArrayView<'_, T>,
-        c: &ArrayView<'_, T>,
-    ) -> Result<(), NnError> {
-        if slot.as_ref().is_none_or(|s| s.h.shape() != h.shape()) {
-            *slot = Some(Carried {
-                h: NdArray::zeros_detached(h.shape())?,
-                c: NdArray::zeros_detached(c.shape())?,
-            });
-        }
-        if let Some(s) = slot {
-            s.h.assign(h)?;
-            s.c.assign(c)?;
-        }
-        Ok(())
-    }
+    /// The states `(h, c)` that `rnn_time_step` carries between calls and truncated BPTT
+    /// between segments.
+    state: CarriedStates<T, 2>,
 }
 
 fn unary_of<T: DataType>(a: Activation, what: &str) -> Result<Unary<T>, NnError> {
@@ -135,8 +108,7 @@ impl<T: DataType> LstmLayer<T> {
             gate_activation,
             weight_init,
             forget_gate_bias_init,
-            step_state: None,
-            tbptt_state: None,
+            state: CarriedStates::new([STATE_H, STATE_C]),
         })
     }
 
@@ -172,14 +144,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
     }
 
     fn rnn_state(&self, slot: RnnStateSlot) -> Vec<(&'static str, ArrayView<'_, T>)> {
-        let state = match slot {
-            RnnStateSlot::TimeStep => &self.step_state,
-            RnnStateSlot::Tbptt => &self.tbptt_state,
-        };
-        match state {
-            Some(s) => vec![(STATE_H, s.h.view()), (STATE_C, s.c.view())],
-            None => Vec::new(),
-        }
+        self.state.views(slot)
     }
 
     fn rnn_set_state(
@@ -188,40 +153,11 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
         key: &str,
         value: &ArrayView<'_, T>,
     ) -> Result<(), NnError> {
-        let n = self.n_out;
-        let ok = matches!(value.shape(), [_, m] if *m == n);
-        if !ok || ![STATE_H, STATE_C].contains(&key) {
-            return Err(NnError::Input(format!(
-                "LSTM{}: expected state {STATE_H:?} or {STATE_C:?} of shape [batch, {n}], found \
-                 {key:?} of shape {:?}",
-                self.name().map(|n| format!(" \"{n}\"")).unwrap_or_default(),
-                value.shape()
-            )));
-        }
-        let b = value.shape()[0];
-        let state = match slot {
-            RnnStateSlot::TimeStep => &mut self.step_state,
-            RnnStateSlot::Tbptt => &mut self.tbptt_state,
-        };
-        if state.as_ref().is_none_or(|s| s.h.shape()[0] != b) {
-            *state = Some(Carried {
-                h: NdArray::zeros_detached(&[b, n])?,
-                c: NdArray::zeros_detached(&[b, n])?,
-            });
-        }
-        if let Some(s) = state {
-            if key == STATE_H {
-                s.h.assign(value)?;
-            } else {
-                s.c.assign(value)?;
-            }
-        }
-        Ok(())
+        self.state.set("LSTM", self.n_out, slot, key, value)
     }
 
     fn rnn_clear_state(&mut self) {
-        self.step_state = None;
-        self.tbptt_state = None;
+        self.state.clear();
     }
 
     fn init_params(&self, params: &mut [T], seed: u64) {
@@ -274,39 +210,18 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             ops::bias_act_into(&mut g, &bias, Unary::Identity, None)?;
         }
         // The initial state: zeros, or the one carried from the previous call or segment.
-        let carried = match ctx.recurrent {
-            RecurrentMode::Fresh => None,
-            RecurrentMode::TimeStep => self.step_state.as_ref(),
-            RecurrentMode::Tbptt { .. } => self.tbptt_state.as_ref(),
-        };
-        {
-            let mut c0 = layout.cell_mut(cache.view_mut())?.index_axis(0, 0)?;
-            match carried {
-                Some(st) if st.c.shape() == [b, n] => c0.assign(&st.c)?,
-                Some(st) => {
-                    return Err(layer_error(
-                        ctx,
-                        "LSTM",
-                        self.name(),
-                        format!(
-                            "the carried state has batch {} but the input {:?} has batch {b}: \
-                             call rnn_clear_previous_state() before a batch of another size",
-                            st.c.shape()[0],
-                            x.shape()
-                        ),
-                    ));
-                }
-                None => c0.fill(T::ZERO)?,
-            }
-        }
         {
             let mut h0 = layout.hidden_mut(cache.view_mut())?.index_axis(0, 0)?;
-            match carried {
-                Some(st) => h0.assign(&st.h)?,
-                None => h0.fill(T::ZERO)?,
-            }
+            self.state
+                .start(0, &mut h0, ctx, "LSTM", self.name(), x.shape())?;
+        }
+        {
+            let mut c0 = layout.cell_mut(cache.view_mut())?.index_axis(0, 0)?;
+            self.state
+                .start(1, &mut c0, ctx, "LSTM", self.name(), x.shape())?;
         }
         let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        let packed_rw = pack_recurrent(&rw, b, ArrayType::FfWorkingMem, mgr)?;
         for s in 0..t {
             let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
             let mut rec =
@@ -314,7 +229,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             {
                 let cv = cache.view();
                 let h_prev = layout.hidden(&cv)?.index_axis(0, s)?;
-                ops::gemm_into(T::ONE, &h_prev, &rw, T::ZERO, &mut rec)?;
+                step_product(&h_prev, &rw, packed_rw.as_ref(), T::ZERO, &mut rec)?;
             }
             let m = match &mask_t {
                 Some(mt) => Some(mt.view().index_axis(0, s)?),
@@ -328,16 +243,11 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             let h = layout.hidden(&cv)?.slice_axis(0, 1, t + 1, 1)?;
             out.assign(&h.permute(&[1, 2, 0])?)?;
         }
-        let slot = match ctx.recurrent {
-            RecurrentMode::Fresh => None,
-            RecurrentMode::TimeStep => Some(&mut self.step_state),
-            RecurrentMode::Tbptt { .. } => Some(&mut self.tbptt_state),
-        };
-        if let Some(slot) = slot {
+        if let Some(slot) = self.state.slot(ctx.recurrent) {
             let cv = cache.view();
             let h = layout.hidden(&cv)?.index_axis(0, t)?;
             let c = layout.cell(&cv)?.index_axis(0, t)?;
-            Carried::store(slot, &h, &c)?;
+            slot.store([&h, &c])?;
         }
         if let Some(m) = input.mask {
             // Masked steps output 0 (their state was carried, not their output).
@@ -409,6 +319,8 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
         }
         let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
         let mut dc = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        let rwt = rw.t();
+        let packed_rwt = pack_recurrent(&rwt, b, ArrayType::BpWorkingMem, mgr)?;
         for s in (first..t).rev() {
             let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let m = match &mask_t {
@@ -431,7 +343,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
                 )?;
             }
             let dzs = dz.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
-            ops::gemm_into(T::ONE, &dzs, &rw.t(), T::ONE, &mut dh)?;
+            step_product(&dzs, &rwt, packed_rwt.as_ref(), T::ONE, &mut dh)?;
         }
         let (nw, nr) = (ni * 4 * n, n * 4 * n);
         let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;

@@ -37,7 +37,8 @@ pub use output::RnnOutputLayer;
 pub use simple_rnn::SimpleRnnLayer;
 pub use wrappers::{MaskZeroLayer, TimeDistributedLayer};
 
-use dl4rs_array::{ArrayView, DataType, NdArray};
+use dl4rs_array::ops::{self, PackedMatrix};
+use dl4rs_array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 
 use super::StepContext;
 use crate::error::NnError;
@@ -142,4 +143,35 @@ pub(crate) fn from_rows<T: DataType>(
     let mut out = mgr.create_uninitialized::<T>(ty, &[batch, n, t])?;
     out.assign(&rows.reshape(&[batch, t, n])?.permute(&[0, 2, 1])?)?;
     Ok(out)
+}
+
+/// The recurrent weights (`RW`, or `RWᵀ` backward) packed once for the products of every time
+/// step, as `ty`; `None` for batch 1, whose products read the weights where they lie.
+pub(crate) fn pack_recurrent<T: DataType>(
+    w: &ArrayView<'_, T>,
+    batch: usize,
+    ty: ArrayType,
+    mgr: &LayerWorkspaceMgr,
+) -> Result<Option<PackedMatrix<T>>, NnError> {
+    if batch <= 1 {
+        return Ok(None);
+    }
+    let (k, n) = (w.shape()[0], w.shape()[1]);
+    let storage = mgr.create_uninitialized::<T>(ty, &[PackedMatrix::<T>::len_for(k, n)])?;
+    Ok(Some(PackedMatrix::pack(w, storage)?))
+}
+
+/// `c = a·w + beta·c` for one time step, with `w` packed beforehand when it was.
+pub(crate) fn step_product<T: DataType>(
+    a: &impl AsView<T>,
+    w: &impl AsView<T>,
+    packed: Option<&PackedMatrix<T>>,
+    beta: T,
+    c: &mut impl AsViewMut<T>,
+) -> Result<(), NnError> {
+    match packed {
+        Some(p) => ops::gemm_packed_into(T::ONE, a, w, p, beta, c)?,
+        None => ops::gemm_into(T::ONE, a, w, beta, c)?,
+    }
+    Ok(())
 }

@@ -6,8 +6,10 @@
 use dl4rs_array::ops::{self, BinaryOp, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
-use super::hidden::{HiddenState, store};
-use super::{check_mask, dims3, layer_error, mask_time_major, time_major};
+use super::hidden::{CarriedStates, STATE_H};
+use super::{
+    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+};
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
@@ -26,7 +28,7 @@ pub struct SimpleRnnLayer<T: DataType> {
     activation: Activation,
     weight_init: WeightInit,
     /// The carried states (`rnn_time_step`, truncated BPTT).
-    state: HiddenState<T>,
+    state: CarriedStates<T, 1>,
 }
 
 impl<T: DataType> SimpleRnnLayer<T> {
@@ -57,7 +59,7 @@ impl<T: DataType> SimpleRnnLayer<T> {
             n_out,
             activation,
             weight_init,
-            state: HiddenState::new(),
+            state: CarriedStates::new([STATE_H]),
         })
     }
 
@@ -146,7 +148,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         {
             let mut h0 = states.view_mut().index_axis(0, 0)?;
             self.state
-                .start(&mut h0, ctx, "SimpleRnn", self.name(), x.shape())?;
+                .start(0, &mut h0, ctx, "SimpleRnn", self.name(), x.shape())?;
         }
         let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &[t * b, n])?;
         {
@@ -161,13 +163,14 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
             ops::bias_act_into(&mut z, &bias, Unary::Identity, None)?;
         }
         let mask_t = mask_time_major(input.mask.as_ref(), ArrayType::FfWorkingMem, mgr)?;
+        let packed_rw = pack_recurrent(&rw, b, ArrayType::FfWorkingMem, mgr)?;
         for s in 0..t {
             let _step = mgr.notify_scope_entered(ArrayType::RnnFfLoopWorkingMem)?;
             let mut zs = z.view_mut().slice_axis(0, s * b, (s + 1) * b, 1)?;
-            ops::gemm_into(
-                T::ONE,
+            step_product(
                 &states.view().index_axis(0, s)?,
                 &rw,
+                packed_rw.as_ref(),
                 T::ONE,
                 &mut zs,
             )?;
@@ -179,7 +182,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
             ops::rnn_step_forward_into(&mut states, s, &zs, m.as_ref(), act)?;
         }
         if let Some(slot) = self.state.slot(ctx.recurrent) {
-            store(slot, &states.view().index_axis(0, t)?)?;
+            slot.store([&states.view().index_axis(0, t)?])?;
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &[b, n, t])?;
         out.assign(
@@ -247,6 +250,8 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
         let mut dz = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, n])?;
         let mut dh = mgr.create::<T>(ArrayType::BpWorkingMem, &[b, n])?;
+        let rwt = rw.t();
+        let packed_rwt = pack_recurrent(&rwt, b, ArrayType::BpWorkingMem, mgr)?;
         for s in (first..t).rev() {
             let _step = mgr.notify_scope_entered(ArrayType::RnnBpLoopWorkingMem)?;
             let m = match &mask_t {
@@ -265,7 +270,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
                 )?;
             }
             let dzs = dz.view().slice_axis(0, s * b, (s + 1) * b, 1)?;
-            ops::gemm_into(T::ONE, &dzs, &rw.t(), T::ONE, &mut dh)?;
+            step_product(&dzs, &rwt, packed_rwt.as_ref(), T::ONE, &mut dh)?;
         }
         let xt = time_major(&x, ArrayType::BpWorkingMem, mgr)?;
         let xt = xt.view().reshape(&[t * b, ni])?;
