@@ -94,3 +94,40 @@ fn one_worker_is_a_clear_error() {
     );
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn bench_parallel_reports_every_configuration_and_the_waits() {
+    // The smallest run: the baseline and SharedGradients, 2 epochs (the first is warm-up).
+    let (code, stdout, stderr) = dl4rs(&[
+        "bench",
+        "parallel",
+        "--epochs",
+        "2",
+        "--runs",
+        "1",
+        "--only",
+        "SharedGradients",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let row = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no row {name:?} in:\n{stdout}"))
+            .to_string()
+    };
+    let base = row("1 model, 1 product thread");
+    let shared = row("2 workers x 1 thread, SharedGradients");
+    assert!(!stdout.contains("Averaging"), "--only filters:\n{stdout}");
+    // Columns: examples/s, CPU ms/1k, accuracy, allocations per round, peak heap.
+    for r in [&base, &shared] {
+        let cols: Vec<&str> = r.split_whitespace().collect();
+        let allocs = cols[cols.len() - 4];
+        assert_eq!(allocs, "0", "allocations per steady-state round: {r}");
+    }
+    let waits = stdout
+        .lines()
+        .find(|l| l.contains("parks per round: coordinator"))
+        .unwrap_or_else(|| panic!("no wait statistics in:\n{stdout}"));
+    assert!(waits.contains("at the barrier"), "{waits}");
+}

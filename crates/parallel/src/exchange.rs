@@ -1,7 +1,12 @@
 //! The exchange buffer workers average parameters or sum gradients through, allocated once:
 //! the array is cut into chunks, each behind its own mutex, so workers add their arrays
 //! concurrently (each starts at a different chunk and wraps around, so they rarely meet) and
-//! then read the result back concurrently. No round allocates; the coordinator only counts.
+//! then read the result back concurrently. No round allocates; the coordinator never touches it.
+//!
+//! One buffer serves every round: past the barrier a fast trainer cannot start adding the
+//! next round's contribution while a slow one still reads this round's, because the next
+//! round is posted only once every trainer has finished this one (read and updater step
+//! included: `wrapper`).
 //!
 //! Each chunk remembers the *generation* (the round's number) its contents belong to: the
 //! first contribution of a generation overwrites the chunk instead of adding, so the buffer

@@ -1,19 +1,21 @@
 //! A trainer: the loop that runs on thread "dl4rs trainer N", owning a replica and, through
-//! the thread-local manager, its own workspaces. It takes jobs from the coordinator (a
-//! `sync_channel` of capacity 1, DL4J's per-trainer queue) and reports back on a shared channel;
-//! both are preallocated array queues, so a round allocates nothing.
+//! the thread-local manager, its own workspaces. It waits (spinning briefly, then parked:
+//! `rendezvous`) for the coordinator to post its job on the board, and finishes the round
+//! *with the other trainers*, without the coordinator: its gradient (or parameters) into the
+//! exchange, the trainers' barrier, the combined result back into its replica, the updater
+//! step. Only then does it count the job finished, which is what the coordinator waits for.
+//! Nothing on this path allocates.
 //!
 //! **A batch from the prefetch ring is copied first.** The ring keeps a batch valid only until
 //! the consumer's next `next()`, and the coordinator takes `workers` batches per round. So a
 //! trainer copies its batch into its own workspace (`PW_BATCH`, learned like any workspace)
-//! and says so (`Copied`) before the coordinator asks the iterator for the next batch: the
+//! and counts it copied before the coordinator asks the iterator for the next batch: the
 //! ring slot is never read after the contract ends, and the copy lives in memory nobody else
-//! reuses. The copy costs one memcpy of the batch, done on the trainer's core, in parallel
-//! with the other trainers' work.
+//! reuses. The copy costs one memcpy of the batch, done on the trainer's core.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use dl4rs_array::DataType;
 use dl4rs_data::{DataSet, MultiDataSet};
@@ -23,9 +25,11 @@ use dl4rs_memory::{
 };
 use dl4rs_nn::{Model, NnError};
 
+use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
 use crate::exchange::Exchange;
+use crate::rendezvous::{Aborted, Patience};
 
 /// The id of the workspace a trainer copies its batch into.
 pub const BATCH_WORKSPACE: &str = "PW_BATCH";
@@ -71,72 +75,14 @@ pub(crate) struct Layout {
     pub state: usize,
 }
 
-/// What the coordinator asks.
-pub(crate) enum Job<T: DataType> {
-    /// Averaging: train on the batch (gradient and updater step); with a generation, add the
-    /// parameters (and the updater state) into the exchange afterwards.
-    Fit {
-        batch: Batch<T>,
-        contribute: Option<u64>,
-        updaters: bool,
-    },
-    /// Averaging: replace parameters (and updater state) by the exchange's sum / `divisor`,
-    /// and set the iteration counter (replicas that sat out a short round catch up).
-    Collect {
-        generation: u64,
-        divisor: usize,
-        updaters: bool,
-        iteration: u64,
-    },
-    /// SharedGradients: the gradient of the batch, added into the exchange (dense: weighted
-    /// by the examples; encoded: the threshold message).
-    Gradient { batch: Batch<T>, generation: u64 },
-    /// SharedGradients: gradient = exchange / `divisor`, then the updater step.
-    Apply {
-        generation: u64,
-        divisor: f64,
-        examples: usize,
-    },
-    /// Averaging: add the parameters (and updater state) into the exchange without training
-    /// (the final averaging of a `fit` whose last rounds did not average).
-    Contribute { generation: u64, updaters: bool },
-    /// Leave the loop.
-    Stop,
-}
-
-/// Why a worker stopped.
-#[derive(Debug)]
-pub(crate) enum Failure {
-    Error(NnError),
-    Panic(String),
-}
-
-/// What a worker says.
-#[derive(Debug)]
-pub(crate) enum Report {
-    /// Its batch is copied: the coordinator may take the next one from the iterator.
-    Copied(usize),
-    /// Its batch is trained on (or its gradient computed).
-    Done {
-        worker: usize,
-        score: f64,
-        examples: usize,
-    },
-    /// A `Collect`, `Apply` or `Contribute` is done.
-    Finished,
-    /// It failed and left its loop.
-    Failed { worker: usize, failure: Failure },
-}
-
 /// Everything one trainer owns.
 pub(crate) struct Trainer<T: DataType> {
     pub index: usize,
     pub workers: usize,
     pub replica: Replica<T>,
     pub exchange: Arc<Exchange<T>>,
+    pub board: Arc<Board<T>>,
     pub layout: Layout,
-    pub jobs: Receiver<Job<T>>,
-    pub reports: SyncSender<Report>,
     pub encoder: Option<Encoder<T>>,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
@@ -144,117 +90,171 @@ pub(crate) struct Trainer<T: DataType> {
     pub batches: u64,
     /// Test hook: panic in this batch (1-based).
     pub panic_at: Option<u64>,
+    /// How this thread waits (spin, then park; backs off when preempted).
+    pub patience: Patience,
 }
 
+/// How long a trainer spins for its next job, or at the barrier, before it parks: longer
+/// than the coordinator takes between rounds (its listeners and the next batches, tens of
+/// microseconds) and than two trainers' rounds differ, far shorter than a pause between
+/// `fit` calls.
+pub(crate) const TRAINER_SPIN: Duration = Duration::from_micros(500);
+
+/// The end of a trainer's loop other than a failure of its own.
+struct Stopped;
+
 impl<T: DataType> Trainer<T> {
-    /// The thread's body: serve jobs until `Stop` (or the coordinator is gone, or a failure);
-    /// a panic is caught and reported. The thread's workspaces are destroyed on the way out.
+    /// The thread's body: serve jobs until the pool is stopped (or a failure); an error or
+    /// a panic is recorded on the board, which aborts every wait. The thread's workspaces are
+    /// destroyed on the way out.
     pub(crate) fn run(mut self) {
         let index = self.index;
-        let reports = self.reports.clone();
+        let board = Arc::clone(&self.board);
         let outcome = catch_unwind(AssertUnwindSafe(|| self.serve()));
-        if let Err(payload) = outcome {
-            let _ = reports.send(Report::Failed {
-                worker: index,
-                failure: Failure::Panic(panic_message(&*payload)),
-            });
+        match outcome {
+            Ok(Ok(Stopped)) => {}
+            Ok(Err(e)) => board.fail(index, Failure::Error(e)),
+            Err(payload) => board.fail(index, Failure::Panic(panic_message(&*payload))),
         }
         drop(self);
         destroy_all_workspaces_for_current_thread();
     }
 
-    fn serve(&mut self) {
+    fn serve(&mut self) -> Result<Stopped, NnError> {
         let config = WorkspaceConfig {
             policy_spill: SpillPolicy::Reallocate,
             ..WorkspaceConfig::default()
         };
-        while let Ok(job) = self.jobs.recv() {
-            let report = match job {
-                Job::Stop => return,
-                Job::Fit {
-                    batch,
-                    contribute,
-                    updaters,
-                } => self.fit(batch, contribute, updaters, &config),
-                Job::Gradient { batch, generation } => self.gradient(batch, generation, &config),
-                Job::Contribute {
-                    generation,
-                    updaters,
-                } => {
-                    let replica = Arc::clone(&self.replica);
-                    let m = lock(&replica);
-                    self.contribute(m.as_ref(), generation, updaters)
-                        .map(|()| Report::Finished)
-                }
-                Job::Collect {
-                    generation,
-                    divisor,
-                    updaters,
-                    iteration,
-                } => self.collect(generation, divisor, updaters, iteration),
-                Job::Apply {
-                    generation,
-                    divisor,
-                    examples,
-                } => self.apply(generation, divisor, examples),
+        let board = Arc::clone(&self.board);
+        let slot = &board.slots[self.index];
+        let mut seen = 0;
+        loop {
+            seen = match slot
+                .posted
+                .wait_change(seen, &mut self.patience, &board.abort)
+            {
+                Ok(v) => v,
+                Err(Aborted) => return Ok(Stopped),
             };
-            let failed = report.is_err();
-            let message = report.unwrap_or_else(|e| Report::Failed {
-                worker: self.index,
-                failure: Failure::Error(e),
-            });
-            if self.reports.send(message).is_err() || failed {
-                return;
+            let Some(job) = board.take(self.index) else {
+                continue;
+            };
+            match self.round(job, &config) {
+                Ok(()) => board.finished.add(1),
+                Err(RoundError::Stopped) => return Ok(Stopped),
+                Err(RoundError::Failed(e)) => return Err(e),
             }
         }
     }
 
-    /// Copies the batch (see the module's notes), says so, and computes its gradient.
+    /// One round's job: the batch (copied first, see the module's notes; then trained on, or
+    /// its gradient computed), then the combine.
+    fn round(&mut self, job: Job<T>, config: &WorkspaceConfig) -> Result<(), RoundError> {
+        let replica = Arc::clone(&self.replica);
+        let mut m = lock(&replica);
+        let combine = job.combine;
+        let mut trained = false;
+        if let Some(batch) = job.batch {
+            let (score, examples) = self.train(batch, m.as_mut(), combine, config)?;
+            self.board.set_outcome(self.index, score, examples);
+            trained = true;
+        }
+        let (i, n, l) = (self.index, self.workers, self.layout);
+        match combine {
+            Combine::Alone => {}
+            Combine::Average {
+                generation,
+                updaters,
+                iteration,
+                untrained_too,
+            } => {
+                if trained || untrained_too {
+                    self.contribute(m.as_ref(), generation, updaters)?;
+                    self.board.contribute(0);
+                }
+                self.board
+                    .barrier
+                    .wait(n, &mut self.patience, &self.board.abort)?;
+                let (_, contributors) = self.board.sums();
+                let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
+                {
+                    let mut p = m.params_mut().write()?;
+                    let p = p.as_slice_mut().unwrap_or_default();
+                    self.exchange.read(generation, 0, p, scale, i, n);
+                }
+                if updaters && l.state > 0 {
+                    let mut s = m.updater_state_mut().write()?;
+                    let s = s.as_slice_mut().unwrap_or_default();
+                    self.exchange
+                        .read(generation, l.state_offset, s, scale, i, n);
+                }
+                let epoch = m.epoch_count();
+                m.set_counters(iteration, epoch);
+            }
+            Combine::Share {
+                generation,
+                encoded,
+            } => {
+                self.board
+                    .barrier
+                    .wait(n, &mut self.patience, &self.board.abort)?;
+                let (examples, contributors) = self.board.sums();
+                let divisor = if encoded { contributors } else { examples };
+                let scale = T::from_f64(1.0 / divisor.max(1) as f64);
+                {
+                    let mut g = m.gradients_mut().write()?;
+                    let g = g.as_slice_mut().unwrap_or_default();
+                    self.exchange.read(generation, 0, g, scale, i, n);
+                }
+                m.apply_gradients(examples)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies the batch, says so, computes its gradient; then, training alone or averaging,
+    /// the updater step; sharing gradients, adds the gradient into the exchange.
     fn train(
         &mut self,
         batch: Batch<T>,
+        m: &mut dyn Model<T>,
+        combine: Combine,
         config: &WorkspaceConfig,
-        then: impl FnOnce(&mut Self, &mut dyn Model<T>, usize) -> Result<(), NnError>,
-    ) -> Result<Report, NnError> {
+    ) -> Result<(f64, usize), RoundError> {
         let _scope = if self.workspaces {
-            Some(get_and_activate_workspace(config, BATCH_WORKSPACE)?)
+            Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
         } else {
             None
         };
         let local = batch.copy(self.workspaces)?;
-        if self.reports.send(Report::Copied(self.index)).is_err() {
-            return Err(NnError::Input("the coordinator is gone".into()));
-        }
+        // The source's batch is dropped: the coordinator may take the next one.
+        self.board.copied.add(1);
         self.batches += 1;
         if self.panic_at == Some(self.batches) {
             panic!("injected panic in batch {} (test hook)", self.batches);
         }
-        let replica = Arc::clone(&self.replica);
-        let mut m = lock(&replica);
-        let (score, examples) = local.gradient(m.as_mut())?;
+        let (score, examples) = local.gradient(m)?;
         drop(local);
-        then(self, m.as_mut(), examples)?;
-        Ok(Report::Done {
-            worker: self.index,
-            score,
-            examples,
-        })
-    }
-
-    fn fit(
-        &mut self,
-        batch: Batch<T>,
-        contribute: Option<u64>,
-        updaters: bool,
-        config: &WorkspaceConfig,
-    ) -> Result<Report, NnError> {
-        self.train(batch, config, |t, m, examples| {
-            m.apply_gradients(examples)?;
-            match contribute {
-                Some(generation) => t.contribute(m, generation, updaters),
-                None => Ok(()),
+        match combine {
+            Combine::Alone | Combine::Average { .. } => m.apply_gradients(examples)?,
+            Combine::Share { generation, .. } => {
+                let (i, n, len) = (self.index, self.workers, self.layout.params);
+                let g = m.gradients().read()?;
+                let g = g.as_slice().unwrap_or_default();
+                match &mut self.encoder {
+                    None => self
+                        .exchange
+                        .add(generation, 0, g, T::from_f64(examples as f64), i, n),
+                    Some(encoder) => {
+                        let (message, tau) = encoder.encode(g);
+                        self.exchange
+                            .add_encoded(generation, 0, len, message, tau, i, n);
+                    }
+                }
+                self.board.contribute(examples);
             }
-        })
+        }
+        Ok((score, examples))
     }
 
     /// Adds the parameters (and the updater state) into the exchange.
@@ -277,67 +277,30 @@ impl<T: DataType> Trainer<T> {
         }
         Ok(())
     }
+}
 
-    fn gradient(
-        &mut self,
-        batch: Batch<T>,
-        generation: u64,
-        config: &WorkspaceConfig,
-    ) -> Result<Report, NnError> {
-        self.train(batch, config, |t, m, examples| {
-            let (i, n, len) = (t.index, t.workers, t.layout.params);
-            let g = m.gradients().read()?;
-            let g = g.as_slice().unwrap_or_default();
-            match &mut t.encoder {
-                None => t
-                    .exchange
-                    .add(generation, 0, g, T::from_f64(examples as f64), i, n),
-                Some(encoder) => {
-                    let (message, tau) = encoder.encode(g);
-                    t.exchange
-                        .add_encoded(generation, 0, len, message, tau, i, n);
-                }
-            }
-            Ok(())
-        })
+/// Why a round ended early.
+enum RoundError {
+    /// The pool is being stopped, or another trainer failed.
+    Stopped,
+    /// This trainer failed.
+    Failed(NnError),
+}
+
+impl From<Aborted> for RoundError {
+    fn from(_: Aborted) -> RoundError {
+        RoundError::Stopped
     }
+}
 
-    fn collect(
-        &mut self,
-        generation: u64,
-        divisor: usize,
-        updaters: bool,
-        iteration: u64,
-    ) -> Result<Report, NnError> {
-        let (i, n, l) = (self.index, self.workers, self.layout);
-        let scale = T::ONE / T::from_f64(divisor as f64);
-        let mut m = lock(&self.replica);
-        {
-            let mut p = m.params_mut().write()?;
-            let p = p.as_slice_mut().unwrap_or_default();
-            self.exchange.read(generation, 0, p, scale, i, n);
-        }
-        if updaters && l.state > 0 {
-            let mut s = m.updater_state_mut().write()?;
-            let s = s.as_slice_mut().unwrap_or_default();
-            self.exchange
-                .read(generation, l.state_offset, s, scale, i, n);
-        }
-        let epoch = m.epoch_count();
-        m.set_counters(iteration, epoch);
-        Ok(Report::Finished)
+impl From<NnError> for RoundError {
+    fn from(e: NnError) -> RoundError {
+        RoundError::Failed(e)
     }
+}
 
-    fn apply(&mut self, generation: u64, divisor: f64, examples: usize) -> Result<Report, NnError> {
-        let (i, n) = (self.index, self.workers);
-        let scale = T::from_f64(1.0 / divisor);
-        let mut m = lock(&self.replica);
-        {
-            let mut g = m.gradients_mut().write()?;
-            let g = g.as_slice_mut().unwrap_or_default();
-            self.exchange.read(generation, 0, g, scale, i, n);
-        }
-        m.apply_gradients(examples)?;
-        Ok(Report::Finished)
+impl From<dl4rs_array::ArrayError> for RoundError {
+    fn from(e: dl4rs_array::ArrayError) -> RoundError {
+        RoundError::Failed(NnError::from(e))
     }
 }

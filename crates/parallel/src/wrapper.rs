@@ -1,12 +1,14 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
-//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
-//! then waits for every trainer (the barrier) and combines: averaging every `f` rounds, or the
-//! gradient allreduce before every updater step. Listeners get each round's score. A trainer's
-//! error or panic, an iterator error, or the wrapper being dropped stops and joins every
-//! thread before anything returns.
+//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*
+//! (each taken from the iterator once the previous one is copied), then parks until every
+//! trainer has finished the round. The trainers combine among themselves (averaging every
+//! `f` rounds, or the gradient allreduce before every updater step: `worker`), so the
+//! coordinator is woken once per round, not once per hand-off, and never competes with them
+//! for a core. Listeners get each round's score. A trainer's error or panic, an iterator
+//! error, or the wrapper being dropped stops and joins every thread before anything returns.
 
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use dl4rs_array::DataType;
 use dl4rs_data::{
@@ -16,14 +18,16 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
 
+use crate::board::{Board, Combine, Failure, Job, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
 use crate::exchange::{Exchange, region_start};
+use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Failure, Job, Layout, Replica, Report, Trainer, lock};
+use crate::worker::{Layout, Replica, TRAINER_SPIN, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -65,40 +69,31 @@ pub struct ParallelWrapper<T: DataType, M: AsModel<T>> {
 /// The running trainers.
 struct Pool<T: DataType> {
     threads: Vec<WorkerThread>,
-    jobs: Vec<SyncSender<Job<T>>>,
-    reports: Receiver<Report>,
+    board: Arc<Board<T>>,
     replicas: Vec<Replica<T>>,
+    /// Batches handed out and jobs posted so far (the targets of `board.copied` and
+    /// `board.finished`).
+    handed_out: u64,
+    posted: u64,
+    /// Rounds run by this pool (for [`RoundStats`]).
+    rounds: u64,
+    /// How the coordinator waits for a copy (spin, then park; backs off when preempted).
+    copy_patience: Patience,
     /// Rounds done (the replicas' iteration counter).
     iteration: u64,
     /// The exchange's generation: one per combine.
     generation: u64,
     /// Averaging: rounds since the replicas were last averaged.
     since_average: u64,
-    tally: Tally,
     round_config: WorkspaceConfig,
 }
 
 /// The id of the coordinator's workspace for batches an in-memory source makes.
 pub const ROUND_WORKSPACE: &str = "PW_ROUND";
 
-/// What the reports of the current round said.
-struct Tally {
-    copied: Vec<bool>,
-    done: usize,
-    finished: usize,
-    score: f64,
-    examples: usize,
-}
-
-impl Tally {
-    fn clear(&mut self) {
-        self.copied.fill(false);
-        self.done = 0;
-        self.finished = 0;
-        self.score = 0.0;
-        self.examples = 0;
-    }
-}
+/// How long the coordinator spins for a trainer to copy its batch (a memcpy of
+/// microseconds) before it parks. While the trainers compute a round, it parks at once.
+const COPY_SPIN: Duration = Duration::from_micros(100);
 
 impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
     /// A builder with DL4J's defaults: workers = the cores (at least 2), prefetch 16,
@@ -139,6 +134,17 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         self.pool.as_ref().map_or_else(Vec::new, |p| {
             p.threads.iter().map(|t| t.name().to_string()).collect()
         })
+    }
+
+    /// How the waits of the rounds went since the trainers started (all zero when none
+    /// runs): see [`RoundStats`].
+    pub fn round_stats(&self) -> RoundStats {
+        self.pool
+            .as_ref()
+            .map_or_else(RoundStats::default, |p| RoundStats {
+                rounds: p.rounds,
+                ..p.board.stats()
+            })
     }
 
     /// One epoch over `iterator` (as DL4J's `fit(DataSetIterator)`), then `reset()` when
@@ -239,14 +245,17 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             params
         };
         let exchange = Arc::new(Exchange::new(len));
-        let (report_tx, reports) = sync_channel(4 * n);
+        let board = Arc::new(Board::new(n));
         let threads_each = s.product_threads.unwrap_or_else(|| product_threads(n));
         let mode = Some(s.workspace_mode);
         let mut pool = Pool {
             threads: Vec::with_capacity(n),
-            jobs: Vec::with_capacity(n),
-            reports,
+            board: Arc::clone(&board),
             replicas: Vec::with_capacity(n),
+            handed_out: 0,
+            posted: 0,
+            rounds: 0,
+            copy_patience: Patience::spin(COPY_SPIN),
             iteration: model.iteration_count(),
             generation: 0,
             since_average: 0,
@@ -254,29 +263,21 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 policy_spill: SpillPolicy::Reallocate,
                 ..WorkspaceConfig::default()
             },
-            tally: Tally {
-                copied: vec![false; n],
-                done: 0,
-                finished: 0,
-                score: 0.0,
-                examples: 0,
-            },
         };
         for index in 0..n {
             let replica: Replica<T> = Arc::new(Mutex::new(replicate(model, mode)?));
-            let (job_tx, jobs) = sync_channel(1);
             let trainer = Trainer {
                 index,
                 workers: n,
                 replica: Arc::clone(&replica),
                 exchange: Arc::clone(&exchange),
+                board: Arc::clone(&board),
                 layout,
-                jobs,
-                reports: report_tx.clone(),
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
                 panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
+                patience: Patience::spin(TRAINER_SPIN),
             };
             let thread =
                 WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {
@@ -289,7 +290,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     return Err(e);
                 }
             }
-            pool.jobs.push(job_tx);
             pool.replicas.push(replica);
         }
         self.pool = Some(pool);
@@ -305,60 +305,46 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
     /// The rounds of one pass over `source`.
     fn epoch(&mut self, source: &mut dyn Rounds<T>) -> Result<(), ParallelError> {
         let s = self.settings;
-        let n = s.workers;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
+        let averaging = s.training_mode == TrainingMode::Averaging;
         loop {
-            pool.tally.clear();
-            let averaging = s.training_mode == TrainingMode::Averaging;
             let average_now = averaging && (pool.since_average + 1) % s.averaging_frequency == 0;
             let generation = pool.generation + 1;
-            let mut active = 0;
-            // A source that allocates its batches in the current workspace (an in-memory
-            // iterator, not wrapped because it holds its data already) makes them in the
-            // coordinator's round workspace: valid until every trainer has copied its batch,
-            // and no heap allocation.
-            let round = if s.workspace_mode == WorkspaceMode::Enabled {
-                Some(
-                    get_and_activate_workspace(&pool.round_config, ROUND_WORKSPACE)
-                        .map_err(NnError::from)?,
-                )
+            let combine = if !averaging {
+                Combine::Share {
+                    generation,
+                    encoded: s.threshold.is_some(),
+                }
+            } else if average_now {
+                Combine::Average {
+                    generation,
+                    updaters: s.average_updaters,
+                    iteration: pool.iteration + 1,
+                    untrained_too: false,
+                }
             } else {
-                None
+                Combine::Alone
             };
-            while active < n && source.has_next() {
-                let Some(batch) = source.next_batch() else {
-                    break;
-                };
-                let batch = batch?;
-                let job = if averaging {
-                    Job::Fit {
-                        batch,
-                        contribute: average_now.then_some(generation),
-                        updaters: s.average_updaters,
-                    }
-                } else {
-                    Job::Gradient { batch, generation }
-                };
-                pool.send(active, job)?;
-                // The batch may live in the prefetch ring: take the next one only once this
-                // trainer has copied it (see `worker`).
-                let w = active;
-                pool.wait(|t| t.copied[w])?;
-                active += 1;
-            }
-            drop(round);
+            let active = pool.round(source, combine, s.workspace_mode)?;
             if active == 0 {
                 return Ok(());
             }
-            pool.wait(|t| t.done == active)?;
+            pool.rounds += 1;
             pool.iteration += 1;
-            let examples = pool.tally.examples;
-            let score = pool.tally.score / examples.max(1) as f64;
+            let (mut score, mut examples) = (0.0, 0);
+            for w in 0..active {
+                let (sc, ex) = pool.board.outcome(w);
+                score += sc * ex as f64;
+                examples += ex;
+            }
+            let score = score / examples.max(1) as f64;
+            if combine != Combine::Alone {
+                pool.generation = generation;
+            }
             if averaging {
                 pool.since_average += 1;
                 if average_now {
-                    pool.generation = generation;
-                    pool.collect(active, s.average_updaters)?;
+                    pool.since_average = 0;
                     if s.report_score {
                         eprintln!(
                             "ParallelWrapper: averaged score at round {}: {score:.6}",
@@ -366,24 +352,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                         );
                     }
                 }
-            } else {
-                pool.generation = generation;
-                let divisor = if s.threshold.is_some() {
-                    active as f64
-                } else {
-                    examples as f64
-                };
-                for w in 0..n {
-                    pool.send(
-                        w,
-                        Job::Apply {
-                            generation,
-                            divisor,
-                            examples,
-                        },
-                    )?;
-                }
-                pool.wait(|t| t.finished == n)?;
             }
             let replica = lock(&pool.replicas[0]);
             let info = IterationInfo {
@@ -404,20 +372,25 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let s = self.settings;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         if s.training_mode == TrainingMode::Averaging && pool.since_average > 0 {
-            pool.tally.clear();
             pool.generation += 1;
-            let generation = pool.generation;
+            pool.board.new_round();
+            let combine = Combine::Average {
+                generation: pool.generation,
+                updaters: s.average_updaters,
+                iteration: pool.iteration,
+                untrained_too: true,
+            };
             for w in 0..s.workers {
-                pool.send(
+                pool.post(
                     w,
-                    Job::Contribute {
-                        generation,
-                        updaters: s.average_updaters,
+                    Job {
+                        batch: None,
+                        combine,
                     },
-                )?;
+                );
             }
-            pool.wait(|t| t.finished == s.workers)?;
-            pool.collect(s.workers, s.average_updaters)?;
+            pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
+            pool.since_average = 0;
         }
         for r in &pool.replicas {
             lock(r).increment_epoch();
@@ -433,98 +406,139 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
 }
 
 impl<T: DataType> Pool<T> {
-    fn send(&mut self, w: usize, job: Job<T>) -> Result<(), ParallelError> {
-        if self.jobs[w].send(job).is_ok() {
-            return Ok(());
-        }
-        // The worker left its loop: its report says why.
-        self.wait(|_| false)?;
-        Err(not_running())
+    /// Posts trainer `w` its job.
+    fn post(&mut self, w: usize, job: Job<T>) {
+        self.posted += 1;
+        self.board.post(w, job);
     }
 
-    /// Processes reports until `until` holds; a failure report ends the wait with the error.
-    fn wait(&mut self, until: impl Fn(&Tally) -> bool) -> Result<(), ParallelError> {
-        while !until(&self.tally) {
-            let report = self.reports.recv().map_err(|_| {
-                ParallelError::Thread(
-                    "every worker thread stopped without a report: none is left running".into(),
-                )
-            })?;
-            match report {
-                Report::Copied(w) => self.tally.copied[w] = true,
-                Report::Done {
-                    worker,
-                    score,
-                    examples,
-                } => {
-                    debug_assert!(self.tally.copied[worker], "done before copied");
-                    self.tally.done += 1;
-                    self.tally.score += score * examples as f64;
-                    self.tally.examples += examples;
-                }
-                Report::Finished => self.tally.finished += 1,
-                Report::Failed { worker, failure } => {
-                    let thread = self
-                        .threads
-                        .get(worker)
-                        .map_or_else(String::new, |t| t.name().to_string());
-                    return Err(match failure {
-                        Failure::Error(source) => ParallelError::Worker {
-                            worker,
-                            thread,
-                            source: Box::new(source),
-                        },
-                        Failure::Panic(message) => ParallelError::Panic {
-                            worker,
-                            thread,
-                            message,
-                        },
-                    });
-                }
+    /// One round: hands out up to one batch per trainer (each taken from `source` only once
+    /// the previous one is copied: it may live in the prefetch ring, valid until the next
+    /// `next()`), posts the combine to trainers without a batch, and waits until every
+    /// trainer has finished. Returns the number of batches (0: the source was exhausted).
+    ///
+    /// A source that allocates its batches in the current workspace (an in-memory iterator,
+    /// not wrapped because it holds its data already) makes them in the coordinator's round
+    /// workspace: no heap allocation. The scope stays open until the round is over, so the
+    /// last batch needs no wait for its copy (the coordinator parks at once and leaves the
+    /// core to the trainers). On an error the trainers are stopped and joined *before* the
+    /// scope closes: none still reads a batch in it.
+    fn round(
+        &mut self,
+        source: &mut dyn Rounds<T>,
+        combine: Combine,
+        mode: WorkspaceMode,
+    ) -> Result<usize, ParallelError> {
+        let scope = if mode == WorkspaceMode::Enabled {
+            Some(
+                get_and_activate_workspace(&self.round_config, ROUND_WORKSPACE)
+                    .map_err(NnError::from)?,
+            )
+        } else {
+            None
+        };
+        let result = self.hand_out(source, combine);
+        if result.is_err() {
+            self.halt();
+        }
+        drop(scope);
+        result
+    }
+
+    fn hand_out(
+        &mut self,
+        source: &mut dyn Rounds<T>,
+        combine: Combine,
+    ) -> Result<usize, ParallelError> {
+        let n = self.threads.len();
+        self.board.new_round();
+        let board = Arc::clone(&self.board);
+        let mut active = 0;
+        while active < n && source.has_next() {
+            if active > 0 {
+                let mut patience = self.copy_patience;
+                let copied = self.wait(&board.copied, self.handed_out, &mut patience);
+                self.copy_patience = patience;
+                copied?;
+            }
+            let Some(batch) = source.next_batch() else {
+                break;
+            };
+            self.post(
+                active,
+                Job {
+                    batch: Some(batch?),
+                    combine,
+                },
+            );
+            self.handed_out += 1;
+            active += 1;
+        }
+        if active == 0 {
+            return Ok(0);
+        }
+        if combine != Combine::Alone {
+            // A short round's combine needs every trainer at the barrier.
+            for w in active..n {
+                self.post(
+                    w,
+                    Job {
+                        batch: None,
+                        combine,
+                    },
+                );
             }
         }
-        Ok(())
+        self.wait(&board.finished, self.posted, &mut Patience::park())?;
+        Ok(active)
     }
 
-    /// Every replica takes the average of the `contributors`' parameters (and updater state).
-    fn collect(&mut self, contributors: usize, updaters: bool) -> Result<(), ParallelError> {
-        self.tally.finished = 0;
-        let n = self.jobs.len();
-        for w in 0..n {
-            self.send(
-                w,
-                Job::Collect {
-                    generation: self.generation,
-                    divisor: contributors,
-                    updaters,
-                    iteration: self.iteration,
-                },
-            )?;
+    /// Aborts every wait and joins every trainer thread (the pool is dead afterwards).
+    fn halt(&mut self) {
+        self.board.abort_all();
+        for t in self.threads.drain(..) {
+            t.join();
         }
-        self.since_average = 0;
-        self.wait(|t| t.finished == n)
+    }
+
+    /// Waits until `signal` reaches `target`; a trainer's failure ends the wait with its error.
+    fn wait(
+        &self,
+        signal: &Signal,
+        target: u64,
+        patience: &mut Patience,
+    ) -> Result<(), ParallelError> {
+        if signal.wait_for(target, patience, &self.board.abort).is_ok() {
+            return Ok(());
+        }
+        Err(match self.board.take_failure() {
+            Some((worker, failure)) => {
+                let thread = self
+                    .threads
+                    .get(worker)
+                    .map_or_else(String::new, |t| t.name().to_string());
+                match failure {
+                    Failure::Error(source) => ParallelError::Worker {
+                        worker,
+                        thread,
+                        source: Box::new(source),
+                    },
+                    Failure::Panic(message) => ParallelError::Panic {
+                        worker,
+                        thread,
+                        message,
+                    },
+                }
+            }
+            None => not_running(),
+        })
     }
 }
 
-/// Stops every trainer and joins every thread: the reports channel is dropped first, so a
-/// trainer still busy fails its next send and leaves; `Stop` reaches the idle ones.
-fn stop<T: DataType>(pool: Pool<T>) {
-    let Pool {
-        threads,
-        jobs,
-        reports,
-        ..
-    } = pool;
-    drop(reports);
-    for tx in &jobs {
-        let _ = tx.try_send(Job::Stop);
-    }
-    // Dropping the senders ends the loop of a trainer whose queue was full (it finishes its
-    // job, then sees the channel closed).
-    drop(jobs);
-    for t in threads {
-        t.join();
-    }
+/// Stops every trainer and joins every thread: the abort flag ends every wait (a trainer
+/// still busy finishes its job's current step, sees the flag at its next wait and leaves).
+fn stop<T: DataType>(mut pool: Pool<T>) {
+    pool.halt();
 }
 
 fn not_running() -> ParallelError {

@@ -4,7 +4,8 @@
 //! workers (1 product thread each): Averaging every round (DL4J's default) and every 5th,
 //! and SharedGradients. Reports examples/s
 //! (median of `--runs`), test accuracy, heap allocations per steady-state round or iteration
-//! (all threads; median after the first epoch) and the peak heap (workspaces included).
+//! (all threads; median after the first epoch) and the peak heap (workspaces included); for
+//! the wrapper, how often per round a wait parked its thread (`RoundStats`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,7 +18,7 @@ use dl4rs::nn::{
     Activation, IterationInfo, LayerConf, LossFunction, Model, MultiLayerNetwork,
     NeuralNetConfiguration, NnError, TrainingListener, Updater,
 };
-use dl4rs::parallel::{ParallelWrapper, TrainingMode};
+use dl4rs::parallel::{ParallelWrapper, RoundStats, TrainingMode};
 
 use super::CliError;
 
@@ -30,6 +31,10 @@ pub struct ParallelBench {
     /// Runs per configuration (examples/s is their median).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Run only the configurations whose name contains this text (the first, the baseline
+    /// of the speed ratios, always runs), e.g. `--only SharedGradients`.
+    #[arg(long)]
+    pub only: Option<String>,
 }
 
 struct Counter {
@@ -72,6 +77,8 @@ struct Outcome {
     accuracy: f64,
     allocations: u64,
     peak: usize,
+    /// ParallelWrapper: the waits of its rounds.
+    stats: Option<RoundStats>,
 }
 
 fn run_once(
@@ -99,11 +106,11 @@ fn run_once(
         alloc.reset_peak();
         let cpu_start = process_cpu_seconds();
         let started = Instant::now();
-        let (mut net, per_epoch) = match config {
+        let (mut net, per_epoch, stats) = match config {
             Config::Single(_) => {
                 let mut it = it;
                 net.fit_iter(&mut it, epochs)?;
-                (net, per_epoch)
+                (net, per_epoch, None)
             }
             Config::Wrapper(mode, every) => {
                 let mut it: Box<dyn DataSetIterator<f32> + Send> = Box::new(it);
@@ -116,8 +123,9 @@ fn run_once(
                 for _ in 0..epochs {
                     w.fit(&mut it).map_err(|e| CliError::Usage(e.to_string()))?;
                 }
+                let stats = w.round_stats();
                 let net = w.into_model().map_err(|e| CliError::Usage(e.to_string()))?;
-                (net, per_epoch.div_ceil(2))
+                (net, per_epoch.div_ceil(2), Some(stats))
             }
         };
         let secs = started.elapsed().as_secs_f64();
@@ -143,6 +151,7 @@ fn run_once(
             accuracy: eval.accuracy(),
             allocations: per_round.get(per_round.len() / 2).copied().unwrap_or(0),
             peak,
+            stats,
         })
     })
 }
@@ -201,7 +210,15 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         ),
     ];
     let mut base = None;
-    for (name, config) in configs {
+    for (k, (name, config)) in configs.into_iter().enumerate() {
+        if k > 0
+            && args
+                .only
+                .as_ref()
+                .is_some_and(|o| !name.contains(o.as_str()))
+        {
+            continue;
+        }
         let mut outcomes = Vec::with_capacity(args.runs);
         for _ in 0..args.runs {
             outcomes.push(run_once(config, &train, &test, args.epochs, alloc)?);
@@ -220,6 +237,17 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
             human_bytes(m.peak),
             speed / base_speed
         );
+        if let Some(st) = m.stats {
+            let per = |x: u64| x as f64 / st.rounds.max(1) as f64;
+            println!(
+                "{:<44} parks per round: coordinator {:.2}, trainers waiting for a job {:.2}, \
+                 at the barrier {:.2}",
+                "",
+                per(st.coordinator_parks),
+                per(st.job_parks),
+                per(st.barrier_parks)
+            );
+        }
     }
     Ok(())
 }
