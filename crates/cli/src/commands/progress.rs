@@ -1,9 +1,11 @@
-//! What `dl4rs train` prints around training on sequences (train.rs has its own inline copy for
-//! the row and image jobs, which other branches edit; to be shared once they are merged): the
-//! progress bar (drawn by `train::ProgressListener`) and, after training, the workspace memory
-//! report and the heap allocations per steady-state iteration the listener counted.
+//! What `dl4rs train` prints around training, for every kind of data: the progress bar, drawn
+//! by [`ProgressListener`], which also counts the heap allocations of each steady-state
+//! iteration, and, after training, the workspace memory report and those counts.
 
-use dl4rs::memory::allocation_report;
+use std::time::Instant;
+
+use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
+use dl4rs::nn::{IterationInfo, Model, NnError, TrainingListener};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CliError;
@@ -42,7 +44,95 @@ pub(super) fn print_memory(counts: &std::sync::Mutex<Vec<u64>>, rounds: bool) {
     }
 }
 
+/// Drives the progress bar and measures heap allocations between iterations (the listener's
+/// own drawing is excluded: it counts from the end of its previous call).
+pub(super) struct ProgressListener {
+    bar: ProgressBar,
+    alloc: &'static CountingAllocator,
+    after_last: Option<u64>,
+    per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    iterations_per_epoch: u64,
+    started: Instant,
+    examples: usize,
+    /// Count every thread's allocations (ParallelWrapper rounds), not only this thread's.
+    all_threads: bool,
+    /// Calls so far: the listener's own count of batches (or rounds), since the network's
+    /// iteration counter moves once per segment under truncated BPTT.
+    calls: u64,
+}
+
+impl TrainingListener<f32> for ProgressListener {
+    fn iteration_done(
+        &mut self,
+        _net: &dyn Model<f32>,
+        info: &IterationInfo,
+    ) -> Result<(), NnError> {
+        let count = |a: &CountingAllocator| {
+            if self.all_threads {
+                a.allocations()
+            } else {
+                a.thread_allocations()
+            }
+        };
+        let now = count(self.alloc);
+        self.calls += 1;
+        // Only steady state: skip the first epoch (learning) and each epoch's first iteration
+        // (the iterator reset between epochs is not part of an iteration).
+        if let Some(prev) = self.after_last
+            && self.calls > self.iterations_per_epoch
+            && self.calls % self.iterations_per_epoch != 1
+            && let Ok(mut counts) = self.per_iteration.lock()
+        {
+            counts.push(now - prev);
+        }
+        self.examples += info.batch_size;
+        self.bar.inc(1);
+        if self.calls.is_multiple_of(10) {
+            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
+            self.bar.set_message(format!(
+                "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
+                info.epoch + 1,
+                info.score,
+                self.examples as f64 / secs,
+                human_bytes(allocation_report().total_block_bytes())
+            ));
+        }
+        self.after_last = Some(count(self.alloc));
+        Ok(())
+    }
+}
+
 fn median(values: &mut [u64]) -> Option<u64> {
     values.sort_unstable();
     values.get(values.len() / 2).copied()
+}
+
+impl ProgressListener {
+    /// A listener drawing on `bar` and pushing the calling thread's heap allocations of every
+    /// steady-state iteration (after the first epoch, not an epoch's first) into
+    /// `per_iteration`.
+    pub(super) fn new(
+        bar: ProgressBar,
+        alloc: &'static CountingAllocator,
+        per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+        iterations_per_epoch: u64,
+    ) -> Self {
+        ProgressListener {
+            bar,
+            alloc,
+            after_last: None,
+            per_iteration,
+            iterations_per_epoch,
+            started: Instant::now(),
+            examples: 0,
+            all_threads: false,
+            calls: 0,
+        }
+    }
+
+    /// Counts every thread's allocations (ParallelWrapper rounds) when `all`.
+    pub(super) fn all_threads(mut self, all: bool) -> Self {
+        self.all_threads = all;
+        self
+    }
 }

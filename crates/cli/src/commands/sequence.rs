@@ -25,8 +25,9 @@ use dl4rs::memory::CountingAllocator;
 use dl4rs::nn::{InputType, Model, ModelSerializer};
 
 use super::CliError;
+use super::progress::ProgressListener;
 use super::progress::{print_memory, progress_bar};
-use super::train::{ModelArg, NormalizerArg, ProgressListener, TrainArgs};
+use super::train::{ModelArg, NormalizerArg, TrainArgs};
 
 /// The bundled sequence set (Fashion-MNIST images read row by row, cut to 8..28 steps), in the
 /// source tree this binary was built from.

@@ -21,16 +21,16 @@ use dl4rs::data::{
     AsyncDataSetIterator, DataSet, DataSetIterator, InMemoryDataSetIterator, fashion_mnist,
 };
 use dl4rs::eval::{Evaluation, RegressionEvaluation};
-use dl4rs::memory::{CountingAllocator, allocation_report, human_bytes};
+use dl4rs::memory::CountingAllocator;
 use dl4rs::nn::{
-    Activation, InputType, IterationInfo, LayerConf, LossFunction, Model, ModelSerializer,
-    MultiLayerNetwork, NeuralNetConfiguration, NnError, PoolingType, TrainingListener, Updater,
-    WeightInit, WorkspaceMode,
+    Activation, InputType, LayerConf, LossFunction, Model, ModelSerializer, MultiLayerNetwork,
+    NeuralNetConfiguration, PoolingType, Updater, WeightInit, WorkspaceMode,
 };
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use super::CliError;
 use super::distributed::DistMode;
+use super::progress::{ProgressListener, print_memory, progress_bar};
 
 /// Options of `dl4rs train`.
 #[derive(Args, Debug)]
@@ -300,99 +300,6 @@ pub fn network(
     Ok(MultiLayerNetwork::new(conf)?)
 }
 
-/// Drives the progress bar and measures heap allocations between iterations (the listener's
-/// own drawing is excluded: it counts from the end of its previous call).
-pub(super) struct ProgressListener {
-    bar: ProgressBar,
-    alloc: &'static CountingAllocator,
-    after_last: Option<u64>,
-    per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
-    iterations_per_epoch: u64,
-    started: Instant,
-    examples: usize,
-    /// Count every thread's allocations (ParallelWrapper rounds), not only this thread's.
-    all_threads: bool,
-    /// Calls so far: the listener's own count of batches (or rounds), since the network's
-    /// iteration counter moves once per segment under truncated BPTT.
-    calls: u64,
-}
-
-impl TrainingListener<f32> for ProgressListener {
-    fn iteration_done(
-        &mut self,
-        _net: &dyn Model<f32>,
-        info: &IterationInfo,
-    ) -> Result<(), NnError> {
-        let count = |a: &CountingAllocator| {
-            if self.all_threads {
-                a.allocations()
-            } else {
-                a.thread_allocations()
-            }
-        };
-        let now = count(self.alloc);
-        self.calls += 1;
-        // Only steady state: skip the first epoch (learning) and each epoch's first iteration
-        // (the iterator reset between epochs is not part of an iteration).
-        if let Some(prev) = self.after_last
-            && self.calls > self.iterations_per_epoch
-            && self.calls % self.iterations_per_epoch != 1
-            && let Ok(mut counts) = self.per_iteration.lock()
-        {
-            counts.push(now - prev);
-        }
-        self.examples += info.batch_size;
-        self.bar.inc(1);
-        if self.calls.is_multiple_of(10) {
-            let secs = self.started.elapsed().as_secs_f64().max(1e-9);
-            self.bar.set_message(format!(
-                "epoch {} loss {:.4} | {:.0} ex/s | workspaces {}",
-                info.epoch + 1,
-                info.score,
-                self.examples as f64 / secs,
-                human_bytes(allocation_report().total_block_bytes())
-            ));
-        }
-        self.after_last = Some(count(self.alloc));
-        Ok(())
-    }
-}
-
-fn median(values: &mut [u64]) -> Option<u64> {
-    values.sort_unstable();
-    values.get(values.len() / 2).copied()
-}
-
-impl ProgressListener {
-    /// A listener drawing on `bar` and pushing the calling thread's heap allocations of every
-    /// steady-state iteration (after the first epoch, not an epoch's first) into
-    /// `per_iteration`.
-    pub(super) fn new(
-        bar: ProgressBar,
-        alloc: &'static CountingAllocator,
-        per_iteration: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
-        iterations_per_epoch: u64,
-    ) -> Self {
-        ProgressListener {
-            bar,
-            alloc,
-            after_last: None,
-            per_iteration,
-            iterations_per_epoch,
-            started: Instant::now(),
-            examples: 0,
-            all_threads: false,
-            calls: 0,
-        }
-    }
-
-    /// Counts every thread's allocations (ParallelWrapper rounds) when `all`.
-    pub(super) fn all_threads(mut self, all: bool) -> Self {
-        self.all_threads = all;
-        self
-    }
-}
-
 /// Runs `dl4rs train`.
 pub fn run(args: TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliError> {
     if args.epochs == 0 || args.batch == 0 {
@@ -471,29 +378,18 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
     };
     let per_epoch = train_iter.batches_per_epoch().div_ceil(per_round) as u64;
     let bar = if root {
-        ProgressBar::new(per_epoch * args.epochs as u64)
+        progress_bar(per_epoch * args.epochs as u64)?
     } else {
         ProgressBar::hidden()
     };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} it [{elapsed_precise}] {msg}")
-            .map_err(|e| CliError::Usage(e.to_string()))?,
-    );
     let started = Instant::now();
     let counts = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(
         (per_epoch as usize) * args.epochs,
     )));
-    net.add_listener(Box::new(ProgressListener {
-        bar: bar.clone(),
-        alloc,
-        after_last: None,
-        per_iteration: counts.clone(),
-        iterations_per_epoch: per_epoch,
-        started,
-        examples: 0,
-        all_threads: args.workers.is_some(),
-        calls: 0,
-    }));
+    net.add_listener(Box::new(
+        ProgressListener::new(bar.clone(), alloc, counts.clone(), per_epoch)
+            .all_threads(args.workers.is_some()),
+    ));
     // CSV data is fed by a prefetch thread (its own cyclic workspace), as DL4J's fit does.
     let mut iterator: Box<dyn DataSetIterator<f32> + Send> = if job.prefetch {
         Box::new(AsyncDataSetIterator::new(Box::new(train_iter), 2)?)
@@ -571,25 +467,7 @@ fn train(args: &TrainArgs, alloc: &'static CountingAllocator) -> Result<(), CliE
         format!("test accuracy: {:.2}%", eval.accuracy() * 100.0)
     };
 
-    println!("== workspace memory report (training thread) ==");
-    print!("{}", allocation_report());
-    let mut per_iteration = counts.lock().map(|c| c.clone()).unwrap_or_default();
-    let max = per_iteration.iter().copied().max();
-    match median(&mut per_iteration) {
-        Some(m) if args.workers.is_some() => println!(
-            "heap allocations per steady-state round, all threads: {m} (median; max {} over {} rounds after the first epoch)",
-            max.unwrap_or(0),
-            per_iteration.len()
-        ),
-        Some(m) => println!(
-            "heap allocations per steady-state training iteration: {m} (median; max {} over {} iterations after the first epoch)",
-            max.unwrap_or(0),
-            per_iteration.len()
-        ),
-        None => println!(
-            "heap allocations per steady-state training iteration: n/a (train for at least 2 epochs)"
-        ),
-    }
+    print_memory(&counts, args.workers.is_some());
     match &job.normalizer {
         Some(n) => ModelSerializer::write_model_with_normalizer(net.as_ref(), &args.out, true, n)?,
         None => ModelSerializer::write_model(net.as_ref(), &args.out, true)?,
