@@ -4,7 +4,8 @@
 //! goes through checked guards ([`ArrayRead`], [`ArrayWrite`]) so a stale array is an error,
 //! never data. This module owns storage and placement; the math is in `ops/`.
 
-pub(crate) use crate::copy::copy_strided;
+pub(crate) use crate::copy::{DstCursor, copy_strided};
+use crate::view_layout::{indexed, permuted, reshaped, reversed, sliced};
 use std::fmt;
 
 use dl4rs_kernels::Float;
@@ -15,7 +16,7 @@ use dl4rs_memory::{
 
 use crate::error::{ArrayError, invalid};
 use crate::random;
-use crate::shape::{Layout, MAX_DIMS, Shape};
+use crate::shape::{Layout, Shape};
 
 /// The element types arrays hold: `f32` and `f64`.
 pub trait DataType: Float + Element {}
@@ -435,155 +436,6 @@ impl<'a, T: DataType> ArrayViewMut<'a, T> {
         copy_strided(&data, &from, &mut dst, &self.layout);
         Ok(())
     }
-}
-
-/// An odometer over a layout, yielding buffer indices in logical order.
-pub(crate) struct DstCursor {
-    layout: Layout,
-    counter: [usize; MAX_DIMS],
-    base: usize,
-    done: bool,
-}
-
-impl DstCursor {
-    pub(crate) fn new(layout: &Layout) -> DstCursor {
-        DstCursor {
-            layout: *layout,
-            counter: [0; MAX_DIMS],
-            base: layout.offset,
-            done: layout.shape.is_empty(),
-        }
-    }
-
-    /// The next buffer index (callers never ask for more than `len` indices).
-    pub(crate) fn next(&mut self) -> usize {
-        debug_assert!(!self.done);
-        let current = self.base;
-        let ndim = self.layout.shape.ndim();
-        let dims = self.layout.shape.dims();
-        let mut axis = ndim;
-        loop {
-            if axis == 0 {
-                self.done = true;
-                break;
-            }
-            axis -= 1;
-            self.counter[axis] += 1;
-            self.base += self.layout.strides[axis];
-            if self.counter[axis] < dims[axis] {
-                break;
-            }
-            self.base -= self.layout.strides[axis] * dims[axis];
-            self.counter[axis] = 0;
-        }
-        current
-    }
-}
-
-fn sliced(
-    layout: &Layout,
-    axis: usize,
-    start: usize,
-    end: usize,
-    step: usize,
-) -> Result<Layout, ArrayError> {
-    layout.check_axis("slice_axis", axis)?;
-    let len = layout.shape.dims()[axis];
-    if step == 0 || start > end || end > len {
-        return Err(invalid(
-            "slice_axis",
-            format!(
-                "expected start <= end <= {len} and step >= 1 on axis {axis} of shape {}, \
-                 found {start}..{end} step {step}",
-                layout.shape
-            ),
-        ));
-    }
-    let mut out = *layout;
-    out.offset += start * out.strides[axis];
-    out.shape = out.shape.with_axis(axis, (end - start).div_ceil(step));
-    out.strides[axis] *= step;
-    Ok(out)
-}
-
-fn indexed(layout: &Layout, axis: usize, index: usize) -> Result<Layout, ArrayError> {
-    layout.check_axis("index_axis", axis)?;
-    let len = layout.shape.dims()[axis];
-    if index >= len {
-        return Err(invalid(
-            "index_axis",
-            format!("index {index} is out of bounds for axis {axis} of length {len}"),
-        ));
-    }
-    let mut out = *layout;
-    out.offset += index * layout.strides[axis];
-    out.shape = layout.shape.without_axis(axis);
-    for i in axis..out.shape.ndim() {
-        out.strides[i] = layout.strides[i + 1];
-    }
-    Ok(out)
-}
-
-fn permuted(layout: &Layout, axes: &[usize]) -> Result<Layout, ArrayError> {
-    let ndim = layout.shape.ndim();
-    let mut seen = [false; MAX_DIMS];
-    if axes.len() != ndim
-        || axes
-            .iter()
-            .any(|&a| a >= ndim || std::mem::replace(&mut seen[a], true))
-    {
-        return Err(invalid(
-            "permute",
-            format!(
-                "expected a permutation of 0..{ndim} for shape {}, found {axes:?}",
-                layout.shape
-            ),
-        ));
-    }
-    let mut dims = [0; MAX_DIMS];
-    let mut out = *layout;
-    for (i, &a) in axes.iter().enumerate() {
-        dims[i] = layout.shape.dims()[a];
-        out.strides[i] = layout.strides[a];
-    }
-    out.shape = Shape::new(&dims[..ndim])?;
-    Ok(out)
-}
-
-fn reversed(layout: &Layout) -> Layout {
-    let ndim = layout.shape.ndim();
-    let mut axes = [0; MAX_DIMS];
-    for (i, a) in axes[..ndim].iter_mut().enumerate() {
-        *a = ndim - 1 - i;
-    }
-    permuted(layout, &axes[..ndim]).unwrap_or(*layout)
-}
-
-fn reshaped(layout: &Layout, shape: &[usize]) -> Result<Layout, ArrayError> {
-    let shape = Shape::new(shape)?;
-    if shape.len() != layout.shape.len() {
-        return Err(ArrayError::ShapeMismatch {
-            op: "reshape",
-            lhs: Box::new(layout.shape),
-            rhs: Box::new(shape),
-            expected: "the same number of elements",
-        });
-    }
-    if !layout.is_c_contiguous() {
-        return Err(invalid(
-            "reshape",
-            format!(
-                "an array of shape {} with strides {:?} is not contiguous: make a contiguous copy \
-                 with dup() first",
-                layout.shape,
-                layout.strides()
-            ),
-        ));
-    }
-    Ok(Layout {
-        offset: layout.offset,
-        ..Layout::c_order(shape)
-    })
 }
 
 impl<'a, T: DataType> ArrayView<'a, T> {

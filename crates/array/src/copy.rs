@@ -8,7 +8,8 @@
 //! *transposing* copy (one side contiguous along the last axis, the other along another one,
 //! e.g. `[batch, size, time]` to time-major), that other axis as rows, which the kernel walks
 //! in 16 x 16 tiles so both sides touch a few cache lines per tile instead of one striding
-//! through memory: recurrent layers make several such copies per sequence.
+//! through memory: recurrent layers make several such copies per sequence. [`DstCursor`] is
+//! the element-by-element odometer the broadcasting element-wise ops pair with a source.
 
 use dl4rs_kernels::{MatMut, MatRef, copy_mat};
 
@@ -119,6 +120,49 @@ impl Axes {
                 counter[k] = 0;
             }
         }
+    }
+}
+
+/// An odometer over a layout, yielding buffer indices in logical order.
+pub(crate) struct DstCursor {
+    layout: Layout,
+    counter: [usize; MAX_DIMS],
+    base: usize,
+    done: bool,
+}
+
+impl DstCursor {
+    pub(crate) fn new(layout: &Layout) -> DstCursor {
+        DstCursor {
+            layout: *layout,
+            counter: [0; MAX_DIMS],
+            base: layout.offset,
+            done: layout.shape.is_empty(),
+        }
+    }
+
+    /// The next buffer index (callers never ask for more than `len` indices).
+    pub(crate) fn next(&mut self) -> usize {
+        debug_assert!(!self.done);
+        let current = self.base;
+        let ndim = self.layout.shape.ndim();
+        let dims = self.layout.shape.dims();
+        let mut axis = ndim;
+        loop {
+            if axis == 0 {
+                self.done = true;
+                break;
+            }
+            axis -= 1;
+            self.counter[axis] += 1;
+            self.base += self.layout.strides[axis];
+            if self.counter[axis] < dims[axis] {
+                break;
+            }
+            self.base -= self.layout.strides[axis] * dims[axis];
+            self.counter[axis] = 0;
+        }
+        current
     }
 }
 

@@ -25,6 +25,7 @@ mod error;
 pub mod ops;
 pub mod random;
 mod shape;
+mod view_layout;
 
 pub use array::{
     ArrayRead, ArrayView, ArrayViewMut, ArrayWrite, AsView, AsViewMut, DataType, NdArray,
