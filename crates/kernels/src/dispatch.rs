@@ -46,8 +46,8 @@ fn has_avx2() -> bool {
 fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        // The AVX-512 path runs the AVX2 element-wise loops, so it needs AVX2+FMA too
-        // (every AVX-512F CPU has them; this keeps the claim checked).
+        // The AVX-512 path also runs AVX2 loops (LSTM cells, pack_b), so it needs AVX2+FMA
+        // too (every AVX-512F CPU has them; this keeps the claim checked).
         std::arch::is_x86_feature_detected!("avx512f") && has_avx2()
     }
     #[cfg(not(target_arch = "x86_64"))]

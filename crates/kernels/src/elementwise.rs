@@ -480,31 +480,46 @@ fn zip_into<T: Float, F: Fn(T) -> T>(saved: &[T], go: &[T], gi: &mut [T], f: F) 
     }
 }
 
-/// Runs `$call` in a function compiled with AVX2 enabled when the dispatch allows, else as
-/// is. Only the code generation differs: the operations and thus the bits are the same.
+/// Runs `$call` in a function compiled with AVX-512 or AVX2 enabled when the dispatch allows,
+/// else as is. Only the code generation differs (the vector width): the operations and thus
+/// the bits are the same.
 macro_rules! multiversion {
-    ($name:ident, fn($($arg:ident: $ty:ty),*) => $inner:ident) => {
+    ($name:ident, $name512:ident, fn($($arg:ident: $ty:ty),*) => $inner:ident) => {
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2")]
         fn $name<T: Float, F: Fn(T) -> T>($($arg: $ty),*, f: F) {
             $inner($($arg),*, f)
         }
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $name512<T: Float, F: Fn(T) -> T>($($arg: $ty),*, f: F) {
+            $inner($($arg),*, f)
+        }
     };
 }
-multiversion!(map_into_avx2, fn(x: &[T], out: &mut [T]) => map_into);
-multiversion!(map_in_place_avx2, fn(x: &mut [T]) => map_in_place);
-multiversion!(zip_in_place_avx2, fn(saved: &[T], g: &mut [T]) => zip_in_place);
-multiversion!(zip_into_avx2, fn(saved: &[T], go: &[T], gi: &mut [T]) => zip_into);
+multiversion!(map_into_avx2, map_into_avx512, fn(x: &[T], out: &mut [T]) => map_into);
+multiversion!(map_in_place_avx2, map_in_place_avx512, fn(x: &mut [T]) => map_in_place);
+multiversion!(zip_in_place_avx2, zip_in_place_avx512, fn(saved: &[T], g: &mut [T]) => zip_in_place);
+multiversion!(zip_into_avx2, zip_into_avx512, fn(saved: &[T], go: &[T], gi: &mut [T]) => zip_into);
 
 #[inline(always)]
 fn use_avx2() -> bool {
     cfg!(target_arch = "x86_64") && isa() >= Isa::Avx2
 }
 
+#[inline(always)]
+fn use_avx512() -> bool {
+    cfg!(target_arch = "x86_64") && isa() >= Isa::Avx512
+}
+
 macro_rules! run {
-    ($plain:ident, $avx:ident, $($arg:expr),*) => {{
+    ($plain:ident, $avx:ident, $avx512:ident, $($arg:expr),*) => {{
         #[cfg(target_arch = "x86_64")]
-        if use_avx2() {
+        if use_avx512() {
+            // SAFETY: `use_avx512` is true only when the dispatch resolved to a path whose CPU
+            // check included AVX-512F.
+            unsafe { $avx512($($arg),*) };
+        } else if use_avx2() {
             // SAFETY: `use_avx2` is true only when the dispatch resolved to a path whose CPU
             // check included AVX2.
             unsafe { $avx($($arg),*) };
@@ -527,13 +542,13 @@ macro_rules! run {
 /// ```
 pub fn unary<T: Float>(op: Unary<T>, x: &[T], out: &mut [T]) -> Result<(), KernelError> {
     check_len("unary", "out", out.len(), x.len())?;
-    by_unary!(op, f => run!(map_into, map_into_avx2, x, out, f));
+    by_unary!(op, f => run!(map_into, map_into_avx2, map_into_avx512, x, out, f));
     Ok(())
 }
 
 /// `x[i] = op(x[i])`.
 pub fn unary_assign<T: Float>(op: Unary<T>, x: &mut [T]) {
-    by_unary!(op, f => run!(map_in_place, map_in_place_avx2, x, f));
+    by_unary!(op, f => run!(map_in_place, map_in_place_avx2, map_in_place_avx512, x, f));
 }
 
 /// Backward of a unary map: `grad_in[i] = grad_out[i] * f'(saved[i])`, where `saved` is the
@@ -556,7 +571,7 @@ pub fn unary_grad<T: Float>(
 ) -> Result<(), KernelError> {
     check_len("unary_grad", "grad_out", grad_out.len(), saved.len())?;
     check_len("unary_grad", "grad_in", grad_in.len(), saved.len())?;
-    by_grad!(op, f => run!(zip_into, zip_into_avx2, saved, grad_out, grad_in, f));
+    by_grad!(op, f => run!(zip_into, zip_into_avx2, zip_into_avx512, saved, grad_out, grad_in, f));
     Ok(())
 }
 
@@ -567,7 +582,7 @@ pub fn unary_grad_assign<T: Float>(
     grad: &mut [T],
 ) -> Result<(), KernelError> {
     check_len("unary_grad_assign", "grad", grad.len(), saved.len())?;
-    by_grad!(op, f => run!(zip_in_place, zip_in_place_avx2, saved, grad, f));
+    by_grad!(op, f => run!(zip_in_place, zip_in_place_avx2, zip_in_place_avx512, saved, grad, f));
     Ok(())
 }
 
