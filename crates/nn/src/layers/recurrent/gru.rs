@@ -11,19 +11,20 @@
 //! are folded into `b`). Masks, per-step loop workspaces, carried states and truncated BPTT
 //! work as for the LSTM (`lstm.rs`); the cache is one flat array ([`GruCacheLayout`]).
 
-use dl4rs_array::ops::{self, BinaryOp, GruCacheLayout, Reduction, Unary};
+use dl4rs_array::ops::{self, GruCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
 use super::hidden::{CarriedStates, STATE_H};
 use super::{
-    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+    check_epsilon, check_mask, dims3, first_step, forward_cache, mask_steps, mask_time_major,
+    pack_recurrent, step_product, time_major,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
-    RnnStateSlot, Saved, StepContext,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RnnStateSlot, Saved,
+    StepContext,
 };
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
@@ -216,17 +217,7 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
             let h = layout.states(&cv)?.slice_axis(0, 1, t + 1, 1)?;
             out.assign(&h.permute(&[1, 2, 0])?)?;
         }
-        if let Some(m) = input.mask {
-            let m = m.reshape(&[b, 1, t]).map_err(|_| {
-                layer_error(
-                    ctx,
-                    "GRU",
-                    self.name(),
-                    "the feature mask must be a contiguous [batch, time] array".into(),
-                )
-            })?;
-            ops::binary_assign(BinaryOp::Mul, &mut out, &m)?;
-        }
+        mask_steps(&mut out, input.mask.as_ref(), ctx, "GRU", self.name())?;
         let cache = if ctx.training { Some(cache) } else { None };
         Ok(Forward::new(out).with_cache(cache))
     }
@@ -254,29 +245,9 @@ impl<T: DataType> Layer<T> for GruLayer<T> {
             batch: b,
             hidden: n,
         };
-        let cache = saved.cache.ok_or_else(|| {
-            layer_error(
-                ctx,
-                "GRU",
-                self.name(),
-                "backward without the forward pass's cache (run forward in training mode)".into(),
-            )
-        })?;
-        if eps.shape() != [b, n, t] {
-            return Err(layer_error(
-                ctx,
-                "GRU",
-                self.name(),
-                format!(
-                    "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
-                    eps.shape()
-                ),
-            ));
-        }
-        let first = match ctx.recurrent {
-            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
-            _ => 0,
-        };
+        let cache = forward_cache(saved.cache, ctx, "GRU", self.name())?;
+        check_epsilon(&eps, [b, n, t], ctx, "GRU", self.name())?;
+        let first = first_step(ctx, t);
         let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
         let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
         let mut dx_gates = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, 3 * n])?;

@@ -30,19 +30,20 @@
 //! reads the states from it, never the layer's output (so a wrapper can hand it a different
 //! output).
 
-use dl4rs_array::ops::{self, BinaryOp, LstmCacheLayout, Reduction, Unary};
+use dl4rs_array::ops::{self, LstmCacheLayout, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
 use super::hidden::CarriedStates;
 use super::{
-    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+    check_epsilon, check_mask, dims3, first_step, forward_cache, mask_steps, mask_time_major,
+    pack_recurrent, step_product, time_major,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
-    RnnStateSlot, Saved, StepContext,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RnnStateSlot, Saved,
+    StepContext,
 };
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
@@ -249,18 +250,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             let c = layout.cell(&cv)?.index_axis(0, t)?;
             slot.store([&h, &c])?;
         }
-        if let Some(m) = input.mask {
-            // Masked steps output 0 (their state was carried, not their output).
-            let m = m.reshape(&[b, 1, t]).map_err(|_| {
-                layer_error(
-                    ctx,
-                    "LSTM",
-                    self.name(),
-                    "the feature mask must be a contiguous [batch, time] array".into(),
-                )
-            })?;
-            ops::binary_assign(BinaryOp::Mul, &mut out, &m)?;
-        }
+        mask_steps(&mut out, input.mask.as_ref(), ctx, "LSTM", self.name())?;
         let cache = if ctx.training { Some(cache) } else { None };
         Ok(Forward::new(out).with_cache(cache))
     }
@@ -278,17 +268,7 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
         let x = saved.input;
         let (b, ni, t) = dims3(&x);
         let n = self.n_out;
-        if eps.shape() != [b, n, t] {
-            return Err(layer_error(
-                ctx,
-                "LSTM",
-                self.name(),
-                format!(
-                    "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
-                    eps.shape()
-                ),
-            ));
-        }
+        check_epsilon(&eps, [b, n, t], ctx, "LSTM", self.name())?;
         let (act, gate) = self.acts()?;
         let (w, rw, _) = self.weights(params)?;
         let layout = LstmCacheLayout {
@@ -296,21 +276,11 @@ impl<T: DataType> Layer<T> for LstmLayer<T> {
             batch: b,
             hidden: n,
         };
-        let cache = saved.cache.ok_or_else(|| {
-            layer_error(
-                ctx,
-                "LSTM",
-                self.name(),
-                "backward without the forward pass's cache (run forward in training mode)".into(),
-            )
-        })?;
+        let cache = forward_cache(saved.cache, ctx, "LSTM", self.name())?;
         let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
         let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
         // Truncated BPTT goes back at most `backward` steps: earlier steps get no gradient.
-        let first = match ctx.recurrent {
-            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
-            _ => 0,
-        };
+        let first = first_step(ctx, t);
         let mut dz = mgr.create_uninitialized::<T>(ArrayType::BpWorkingMem, &[t * b, 4 * n])?;
         if first > 0 {
             dz.view_mut()

@@ -37,10 +37,10 @@ pub use output::RnnOutputLayer;
 pub use simple_rnn::SimpleRnnLayer;
 pub use wrappers::{MaskZeroLayer, TimeDistributedLayer};
 
-use dl4rs_array::ops::{self, PackedMatrix};
+use dl4rs_array::ops::{self, BinaryOp, PackedMatrix};
 use dl4rs_array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 
-use super::StepContext;
+use super::{RecurrentMode, StepContext};
 use crate::error::NnError;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
 
@@ -174,4 +174,75 @@ pub(crate) fn step_product<T: DataType>(
         None => ops::gemm_into(T::ONE, a, w, beta, c)?,
     }
     Ok(())
+}
+
+/// Zeroes the outputs of masked steps (their state was carried, not their output): `out` is
+/// `[batch, n, time]`, `mask` `[batch, time]`.
+pub(crate) fn mask_steps<T: DataType>(
+    out: &mut NdArray<T>,
+    mask: Option<&ArrayView<'_, T>>,
+    ctx: &StepContext,
+    kind: &'static str,
+    name: Option<&str>,
+) -> Result<(), NnError> {
+    let Some(m) = mask else { return Ok(()) };
+    let (b, t) = (out.shape()[0], out.shape()[2]);
+    let m = m.reshape(&[b, 1, t]).map_err(|_| {
+        layer_error(
+            ctx,
+            kind,
+            name,
+            "the feature mask must be a contiguous [batch, time] array".into(),
+        )
+    })?;
+    ops::binary_assign(BinaryOp::Mul, out, &m)?;
+    Ok(())
+}
+
+/// The cache a recurrent layer's forward pass left for its backward pass.
+pub(crate) fn forward_cache<'c, T: DataType>(
+    cache: Option<ArrayView<'c, T>>,
+    ctx: &StepContext,
+    kind: &'static str,
+    name: Option<&str>,
+) -> Result<ArrayView<'c, T>, NnError> {
+    cache.ok_or_else(|| {
+        layer_error(
+            ctx,
+            kind,
+            name,
+            "backward without the forward pass's cache (run forward in training mode)".into(),
+        )
+    })
+}
+
+/// Checks that the gradient from above has the layer's output shape `[batch, n, time]`.
+pub(crate) fn check_epsilon<T: DataType>(
+    eps: &ArrayView<'_, T>,
+    [b, n, t]: [usize; 3],
+    ctx: &StepContext,
+    kind: &'static str,
+    name: Option<&str>,
+) -> Result<(), NnError> {
+    if eps.shape() != [b, n, t] {
+        return Err(layer_error(
+            ctx,
+            kind,
+            name,
+            format!(
+                "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
+                eps.shape()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The first of `t` steps backprop reaches: truncated BPTT goes back at most its backward
+/// length (earlier steps get no gradient); full backprop reaches step 0.
+pub(crate) fn first_step(ctx: &StepContext, t: usize) -> usize {
+    match ctx.recurrent {
+        RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
+        _ => 0,
+    }
 }

@@ -3,19 +3,20 @@
 //! carried states and truncated BPTT work as for the LSTM (`lstm.rs`); the cache is the states
 //! `[time + 1, batch, n_out]` (the initial one first), and backward reads them from there.
 
-use dl4rs_array::ops::{self, BinaryOp, Reduction, Unary};
+use dl4rs_array::ops::{self, Reduction, Unary};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
 
 use super::hidden::{CarriedStates, STATE_H};
 use super::{
-    check_mask, dims3, layer_error, mask_time_major, pack_recurrent, step_product, time_major,
+    check_epsilon, check_mask, dims3, first_step, forward_cache, mask_steps, mask_time_major,
+    pack_recurrent, step_product, time_major,
 };
 use crate::activation::Activation;
 use crate::error::NnError;
 use crate::input_type::InputType;
 use crate::layers::{
-    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RecurrentMode,
-    RnnStateSlot, Saved, StepContext,
+    ACT, Epsilon, Forward, GRAD, Layer, LayerInfo, LayerInput, ParamSpec, RnnStateSlot, Saved,
+    StepContext,
 };
 use crate::weight_init::WeightInit;
 use crate::workspace_mgr::{ArrayType, LayerWorkspaceMgr};
@@ -191,17 +192,7 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
                 .slice_axis(0, 1, t + 1, 1)?
                 .permute(&[1, 2, 0])?,
         )?;
-        if let Some(m) = input.mask {
-            let m = m.reshape(&[b, 1, t]).map_err(|_| {
-                layer_error(
-                    ctx,
-                    "SimpleRnn",
-                    self.name(),
-                    "the feature mask must be a contiguous [batch, time] array".into(),
-                )
-            })?;
-            ops::binary_assign(BinaryOp::Mul, &mut out, &m)?;
-        }
+        mask_steps(&mut out, input.mask.as_ref(), ctx, "SimpleRnn", self.name())?;
         let cache = if ctx.training { Some(states) } else { None };
         Ok(Forward::new(out).with_cache(cache))
     }
@@ -221,31 +212,11 @@ impl<T: DataType> Layer<T> for SimpleRnnLayer<T> {
         let n = self.n_out;
         let act = act_of::<T>(self.activation)?;
         let (w, rw, _) = self.weights(params)?;
-        let states = saved.cache.ok_or_else(|| {
-            layer_error(
-                ctx,
-                "SimpleRnn",
-                self.name(),
-                "backward without the forward pass's cache (run forward in training mode)".into(),
-            )
-        })?;
+        let states = forward_cache(saved.cache, ctx, "SimpleRnn", self.name())?;
         // The states, however a wrapper packed them (flat in a Bidirectional's cache).
         let states = states.reshape(&[t + 1, b, n])?;
-        if eps.shape() != [b, n, t] {
-            return Err(layer_error(
-                ctx,
-                "SimpleRnn",
-                self.name(),
-                format!(
-                    "the gradient from above has shape {:?}; expected [{b}, {n}, {t}]",
-                    eps.shape()
-                ),
-            ));
-        }
-        let first = match ctx.recurrent {
-            RecurrentMode::Tbptt { backward } => t.saturating_sub(backward),
-            _ => 0,
-        };
+        check_epsilon(&eps, [b, n, t], ctx, "SimpleRnn", self.name())?;
+        let first = first_step(ctx, t);
         let eps_t = time_major(&eps, ArrayType::BpWorkingMem, mgr)?;
         let mask_t = mask_time_major(saved.mask.as_ref(), ArrayType::BpWorkingMem, mgr)?;
         let mut dz = mgr.create::<T>(ArrayType::BpWorkingMem, &[t * b, n])?;
