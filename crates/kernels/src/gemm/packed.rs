@@ -1,0 +1,145 @@
+//! B packed once for many products ([`pack_b`], [`gemm_packed_b`]): what a recurrence that
+//! multiplies by the same weights at every time step uses instead of packing them in every
+//! product. The packed layout is the one [`gemm`](super::gemm)'s own B panels have, for the
+//! dispatch path current at packing, so a packed product gives `gemm`'s bits.
+
+use super::kernels::all_specs;
+use super::{balanced_kc, gemm_impl};
+use crate::dispatch::isa;
+use crate::{Float, KernelError, MatMut, MatRef, Parallelism};
+
+/// [`gemm`](super::gemm) with B also given packed ([`pack_b`]): the products of a recurrence that
+/// multiply by the same weights at every step pack them once instead of once per step.
+/// `b` must be the matrix `packed` was made from (checked: its shape); where the path would
+/// not pack B anyway (one row of A, or a narrow B computed transposed) or the dispatch path
+/// changed since packing, `b` is read as [`gemm`](super::gemm) reads it. Same bits as [`gemm`](super::gemm).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_packed_b<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    packed: &PackedB<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+    scratch: &mut [T],
+    par: Parallelism<'_>,
+) -> Result<(), KernelError> {
+    if packed.info.shape() != (b.rows(), b.cols()) {
+        return Err(KernelError::InvalidArgument {
+            op: "gemm_packed_b",
+            what: "the packed B must be packed from b (same rows and columns): pack b again",
+        });
+    }
+    let usable = packed.info.isa == isa();
+    gemm_impl(alpha, a, b, usable.then_some(packed), beta, c, scratch, par)
+}
+
+/// B (`k x n`) packed for the microkernel of the path current when it was packed: for each
+/// KC-deep block of rows (the depths [`gemm`](super::gemm) uses for this k), the `kc x NR` slivers of
+/// all n columns side by side, the last one zero-padded. Made by [`pack_b`]; an owner that
+/// keeps the data between calls takes it apart ([`PackedB::info`]) and puts it back
+/// together with [`PackedB::from_parts`].
+#[derive(Debug, Clone, Copy)]
+pub struct PackedB<'a, T> {
+    pub(super) data: &'a [T],
+    info: PackInfo,
+}
+
+/// What a [`PackedB`]'s data is: the shape packed and the dispatch path it was packed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackInfo {
+    k: usize,
+    n: usize,
+    isa: crate::dispatch::Isa,
+}
+
+impl PackInfo {
+    /// Rows and columns of the matrix packed.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.k, self.n)
+    }
+}
+
+impl<'a, T: Float> PackedB<'a, T> {
+    /// What the data is.
+    pub fn info(&self) -> PackInfo {
+        self.info
+    }
+
+    /// `data` (what [`pack_b`] wrote, kept by its owner) seen again as the packed matrix
+    /// `info` describes. Errors when `data` is too short for it. Data that is not what
+    /// [`pack_b`] wrote gives wrong numbers, never an out-of-bounds read.
+    pub fn from_parts(data: &'a [T], info: PackInfo) -> Result<Self, KernelError> {
+        let nr = T::gemm_spec(info.isa).nr;
+        let needed = info.k * info.n.div_ceil(nr) * nr;
+        if data.len() < needed {
+            return Err(KernelError::ScratchTooSmall {
+                op: "PackedB::from_parts",
+                needed,
+                found: data.len(),
+            });
+        }
+        Ok(PackedB {
+            data: &data[..needed],
+            info,
+        })
+    }
+}
+
+/// Elements [`pack_b`] needs for a `k x n` matrix (on any dispatch path).
+pub fn packed_b_len<T: Float>(k: usize, n: usize) -> usize {
+    all_specs::<T>()
+        .iter()
+        .map(|s| k * n.div_ceil(s.nr) * s.nr)
+        .max()
+        .unwrap_or(0)
+}
+
+/// Packs `b` into `out` (at least [`packed_b_len`] elements) for [`gemm_packed_b`].
+pub fn pack_b<'a, T: Float>(
+    b: MatRef<'_, T>,
+    out: &'a mut [T],
+) -> Result<PackedB<'a, T>, KernelError> {
+    let (k, n) = (b.rows(), b.cols());
+    let needed = packed_b_len::<T>(k, n);
+    if out.len() < needed {
+        return Err(KernelError::ScratchTooSmall {
+            op: "pack_b",
+            needed,
+            found: out.len(),
+        });
+    }
+    let path = isa();
+    let spec = T::gemm_spec(path);
+    let kc = balanced_kc(spec.kc, k);
+    let n_pad = n.div_ceil(spec.nr) * spec.nr;
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    let mut pc = 0;
+    while pc < k {
+        let kcb = kc.min(k - pc);
+        let mut jc = 0;
+        while jc < n {
+            let ncb = spec.nc.min(n - jc);
+            // SAFETY: rows pc..pc+kcb and columns jc..jc+ncb are inside the view (checked at
+            // construction); the slivers written, [pc*n_pad + jc*kcb, + kcb*ceil(ncb/NR)*NR),
+            // end at or before pc*n_pad + kcb*n_pad <= k*n_pad <= out.len().
+            unsafe {
+                let src = b.data().as_ptr().add(pc * rs + jc * cs);
+                (spec.pack_b)(
+                    kcb,
+                    ncb,
+                    src,
+                    rs,
+                    cs,
+                    out.as_mut_ptr().add(pc * n_pad + jc * kcb),
+                );
+            }
+            jc += ncb;
+        }
+        pc += kcb;
+    }
+    Ok(PackedB {
+        data: &out[..k * n_pad],
+        info: PackInfo { k, n, isa: path },
+    })
+}
