@@ -4,19 +4,9 @@
 //! regression that beats a linear least-squares fit.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn dl4rs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
-        .args(args)
-        .output()
-        .expect("run dl4rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::dl4rs;
 
 fn repo(path: &str) -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))

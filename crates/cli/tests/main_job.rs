@@ -2,19 +2,8 @@
 //! accuracy, reports zero heap allocations per steady-state iteration, saves a model that the
 //! other subcommands read; bad paths are one clear line with exit code 2.
 
-use std::process::Command;
-
-fn dl4rs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
-        .args(args)
-        .output()
-        .expect("run dl4rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::dl4rs;
 
 #[test]
 fn train_evaluate_predict_summary() {

@@ -2,19 +2,8 @@
 //! trained to the main job's accuracy, the trainers' workspaces listed per thread, zero heap
 //! allocations per steady-state round on all threads; `--workers 1` is one clear line, exit 2.
 
-use std::process::Command;
-
-fn dl4rs(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_dl4rs"))
-        .args(args)
-        .output()
-        .expect("run dl4rs");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::dl4rs;
 
 fn accuracy(stdout: &str) -> f64 {
     stdout
