@@ -60,6 +60,7 @@ mod pool;
 mod recurrent;
 mod reduce;
 mod team;
+pub mod update;
 
 pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
@@ -71,8 +72,8 @@ pub use elementwise::{
 pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{
-    PackInfo, PackedB, Parallelism, gemm, gemm_packed_b, gemm_scratch_len, microkernel_l1_run,
-    pack_b, packed_b_len,
+    PackInfo, PackedB, Parallelism, gemm, gemm_bias_act, gemm_packed_b, gemm_scratch_len,
+    microkernel_l1_run, pack_b, packed_b_len,
 };
 pub use mat::{MatMut, MatRef, Transpose, copy_mat};
 pub use pool::{PoolOp, pool2d, pool2d_backward};

@@ -30,8 +30,8 @@ pub fn gemm_packed_b<T: Float>(
             what: "the packed B must be packed from b (same rows and columns): pack b again",
         });
     }
-    let usable = packed.info.isa == isa();
-    gemm_impl(alpha, a, b, usable.then_some(packed), beta, c, scratch, par)
+    let packed = packed.usable().then_some(packed);
+    gemm_impl(alpha, a, b, packed, beta, c, scratch, par, None)
 }
 
 /// B (`k x n`) packed for the microkernel of the path current when it was packed: for each
@@ -61,6 +61,11 @@ impl PackInfo {
 }
 
 impl<'a, T: Float> PackedB<'a, T> {
+    /// Whether the current dispatch path reads this packing (the path it was packed for).
+    pub(super) fn usable(&self) -> bool {
+        self.info.isa == isa()
+    }
+
     /// What the data is.
     pub fn info(&self) -> PackInfo {
         self.info

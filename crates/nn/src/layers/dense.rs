@@ -1,6 +1,8 @@
 //! Dense and output layers: `act(x·W + b)`, with a loss for output layers. The forward pass
-//! fuses bias and activation in one pass over the gemm output (keeping the pre-activation as
-//! the layer's cache when the activation's derivative needs it); the backward pass computes
+//! is one product with bias and activation fused into it (`ops::gemm_bias_act_into`: each
+//! thread finishes the blocks it computed while they are in its cache), keeping the
+//! pre-activation as the layer's cache when the activation's derivative needs it; softmax,
+//! which is not element-wise, follows the fused bias. The backward pass computes
 //! `dW = xᵀ·dz`, `db = Σ dz`, `dx = dz·Wᵀ` with transposes as views (no copies).
 
 use dl4rs_array::ops::{self, Reduction};
@@ -103,21 +105,19 @@ impl<T: DataType> Layer<T> for DenseLayer {
         if self.activation == Activation::Softmax {
             // Softmax is not element-wise: z = x·W + b in working memory, then one softmax.
             let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &shape)?;
-            ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut z)?;
-            ops::bias_act_into(&mut z, &b, ops::Unary::Identity, None)?;
+            ops::gemm_bias_act_into(&x, &w, None, &b, ops::Unary::Identity, None, &mut z)?;
             let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
             ops::softmax_last_axis_into(&z, &mut out)?;
             return Ok(Forward::new(out));
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
-        ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut out)?;
         let mut pre = if ctx.training && self.activation.needs_input_for_backprop() {
             Some(mgr.create_uninitialized::<T>(ArrayType::FfCache, &shape)?)
         } else {
             None
         };
         let act = self.activation.unary::<T>().unwrap_or(ops::Unary::Identity);
-        ops::bias_act_into(&mut out, &b, act, pre.as_mut())?;
+        ops::gemm_bias_act_into(&x, &w, None, &b, act, pre.as_mut(), &mut out)?;
         Ok(Forward::new(out).with_cache(pre))
     }
 
