@@ -73,7 +73,7 @@ pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{
     PackInfo, PackedB, Parallelism, gemm, gemm_bias_act, gemm_packed_b, gemm_scratch_len,
-    microkernel_l1_run, pack_b, packed_b_len,
+    microkernel_l1_run, pack_b, packed_b_len, reads_packed_b,
 };
 pub use mat::{MatMut, MatRef, Transpose, copy_mat};
 pub use pool::{PoolOp, pool2d, pool2d_backward};

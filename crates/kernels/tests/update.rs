@@ -28,11 +28,11 @@ const B1: f32 = 0.9;
 const B2: f32 = 0.999;
 const EPS: f32 = 1e-8;
 
+/// Fills its first argument with every updater's results from (g, s, t, p).
+type Updaters = dyn Fn(&mut Vec<Vec<f32>>, &[f32], &[f32], &[f32], &[f32]);
+
 /// Each updater's results, computed by `f` from the same starting slices.
-fn results(
-    n: usize,
-    f: &dyn Fn(&mut Vec<Vec<f32>>, &[f32], &[f32], &[f32], &[f32]),
-) -> Vec<Vec<f32>> {
+fn results(n: usize, f: &Updaters) -> Vec<Vec<f32>> {
     let (g, s, t, p) = (data(n, 1), data(n, 2), data(n, 3), data(n, 4));
     let t: Vec<f32> = t.iter().map(|x| x.abs()).collect();
     let mut out = Vec::new();

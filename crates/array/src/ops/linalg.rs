@@ -5,7 +5,7 @@
 
 use dl4rs_kernels::{
     MatMut, MatRef, PackInfo, PackedB, Unary, gemm, gemm_bias_act, gemm_packed_b, gemm_scratch_len,
-    pack_b, packed_b_len,
+    pack_b, packed_b_len, reads_packed_b,
 };
 use dl4rs_memory::Buffer;
 
@@ -150,9 +150,40 @@ impl<T: DataType> PackedMatrix<T> {
         })
     }
 
+    /// Packs `b` again into the same storage (the matrix's new values, or the layout of
+    /// the dispatch path now current). `b` must have the shape packed before.
+    pub fn repack(&mut self, b: &impl AsView<T>) -> Result<(), ArrayError> {
+        let b = b.view();
+        let (k, n) = matrix_dims("repack", &b)?;
+        if (k, n) != self.shape() {
+            return Err(invalid(
+                "repack",
+                format!(
+                    "expected a {:?} matrix (the shape packed before), found {k} x {n}: pack \
+                     it into new storage with PackedMatrix::pack",
+                    self.shape()
+                ),
+            ));
+        }
+        let rb = b.read()?;
+        let (db, lb) = rb.raw();
+        let rhs = MatRef::new(&db[lb.offset()..], k, n, lb.strides()[0], lb.strides()[1])?;
+        let needed = Self::len_for(k, n);
+        let offset = self.data.layout.offset();
+        let mut w = self.data.buf.write()?;
+        self.info = pack_b(rhs, &mut w[offset..offset + needed])?.info();
+        Ok(())
+    }
+
     /// Rows and columns of the matrix packed.
     pub fn shape(&self) -> (usize, usize) {
         self.info.shape()
+    }
+
+    /// Whether an `m`-row product with a `k x n` right operand reads it packed: packing
+    /// pays only then (not for one row, nor for a narrow operand computed transposed).
+    pub fn used_for(m: usize, n: usize) -> bool {
+        reads_packed_b::<T>(m, n)
     }
 }
 

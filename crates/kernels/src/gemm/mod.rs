@@ -26,7 +26,7 @@ mod packed;
 use epilogue::Epilogue;
 pub use epilogue::gemm_bias_act;
 use gemv::{GemvJob, gemv_range, run_gemv};
-pub use packed::{PackInfo, PackedB, gemm_packed_b, pack_b, packed_b_len};
+pub use packed::{PackInfo, PackedB, gemm_packed_b, pack_b, packed_b_len, reads_packed_b};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -91,6 +91,13 @@ impl<'a, T: Float> PackedB<'a, T> {
     }
 }
 
+/// Whether an `m x k` by `k x n` product on the current path reads a B given packed
+/// ([`gemm_packed_b`]); where it does not (one row of A, or a narrow B computed
+/// transposed), packing B beforehand is wasted work.
+pub fn reads_packed_b<T: Float>(m: usize, n: usize) -> bool {
+    m > 1 && !super::transposed(&T::gemm_spec(isa()), m, n)
+}
+
 /// Elements [`pack_b`] needs for a `k x n` matrix (on any dispatch path).
 pub fn packed_b_len<T: Float>(k: usize, n: usize) -> usize {
     all_specs::<T>()
