@@ -15,45 +15,13 @@
 
 #![allow(clippy::too_many_arguments)]
 
-use std::sync::{Mutex, MutexGuard};
+mod common;
+use common::*;
 
 use dl4rs_kernels::{
-    Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
-    current_dispatch, gemm, gemm_packed_b, gemm_scratch_len, pack_b, packed_b_len, set_dispatch,
+    Dispatch, Float, MatMut, MatRef, Parallelism, available_dispatches, current_dispatch, gemm,
+    gemm_packed_b, gemm_scratch_len, pack_b, packed_b_len, set_dispatch,
 };
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn pool2() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-    })
-}
-
-fn team2() -> &'static KernelTeam {
-    static TEAM: std::sync::OnceLock<KernelTeam> = std::sync::OnceLock::new();
-    TEAM.get_or_init(|| KernelTeam::new(2))
-}
-
-fn fill<T: Float>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
-}
 
 /// How the product is run: threads and the threading mechanism.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -185,10 +153,6 @@ fn run<T: Float>(
         }
     }
     out
-}
-
-fn bits<T: Float>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
 }
 
 /// Shapes around every path's tile and loop widths: MR = 4/6, NR = 8/16/32, the m == 1

@@ -1,7 +1,8 @@
 //! Element-wise maps, reductions, softmax and im2col against scalar references, the
 //! accuracy of the polynomial exp/tanh, alignment independence, and error messages.
 
-use std::sync::Mutex;
+mod common;
+use common::{fill_scaled as fill, lock};
 
 use dl4rs_kernels::{
     BinaryOp, Conv2dGeometry, Dispatch, Float, GradFrom, KernelTeam, Parallelism, PoolOp, Unary,
@@ -17,20 +18,6 @@ use dl4rs_kernels::{
 type Reference = fn(f64) -> f64;
 /// A binary reference.
 type BinReference = fn(f64, f64) -> f64;
-
-static DISPATCH_LOCK: Mutex<()> = Mutex::new(());
-
-fn fill<T: Float>(n: usize, seed: u64, scale: f64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64(((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale)
-        })
-        .collect()
-}
 
 /// Distance in units in the last place between two finite f32 of the same sign.
 fn ulps(a: f32, b: f32) -> u32 {
@@ -165,7 +152,7 @@ fn unary_maps_and_derivatives_match_references() {
 
 #[test]
 fn unary_is_bit_identical_across_dispatch_and_offsets() {
-    let _g = DISPATCH_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let _g = lock();
     let xs: Vec<f32> = fill(1037, 9, 20.0);
     let mut base: Option<Vec<Vec<u32>>> = None;
     for &d in available_dispatches() {

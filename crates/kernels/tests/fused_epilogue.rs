@@ -5,50 +5,13 @@
 //! thread, 2 rayon tasks and a 2-thread team, with and without `pre`. Bad arguments are
 //! errors.
 
-use std::sync::{Mutex, MutexGuard, OnceLock};
+mod common;
+use common::*;
 
 use dl4rs_kernels::{
-    Dispatch, Float, KernelError, KernelTeam, MatMut, MatRef, Parallelism, Unary,
-    available_dispatches, bias_act, gemm, gemm_bias_act, gemm_scratch_len, pack_b, packed_b_len,
-    set_dispatch,
+    Dispatch, Float, KernelError, MatMut, MatRef, Parallelism, Unary, available_dispatches,
+    bias_act, gemm, gemm_bias_act, gemm_scratch_len, pack_b, packed_b_len, set_dispatch,
 };
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn team2() -> &'static KernelTeam {
-    static TEAM: OnceLock<KernelTeam> = OnceLock::new();
-    TEAM.get_or_init(|| KernelTeam::new(2))
-}
-
-fn pool2() -> &'static rayon::ThreadPool {
-    static POOL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-    })
-}
-
-fn fill<T: Float>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0)
-        })
-        .collect()
-}
-
-fn bits<T: Float>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
-}
 
 /// (m, k, n): m == 1, narrow n (computed transposed), KC-deep blocks (k > 256), several MC
 /// blocks (m > 144), W1's layer shapes, and small edge tiles.
@@ -91,7 +54,11 @@ fn fused<T: Float>(
     packed: bool,
     how: Run,
 ) -> (Vec<T>, Vec<T>) {
-    let (a, b, bias) = (fill::<T>(m * k, 1), fill::<T>(k * n, 2), fill::<T>(n, 3));
+    let (a, b, bias) = (
+        fill_scaled::<T>(m * k, 1, 2.0),
+        fill_scaled::<T>(k * n, 2, 2.0),
+        fill_scaled::<T>(n, 3, 2.0),
+    );
     let av = if a_t {
         MatRef::row_major(&a, k, m).unwrap().t()
     } else {
@@ -134,7 +101,11 @@ fn unfused<T: Float>(
     act: Unary<T>,
     with_pre: bool,
 ) -> (Vec<T>, Vec<T>) {
-    let (a, b, bias) = (fill::<T>(m * k, 1), fill::<T>(k * n, 2), fill::<T>(n, 3));
+    let (a, b, bias) = (
+        fill_scaled::<T>(m * k, 1, 2.0),
+        fill_scaled::<T>(k * n, 2, 2.0),
+        fill_scaled::<T>(n, 3, 2.0),
+    );
     let av = if a_t {
         MatRef::row_major(&a, k, m).unwrap().t()
     } else {

@@ -5,43 +5,14 @@
 // Reference loops index (i, j, p) like the math they check; the helpers take a full case.
 #![allow(clippy::needless_range_loop, clippy::too_many_arguments)]
 
-use std::sync::{Mutex, MutexGuard};
+mod common;
+use common::*;
 
 use dl4rs_kernels::{
     Dispatch, Float, KernelError, MatMut, MatRef, Parallelism, available_dispatches, gemm,
     gemm_scratch_len, set_dispatch,
 };
 use proptest::prelude::*;
-
-/// `set_dispatch` is process-wide: tests that force a path hold this lock.
-static DISPATCH_LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    DISPATCH_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn pool2() -> &'static rayon::ThreadPool {
-    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap()
-    })
-}
-
-/// Deterministic pseudo-random values in [-1, 1).
-fn fill<T: Float>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
-}
 
 /// Storage layouts for an operand: how a logical rows x cols matrix is laid out.
 #[derive(Debug, Clone, Copy)]
@@ -333,10 +304,6 @@ fn product<T: Float>(
         pool2().install(go)
     }
     cbuf[off..].to_vec()
-}
-
-fn bits<T: Float>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
 }
 
 #[test]

@@ -3,23 +3,14 @@
 //! lengths around every vector width; bad lengths are errors. Only one test sets the
 //! dispatch, so nothing in this binary races with it.
 
+mod common;
+use common::*;
+
 use dl4rs_kernels::update::{adagrad, adam, l1_l2, nesterovs, rmsprop, sgd, weight_decay};
 use dl4rs_kernels::{Dispatch, KernelError, available_dispatches, set_dispatch};
 
 fn data(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-        })
-        .collect()
-}
-
-fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
+    fill_scaled(n, seed, 0.5)
 }
 
 const LR: f32 = 0.1;
