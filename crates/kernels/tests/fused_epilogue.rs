@@ -44,6 +44,24 @@ enum Run {
     Team2,
 }
 
+/// A, B and the bias of a shape (the same data for the fused product and the reference).
+fn operands<T: Float>((m, k, n): (usize, usize, usize)) -> (Vec<T>, Vec<T>, Vec<T>) {
+    (
+        fill_scaled(m * k, 1, 2.0),
+        fill_scaled(k * n, 2, 2.0),
+        fill_scaled(n, 3, 2.0),
+    )
+}
+
+/// `data` as a `rows x cols` matrix, stored transposed when `t`.
+fn view<T: Float>(data: &[T], rows: usize, cols: usize, t: bool) -> MatRef<'_, T> {
+    if t {
+        MatRef::row_major(data, cols, rows).unwrap().t()
+    } else {
+        MatRef::row_major(data, rows, cols).unwrap()
+    }
+}
+
 /// `(c, pre)` of the fused product with operands laid out as `(a_t, b_t)` say.
 #[allow(clippy::too_many_arguments)]
 fn fused<T: Float>(
@@ -54,21 +72,8 @@ fn fused<T: Float>(
     packed: bool,
     how: Run,
 ) -> (Vec<T>, Vec<T>) {
-    let (a, b, bias) = (
-        fill_scaled::<T>(m * k, 1, 2.0),
-        fill_scaled::<T>(k * n, 2, 2.0),
-        fill_scaled::<T>(n, 3, 2.0),
-    );
-    let av = if a_t {
-        MatRef::row_major(&a, k, m).unwrap().t()
-    } else {
-        MatRef::row_major(&a, m, k).unwrap()
-    };
-    let bv = if b_t {
-        MatRef::row_major(&b, n, k).unwrap().t()
-    } else {
-        MatRef::row_major(&b, k, n).unwrap()
-    };
+    let (a, b, bias) = operands::<T>((m, k, n));
+    let (av, bv) = (view(&a, m, k, a_t), view(&b, k, n, b_t));
     let par = match how {
         Run::One => Parallelism::None,
         Run::Rayon2 => Parallelism::Rayon(2),
@@ -101,21 +106,8 @@ fn unfused<T: Float>(
     act: Unary<T>,
     with_pre: bool,
 ) -> (Vec<T>, Vec<T>) {
-    let (a, b, bias) = (
-        fill_scaled::<T>(m * k, 1, 2.0),
-        fill_scaled::<T>(k * n, 2, 2.0),
-        fill_scaled::<T>(n, 3, 2.0),
-    );
-    let av = if a_t {
-        MatRef::row_major(&a, k, m).unwrap().t()
-    } else {
-        MatRef::row_major(&a, m, k).unwrap()
-    };
-    let bv = if b_t {
-        MatRef::row_major(&b, n, k).unwrap().t()
-    } else {
-        MatRef::row_major(&b, k, n).unwrap()
-    };
+    let (a, b, bias) = operands::<T>((m, k, n));
+    let (av, bv) = (view(&a, m, k, a_t), view(&b, k, n, b_t));
     let mut scratch = vec![T::ZERO; gemm_scratch_len::<T>(m, n, k, Parallelism::None)];
     let mut c = vec![T::ZERO; m * n];
     let cv = MatMut::row_major(&mut c, m, n).unwrap();
