@@ -49,6 +49,7 @@
 #![deny(missing_docs)]
 
 mod conv;
+mod conv_packed;
 mod dispatch;
 mod elementwise;
 mod error;
@@ -62,6 +63,10 @@ mod reduce;
 mod team;
 
 pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
+pub use conv_packed::{
+    conv2d_forward, conv2d_forward_scratch_len, im2col_packed, im2col_packed_len, im2col_packed_t,
+    im2col_packed_t_len,
+};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
 pub use elementwise::{
     BinaryOp, GradFrom, Unary, axpy, bias_act, binary, binary_assign, binary_col,
@@ -71,7 +76,8 @@ pub use elementwise::{
 pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{
-    PackInfo, PackedB, Parallelism, gemm, gemm_packed_b, gemm_scratch_len, microkernel_l1_run,
+    PackInfo, PackedB, Parallelism, gemm, gemm_packed_b, gemm_prepacked,
+    gemm_prepacked_scratch_len, gemm_scratch_len, microkernel_l1_run,
     pack_b, packed_b_len,
 };
 pub use mat::{MatMut, MatRef, Transpose, copy_mat};

@@ -7,7 +7,7 @@ use dl4rs_kernels as k;
 use dl4rs_kernels::{Conv2dGeometry, PoolOp, Unary};
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsView, AsViewMut, DataType, NdArray};
+use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};
 
 fn rows_cols(op: &'static str, shape: &[usize]) -> Result<(usize, usize), ArrayError> {
@@ -172,6 +172,72 @@ pub fn im2col_batch_into<T: DataType>(
     with_contiguous(&images, |x| {
         with_output("im2col", cols, &shape, |c| {
             super::threads::with_parallelism(|par| Ok(k::im2col_batch(x, n, geometry, c, par)?))
+        })
+    })
+}
+
+/// The convolution of a batch of NCHW images (`[n, channels, height, width]`, contiguous)
+/// with `weights` (`[c_out, channels * kernel_h * kernel_w]`, contiguous) plus `bias`
+/// (`[c_out]`) on each output channel, into `out` (`[n, c_out, out_h, out_w]`, contiguous,
+/// overwritten): one product per image straight into its NCHW output, the image's columns
+/// packed for the product without a column matrix, images split over the product threads
+/// (same bits for any thread count: those of `gemm(weights, im2col(image)) + bias`). The
+/// packing scratch comes from the current workspace.
+pub fn conv2d_forward_into<T: DataType>(
+    images: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    weights: &impl AsView<T>,
+    bias: Option<&ArrayView<'_, T>>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_forward";
+    let (images, weights) = (images.view(), weights.view());
+    let n = images.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match weights.shape() {
+        &[c_out, t] if t == taps => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
+            ));
+        }
+    };
+    if let Some(b) = bias
+        && b.shape() != [c_out]
+    {
+        return Err(invalid(
+            OP,
+            format!("expected a bias of shape [{c_out}], found {:?}", b.shape()),
+        ));
+    }
+    let shape = crate::shape::Shape::new(&[n, c_out, oh, ow])?;
+    with_contiguous(&images, |x| {
+        with_contiguous(&weights, |w| {
+            let mut run = |b: Option<&[T]>| {
+                with_output(OP, out, &shape, |o| {
+                    super::threads::with_parallelism(|par| {
+                        let len = k::conv2d_forward_scratch_len::<T>(geometry, c_out, par)?;
+                        let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                        let wm = k::MatRef::row_major(w, c_out, taps)?;
+                        Ok(k::conv2d_forward(
+                            x,
+                            n,
+                            geometry,
+                            wm,
+                            b,
+                            o,
+                            &mut scratch.write()?,
+                            par,
+                        )?)
+                    })
+                })
+            };
+            match bias {
+                Some(b) => with_contiguous(b, |b| run(Some(b))),
+                None => run(None),
+            }
         })
     })
 }

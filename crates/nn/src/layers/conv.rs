@@ -227,49 +227,6 @@ impl ConvolutionLayer {
         Ok(cols)
     }
 
-    /// Dense convolution forward, several images per gemm:
-    /// `z[oc, n * ohw] = W · cols (+ b)`, then scattered into `out[b, oc, ohw]`.
-    fn forward_chunks<T: DataType>(
-        &self,
-        x: &ArrayView<'_, T>,
-        w: &ArrayView<'_, T>,
-        bias: Option<&ArrayView<'_, T>>,
-        out: &mut NdArray<T>,
-        mgr: &LayerWorkspaceMgr,
-    ) -> Result<(), NnError> {
-        let (batch, ohw, oc) = (x.shape()[0], self.ohw(), self.c_out);
-        let per = self.chunk(batch);
-        let loop_ty = ArrayType::RnnFfLoopWorkingMem;
-        for start in (0..batch).step_by(per) {
-            let n = per.min(batch - start);
-            // One loop cycle per chunk: columns, products and scratch are reused.
-            let _chunk = mgr.notify_scope_entered(loop_ty)?;
-            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
-            let mut z = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
-            ops::gemm_into(T::ONE, w, &cols, T::ZERO, &mut z)?;
-            // z[o, j * ohw + p] (+ b[o]) -> out[start + j, o, p]: the bias is added in the
-            // pass that lays the product out as NCHW.
-            let (zr, mut ow) = (z.read()?, out.write()?);
-            let (zs, os) = (contiguous(&zr)?, contiguous_mut(&mut ow)?);
-            let br = bias.map(|b| b.read()).transpose()?;
-            let bs = br.as_ref().map(contiguous).transpose()?;
-            for j in 0..n {
-                let image = &mut os[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
-                for (o, dst) in image.chunks_exact_mut(ohw).enumerate() {
-                    let src = &zs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw];
-                    match bs {
-                        Some(b) => {
-                            let b = b[o];
-                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + b);
-                        }
-                        None => dst.copy_from_slice(src),
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Dense convolution backward, several images per gemm.
     #[allow(clippy::too_many_arguments)]
     fn backward_chunks<T: DataType>(
@@ -389,7 +346,9 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
         let mut out = mgr
             .create_uninitialized::<T>(ACT, &[batch, self.c_out, self.out_hw[0], self.out_hw[1]])?;
         if groups == 1 {
-            self.forward_chunks(&x, &w, bias.as_ref(), &mut out, mgr)?;
+            // One product per image straight into its NCHW output (see the kernels'
+            // `conv2d_forward`): no column matrix, no scatter, images over the threads.
+            ops::conv2d_forward_into(&x, &self.geometry, &w, bias.as_ref(), &mut out)?;
             return self.finish_forward(out, ctx, mgr);
         }
         let mut cols =
