@@ -8,22 +8,15 @@
 //! `W · cols`), [`im2col_packed_t`] its transpose (`[images * oh * ow, taps]`, as B of the
 //! weight gradient `dz · colsᵀ`, one row of `taps` lanes per output position). Both give
 //! exactly the elements im2col + [`pack_b`](crate::pack_b) give, so a product with them has
-//! the bits of [`gemm`](crate::gemm) on the column matrix.
-//!
-//! [`conv2d_forward`] runs one product per image, `out_j = W · cols_j (+ b)`, with the
-//! image's NCHW output as C: no scatter of a batched product into NCHW, and images (not the
-//! small per-image products) split over the team, each task with its own packing region.
-
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! the bits of [`gemm`](crate::gemm) on the column matrix. The convolution products built on
+//! them are in `conv_products.rs`.
 
 use crate::conv::{Conv2dGeometry, copy_short};
 use crate::dispatch::Isa;
-use crate::gemm::{
-    PackedB, gemm_prepacked, gemm_prepacked_scratch_len, packed_b_len, packed_layout,
-};
+use crate::gemm::{PackedB, packed_b_len, packed_layout};
 use crate::parts::for_each_block;
 use crate::reduce::check_len;
-use crate::{Float, KernelError, MatMut, MatRef, Parallelism};
+use crate::{Float, KernelError, Parallelism};
 
 /// Where a packed matrix's element `(row, col)` lies, for the rows of one KC block: the row's
 /// first lane is `base`, sliver `s` starts `s * stride` later (`stride = nr * kcb`).
@@ -110,7 +103,9 @@ fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
     if n > 24 {
         block(&mut dst[16..24], &src[16..24]);
     }
-    block(&mut dst[n - 8..n], &src[n - 8..n]);
+    if n > 8 {
+        block(&mut dst[n - 8..n], &src[n - 8..n]);
+    }
 }
 
 /// The widest tile [`im2col_packed`] handles (every path's f32 and f64 tiles are at most this).
@@ -135,6 +130,8 @@ struct Seg {
     len: usize,
     /// The image's offset in the input.
     image: usize,
+    /// Without padding: where tap (0, 0) reads the run's first position in the input.
+    start: usize,
     /// Input row and column of tap (0, 0) at the run's first position (padding included).
     y0: isize,
     x0: isize,
@@ -203,7 +200,7 @@ impl Layout {
     }
 }
 
-fn taps(g: &Conv2dGeometry) -> usize {
+pub(crate) fn taps(g: &Conv2dGeometry) -> usize {
     g.channels * g.kernel_h * g.kernel_w
 }
 
@@ -243,6 +240,45 @@ pub fn im2col_packed<'a, T: Float>(
             what: "a tile wider than 32 columns: im2col_packed supports up to 32",
         });
     }
+    match lay.isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the AVX2 and AVX-512 paths are only current on CPUs with AVX2 (dispatch).
+        Isa::Avx2 | Isa::Avx512 => unsafe { fill_packed_avx2(input, images, g, lay, out) },
+        _ => fill_packed(input, images, g, lay, out),
+    }
+    Ok(PackedB::written(&out[..lay.len()], k, n, lay.isa))
+}
+
+/// [`im2col_packed`]'s loops compiled for AVX2 (8-element moves become one vector move).
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_packed_avx2<T: Float>(
+    input: &[T],
+    images: usize,
+    g: &Conv2dGeometry,
+    lay: Layout,
+    out: &mut [T],
+) {
+    fill_packed(input, images, g, lay, out);
+}
+
+/// The loops of [`im2col_packed`] (arguments checked there): sliver by sliver, each tap row
+/// as the runs of the sliver's output rows.
+#[inline(always)]
+fn fill_packed<T: Float>(input: &[T], images: usize, g: &Conv2dGeometry, lay: Layout, out: &mut [T]) {
+    let Ok((oh, ow)) = g.output_size() else {
+        return;
+    };
+    let (k, n) = (taps(g), images * oh * ow);
+    let dense = g.pad_h == 0
+        && g.pad_h_end == 0
+        && g.pad_w == 0
+        && g.pad_w_end == 0
+        && g.stride_w == 1
+        && g.dilation_w == 1;
     let ohw = oh * ow;
     let mut pc = 0;
     while pc < k {
@@ -261,6 +297,7 @@ pub fn im2col_packed<'a, T: Float>(
                     lane: col - s0,
                     len,
                     image: j * g.input_len(),
+                    start: j * g.input_len() + oy * g.stride_h * g.width + ox * g.stride_w,
                     y0: (oy * g.stride_h) as isize - g.pad_h as isize,
                     x0: (ox * g.stride_w) as isize - g.pad_w as isize,
                 };
@@ -277,10 +314,22 @@ pub fn im2col_packed<'a, T: Float>(
                     dy: (ki * g.dilation_h) as isize,
                     dx: (kj * g.dilation_w) as isize,
                 };
-                for seg in &segs[..count] {
-                    seg.gather(input, g, tap, g.stride_w, &mut dst[seg.lane..seg.lane + seg.len]);
+                if dense {
+                    // No padding, unit steps along rows: every run is a plain copy.
+                    let at = tap.plane + tap.dy as usize * g.width + tap.dx as usize;
+                    for seg in &segs[..count] {
+                        let src = &input[seg.start + at..seg.start + at + seg.len];
+                        copy_run(&mut dst[seg.lane..seg.lane + seg.len], src);
+                    }
+                } else {
+                    for seg in &segs[..count] {
+                        let d = &mut dst[seg.lane..seg.lane + seg.len];
+                        seg.gather(input, g, tap, g.stride_w, d);
+                    }
                 }
-                dst[used..].fill(T::ZERO);
+                if used < lay.nr {
+                    dst[used..].fill(T::ZERO);
+                }
                 kj += 1;
                 if kj == g.kernel_w {
                     kj = 0;
@@ -294,7 +343,6 @@ pub fn im2col_packed<'a, T: Float>(
         }
         pc += kcb;
     }
-    Ok(PackedB::written(&out[..lay.len()], k, n, lay.isa))
 }
 
 /// The transposed column matrix of `images` consecutive NCHW images
@@ -318,6 +366,24 @@ pub fn im2col_packed_t<'a, T: Float>(
     let start = |b: usize| (b * lay.kc).min(k) * lay.n_pad;
     for_each_block(par, &mut out[..lay.len()], blocks, start, |b, part| {
         let p0 = b * lay.kc;
+        if n <= lay.nr {
+            // One sliver: the block's rows are consecutive runs of nr lanes.
+            let (mut oy, mut ox) = ((p0 % (oh * ow)) / ow, p0 % ow);
+            let mut j = p0 / (oh * ow);
+            for dst in part.chunks_exact_mut(lay.nr) {
+                patch_lanes(input, g, j, oy, ox, dst, n);
+                ox += 1;
+                if ox == ow {
+                    ox = 0;
+                    oy += 1;
+                    if oy == oh {
+                        oy = 0;
+                        j += 1;
+                    }
+                }
+            }
+            return;
+        }
         for p in p0..(p0 + lay.kc).min(k) {
             let mut row = Lanes::new(lay, p);
             row.base -= start(b);
@@ -326,6 +392,58 @@ pub fn im2col_packed_t<'a, T: Float>(
         }
     });
     Ok(PackedB::written(&out[..lay.len()], k, n, lay.isa))
+}
+
+/// The `taps` values of output position `(oy, ox)` of image `j` into the `nr` lanes `dst`
+/// of a one-sliver row, lanes `taps..` zero. A run of `kernel_w` taps that reads inside its
+/// input row is moved as 8 elements when the lanes and the input allow: the extra lanes are
+/// overwritten by the next run (runs go in lane order) or by the final zeroing.
+fn patch_lanes<T: Float>(
+    input: &[T],
+    g: &Conv2dGeometry,
+    j: usize,
+    oy: usize,
+    ox: usize,
+    dst: &mut [T],
+    taps: usize,
+) {
+    let (hw, kw, nr) = (g.height * g.width, g.kernel_w, dst.len());
+    let image = j * g.input_len();
+    let x0 = (ox * g.stride_w) as isize - g.pad_w as isize;
+    let x_last = x0 + ((kw - 1) * g.dilation_w) as isize;
+    let inside = x0 >= 0 && (x_last as usize) < g.width;
+    let mut t = 0;
+    for c in 0..g.channels {
+        for ki in 0..g.kernel_h {
+            let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
+            if y < 0 || y as usize >= g.height {
+                dst[t..t + kw].fill(T::ZERO);
+            } else {
+                let at = image + c * hw + y as usize * g.width;
+                if inside && g.dilation_w == 1 {
+                    let s = at + x0 as usize;
+                    if kw <= 8 && t + 8 <= nr && s + 8 <= input.len() {
+                        let src: &[T; 8] = input[s..s + 8].try_into().expect("8 elements");
+                        let d: &mut [T; 8] = (&mut dst[t..t + 8]).try_into().expect("8 lanes");
+                        *d = *src;
+                    } else {
+                        copy_short(&mut dst[t..t + kw], &input[s..s + kw]);
+                    }
+                } else {
+                    for (kj, d) in dst[t..t + kw].iter_mut().enumerate() {
+                        let x = x0 + (kj * g.dilation_w) as isize;
+                        *d = if x >= 0 && (x as usize) < g.width {
+                            input[at + x as usize]
+                        } else {
+                            T::ZERO
+                        };
+                    }
+                }
+            }
+            t += kw;
+        }
+    }
+    dst[taps..].fill(T::ZERO);
 }
 
 /// The `taps` values of output position `pos` (image `pos / ohw`) into a row of lanes.
@@ -381,143 +499,4 @@ fn patch_row<T: Float>(
             t += kw;
         }
     }
-}
-
-/// Per-task scratch of [`conv2d_forward`]: a packed image and the product's own scratch, each
-/// rounded to a cache line.
-fn forward_task_len<T: Float>(g: &Conv2dGeometry, c_out: usize) -> Result<usize, KernelError> {
-    let (oh, ow) = g.output_size()?;
-    let line = 64 / size_of::<T>();
-    let packed = im2col_packed_len::<T>(g, 1)?.div_ceil(line) * line;
-    let gemm = gemm_prepacked_scratch_len::<T>(c_out, oh * ow, taps(g), Parallelism::None);
-    Ok(packed + gemm.div_ceil(line) * line + line)
-}
-
-/// Scratch elements [`conv2d_forward`] needs with `par` (for `c_out` filters).
-pub fn conv2d_forward_scratch_len<T: Float>(
-    g: &Conv2dGeometry,
-    c_out: usize,
-    par: Parallelism<'_>,
-) -> Result<usize, KernelError> {
-    let tasks = match par {
-        Parallelism::Team(t) => t.threads(),
-        _ => 1,
-    };
-    Ok(tasks * forward_task_len::<T>(g, c_out)?)
-}
-
-/// The task scratch regions, shared by the team's tasks, task i using region i.
-struct Regions<T>(*mut T);
-// SAFETY: task i derives only [i * len, (i + 1) * len), and the team runs each index once.
-unsafe impl<T: Send> Sync for Regions<T> {}
-/// The output, shared by the tasks; each image's slice is claimed by exactly one task.
-struct OutPtr<T>(*mut T);
-// SAFETY: images are claimed through an atomic counter, so each image's output slice is
-// written by one task only.
-unsafe impl<T: Send> Sync for OutPtr<T> {}
-
-/// The convolution of `images` NCHW images with `w` (`c_out x taps`): `out[j] = w · cols_j`
-/// plus `bias[o]` on each output channel, written as NCHW (`[images, c_out, oh * ow]`,
-/// overwritten). One product per image, with the image's columns packed straight into the
-/// task's scratch ([`im2col_packed`]); images are claimed one at a time by `par`'s team
-/// (a [`Parallelism::Team`]; anything else runs on the caller). Every image is computed the
-/// same way on any thread, so the bits do not depend on the thread count, and they are those
-/// of `gemm(w, im2col(image))` plus the bias. `scratch`: at least
-/// [`conv2d_forward_scratch_len`] elements.
-#[allow(clippy::too_many_arguments)]
-pub fn conv2d_forward<T: Float>(
-    input: &[T],
-    images: usize,
-    g: &Conv2dGeometry,
-    w: MatRef<'_, T>,
-    bias: Option<&[T]>,
-    out: &mut [T],
-    scratch: &mut [T],
-    par: Parallelism<'_>,
-) -> Result<(), KernelError> {
-    const OP: &str = "conv2d_forward";
-    let (oh, ow) = g.output_size()?;
-    let (c_out, ohw) = (w.rows(), oh * ow);
-    if w.cols() != taps(g) {
-        return Err(KernelError::InvalidArgument {
-            op: OP,
-            what: "expected weights with one column per tap (channels * kernel_h * kernel_w)",
-        });
-    }
-    check_len(OP, "input", input.len(), images * g.input_len())?;
-    check_len(OP, "out", out.len(), images * c_out * ohw)?;
-    if let Some(b) = bias {
-        check_len(OP, "bias", b.len(), c_out)?;
-    }
-    let per = forward_task_len::<T>(g, c_out)?;
-    let needed = conv2d_forward_scratch_len::<T>(g, c_out, par)?;
-    if scratch.len() < needed {
-        return Err(KernelError::ScratchTooSmall {
-            op: OP,
-            needed,
-            found: scratch.len(),
-        });
-    }
-    let image = |j: usize, out_j: &mut [T], region: &mut [T]| -> Result<(), KernelError> {
-        let line = 64 / size_of::<T>();
-        let off = region.as_ptr().align_offset(64).min(line);
-        let region = &mut region[off..];
-        let plen = im2col_packed_len::<T>(g, 1)?.div_ceil(line) * line;
-        let (pbuf, gbuf) = region.split_at_mut(plen);
-        let input_j = &input[j * g.input_len()..(j + 1) * g.input_len()];
-        let packed = im2col_packed(input_j, 1, g, pbuf)?;
-        let mut c = MatMut::row_major(&mut *out_j, c_out, ohw)?;
-        gemm_prepacked(T::ONE, w, &packed, T::ZERO, c.reborrow(), gbuf, Parallelism::None)?;
-        if let Some(b) = bias {
-            for (o, plane) in out_j.chunks_exact_mut(ohw).enumerate() {
-                let b = b[o];
-                plane.iter_mut().for_each(|v| *v += b);
-            }
-        }
-        Ok(())
-    };
-    let team = match par {
-        Parallelism::Team(t) if images > 1 => Some(t),
-        _ => None,
-    };
-    let Some(team) = team else {
-        let region = &mut scratch[..per];
-        for (j, out_j) in out.chunks_exact_mut(c_out * ohw).take(images).enumerate() {
-            image(j, out_j, region)?;
-        }
-        return Ok(());
-    };
-    let tasks = team.threads().min(images);
-    let regions = Regions(scratch.as_mut_ptr());
-    let dst = OutPtr(out.as_mut_ptr());
-    let next = AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    team.run(tasks, |i| {
-        let (regions, dst) = (&regions, &dst);
-        // SAFETY: i < tasks <= threads, so region i lies inside the scratch (checked to hold
-        // threads * per elements); each index runs once, so regions never overlap.
-        let region = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * per), per) };
-        loop {
-            let j = next.fetch_add(1, Ordering::Relaxed);
-            if j >= images {
-                return;
-            }
-            // SAFETY: j < images, so image j's output lies inside `out` (checked length);
-            // the counter hands each j to one task only, and `out` is borrowed mutably for
-            // the whole run.
-            let out_j =
-                unsafe { core::slice::from_raw_parts_mut(dst.0.add(j * c_out * ohw), c_out * ohw) };
-            if image(j, out_j, region).is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-        }
-    });
-    if failed.load(Ordering::Relaxed) {
-        // Every argument was checked above; an error here would be a bug of this function.
-        return Err(KernelError::InvalidArgument {
-            op: OP,
-            what: "an image's product failed: report this as a bug",
-        });
-    }
-    Ok(())
 }

@@ -7,15 +7,17 @@
 //! * `gemm_prepacked` on them gives `gemm`'s bits on the column matrix (m >= 2; m == 1 runs
 //!   on the tiles and is checked against an f64 reference);
 //! * `conv2d_forward` gives the bits of `gemm(W, im2col(image)) + b` per image, for 1 thread
-//!   and a team of 2.
+//!   and a team of 2;
+//! * `conv2d_weight_grad` gives `gemm(dz, colsᵀ)`'s bits on both of its paths, and
+//!   `to_channel_major` is the transpose of images and channels.
 
 use std::sync::{Mutex, MutexGuard};
 
 use dl4rs_kernels::{
     Conv2dGeometry, Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
-    conv2d_forward, conv2d_forward_scratch_len, gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len,
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len,
     im2col_batch, im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len, pack_b,
-    packed_b_len, set_dispatch,
+    packed_b_len, set_dispatch, to_channel_major,
 };
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -175,6 +177,40 @@ fn checks<T: Float>(path: &str) {
                     assert_eq!(bits(&dw), bits(&dw_ref), "{path} case {ci}: dW m={m}");
                 }
             }
+            if m >= 2 {
+                // The layer's entry: either path, accumulating with beta = 1 as well.
+                for par in [Parallelism::None, Parallelism::Team(team2())] {
+                    let len = conv2d_weight_grad_scratch_len::<T>(&g, images, m, par).unwrap();
+                    let mut scratch = vec![T::ZERO; len];
+                    let mut dw = vec![T::from_f64(f64::NAN); m * k];
+                    for beta in [T::ZERO, T::ONE] {
+                        conv2d_weight_grad(
+                            &x,
+                            images,
+                            &g,
+                            dzm,
+                            beta,
+                            MatMut::row_major(&mut dw, m, k).unwrap(),
+                            &mut scratch,
+                            par,
+                        )
+                        .unwrap();
+                    }
+                    let mut want = dw_ref.clone();
+                    let mut scratch = vec![T::ZERO; gemm_scratch_len::<T>(m, k, n, par)];
+                    gemm(
+                        T::ONE,
+                        dzm,
+                        cm.t(),
+                        T::ONE,
+                        MatMut::row_major(&mut want, m, k).unwrap(),
+                        &mut scratch,
+                        Parallelism::None,
+                    )
+                    .unwrap();
+                    assert_eq!(bits(&dw), bits(&want), "{path} case {ci}: conv2d_weight_grad");
+                }
+            }
         }
 
         // The forward convolution of the batch, bias on and off, 1 thread and a team.
@@ -268,4 +304,22 @@ fn a_packed_matrix_from_another_path_is_refused() {
     );
     set_dispatch(Dispatch::Auto).unwrap();
     assert!(r.is_err());
+}
+
+#[test]
+fn channel_major_is_the_transpose_of_images_and_channels() {
+    let (n, c, plane) = (3, 5, 7000);
+    let x = fill::<f32>(n * c * plane, 9);
+    for par in [Parallelism::None, Parallelism::Team(team2())] {
+        let mut out = vec![f32::NAN; n * c * plane];
+        to_channel_major(&x, n, c, plane, &mut out, par).unwrap();
+        for j in 0..n {
+            for ch in 0..c {
+                for p in 0..plane {
+                    assert_eq!(out[ch * n * plane + j * plane + p], x[(j * c + ch) * plane + p]);
+                }
+            }
+        }
+    }
+    assert!(to_channel_major(&x, n, c, plane, &mut [0.0f32; 3], Parallelism::None).is_err());
 }

@@ -242,6 +242,101 @@ pub fn conv2d_forward_into<T: DataType>(
     })
 }
 
+/// The weight gradient of a convolution over a run of NCHW images (`[n, channels, height,
+/// width]`, contiguous): `grad = beta * grad + dz · colsᵀ` with `dz` `[c_out, n * out_h *
+/// out_w]` (see [`to_channel_major_into`]) and `grad` `[c_out, channels * kernel_h *
+/// kernel_w]` (may be a strided view). The images' transposed columns are packed straight
+/// for the product (no column matrix), in scratch from the current workspace; the bits of
+/// `gemm_into(dz, im2col(images)ᵀ)` for any thread count.
+pub fn conv2d_weight_grad_into<T: DataType>(
+    images: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    dz: &impl AsView<T>,
+    beta: T,
+    grad: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_weight_grad";
+    let (images, dz) = (images.view(), dz.view());
+    let n = images.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match dz.shape() {
+        &[c_out, cols] if cols == n * oh * ow => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected dz of shape [c_out, {}], found {other:?}", n * oh * ow),
+            ));
+        }
+    };
+    let grad = grad.view_mut();
+    if grad.layout.shape().dims() != [c_out, taps] {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected a gradient of shape [{c_out}, {taps}], found {:?}",
+                grad.layout.shape().dims()
+            ),
+        ));
+    }
+    with_contiguous(&images, |x| {
+        with_contiguous(&dz, |d| {
+            super::threads::with_parallelism(|par| {
+                let len = k::conv2d_weight_grad_scratch_len::<T>(geometry, n, c_out, par)?;
+                let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                let lg = grad.layout;
+                let mut wg = grad.buf.write()?;
+                let out = k::MatMut::new(
+                    &mut wg[lg.offset()..],
+                    c_out,
+                    taps,
+                    lg.strides()[0],
+                    lg.strides()[1],
+                )?;
+                let dzm = k::MatRef::row_major(d, c_out, n * oh * ow)?;
+                Ok(k::conv2d_weight_grad(
+                    x,
+                    n,
+                    geometry,
+                    dzm,
+                    beta,
+                    out,
+                    &mut scratch.write()?,
+                    par,
+                )?)
+            })
+        })
+    })
+}
+
+/// `out[c, j * plane + p] = x[j, c, p]`: a run of NCHW arrays (`[n, c, ...]`, contiguous) as
+/// the `[c, n * plane]` rows of one product (`out` contiguous, overwritten), split over the
+/// product threads.
+pub fn to_channel_major_into<T: DataType>(
+    x: &impl AsView<T>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "to_channel_major";
+    let x = x.view();
+    let (n, c, plane) = match x.shape() {
+        [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected an array of shape [n, c, ...], found {other:?}"),
+            ));
+        }
+    };
+    let shape = crate::shape::Shape::new(&[c, n * plane])?;
+    with_contiguous(&x, |src| {
+        with_output(OP, out, &shape, |dst| {
+            super::threads::with_parallelism(|par| {
+                Ok(k::to_channel_major(src, n, c, plane, dst, par)?)
+            })
+        })
+    })
+}
+
 /// The adjoint of [`im2col_batch_into`]: the gradients of the `n` images (`image_grads`,
 /// `[n, channels, height, width]`, contiguous, overwritten) from one column matrix.
 pub fn col2im_batch_into<T: DataType>(

@@ -208,25 +208,6 @@ impl ConvolutionLayer {
         Ok(Forward::new(out).with_cache(pre))
     }
 
-    /// The columns of images `start..start + n` side by side: `[taps, n * ohw]`, in the loop
-    /// working memory, written in place by one batched im2col.
-    fn chunk_cols<T: DataType>(
-        &self,
-        x: &ArrayView<'_, T>,
-        start: usize,
-        n: usize,
-        ty: ArrayType,
-        mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        let mut cols = mgr.create_uninitialized::<T>(ty, &[self.taps(), n * self.ohw()])?;
-        ops::im2col_batch_into(
-            &x.slice_axis(0, start, start + n, 1)?,
-            &self.geometry,
-            &mut cols,
-        )?;
-        Ok(cols)
-    }
-
     /// Dense convolution backward, several images per gemm.
     #[allow(clippy::too_many_arguments)]
     fn backward_chunks<T: DataType>(
@@ -250,28 +231,19 @@ impl ConvolutionLayer {
         for (k, start) in (0..batch).step_by(per).enumerate() {
             let n = per.min(batch - start);
             let _chunk = mgr.notify_scope_entered(loop_ty)?;
-            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
+            let x_chunk = x.slice_axis(0, start, start + n, 1)?;
             // dz of these images as [oc, n * ohw].
             let mut dzc = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
-            {
-                // dz[start + j, o, p] -> dzc[o, j * ohw + p]
-                let (dr, mut cw) = (dz.read()?, dzc.write()?);
-                let (ds, cs) = (contiguous(&dr)?, contiguous_mut(&mut cw)?);
-                for j in 0..n {
-                    let image = &ds[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
-                    for (o, src) in image.chunks_exact(ohw).enumerate() {
-                        cs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw].copy_from_slice(src);
-                    }
-                }
-            }
+            ops::to_channel_major_into(&dz.slice_axis(0, start, start + n, 1)?, &mut dzc)?;
             let first = k == 0;
             {
+                // dW (+)= dz · colsᵀ, the columns packed straight for the product.
                 let mut gw = grads
                     .view_mut()
                     .slice_axis(0, 0, nw, 1)?
                     .reshape(&[oc, self.taps()])?;
                 let beta = if first { T::ZERO } else { T::ONE };
-                ops::gemm_into(T::ONE, &dzc, &cols.view().t(), beta, &mut gw)?;
+                ops::conv2d_weight_grad_into(&x_chunk, &self.geometry, &dzc, beta, &mut gw)?;
             }
             if self.has_bias {
                 let mut gb = grads.view_mut().slice_axis(0, nw, nw + oc, 1)?;
@@ -292,18 +264,6 @@ impl ConvolutionLayer {
         }
         Ok(dx)
     }
-}
-
-fn contiguous<'a, T: DataType>(r: &'a dl4rs_array::ArrayRead<'_, T>) -> Result<&'a [T], NnError> {
-    r.as_slice()
-        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
-}
-
-fn contiguous_mut<'a, T: DataType>(
-    w: &'a mut dl4rs_array::ArrayWrite<'_, T>,
-) -> Result<&'a mut [T], NnError> {
-    w.as_slice_mut()
-        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
 }
 
 /// Rows `g*rows..(g+1)*rows` of a `[n, cols]` view.
