@@ -367,20 +367,13 @@ pub fn im2col_packed_t<'a, T: Float>(
     for_each_block(par, &mut out[..lay.len()], blocks, start, |b, part| {
         let p0 = b * lay.kc;
         if n <= lay.nr {
-            // One sliver: the block's rows are consecutive runs of nr lanes.
-            let (mut oy, mut ox) = ((p0 % (oh * ow)) / ow, p0 % ow);
-            let mut j = p0 / (oh * ow);
-            for dst in part.chunks_exact_mut(lay.nr) {
-                patch_lanes(input, g, j, oy, ox, dst, n);
-                ox += 1;
-                if ox == ow {
-                    ox = 0;
-                    oy += 1;
-                    if oy == oh {
-                        oy = 0;
-                        j += 1;
-                    }
-                }
+            match lay.isa {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the AVX2 and AVX-512 paths are only current on CPUs with AVX2.
+                Isa::Avx2 | Isa::Avx512 => unsafe {
+                    one_sliver_rows_avx2(input, g, (oh, ow), p0, lay.nr, n, part)
+                },
+                _ => one_sliver_rows(input, g, (oh, ow), p0, lay.nr, n, part),
             }
             return;
         }
@@ -394,10 +387,57 @@ pub fn im2col_packed_t<'a, T: Float>(
     Ok(PackedB::written(&out[..lay.len()], k, n, lay.isa))
 }
 
+/// [`one_sliver_rows`] compiled for AVX2.
+///
+/// # Safety
+/// The CPU supports AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn one_sliver_rows_avx2<T: Float>(
+    input: &[T],
+    g: &Conv2dGeometry,
+    out_hw: (usize, usize),
+    p0: usize,
+    nr: usize,
+    taps: usize,
+    part: &mut [T],
+) {
+    one_sliver_rows(input, g, out_hw, p0, nr, taps, part);
+}
+
+/// The rows of positions `p0..` of a one-sliver transposed column matrix: consecutive runs
+/// of `nr` lanes in `part`.
+#[inline(always)]
+fn one_sliver_rows<T: Float>(
+    input: &[T],
+    g: &Conv2dGeometry,
+    (oh, ow): (usize, usize),
+    p0: usize,
+    nr: usize,
+    taps: usize,
+    part: &mut [T],
+) {
+    let (mut oy, mut ox) = ((p0 % (oh * ow)) / ow, p0 % ow);
+    let mut j = p0 / (oh * ow);
+    for dst in part.chunks_exact_mut(nr) {
+        patch_lanes(input, g, j, oy, ox, dst, taps);
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                j += 1;
+            }
+        }
+    }
+}
+
 /// The `taps` values of output position `(oy, ox)` of image `j` into the `nr` lanes `dst`
 /// of a one-sliver row, lanes `taps..` zero. A run of `kernel_w` taps that reads inside its
-/// input row is moved as 8 elements when the lanes and the input allow: the extra lanes are
-/// overwritten by the next run (runs go in lane order) or by the final zeroing.
+/// input row is moved as 8 elements when that stays within the taps and the input: the extra
+/// lanes are overwritten by the next runs (runs go in lane order and cover every tap).
+#[inline(always)]
 fn patch_lanes<T: Float>(
     input: &[T],
     g: &Conv2dGeometry,
@@ -407,7 +447,7 @@ fn patch_lanes<T: Float>(
     dst: &mut [T],
     taps: usize,
 ) {
-    let (hw, kw, nr) = (g.height * g.width, g.kernel_w, dst.len());
+    let (hw, kw) = (g.height * g.width, g.kernel_w);
     let image = j * g.input_len();
     let x0 = (ox * g.stride_w) as isize - g.pad_w as isize;
     let x_last = x0 + ((kw - 1) * g.dilation_w) as isize;
@@ -422,7 +462,7 @@ fn patch_lanes<T: Float>(
                 let at = image + c * hw + y as usize * g.width;
                 if inside && g.dilation_w == 1 {
                     let s = at + x0 as usize;
-                    if kw <= 8 && t + 8 <= nr && s + 8 <= input.len() {
+                    if kw <= 8 && t + 8 <= taps && s + 8 <= input.len() {
                         let src: &[T; 8] = input[s..s + 8].try_into().expect("8 elements");
                         let d: &mut [T; 8] = (&mut dst[t..t + 8]).try_into().expect("8 lanes");
                         *d = *src;
@@ -443,7 +483,25 @@ fn patch_lanes<T: Float>(
             t += kw;
         }
     }
-    dst[taps..].fill(T::ZERO);
+    zero_tail(&mut dst[taps..]);
+}
+
+/// `dst.fill(0)` for the few lanes past the taps without a `memset` call per row: 8-lane
+/// blocks, then single lanes, the index through `black_box` so LLVM keeps the loops (see
+/// `copy_short`).
+#[inline(always)]
+fn zero_tail<T: Float>(dst: &mut [T]) {
+    let n = dst.len();
+    let mut i = 0;
+    while i + 8 <= n {
+        let d: &mut [T; 8] = (&mut dst[i..i + 8]).try_into().expect("8 lanes");
+        *d = [T::ZERO; 8];
+        i = core::hint::black_box(i + 8);
+    }
+    while i < n {
+        dst[i] = T::ZERO;
+        i = core::hint::black_box(i + 1);
+    }
 }
 
 /// The `taps` values of output position `pos` (image `pos / ohw`) into a row of lanes.
