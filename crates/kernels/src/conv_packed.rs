@@ -366,7 +366,7 @@ pub fn im2col_packed_t<'a, T: Float>(
     let start = |b: usize| (b * lay.kc).min(k) * lay.n_pad;
     for_each_block(par, &mut out[..lay.len()], blocks, start, |b, part| {
         let p0 = b * lay.kc;
-        if n <= lay.nr {
+        if n <= lay.nr && lay.nr <= MAX_NR && lay.nr.is_multiple_of(8) {
             match lay.isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: the AVX2 and AVX-512 paths are only current on CPUs with AVX2.
@@ -434,9 +434,12 @@ fn one_sliver_rows<T: Float>(
 }
 
 /// The `taps` values of output position `(oy, ox)` of image `j` into the `nr` lanes `dst`
-/// of a one-sliver row, lanes `taps..` zero. A run of `kernel_w` taps that reads inside its
-/// input row is moved as 8 elements when that stays within the taps and the input: the extra
-/// lanes are overwritten by the next runs (runs go in lane order and cover every tap).
+/// of a one-sliver row, lanes `taps..` zero. The row is built in a local, zeroed buffer with
+/// 8 lanes of slack, so a run of `kernel_w <= 8` taps that reads inside its input row moves
+/// as one 8-element block: its extra lanes are overwritten by the next runs (runs go in lane
+/// order and cover every tap), and those past the last run are zeroed again as one block;
+/// then the row goes out in 8-lane blocks. No variable-length copy or fill per row (each was
+/// a scalar loop or a `memset` call).
 #[inline(always)]
 fn patch_lanes<T: Float>(
     input: &[T],
@@ -448,6 +451,7 @@ fn patch_lanes<T: Float>(
     taps: usize,
 ) {
     let (hw, kw) = (g.height * g.width, g.kernel_w);
+    let mut buf = [T::ZERO; MAX_NR + 8];
     let image = j * g.input_len();
     let x0 = (ox * g.stride_w) as isize - g.pad_w as isize;
     let x_last = x0 + ((kw - 1) * g.dilation_w) as isize;
@@ -456,21 +460,19 @@ fn patch_lanes<T: Float>(
     for c in 0..g.channels {
         for ki in 0..g.kernel_h {
             let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-            if y < 0 || y as usize >= g.height {
-                dst[t..t + kw].fill(T::ZERO);
-            } else {
+            if y >= 0 && (y as usize) < g.height {
                 let at = image + c * hw + y as usize * g.width;
                 if inside && g.dilation_w == 1 {
                     let s = at + x0 as usize;
-                    if kw <= 8 && t + 8 <= taps && s + 8 <= input.len() {
+                    if kw <= 8 && s + 8 <= input.len() {
                         let src: &[T; 8] = input[s..s + 8].try_into().expect("8 elements");
-                        let d: &mut [T; 8] = (&mut dst[t..t + 8]).try_into().expect("8 lanes");
+                        let d: &mut [T; 8] = (&mut buf[t..t + 8]).try_into().expect("8 lanes");
                         *d = *src;
                     } else {
-                        copy_short(&mut dst[t..t + kw], &input[s..s + kw]);
+                        copy_short(&mut buf[t..t + kw], &input[s..s + kw]);
                     }
                 } else {
-                    for (kj, d) in dst[t..t + kw].iter_mut().enumerate() {
+                    for (kj, d) in buf[t..t + kw].iter_mut().enumerate() {
                         let x = x0 + (kj * g.dilation_w) as isize;
                         *d = if x >= 0 && (x as usize) < g.width {
                             input[at + x as usize]
@@ -479,30 +481,22 @@ fn patch_lanes<T: Float>(
                         };
                     }
                 }
+            } else {
+                // A padding row: lanes t.. may hold the previous run's extra lanes.
+                buf[t..t + kw].fill(T::ZERO);
             }
             t += kw;
         }
     }
-    zero_tail(&mut dst[taps..]);
+    let tail: &mut [T; 8] = (&mut buf[taps..taps + 8]).try_into().expect("8 lanes");
+    *tail = [T::ZERO; 8];
+    for (d, s) in dst.chunks_exact_mut(8).zip(buf.chunks_exact(8)) {
+        let d: &mut [T; 8] = d.try_into().expect("8 lanes");
+        let s: &[T; 8] = s.try_into().expect("8 lanes");
+        *d = *s;
+    }
 }
 
-/// `dst.fill(0)` for the few lanes past the taps without a `memset` call per row: 8-lane
-/// blocks, then single lanes, the index through `black_box` so LLVM keeps the loops (see
-/// `copy_short`).
-#[inline(always)]
-fn zero_tail<T: Float>(dst: &mut [T]) {
-    let n = dst.len();
-    let mut i = 0;
-    while i + 8 <= n {
-        let d: &mut [T; 8] = (&mut dst[i..i + 8]).try_into().expect("8 lanes");
-        *d = [T::ZERO; 8];
-        i = core::hint::black_box(i + 8);
-    }
-    while i < n {
-        dst[i] = T::ZERO;
-        i = core::hint::black_box(i + 1);
-    }
-}
 
 /// The `taps` values of output position `pos` (image `pos / ohw`) into a row of lanes.
 fn patch_row<T: Float>(
