@@ -5,6 +5,9 @@
 //!   per-image products) split over the team, each task with its own packing region;
 //! * [`conv2d_weight_grad`]: `dW = beta * dW + dz · colsᵀ` over a run of images, the
 //!   transposed columns packed once for all of the product's tasks;
+//! * [`conv2d_input_grad`]: per image, `dx_j = col2im(Wᵀ · dz_j)` with `dz_j` read where it
+//!   lies in NCHW, images over the team (a batch of few small images was one region too
+//!   small to split);
 //! * [`to_channel_major`]: `dz` of a run of NCHW images as the `[c, n * h * w]` rows the
 //!   weight gradient multiplies, split over the team.
 
@@ -252,5 +255,138 @@ pub fn to_channel_major<T: Float>(
             }
         }
     });
+    Ok(())
+}
+
+/// Per-task scratch of [`conv2d_input_grad`]: an image's column gradient and the product's
+/// scratch, each rounded to a cache line.
+fn input_grad_task_len<T: Float>(g: &Conv2dGeometry, c_out: usize) -> Result<usize, KernelError> {
+    let (oh, ow) = g.output_size()?;
+    let line = 64 / size_of::<T>();
+    let cols = (taps(g) * oh * ow).div_ceil(line) * line;
+    let gemm = gemm_scratch_len::<T>(taps(g), oh * ow, c_out, Parallelism::None);
+    Ok(cols + gemm.div_ceil(line) * line + line)
+}
+
+/// Scratch elements [`conv2d_input_grad`] needs with `par` (for `c_out` filters): the
+/// transposed weights and one region per task.
+pub fn conv2d_input_grad_scratch_len<T: Float>(
+    g: &Conv2dGeometry,
+    c_out: usize,
+    par: Parallelism<'_>,
+) -> Result<usize, KernelError> {
+    let tasks = match par {
+        Parallelism::Team(t) => t.threads(),
+        _ => 1,
+    };
+    let line = 64 / size_of::<T>();
+    let wt = (taps(g) * c_out).div_ceil(line) * line;
+    Ok(wt + tasks * input_grad_task_len::<T>(g, c_out)?)
+}
+
+/// The input gradient of a convolution over `images` NCHW images: for each image,
+/// `dcols_j = Wᵀ · dz_j` (`dz_j` the image's `[c_out, oh * ow]` output gradient, read where
+/// it lies in NCHW `dz`), then col2im into `dx_j` (`[channels, height, width]`,
+/// overwritten). `w` is `c_out x taps`; it is transposed once into `scratch` so every
+/// product reads it in place. Images are claimed one at a time by `par`'s team (a
+/// [`Parallelism::Team`]; anything else runs on the caller), each task with its own column
+/// buffer: the bits of `col2im(gemm(wᵀ, dz_j))` for any thread count. `scratch`: at least
+/// [`conv2d_input_grad_scratch_len`] elements.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_input_grad<T: Float>(
+    dz: &[T],
+    images: usize,
+    g: &Conv2dGeometry,
+    w: MatRef<'_, T>,
+    dx: &mut [T],
+    scratch: &mut [T],
+    par: Parallelism<'_>,
+) -> Result<(), KernelError> {
+    const OP: &str = "conv2d_input_grad";
+    let (oh, ow) = g.output_size()?;
+    let (c_out, ohw, k) = (w.rows(), oh * ow, taps(g));
+    if w.cols() != k {
+        return Err(KernelError::InvalidArgument {
+            op: OP,
+            what: "expected weights with one column per tap (channels * kernel_h * kernel_w)",
+        });
+    }
+    check_len(OP, "dz", dz.len(), images * c_out * ohw)?;
+    check_len(OP, "dx", dx.len(), images * g.input_len())?;
+    let needed = conv2d_input_grad_scratch_len::<T>(g, c_out, par)?;
+    if scratch.len() < needed {
+        return Err(KernelError::ScratchTooSmall {
+            op: OP,
+            needed,
+            found: scratch.len(),
+        });
+    }
+    let line = 64 / size_of::<T>();
+    let wt_len = (k * c_out).div_ceil(line) * line;
+    let (wt, rest) = scratch.split_at_mut(wt_len);
+    crate::copy_mat(w.t(), MatMut::row_major(&mut wt[..k * c_out], k, c_out)?)?;
+    let wt = MatRef::row_major(&wt[..k * c_out], k, c_out)?;
+    let per = input_grad_task_len::<T>(g, c_out)?;
+    let image = |j: usize, dx_j: &mut [T], region: &mut [T]| -> Result<(), KernelError> {
+        let off = region.as_ptr().align_offset(64).min(line);
+        let region = &mut region[off..];
+        let clen = (k * ohw).div_ceil(line) * line;
+        let (cbuf, gbuf) = region.split_at_mut(clen);
+        let cols = &mut cbuf[..k * ohw];
+        let dz_j = MatRef::row_major(&dz[j * c_out * ohw..(j + 1) * c_out * ohw], c_out, ohw)?;
+        gemm(
+            T::ONE,
+            wt,
+            dz_j,
+            T::ZERO,
+            MatMut::row_major(&mut *cols, k, ohw)?,
+            gbuf,
+            Parallelism::None,
+        )?;
+        crate::col2im(cols, g, dx_j)
+    };
+    let per_image = g.input_len();
+    let team = match par {
+        Parallelism::Team(t) if images > 1 => Some(t),
+        _ => None,
+    };
+    let Some(team) = team else {
+        let region = &mut rest[..per];
+        for (j, dx_j) in dx.chunks_exact_mut(per_image.max(1)).take(images).enumerate() {
+            image(j, dx_j, region)?;
+        }
+        return Ok(());
+    };
+    let tasks = team.threads().min(images);
+    let regions = Regions(rest.as_mut_ptr());
+    let dst = OutPtr(dx.as_mut_ptr());
+    let next = AtomicUsize::new(0);
+    let failed = std::sync::atomic::AtomicBool::new(false);
+    team.run(tasks, |i| {
+        let (regions, dst) = (&regions, &dst);
+        // SAFETY: i < tasks <= threads, so region i lies inside `rest` (checked to hold
+        // threads * per elements after the weights); each index runs once.
+        let region = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * per), per) };
+        loop {
+            let j = next.fetch_add(1, Ordering::Relaxed);
+            if j >= images {
+                return;
+            }
+            // SAFETY: j < images, so image j's gradient lies inside `dx` (checked length);
+            // the counter hands each j to one task only, and `dx` is borrowed mutably for
+            // the whole run.
+            let dx_j =
+                unsafe { core::slice::from_raw_parts_mut(dst.0.add(j * per_image), per_image) };
+            if image(j, dx_j, region).is_err() {
+                failed.store(true, Ordering::Relaxed);
+            }
+        }
+    });
+    if failed.load(Ordering::Relaxed) {
+        return Err(KernelError::InvalidArgument {
+            op: OP,
+            what: "an image's product failed: report this as a bug",
+        });
+    }
     Ok(())
 }

@@ -66,7 +66,8 @@ mod team;
 pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
 pub use conv_packed::{im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len};
 pub use conv_products::{
-    conv2d_forward, conv2d_forward_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len,
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_input_grad, conv2d_input_grad_scratch_len,
+    conv2d_weight_grad, conv2d_weight_grad_scratch_len,
     to_channel_major,
 };
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};

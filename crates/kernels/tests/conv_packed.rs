@@ -8,13 +8,14 @@
 //!   on the tiles and is checked against an f64 reference);
 //! * `conv2d_forward` gives the bits of `gemm(W, im2col(image)) + b` per image, for 1 thread
 //!   and a team of 2;
+//! * `conv2d_input_grad` gives `col2im(gemm(Wᵀ, dz_j))`'s bits per image, 1 thread and a team;
 //! * `conv2d_weight_grad` gives `gemm(dz, colsᵀ)`'s bits on both of its paths, and
 //!   `to_channel_major` is the transpose of images and channels.
 
 use std::sync::{Mutex, MutexGuard};
 
 use dl4rs_kernels::{
-    Conv2dGeometry, Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
+    Conv2dGeometry, Dispatch, col2im, conv2d_input_grad, conv2d_input_grad_scratch_len, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
     conv2d_forward, conv2d_forward_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len,
     im2col_batch, im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len, pack_b,
     packed_b_len, set_dispatch, to_channel_major,
@@ -265,6 +266,40 @@ fn checks<T: Float>(path: &str) {
     }
 }
 
+/// `conv2d_input_grad` against `col2im(gemm(Wᵀ, dz_j))` per image, bit for bit.
+fn input_grad_checks<T: Float>(path: &str) {
+    for (ci, (g, images)) in cases().into_iter().enumerate() {
+        let (k, p, oc) = (taps(&g), ohw(&g), 7);
+        let w = fill::<T>(oc * k, 21);
+        let wm = MatRef::row_major(&w, oc, k).unwrap();
+        let dz = fill::<T>(images * oc * p, 22 + ci as u64);
+        let mut want = vec![T::ZERO; images * g.input_len()];
+        for j in 0..images {
+            let mut cols = vec![T::ZERO; k * p];
+            let mut scratch = vec![T::ZERO; gemm_scratch_len::<T>(k, p, oc, Parallelism::None)];
+            gemm(
+                T::ONE,
+                wm.t(),
+                MatRef::row_major(&dz[j * oc * p..(j + 1) * oc * p], oc, p).unwrap(),
+                T::ZERO,
+                MatMut::row_major(&mut cols, k, p).unwrap(),
+                &mut scratch,
+                Parallelism::None,
+            )
+            .unwrap();
+            col2im(&cols, &g, &mut want[j * g.input_len()..(j + 1) * g.input_len()]).unwrap();
+        }
+        for par in [Parallelism::None, Parallelism::Team(team2())] {
+            let mut dx = vec![T::from_f64(f64::NAN); images * g.input_len()];
+            let len = conv2d_input_grad_scratch_len::<T>(&g, oc, par).unwrap();
+            let mut scratch = vec![T::ZERO; len];
+            conv2d_input_grad(&dz, images, &g, wm, &mut dx, &mut scratch, par).unwrap();
+            assert_eq!(bits(&dx), bits(&want), "{path} case {ci}: conv2d_input_grad");
+            assert!(conv2d_input_grad(&dz, images, &g, wm, &mut dx, &mut scratch[..len - 1], par).is_err());
+        }
+    }
+}
+
 #[test]
 fn packed_im2col_matches_im2col_and_pack_on_every_path() {
     let _l = lock();
@@ -272,6 +307,8 @@ fn packed_im2col_matches_im2col_and_pack_on_every_path() {
         set_dispatch(d).unwrap();
         checks::<f32>(&format!("{d:?} f32"));
         checks::<f64>(&format!("{d:?} f64"));
+        input_grad_checks::<f32>(&format!("{d:?} f32"));
+        input_grad_checks::<f64>(&format!("{d:?} f64"));
     }
     set_dispatch(Dispatch::Auto).unwrap();
 }

@@ -309,6 +309,61 @@ pub fn conv2d_weight_grad_into<T: DataType>(
     })
 }
 
+/// The input gradient of a convolution over a batch: `dz` `[n, c_out, out_h, out_w]` (the
+/// outputs' gradient, contiguous), `weights` `[c_out, channels * kernel_h * kernel_w]`,
+/// into `out` `[n, channels, height, width]` (contiguous, overwritten): per image
+/// `col2im(weightsᵀ · dz_j)`, images split over the product threads (same bits for any
+/// thread count). The scratch comes from the current workspace.
+pub fn conv2d_input_grad_into<T: DataType>(
+    dz: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    weights: &impl AsView<T>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_input_grad";
+    let (dz, weights) = (dz.view(), weights.view());
+    let n = dz.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match weights.shape() {
+        &[c_out, t] if t == taps => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
+            ));
+        }
+    };
+    if dz.shape() != [n, c_out, oh, ow] {
+        return Err(invalid(
+            OP,
+            format!("expected dz of shape [{n}, {c_out}, {oh}, {ow}], found {:?}", dz.shape()),
+        ));
+    }
+    let shape =
+        crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
+    with_contiguous(&dz, |d| {
+        with_contiguous(&weights, |w| {
+            with_output(OP, out, &shape, |o| {
+                super::threads::with_parallelism(|par| {
+                    let len = k::conv2d_input_grad_scratch_len::<T>(geometry, c_out, par)?;
+                    let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                    let wm = k::MatRef::row_major(w, c_out, taps)?;
+                    Ok(k::conv2d_input_grad(
+                        d,
+                        n,
+                        geometry,
+                        wm,
+                        o,
+                        &mut scratch.write()?,
+                        par,
+                    )?)
+                })
+            })
+        })
+    })
+}
+
 /// `out[c, j * plane + p] = x[j, c, p]`: a run of NCHW arrays (`[n, c, ...]`, contiguous) as
 /// the `[c, n * plane]` rows of one product (`out` contiguous, overwritten), split over the
 /// product threads.

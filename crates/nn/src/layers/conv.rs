@@ -255,12 +255,13 @@ impl ConvolutionLayer {
                     ops::binary_assign(ops::BinaryOp::Add, &mut gb, &part)?;
                 }
             }
-            if let Some(dx) = dx.as_mut() {
-                let mut dcols = mgr.create_uninitialized::<T>(loop_ty, &[self.taps(), n * ohw])?;
-                ops::gemm_into(T::ONE, &w.t(), &dzc, T::ZERO, &mut dcols)?;
-                let mut dx_chunk = dx.view_mut().slice_axis(0, start, start + n, 1)?;
-                ops::col2im_batch_into(&dcols, &self.geometry, &mut dx_chunk)?;
-            }
+        }
+        if let Some(dx) = dx.as_mut() {
+            // dx_j = col2im(Wᵀ · dz_j) per image, images over the threads; its scratch in a
+            // cycle of the loop working memory.
+            let _cycle = mgr.notify_scope_entered(loop_ty)?;
+            let dz4 = dz.reshape(&[batch, oc, self.out_hw[0], self.out_hw[1]])?;
+            ops::conv2d_input_grad_into(&dz4, &self.geometry, w, dx)?;
         }
         Ok(dx)
     }
