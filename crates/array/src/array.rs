@@ -449,6 +449,14 @@ impl<'a, T: DataType> ArrayView<'a, T> {
         &self.layout
     }
 
+    /// The version of the underlying buffer's contents: it changes whenever they may have
+    /// changed (every write borrow of the array), and no two buffers share one. Data derived
+    /// from the view (weights packed for the products) stays valid while the version and the
+    /// layout are those it was derived from.
+    pub fn version(&self) -> u64 {
+        self.buf.version()
+    }
+
     /// Borrows the elements for reading, after checking the array is valid.
     pub fn read(&self) -> Result<ArrayRead<'a, T>, ArrayError> {
         Ok(ArrayRead {

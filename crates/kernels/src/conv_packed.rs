@@ -58,7 +58,11 @@ impl Lanes {
         while done < len {
             let lane = col & (nr - 1);
             let take = (nr - lane).min(len - done);
-            f(self.base + (col >> self.shift) * self.stride + lane, done, take);
+            f(
+                self.base + (col >> self.shift) * self.stride + lane,
+                done,
+                take,
+            );
             col += take;
             done += take;
         }
@@ -140,7 +144,14 @@ struct Seg {
 impl Seg {
     /// The run's values of one tap into `dst` (`len` lanes); padding reads as 0.
     #[inline(always)]
-    fn gather<T: Float>(&self, input: &[T], g: &Conv2dGeometry, tap: Tap, sw: usize, dst: &mut [T]) {
+    fn gather<T: Float>(
+        &self,
+        input: &[T],
+        g: &Conv2dGeometry,
+        tap: Tap,
+        sw: usize,
+        dst: &mut [T],
+    ) {
         let y = self.y0 + tap.dy;
         let x = self.x0 + tap.dx;
         if y < 0 || y as usize >= g.height {
@@ -205,7 +216,10 @@ pub(crate) fn taps(g: &Conv2dGeometry) -> usize {
 }
 
 /// Elements [`im2col_packed`] needs for `images` images (on any dispatch path).
-pub fn im2col_packed_len<T: Float>(g: &Conv2dGeometry, images: usize) -> Result<usize, KernelError> {
+pub fn im2col_packed_len<T: Float>(
+    g: &Conv2dGeometry,
+    images: usize,
+) -> Result<usize, KernelError> {
     let (oh, ow) = g.output_size()?;
     Ok(packed_b_len::<T>(taps(g), images * oh * ow))
 }
@@ -230,10 +244,20 @@ pub fn im2col_packed<'a, T: Float>(
     out: &'a mut [T],
 ) -> Result<PackedB<'a, T>, KernelError> {
     let (oh, ow) = g.output_size()?;
-    check_len("im2col_packed", "input", input.len(), images * g.input_len())?;
+    check_len(
+        "im2col_packed",
+        "input",
+        input.len(),
+        images * g.input_len(),
+    )?;
     let (k, n) = (taps(g), images * oh * ow);
     let lay = Layout::of::<T>(k, n);
-    check_len("im2col_packed", "out", out.len(), lay.len().max(packed_b_len::<T>(k, n)))?;
+    check_len(
+        "im2col_packed",
+        "out",
+        out.len(),
+        lay.len().max(packed_b_len::<T>(k, n)),
+    )?;
     if lay.nr > MAX_NR {
         return Err(KernelError::InvalidArgument {
             op: "im2col_packed",
@@ -268,7 +292,13 @@ unsafe fn fill_packed_avx2<T: Float>(
 /// The loops of [`im2col_packed`] (arguments checked there): sliver by sliver, each tap row
 /// as the runs of the sliver's output rows.
 #[inline(always)]
-fn fill_packed<T: Float>(input: &[T], images: usize, g: &Conv2dGeometry, lay: Layout, out: &mut [T]) {
+fn fill_packed<T: Float>(
+    input: &[T],
+    images: usize,
+    g: &Conv2dGeometry,
+    lay: Layout,
+    out: &mut [T],
+) {
     let Ok((oh, ow)) = g.output_size() else {
         return;
     };
@@ -358,10 +388,20 @@ pub fn im2col_packed_t<'a, T: Float>(
     par: Parallelism<'_>,
 ) -> Result<PackedB<'a, T>, KernelError> {
     let (oh, ow) = g.output_size()?;
-    check_len("im2col_packed_t", "input", input.len(), images * g.input_len())?;
+    check_len(
+        "im2col_packed_t",
+        "input",
+        input.len(),
+        images * g.input_len(),
+    )?;
     let (k, n) = (images * oh * ow, taps(g));
     let lay = Layout::of::<T>(k, n);
-    check_len("im2col_packed_t", "out", out.len(), lay.len().max(packed_b_len::<T>(k, n)))?;
+    check_len(
+        "im2col_packed_t",
+        "out",
+        out.len(),
+        lay.len().max(packed_b_len::<T>(k, n)),
+    )?;
     let blocks = k.div_ceil(lay.kc.max(1));
     let start = |b: usize| (b * lay.kc).min(k) * lay.n_pad;
     for_each_block(par, &mut out[..lay.len()], blocks, start, |b, part| {
@@ -497,7 +537,6 @@ fn patch_lanes<T: Float>(
     }
 }
 
-
 /// The `taps` values of output position `pos` (image `pos / ohw`) into a row of lanes.
 fn patch_row<T: Float>(
     input: &[T],
@@ -543,7 +582,12 @@ fn patch_row<T: Float>(
                 if g.dilation_w == 1 {
                     row.copy(out, t + lo, &src[xa..xa + (hi - lo)]);
                 } else {
-                    for (i, &v) in src[xa..].iter().step_by(g.dilation_w).take(hi - lo).enumerate() {
+                    for (i, &v) in src[xa..]
+                        .iter()
+                        .step_by(g.dilation_w)
+                        .take(hi - lo)
+                        .enumerate()
+                    {
                         row.set(out, t + lo + i, v);
                     }
                 }

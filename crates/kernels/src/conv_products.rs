@@ -14,7 +14,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::conv::{Conv2dGeometry, im2col_batch};
-use crate::conv_packed::{im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len, taps};
+use crate::conv_packed::{
+    im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len, taps,
+};
 use crate::gemm::{gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len};
 use crate::parts::for_each_part;
 use crate::reduce::check_len;
@@ -104,7 +106,15 @@ pub fn conv2d_forward<T: Float>(
         let input_j = &input[j * g.input_len()..(j + 1) * g.input_len()];
         let packed = im2col_packed(input_j, 1, g, pbuf)?;
         let mut c = MatMut::row_major(&mut *out_j, c_out, ohw)?;
-        gemm_prepacked(T::ONE, w, &packed, T::ZERO, c.reborrow(), gbuf, Parallelism::None)?;
+        gemm_prepacked(
+            T::ONE,
+            w,
+            &packed,
+            T::ZERO,
+            c.reborrow(),
+            gbuf,
+            Parallelism::None,
+        )?;
         if let Some(b) = bias {
             for (o, plane) in out_j.chunks_exact_mut(ohw).enumerate() {
                 let b = b[o];
@@ -171,7 +181,10 @@ pub fn conv2d_weight_grad_scratch_len<T: Float>(
     let line = 64 / size_of::<T>();
     let (k, n) = (images * oh * ow, taps(g));
     // Either path's: the packed transposed columns, or the column matrix for gemm.
-    let packed = im2col_packed_t_len::<T>(g, images)?.max(k * n).div_ceil(line) * line;
+    let packed = im2col_packed_t_len::<T>(g, images)?
+        .max(k * n)
+        .div_ceil(line)
+        * line;
     let gemm = gemm_prepacked_scratch_len::<T>(c_out, n, k, par)
         .max(gemm_scratch_len::<T>(c_out, n, k, par));
     Ok(line + packed + gemm)
@@ -352,7 +365,11 @@ pub fn conv2d_input_grad<T: Float>(
     };
     let Some(team) = team else {
         let region = &mut rest[..per];
-        for (j, dx_j) in dx.chunks_exact_mut(per_image.max(1)).take(images).enumerate() {
+        for (j, dx_j) in dx
+            .chunks_exact_mut(per_image.max(1))
+            .take(images)
+            .enumerate()
+        {
             image(j, dx_j, region)?;
         }
         return Ok(());

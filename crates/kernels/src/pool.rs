@@ -505,15 +505,35 @@ mod tests {
             assert_eq!(bits(&fast), bits(&general), "forward {h}x{w}");
             assert_eq!(fast[0], 0.0);
             // Backward on the forward's output, with gradients that include -0.0 and NaN.
-            let e: Vec<f32> = (0..n).map(|i| specials[(i * 3 + 1) % specials.len()] + 0.0 * i as f32).collect();
+            let e: Vec<f32> = (0..n)
+                .map(|i| specials[(i * 3 + 1) % specials.len()] + 0.0 * i as f32)
+                .collect();
             let mut e = e;
             e[1 % n] = -0.0;
             let m = g.input_len();
             let (mut dfast, mut dgeneral) = (vec![f32::NAN; m], vec![f32::NAN; m]);
-            pool2d_backward_impl(PoolOp::Max, &x, &general, &e, &g, &mut dfast, Parallelism::None, true)
-                .unwrap();
-            pool2d_backward_impl(PoolOp::Max, &x, &general, &e, &g, &mut dgeneral, Parallelism::None, false)
-                .unwrap();
+            pool2d_backward_impl(
+                PoolOp::Max,
+                &x,
+                &general,
+                &e,
+                &g,
+                &mut dfast,
+                Parallelism::None,
+                true,
+            )
+            .unwrap();
+            pool2d_backward_impl(
+                PoolOp::Max,
+                &x,
+                &general,
+                &e,
+                &g,
+                &mut dgeneral,
+                Parallelism::None,
+                false,
+            )
+            .unwrap();
             assert_eq!(bits(&dfast), bits(&dgeneral), "backward {h}x{w}");
         }
     }

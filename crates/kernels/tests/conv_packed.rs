@@ -15,10 +15,12 @@
 use std::sync::{Mutex, MutexGuard};
 
 use dl4rs_kernels::{
-    Conv2dGeometry, Dispatch, col2im, conv2d_input_grad, conv2d_input_grad_scratch_len, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
-    conv2d_forward, conv2d_forward_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len,
-    im2col_batch, im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len, pack_b,
-    packed_b_len, set_dispatch, to_channel_major,
+    Conv2dGeometry, Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
+    col2im, conv2d_forward, conv2d_forward_scratch_len, conv2d_input_grad,
+    conv2d_input_grad_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm,
+    gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len, im2col_batch, im2col_packed,
+    im2col_packed_len, im2col_packed_t, im2col_packed_t_len, pack_b, packed_b_len, set_dispatch,
+    to_channel_major,
 };
 
 static LOCK: Mutex<()> = Mutex::new(());
@@ -99,7 +101,11 @@ fn checks<T: Float>(path: &str) {
         for par in [Parallelism::None, Parallelism::Team(team2())] {
             let mut got_t = vec![sentinel; im2col_packed_t_len::<T>(&g, images).unwrap()];
             im2col_packed_t(&x, images, &g, &mut got_t, par).unwrap();
-            assert_eq!(bits(&got_t), bits(&want_t), "{path} case {ci}: im2col_packed_t");
+            assert_eq!(
+                bits(&got_t),
+                bits(&want_t),
+                "{path} case {ci}: im2col_packed_t"
+            );
         }
 
         // Products with them: gemm's bits on the column matrix.
@@ -135,7 +141,10 @@ fn checks<T: Float>(path: &str) {
             if m == 1 {
                 // One row runs on the tiles here, the row-vector loop in gemm: same sums.
                 for (a, b) in c.iter().zip(&c_ref) {
-                    assert!((a.to_f64() - b.to_f64()).abs() < 1e-4, "{path} case {ci} m=1");
+                    assert!(
+                        (a.to_f64() - b.to_f64()).abs() < 1e-4,
+                        "{path} case {ci} m=1"
+                    );
                 }
             } else {
                 assert_eq!(bits(&c), bits(&c_ref), "{path} case {ci}: m={m}");
@@ -172,7 +181,10 @@ fn checks<T: Float>(path: &str) {
                 .unwrap();
                 if m == 1 {
                     for (a, b) in dw.iter().zip(&dw_ref) {
-                        assert!((a.to_f64() - b.to_f64()).abs() < 1e-3, "{path} case {ci} m=1");
+                        assert!(
+                            (a.to_f64() - b.to_f64()).abs() < 1e-3,
+                            "{path} case {ci} m=1"
+                        );
                     }
                 } else {
                     assert_eq!(bits(&dw), bits(&dw_ref), "{path} case {ci}: dW m={m}");
@@ -209,7 +221,11 @@ fn checks<T: Float>(path: &str) {
                         Parallelism::None,
                     )
                     .unwrap();
-                    assert_eq!(bits(&dw), bits(&want), "{path} case {ci}: conv2d_weight_grad");
+                    assert_eq!(
+                        bits(&dw),
+                        bits(&want),
+                        "{path} case {ci}: conv2d_weight_grad"
+                    );
                 }
             }
         }
@@ -252,14 +268,24 @@ fn checks<T: Float>(path: &str) {
             }
             for par in [Parallelism::None, Parallelism::Team(team2())] {
                 let mut out = vec![T::from_f64(f64::NAN); images * oc * p];
-                let mut scratch = vec![T::ZERO; conv2d_forward_scratch_len::<T>(&g, oc, par).unwrap()];
+                let mut scratch =
+                    vec![T::ZERO; conv2d_forward_scratch_len::<T>(&g, oc, par).unwrap()];
                 conv2d_forward(&x, images, &g, wm, bias, &mut out, &mut scratch, par).unwrap();
                 assert_eq!(bits(&out), bits(&want), "{path} case {ci}: conv2d_forward");
                 // Too little scratch is an error, not a wrong result.
                 let short = scratch.len() - 1;
                 assert!(
-                    conv2d_forward(&x, images, &g, wm, bias, &mut out, &mut scratch[..short], par)
-                        .is_err()
+                    conv2d_forward(
+                        &x,
+                        images,
+                        &g,
+                        wm,
+                        bias,
+                        &mut out,
+                        &mut scratch[..short],
+                        par
+                    )
+                    .is_err()
                 );
             }
         }
@@ -287,15 +313,27 @@ fn input_grad_checks<T: Float>(path: &str) {
                 Parallelism::None,
             )
             .unwrap();
-            col2im(&cols, &g, &mut want[j * g.input_len()..(j + 1) * g.input_len()]).unwrap();
+            col2im(
+                &cols,
+                &g,
+                &mut want[j * g.input_len()..(j + 1) * g.input_len()],
+            )
+            .unwrap();
         }
         for par in [Parallelism::None, Parallelism::Team(team2())] {
             let mut dx = vec![T::from_f64(f64::NAN); images * g.input_len()];
             let len = conv2d_input_grad_scratch_len::<T>(&g, oc, par).unwrap();
             let mut scratch = vec![T::ZERO; len];
             conv2d_input_grad(&dz, images, &g, wm, &mut dx, &mut scratch, par).unwrap();
-            assert_eq!(bits(&dx), bits(&want), "{path} case {ci}: conv2d_input_grad");
-            assert!(conv2d_input_grad(&dz, images, &g, wm, &mut dx, &mut scratch[..len - 1], par).is_err());
+            assert_eq!(
+                bits(&dx),
+                bits(&want),
+                "{path} case {ci}: conv2d_input_grad"
+            );
+            assert!(
+                conv2d_input_grad(&dz, images, &g, wm, &mut dx, &mut scratch[..len - 1], par)
+                    .is_err()
+            );
         }
     }
 }
@@ -353,7 +391,10 @@ fn channel_major_is_the_transpose_of_images_and_channels() {
         for j in 0..n {
             for ch in 0..c {
                 for p in 0..plane {
-                    assert_eq!(out[ch * n * plane + j * plane + p], x[(j * c + ch) * plane + p]);
+                    assert_eq!(
+                        out[ch * n * plane + j * plane + p],
+                        x[(j * c + ch) * plane + p]
+                    );
                 }
             }
         }

@@ -43,8 +43,32 @@ enum Repr {
 pub struct Buffer<T: Element> {
     repr: Repr,
     len: usize,
+    /// See [`Buffer::version`].
+    version: u64,
     _elem: PhantomData<T>,
 }
+
+/// A version no buffer had before: the thread's own counter under a per-thread prefix, so
+/// versions are unique process-wide without an atomic operation per write.
+fn next_version() -> u64 {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static THREADS: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static NEXT: Cell<u64> = const { Cell::new(0) };
+    }
+    NEXT.with(|next| {
+        let mut v = next.get();
+        if v & VERSION_MASK == 0 {
+            // First use on this thread, or 2^40 versions used: take a fresh prefix.
+            v = THREADS.fetch_add(1, Ordering::Relaxed) << 40;
+        }
+        next.set(v + 1);
+        v + 1
+    })
+}
+
+const VERSION_MASK: u64 = (1 << 40) - 1;
 
 impl<T: Element> Buffer<T> {
     fn bytes_for(len: usize) -> Result<usize, WorkspaceError> {
@@ -66,6 +90,7 @@ impl<T: Element> Buffer<T> {
         Ok(Buffer {
             repr: Repr::Detached(mem),
             len,
+            version: next_version(),
             _elem: PhantomData,
         })
     }
@@ -76,6 +101,7 @@ impl<T: Element> Buffer<T> {
             Some(attached) => Ok(Buffer {
                 repr: Repr::Attached(attached),
                 len,
+                version: next_version(),
                 _elem: PhantomData,
             }),
             None => Self::heap(len),
@@ -241,7 +267,15 @@ impl<T: Element> Buffer<T> {
         Ok(BufRef { buf: self, data })
     }
 
-    /// Borrows the data for writing, after checking the buffer is valid.
+    /// The version of the contents: a new one whenever they may change (each [`Buffer::write`]),
+    /// and no two buffers ever share one. A cache derived from the contents (a layer's
+    /// weights packed for the microkernel) is valid while the version it was made from is.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Borrows the data for writing, after checking the buffer is valid (and takes a new
+    /// [`Buffer::version`]).
     pub fn write(&mut self) -> Result<BufMut<'_, T>, WorkspaceError> {
         let data = match &self.repr {
             Repr::Detached(mem) => {
@@ -257,6 +291,7 @@ impl<T: Element> Buffer<T> {
                 unsafe { a.chunk.mem().slice_mut::<T>(a.offset, self.len) }
             }
         };
+        self.version = next_version();
         Ok(BufMut { buf: self, data })
     }
 
@@ -356,5 +391,38 @@ impl<T: Element> Drop for BufMut<'_, T> {
 impl<T: Element> fmt::Debug for BufMut<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         (*self.data).fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Versions: new at creation and at every write borrow, unchanged by reads, never shared
+    /// by two buffers (also across threads).
+    #[test]
+    fn versions_change_with_writes_only_and_are_unique() {
+        let mut a = Buffer::<f32>::zeros_detached(4).unwrap();
+        let b = Buffer::<f32>::zeros_detached(4).unwrap();
+        assert_ne!(a.version(), b.version());
+        let v = a.version();
+        drop(a.read().unwrap());
+        assert_eq!(a.version(), v);
+        a.write().unwrap()[0] = 1.0;
+        assert_ne!(a.version(), v);
+        let dup = a.detach().unwrap();
+        assert_ne!(dup.version(), a.version());
+        let theirs: Vec<u64> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| Buffer::<f64>::zeros_detached(1).unwrap().version())
+                    .join()
+                    .unwrap()
+            })
+            .collect();
+        let mut all = theirs.clone();
+        all.extend([a.version(), b.version(), dup.version()]);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 7, "versions shared: {theirs:?}");
     }
 }

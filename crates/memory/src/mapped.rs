@@ -96,16 +96,20 @@ impl MappedFile {
 
 impl Drop for MappedFile {
     fn drop(&mut self) {
+        // The registry stays locked from closing the file to removing its entry. Closed, a
+        // file already deleted frees its inode, and a file created meanwhile may get that
+        // inode: a mapper of it that found our entry still there would be refused as if we
+        // held its file (seen when one test deleted its mapped file while another created
+        // one). Unlocking before the entry goes means a mapper of this process that finds no
+        // entry never meets our lock and mistakes it for another process's.
+        let mut reg = registry();
         if let Some(file) = self.file.take() {
-            // Unlock before the registry entry goes, so a mapper of this process that finds
-            // no entry never meets our lock and mistakes it for another process's.
             let _ = file.unlock();
             drop(file);
         }
         if let Some(path) = self.delete_at_drop.take() {
             let _ = std::fs::remove_file(path);
         }
-        let mut reg = registry();
         if reg.get(&self.key).is_some_and(|h| h.token == self.token) {
             reg.remove(&self.key);
         }

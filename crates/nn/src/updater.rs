@@ -4,7 +4,8 @@
 
 use std::ops::Range;
 
-use dl4rs_array::DataType;
+use dl4rs_array::ops::update;
+use dl4rs_array::{ArrayError, DataType};
 use serde::{Deserialize, Serialize};
 
 /// An updater: how a gradient becomes a parameter change.
@@ -167,7 +168,10 @@ pub(crate) struct Segment {
     pub regularize: bool,
 }
 
-/// One update step over every segment. `iteration` is 0-based.
+/// One update step. `iteration` is 0-based. L1/L2 go into the gradients of the regularized
+/// segments, then the updater runs as one vectorized pass over the whole flat arrays (its
+/// arithmetic is per element, so the segments need not be visited one by one), then weight
+/// decay shrinks the regularized segments. Per element that is the order DL4J applies them in.
 pub(crate) fn apply<T: DataType>(
     updater: &Updater,
     reg: &Regularization,
@@ -176,99 +180,67 @@ pub(crate) fn apply<T: DataType>(
     state: &mut [T],
     segments: &[Segment],
     iteration: u64,
-) {
+) -> Result<(), ArrayError> {
     let n = params.len();
     let t = T::from_f64;
-    for seg in segments {
-        let r = seg.range.clone();
-        let (p, g) = (&mut params[r.clone()], &mut grads[r.clone()]);
-        if seg.regularize && (reg.l1 != 0.0 || reg.l2 != 0.0) {
-            let (l1, l2) = (t(reg.l1), t(reg.l2));
-            for (gi, &pi) in g.iter_mut().zip(p.iter()) {
-                let sign = if pi > T::ZERO {
-                    T::ONE
-                } else if pi < T::ZERO {
-                    -T::ONE
-                } else {
-                    T::ZERO
-                };
-                *gi += l2 * pi + l1 * sign;
-            }
-        }
-        match *updater {
-            Updater::Sgd { learning_rate } => {
-                let lr = t(learning_rate);
-                for (pi, &gi) in p.iter_mut().zip(g.iter()) {
-                    *pi -= lr * gi;
-                }
-            }
-            Updater::Nesterovs {
-                learning_rate,
-                momentum,
-            } => {
-                let (lr, mu) = (t(learning_rate), t(momentum));
-                let v = &mut state[r.clone()];
-                for ((pi, &gi), vi) in p.iter_mut().zip(g.iter()).zip(v.iter_mut()) {
-                    let prev = *vi;
-                    *vi = mu * prev - lr * gi;
-                    *pi += -mu * prev + (T::ONE + mu) * *vi;
-                }
-            }
-            Updater::Adam {
-                learning_rate,
-                beta1,
-                beta2,
-                epsilon,
-            } => {
-                let step = (iteration + 1) as i32;
-                let alpha =
-                    learning_rate * (1.0 - beta2.powi(step)).sqrt() / (1.0 - beta1.powi(step));
-                let (b1, b2, eps, alpha) = (t(beta1), t(beta2), t(epsilon), t(alpha));
-                let (m_all, v_all) = state.split_at_mut(n);
-                let (m, v) = (&mut m_all[r.clone()], &mut v_all[r.clone()]);
-                for (((pi, &gi), mi), vi) in p
-                    .iter_mut()
-                    .zip(g.iter())
-                    .zip(m.iter_mut())
-                    .zip(v.iter_mut())
-                {
-                    *mi = b1 * *mi + (T::ONE - b1) * gi;
-                    *vi = b2 * *vi + (T::ONE - b2) * gi * gi;
-                    *pi -= alpha * *mi / (vi.sqrt() + eps);
-                }
-            }
-            Updater::RmsProp {
-                learning_rate,
-                rms_decay,
-                epsilon,
-            } => {
-                let (lr, d, eps) = (t(learning_rate), t(rms_decay), t(epsilon));
-                let c = &mut state[r.clone()];
-                for ((pi, &gi), ci) in p.iter_mut().zip(g.iter()).zip(c.iter_mut()) {
-                    *ci = d * *ci + (T::ONE - d) * gi * gi;
-                    *pi -= lr * gi / (*ci + eps).sqrt();
-                }
-            }
-            Updater::AdaGrad {
-                learning_rate,
-                epsilon,
-            } => {
-                let (lr, eps) = (t(learning_rate), t(epsilon));
-                let h = &mut state[r.clone()];
-                for ((pi, &gi), hi) in p.iter_mut().zip(g.iter()).zip(h.iter_mut()) {
-                    *hi += gi * gi;
-                    *pi -= lr * gi / (hi.sqrt() + eps);
-                }
-            }
-            Updater::NoOp => {}
-        }
-        if seg.regularize && reg.weight_decay != 0.0 {
-            let k = t(updater.learning_rate() * reg.weight_decay);
-            for pi in p.iter_mut() {
-                *pi -= k * *pi;
-            }
+    if reg.l1 != 0.0 || reg.l2 != 0.0 {
+        for seg in segments.iter().filter(|s| s.regularize) {
+            let r = seg.range.clone();
+            update::l1_l2(t(reg.l1), t(reg.l2), &params[r.clone()], &mut grads[r])?;
         }
     }
+    let (p, g) = (&mut *params, &*grads);
+    match *updater {
+        Updater::Sgd { learning_rate } => update::sgd(t(learning_rate), g, p)?,
+        Updater::Nesterovs {
+            learning_rate,
+            momentum,
+        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[..n], p)?,
+        Updater::Adam {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+        } => {
+            let step = (iteration + 1) as i32;
+            let alpha = learning_rate * (1.0 - beta2.powi(step)).sqrt() / (1.0 - beta1.powi(step));
+            let (m, v) = state.split_at_mut(n);
+            update::adam(
+                t(alpha),
+                t(beta1),
+                t(beta2),
+                t(epsilon),
+                g,
+                m,
+                &mut v[..n],
+                p,
+            )?
+        }
+        Updater::RmsProp {
+            learning_rate,
+            rms_decay,
+            epsilon,
+        } => update::rmsprop(
+            t(learning_rate),
+            t(rms_decay),
+            t(epsilon),
+            g,
+            &mut state[..n],
+            p,
+        )?,
+        Updater::AdaGrad {
+            learning_rate,
+            epsilon,
+        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[..n], p)?,
+        Updater::NoOp => {}
+    }
+    if reg.weight_decay != 0.0 {
+        let k = t(updater.learning_rate() * reg.weight_decay);
+        for seg in segments.iter().filter(|s| s.regularize) {
+            update::weight_decay(k, &mut params[seg.range.clone()]);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -284,7 +256,7 @@ mod tests {
         }];
         for it in 0..iterations {
             let mut g = vec![0.1, -0.2, 0.3];
-            apply(&u, &reg, &mut p, &mut g, &mut state, &seg, it);
+            apply(&u, &reg, &mut p, &mut g, &mut state, &seg, it).unwrap();
         }
         p
     }

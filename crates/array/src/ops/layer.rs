@@ -265,7 +265,10 @@ pub fn conv2d_weight_grad_into<T: DataType>(
         other => {
             return Err(invalid(
                 OP,
-                format!("expected dz of shape [c_out, {}], found {other:?}", n * oh * ow),
+                format!(
+                    "expected dz of shape [c_out, {}], found {other:?}",
+                    n * oh * ow
+                ),
             ));
         }
     };
@@ -337,11 +340,13 @@ pub fn conv2d_input_grad_into<T: DataType>(
     if dz.shape() != [n, c_out, oh, ow] {
         return Err(invalid(
             OP,
-            format!("expected dz of shape [{n}, {c_out}, {oh}, {ow}], found {:?}", dz.shape()),
+            format!(
+                "expected dz of shape [{n}, {c_out}, {oh}, {ow}], found {:?}",
+                dz.shape()
+            ),
         ));
     }
-    let shape =
-        crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
+    let shape = crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
     with_contiguous(&dz, |d| {
         with_contiguous(&weights, |w| {
             with_output(OP, out, &shape, |o| {

@@ -4,7 +4,8 @@
 //! team (see [`super::threads`]).
 
 use dl4rs_kernels::{
-    MatMut, MatRef, PackInfo, PackedB, gemm, gemm_packed_b, gemm_scratch_len, pack_b, packed_b_len,
+    MatMut, MatRef, PackInfo, PackedB, Unary, gemm, gemm_bias_act, gemm_packed_b, gemm_scratch_len,
+    pack_b, packed_b_len, reads_packed_b,
 };
 use dl4rs_memory::Buffer;
 
@@ -34,7 +35,7 @@ pub fn gemm_into<T: DataType>(
     beta: T,
     c: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
-    product(alpha, a, b, None, beta, c)
+    product(alpha, a, b, None, beta, c, None)
 }
 
 /// [`gemm_into`] with `b` also given packed (see [`PackedMatrix`]): same result, same bits,
@@ -47,7 +48,57 @@ pub fn gemm_packed_into<T: DataType>(
     beta: T,
     c: &mut impl AsViewMut<T>,
 ) -> Result<(), ArrayError> {
-    product(alpha, a, b, Some(packed), beta, c)
+    product(alpha, a, b, Some(packed), beta, c, None)
+}
+
+/// `out = act(a·b + bias)` in one product, keeping `pre = a·b + bias` when given (a dense
+/// layer's forward): the bias and activation are applied by each thread of the product to
+/// the blocks of `out` it computed, while they are in its cache, instead of in a second pass
+/// over `out` on one thread. Same bits as [`gemm_into`] followed by
+/// [`bias_act_into`](super::bias_act_into). `out` and `pre` must be contiguous `[m, n]`,
+/// `bias` `[n]` (or `[1, n]`); `packed`, when given, must be packed from `b`.
+pub fn gemm_bias_act_into<T: DataType>(
+    a: &impl AsView<T>,
+    b: &impl AsView<T>,
+    packed: Option<&PackedMatrix<T>>,
+    bias: &impl AsView<T>,
+    act: Unary<T>,
+    pre: Option<&mut NdArray<T>>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "gemm_bias_act";
+    let (bias, n) = (
+        bias.view(),
+        out.view_mut().layout.shape().dims().get(1).copied(),
+    );
+    let n = n.unwrap_or(0);
+    if bias.shape() != [n] && bias.shape() != [1, n] {
+        return Err(invalid(
+            OP,
+            format!("expected a bias of shape [{n}], found {:?}", bias.shape()),
+        ));
+    }
+    let expected = *out.view_mut().layout.shape();
+    let out_layout = out.view_mut().layout;
+    let pre_layout = pre.as_ref().map(|p| p.view().layout);
+    for (what, layout) in [("the output", Some(out_layout)), ("pre", pre_layout)] {
+        if let Some(l) = layout
+            && (l.shape() != &expected || !l.is_c_contiguous())
+        {
+            return Err(invalid(
+                OP,
+                format!(
+                    "{what} must be a contiguous {:?} array, found shape {:?} (contiguous: {})",
+                    expected.dims(),
+                    l.shape().dims(),
+                    l.is_c_contiguous()
+                ),
+            ));
+        }
+    }
+    super::with_contiguous(&bias, |bias| {
+        product(T::ONE, a, b, packed, T::ZERO, out, Some((bias, act, pre)))
+    })
 }
 
 /// A matrix packed once for many products with it on the right, `x·B` (a recurrence's
@@ -99,11 +150,45 @@ impl<T: DataType> PackedMatrix<T> {
         })
     }
 
+    /// Packs `b` again into the same storage (the matrix's new values, or the layout of
+    /// the dispatch path now current). `b` must have the shape packed before.
+    pub fn repack(&mut self, b: &impl AsView<T>) -> Result<(), ArrayError> {
+        let b = b.view();
+        let (k, n) = matrix_dims("repack", &b)?;
+        if (k, n) != self.shape() {
+            return Err(invalid(
+                "repack",
+                format!(
+                    "expected a {:?} matrix (the shape packed before), found {k} x {n}: pack \
+                     it into new storage with PackedMatrix::pack",
+                    self.shape()
+                ),
+            ));
+        }
+        let rb = b.read()?;
+        let (db, lb) = rb.raw();
+        let rhs = MatRef::new(&db[lb.offset()..], k, n, lb.strides()[0], lb.strides()[1])?;
+        let needed = Self::len_for(k, n);
+        let offset = self.data.layout.offset();
+        let mut w = self.data.buf.write()?;
+        self.info = pack_b(rhs, &mut w[offset..offset + needed])?.info();
+        Ok(())
+    }
+
     /// Rows and columns of the matrix packed.
     pub fn shape(&self) -> (usize, usize) {
         self.info.shape()
     }
+
+    /// Whether an `m`-row product with a `k x n` right operand reads it packed: packing
+    /// pays only then (not for one row, nor for a narrow operand computed transposed).
+    pub fn used_for(m: usize, n: usize) -> bool {
+        reads_packed_b::<T>(m, n)
+    }
 }
+
+/// A bias, activation and optional `pre` array to fuse into the product.
+type Fused<'e, T> = (&'e [T], Unary<T>, Option<&'e mut NdArray<T>>);
 
 fn product<T: DataType>(
     alpha: T,
@@ -112,6 +197,7 @@ fn product<T: DataType>(
     packed: Option<&PackedMatrix<T>>,
     beta: T,
     c: &mut impl AsViewMut<T>,
+    fused: Option<Fused<'_, T>>,
 ) -> Result<(), ArrayError> {
     let (a, b) = (a.view(), b.view());
     let (m, ka) = matrix_dims("gemm", &a)?;
@@ -149,12 +235,38 @@ fn product<T: DataType>(
             lc.strides()[0],
             lc.strides()[1],
         )?;
-        match packed {
-            None => gemm(alpha, lhs, rhs, beta, out, &mut scratch.write()?, par)?,
-            Some(p) => {
-                let rp = p.data.read()?;
-                let pb = PackedB::from_parts(rp.as_slice().unwrap_or_default(), p.info)?;
-                gemm_packed_b(alpha, lhs, rhs, &pb, beta, out, &mut scratch.write()?, par)?
+        let rp = packed.map(|p| p.data.read()).transpose()?;
+        let pb = match (packed, rp.as_ref()) {
+            (Some(p), Some(r)) => Some(PackedB::from_parts(
+                r.as_slice().unwrap_or_default(),
+                p.info,
+            )?),
+            _ => None,
+        };
+        let mut scratch = scratch.write()?;
+        match (fused, pb) {
+            (None, None) => gemm(alpha, lhs, rhs, beta, out, &mut scratch, par)?,
+            (None, Some(pb)) => gemm_packed_b(alpha, lhs, rhs, &pb, beta, out, &mut scratch, par)?,
+            (Some((bias, act, pre)), pb) => {
+                let mut wp = pre.map(|p| p.write()).transpose()?;
+                let pre = wp
+                    .as_mut()
+                    .map(|w| {
+                        let s = w.as_slice_mut().unwrap_or_default();
+                        MatMut::row_major(s, m, n)
+                    })
+                    .transpose()?;
+                gemm_bias_act(
+                    lhs,
+                    rhs,
+                    pb.as_ref(),
+                    bias,
+                    act,
+                    pre,
+                    out,
+                    &mut scratch,
+                    par,
+                )?
             }
         }
         Ok(())

@@ -15,18 +15,19 @@ mod reduce;
 mod structure;
 mod threads;
 
+/// The updaters' arithmetic on a network's flat parameter, gradient and state slices (one
+/// vectorized pass each; see `dl4rs_kernels::update`).
+pub use dl4rs_kernels::update;
 pub use dl4rs_kernels::{BinaryOp, Conv2dGeometry, GradFrom, PoolOp, Unary};
 pub use elementwise::{
     binary, binary_assign, binary_into, scalar, scalar_assign, unary, unary_assign, unary_into,
 };
 pub use layer::{
     bias_act_into, col2im_batch_into, col2im_into, conv2d_forward_into, conv2d_input_grad_into,
-    conv2d_weight_grad_into,
-    im2col_batch_into, im2col_into, to_channel_major_into,
-    pool2d_backward_into, pool2d_into, softmax_backward_into, softmax_last_axis_into,
-    unary_grad_into,
+    conv2d_weight_grad_into, im2col_batch_into, im2col_into, pool2d_backward_into, pool2d_into,
+    softmax_backward_into, softmax_last_axis_into, to_channel_major_into, unary_grad_into,
 };
-pub use linalg::{PackedMatrix, gemm_into, gemm_packed_into, matmul};
+pub use linalg::{PackedMatrix, gemm_bias_act_into, gemm_into, gemm_packed_into, matmul};
 pub use recurrent::{
     GruCacheLayout, LstmCacheLayout, gru_step_backward_into, gru_step_forward_into,
     lstm_step_backward_into, lstm_step_forward_into, rnn_step_backward_into, rnn_step_forward_into,

@@ -58,6 +58,9 @@ pub enum Which {
     /// W1 per rank trained over MPI (shared gradients), 1 and 2 ranks side by side: examples/s,
     /// the allreduce's time and bytes (needs `--features distributed` and mpiexec).
     Distributed(super::dist_bench::DistBench),
+    /// dl4rs beside PyTorch on W1-W4 and the W1 products, alternating in one run (the peer
+    /// from `bash benches/peers/pytorch.sh`; dl4rs alone without it).
+    Compare(super::compare_bench::CompareBench),
 }
 
 /// Where the workload's buffers live.
@@ -165,6 +168,7 @@ pub fn run(which: Which, alloc: &'static CountingAllocator) -> Result<(), super:
         Which::Soak(args) => super::soak::run(&args, alloc),
         Which::Distributed(args) => super::dist_bench::run(args, alloc),
         Which::Parallel(args) => super::parallel_bench::run(args, alloc),
+        Which::Compare(args) => super::compare_bench::run(args),
     }
 }
 

@@ -129,21 +129,21 @@ fn lenet_once(
         }
     }
     let (train_ms, _) = stats(&mut times);
-    // Inference into a caller's workspace (allocation-free), batch 1 and 64.
-    let user = get_and_activate_workspace(&WorkspaceConfig::default(), "BENCH_OUT")?;
-    let ws = user
-        .workspace()
-        .ok_or_else(|| CliError::Usage("workspace missing".into()))?
-        .clone();
-    drop(user);
+    // Inference into a caller's workspace (allocation-free), batch 1 and 64: one cycle per
+    // call, a workspace per batch size (each learns its size from its first cycle).
+    let config = WorkspaceConfig::default();
     let mut infer = |rows: usize| -> Result<(f64, u64), CliError> {
         let bx = x.view().slice_axis(0, 0, rows, 1)?;
+        let id = format!("BENCH_OUT_{rows}");
         let (mut t1, mut count) = (Vec::new(), 0);
         for k in 0..60 {
-            let _s = ws.notify_scope_entered()?;
+            let scope = get_and_activate_workspace(&config, &id)?;
+            let ws = scope
+                .workspace()
+                .ok_or_else(|| CliError::Usage("workspace missing".into()))?;
             let before = alloc.allocations();
             let t = Instant::now();
-            net.output_in(&bx, false, &ws)?;
+            net.output_in(&bx, false, ws)?;
             let elapsed = t.elapsed().as_secs_f64();
             if k >= 10 {
                 t1.push(elapsed);

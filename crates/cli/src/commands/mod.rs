@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod compare_bench;
 pub mod config;
 pub mod conv_bench;
 pub mod dist_bench;

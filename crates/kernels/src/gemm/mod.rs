@@ -18,16 +18,19 @@
 //! address of the operands: results are bit-identical across 1..n threads and across
 //! differently aligned copies of the inputs (for a fixed [`Dispatch`](crate::Dispatch) path).
 
+mod epilogue;
 mod gemv;
 pub(crate) mod kernels;
 mod packed;
 
+use epilogue::Epilogue;
+pub use epilogue::gemm_bias_act;
 use gemv::{GemvJob, gemv_range, run_gemv};
+pub(crate) use packed::packed_layout;
 pub use packed::{
     PackInfo, PackedB, gemm_packed_b, gemm_prepacked, gemm_prepacked_scratch_len, pack_b,
-    packed_b_len,
+    packed_b_len, reads_packed_b,
 };
-pub(crate) use packed::packed_layout;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -246,7 +249,7 @@ pub fn gemm<T: Float>(
     scratch: &mut [T],
     par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
-    gemm_impl(alpha, a, b, BSource::View, beta, c, scratch, par)
+    gemm_impl(alpha, a, b, BSource::View, beta, c, scratch, par, None)
 }
 
 /// How [`gemm_impl`] may read B.
@@ -261,6 +264,10 @@ enum BSource<'p, 'a, T> {
     PackedOnly(&'p PackedB<'a, T>),
 }
 
+/// The product, with B optionally pre-packed and an optional epilogue (see `epilogue.rs`):
+/// applied by each task to its blocks of C after their last depth block, or, where the
+/// product is not computed in blocks of C as laid out (m == 1, k == 0, the transposed
+/// product), over all of C afterwards. Either way each element gets the same operations.
 #[allow(clippy::too_many_arguments)]
 fn gemm_impl<T: Float>(
     alpha: T,
@@ -271,6 +278,7 @@ fn gemm_impl<T: Float>(
     mut c: MatMut<'_, T>,
     scratch: &mut [T],
     par: Parallelism<'_>,
+    epi: Option<&Epilogue<T>>,
 ) -> Result<(), KernelError> {
     const OP: &str = "gemm";
     if a.cols() != b.rows() {
@@ -310,7 +318,13 @@ fn gemm_impl<T: Float>(
     let cp = CPtr(c.as_mut_ptr());
     if k == 0 || alpha == T::ZERO {
         // SAFETY: the view was checked in bounds and non-aliasing at construction.
-        unsafe { scale_c(beta, cp.0, m, n, rs_c, cs_c) };
+        unsafe {
+            scale_c(beta, cp.0, m, n, rs_c, cs_c);
+            // SAFETY: all of C, computed; the epilogue's caller checked unit column stride.
+            if let Some(e) = epi {
+                e.apply(cp.0, rs_c, (0, 0), (m, n));
+            }
+        }
         return Ok(());
     }
     let spec = T::gemm_spec(isa());
@@ -347,11 +361,17 @@ fn gemm_impl<T: Float>(
             }
             _ => run_gemv(&job, 0, n, tasks),
         }
+        if let Some(e) = epi {
+            // SAFETY: the one row of C, computed.
+            unsafe { e.apply(cp.0, rs_c, (0, 0), (1, n)) };
+        }
         return Ok(());
     }
     // Packed B stays B: the transposed product would make it the left operand.
     let packed = packed.map(|p| PackedPtr(p.data.as_ptr()));
-    let (a, b, m, n, rs_c, cs_c) = if packed.is_none() && transposed(&spec, m, n) {
+    let (m0, n0, rs_c0) = (m, n, rs_c);
+    let is_transposed = packed.is_none() && transposed(&spec, m, n);
+    let (a, b, m, n, rs_c, cs_c) = if is_transposed {
         (b.t(), a.t(), n, m, cs_c, rs_c)
     } else {
         (a, b, m, n, rs_c, cs_c)
@@ -405,11 +425,16 @@ fn gemm_impl<T: Float>(
         per,
         abuf_len,
         packed,
+        epi: if is_transposed { None } else { epi },
         next: AtomicUsize::new(0),
     };
     match par {
         Parallelism::Team(team) if tasks > 1 => run_team(&job, team, tasks, region),
         _ => run_tasks(&job, 0, tasks, region),
+    }
+    if let (true, Some(e)) = (is_transposed, epi) {
+        // SAFETY: all of C, computed, in its own orientation (unit column stride).
+        unsafe { e.apply(cp.0, rs_c0, (0, 0), (m0, n0)) };
     }
     Ok(())
 }
@@ -541,6 +566,8 @@ struct Job<'s, 'a, T> {
     abuf_len: usize,
     /// B already packed ([`PackedB`] for this spec and kc), read instead of packing.
     packed: Option<PackedPtr<T>>,
+    /// Applied to each block after its last depth block.
+    epi: Option<&'s Epilogue<T>>,
     /// Next unclaimed block of the `tm x tn` grid.
     next: AtomicUsize,
 }
@@ -619,8 +646,9 @@ fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
         // Packed B: the slivers of columns c0.. (see `PackedB`'s layout).
         let n_pad = n.div_ceil(spec.nr) * spec.nr;
         let packed = job.packed.map(|p| (p.0, n_pad, c0));
+        let epi = job.epi.map(|e| (e, r0, c0));
         gemm_block(
-            spec, job.kc, job.alpha, a, b, packed, job.beta, c, job.rs_c, job.cs_c, abuf, bbuf,
+            spec, job.kc, job.alpha, a, b, packed, job.beta, c, job.rs_c, job.cs_c, abuf, bbuf, epi,
         );
     }
 }
@@ -629,7 +657,8 @@ fn run_block<T: Float>(job: &Job<'_, '_, T>, task: usize, scratch: &mut [T]) {
 ///
 /// # Safety
 /// `c[i*rs_c + j*cs_c]` is writable for i < a.rows(), j < b.cols(); abuf/bbuf hold the
-/// panels that `task_regions` sizes for this spec and a problem at least this large.
+/// panels that `task_regions` sizes for this spec and a problem at least this large; with an
+/// epilogue, `cs_c == 1` and the block starts at (r0, c0) of the epilogue's C.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_block<T: Float>(
     spec: &GemmSpec<T>,
@@ -644,6 +673,7 @@ unsafe fn gemm_block<T: Float>(
     cs_c: usize,
     abuf: &mut [T],
     bbuf: &mut [T],
+    epi: Option<(&Epilogue<T>, usize, usize)>,
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let (rs_a, cs_a, rs_b, cs_b) = (
@@ -726,6 +756,10 @@ unsafe fn gemm_block<T: Float>(
                             ir += mr;
                         }
                         jr += nr;
+                    }
+                    if let (Some((e, r0, c0)), true) = (epi, pc + kcb == k) {
+                        // The block's rows ic.. and columns jc.. are final and still in L2.
+                        e.apply(c.add(ic * rs_c + jc), rs_c, (r0 + ic, c0 + jc), (mcb, ncb));
                     }
                     ic += mcb;
                 }

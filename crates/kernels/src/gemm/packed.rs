@@ -30,12 +30,12 @@ pub fn gemm_packed_b<T: Float>(
             what: "the packed B must be packed from b (same rows and columns): pack b again",
         });
     }
-    let source = if packed.info.isa == isa() {
+    let source = if packed.usable() {
         BSource::PackedWithView(packed)
     } else {
         BSource::View
     };
-    gemm_impl(alpha, a, b, source, beta, c, scratch, par)
+    gemm_impl(alpha, a, b, source, beta, c, scratch, par, None)
 }
 
 /// `C = alpha * A·B + beta * C` with B given only packed: for a B that was written straight
@@ -64,7 +64,17 @@ pub fn gemm_prepacked<T: Float>(
     // A stand-in for B of its shape over the packed data (k * n_pad >= k * n elements):
     // with `PackedOnly` the driver takes B's shape from it and reads the packed slivers.
     let b = MatRef::new(packed.data, k, n, n, 1)?;
-    gemm_impl(alpha, a, b, BSource::PackedOnly(packed), beta, c, scratch, par)
+    gemm_impl(
+        alpha,
+        a,
+        b,
+        BSource::PackedOnly(packed),
+        beta,
+        c,
+        scratch,
+        par,
+        None,
+    )
 }
 
 /// Scratch elements [`gemm_prepacked`] needs for an `m x k` by `k x n` product with `par`
@@ -82,7 +92,10 @@ pub fn gemm_prepacked_scratch_len<T: Float>(
 /// `(r, j)` of B, in KC block `pc = r - r % kc`, lies at
 /// `pc * n_pad + (j / nr) * nr * kcb + (r - pc) * nr + j % nr`, where `kcb` is that block's
 /// depth (`kc`, or less for the last block); the lanes `n..n_pad` of the last sliver are 0.
-pub(crate) fn packed_layout<T: Float>(k: usize, n: usize) -> (crate::dispatch::Isa, usize, usize, usize) {
+pub(crate) fn packed_layout<T: Float>(
+    k: usize,
+    n: usize,
+) -> (crate::dispatch::Isa, usize, usize, usize) {
     let path = isa();
     let nr = T::gemm_spec(path).nr;
     let kc = balanced_kc(T::gemm_spec(path).kc, k);
@@ -127,6 +140,11 @@ impl PackInfo {
 }
 
 impl<'a, T: Float> PackedB<'a, T> {
+    /// Whether the current dispatch path reads this packing (the path it was packed for).
+    pub(super) fn usable(&self) -> bool {
+        self.info.isa == isa()
+    }
+
     /// What the data is.
     pub fn info(&self) -> PackInfo {
         self.info
@@ -150,6 +168,13 @@ impl<'a, T: Float> PackedB<'a, T> {
             info,
         })
     }
+}
+
+/// Whether an `m x k` by `k x n` product on the current path reads a B given packed
+/// ([`gemm_packed_b`]); where it does not (one row of A, or a narrow B computed
+/// transposed), packing B beforehand is wasted work.
+pub fn reads_packed_b<T: Float>(m: usize, n: usize) -> bool {
+    m > 1 && !super::transposed(&T::gemm_spec(isa()), m, n)
 }
 
 /// Elements [`pack_b`] needs for a `k x n` matrix (on any dispatch path).

@@ -1,9 +1,13 @@
 //! Dense and output layers: `act(x·W + b)`, with a loss for output layers. The forward pass
-//! fuses bias and activation in one pass over the gemm output (keeping the pre-activation as
-//! the layer's cache when the activation's derivative needs it); the backward pass computes
+//! is one product with bias and activation fused into it (`ops::gemm_bias_act_into`: each
+//! thread finishes the blocks it computed while they are in its cache), keeping the
+//! pre-activation as the layer's cache when the activation's derivative needs it; softmax,
+//! which is not element-wise, follows the fused bias. The backward pass computes
 //! `dW = xᵀ·dz`, `db = Σ dz`, `dx = dz·Wᵀ` with transposes as views (no copies).
 
-use dl4rs_array::ops::{self, Reduction};
+use std::any::Any;
+
+use dl4rs_array::ops::{self, PackedMatrix, Reduction};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsViewMut, DataType, NdArray};
 
 use super::{
@@ -24,6 +28,17 @@ pub struct DenseLayer {
     activation: Activation,
     weight_init: WeightInit,
     bias_init: f64,
+    /// W packed for inference products, kept while the weights do not change (see
+    /// [`InferencePack`]); a `Box<dyn Any>` because the layer serves f32 and f64 networks.
+    inference_pack: Option<Box<dyn Any + Send>>,
+}
+
+/// W as the microkernel reads it, and which contents it was packed from: the version of the
+/// parameter buffer (new at every write of the parameters) and W's offset in it. Inference
+/// calls between two updates (evaluation, serving) read it instead of packing W per call.
+struct InferencePack<T: DataType> {
+    from: (u64, usize),
+    packed: PackedMatrix<T>,
 }
 
 impl DenseLayer {
@@ -60,7 +75,42 @@ impl DenseLayer {
             activation,
             weight_init,
             bias_init,
+            inference_pack: None,
         }
+    }
+
+    /// W packed, from the cache when the weights are those it was packed from. The storage
+    /// is made (on the heap: it outlives every cycle) by the first inference call, and
+    /// packed again in place when the weights change.
+    fn packed_weights<T: DataType>(
+        &mut self,
+        w: &ArrayView<'_, T>,
+    ) -> Result<&PackedMatrix<T>, NnError> {
+        let from = (w.version(), w.layout().offset());
+        let fresh = match self
+            .inference_pack
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<InferencePack<T>>())
+        {
+            Some(p) if p.from == from => false,
+            Some(p) => {
+                p.packed.repack(w)?;
+                p.from = from;
+                false
+            }
+            None => true,
+        };
+        if fresh {
+            let storage =
+                NdArray::zeros_detached(&[PackedMatrix::<T>::len_for(self.n_in, self.n_out)])?;
+            let packed = PackedMatrix::pack(w, storage)?;
+            self.inference_pack = Some(Box::new(InferencePack { from, packed }));
+        }
+        self.inference_pack
+            .as_ref()
+            .and_then(|b| b.downcast_ref::<InferencePack<T>>())
+            .map(|p| &p.packed)
+            .ok_or_else(|| NnError::config("DenseLayer: the packed weights went missing"))
     }
 
     #[allow(clippy::type_complexity)]
@@ -100,24 +150,33 @@ impl<T: DataType> Layer<T> for DenseLayer {
         let (batch, _) = rows(&x);
         let (w, b) = self.weights(params)?;
         let shape = [batch, self.n_out];
-        if self.activation == Activation::Softmax {
+        let (activation, keep_pre) = (
+            self.activation,
+            ctx.training && self.activation.needs_input_for_backprop(),
+        );
+        // Inference products read W packed once per weight update; training products pack
+        // it themselves (the weights change every step).
+        let packed = if !ctx.training && PackedMatrix::<T>::used_for(batch, self.n_out) {
+            Some(self.packed_weights(&w)?)
+        } else {
+            None
+        };
+        if activation == Activation::Softmax {
             // Softmax is not element-wise: z = x·W + b in working memory, then one softmax.
             let mut z = mgr.create_uninitialized::<T>(ArrayType::FfWorkingMem, &shape)?;
-            ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut z)?;
-            ops::bias_act_into(&mut z, &b, ops::Unary::Identity, None)?;
+            ops::gemm_bias_act_into(&x, &w, packed, &b, ops::Unary::Identity, None, &mut z)?;
             let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
             ops::softmax_last_axis_into(&z, &mut out)?;
             return Ok(Forward::new(out));
         }
         let mut out = mgr.create_uninitialized::<T>(ACT, &shape)?;
-        ops::gemm_into(T::ONE, &x, &w, T::ZERO, &mut out)?;
-        let mut pre = if ctx.training && self.activation.needs_input_for_backprop() {
+        let mut pre = if keep_pre {
             Some(mgr.create_uninitialized::<T>(ArrayType::FfCache, &shape)?)
         } else {
             None
         };
-        let act = self.activation.unary::<T>().unwrap_or(ops::Unary::Identity);
-        ops::bias_act_into(&mut out, &b, act, pre.as_mut())?;
+        let act = activation.unary::<T>().unwrap_or(ops::Unary::Identity);
+        ops::gemm_bias_act_into(&x, &w, packed, &b, act, pre.as_mut(), &mut out)?;
         Ok(Forward::new(out).with_cache(pre))
     }
 

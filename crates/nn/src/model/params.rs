@@ -135,7 +135,7 @@ impl<T: DataType> ParamStore<T> {
             sw.as_slice_mut().unwrap_or_default(),
             &self.segments,
             iteration,
-        );
+        )?;
         Ok(())
     }
 }
