@@ -1,10 +1,13 @@
 //! Convolution layers over NCHW images: the 2-D convolution (DL4J's `ConvolutionLayer`) and the
-//! depthwise convolution (`DepthwiseConvolution2D`), both as im2col + gemm through
-//! `crates/array`, one image at a time. The column matrix is working memory (`FfWorkingMem`
-//! forward, `BpWorkingMem` backward, rebuilt rather than kept), and each image gets a cycle of
-//! the loop working memory for the products' scratch, so the largest buffers of a
-//! convolutional network come and go with each layer call and never touch the heap. Backward
-//! gives weight, bias and input gradients (col2im).
+//! depthwise convolution (`DepthwiseConvolution2D`), as im2col + gemm through `crates/array`.
+//! The dense convolution's forward is one product per image straight into its NCHW output,
+//! with the image's columns packed for the product (no column matrix, images over the
+//! threads, `ops::conv2d_forward_into`); backward gathers `dz` of a chunk of images into rows
+//! for the weight gradient (`ops::conv2d_weight_grad_into`) and computes the input gradient
+//! per image (`ops::conv2d_input_grad_into`). All scratch is working memory or a cycle of
+//! the loop working memory, so the largest buffers of a convolutional network come and go
+//! with each layer call and never touch the heap. The depthwise convolution runs one product
+//! per image and channel, its column matrix in `FfWorkingMem` / `BpWorkingMem`.
 
 use dl4rs_array::ops::{self, Conv2dGeometry, Reduction};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
@@ -171,12 +174,13 @@ impl ConvolutionLayer {
     }
 }
 
-/// Columns per gemm when a convolution batches images: enough for the product to run at the
-/// gemm's speed (a few hundred at least)...
+/// Columns per weight-gradient product when the backward batches images: enough for the
+/// product to run at the gemm's speed (a few hundred at least)...
 const CHUNK_COLUMNS: usize = 4096;
 
 /// ...and few enough that the column matrix (`taps x columns`) stays in the L2 cache between
-/// the im2col that writes it and the gemm that packs it: 512 KiB of f32. Measured on LeNet's
+/// the im2col that writes it and the gemm that packs it: 512 KiB of f32. (The chunks also
+/// fix the weight gradient's summation order, so they do not depend on the thread count.) Measured on LeNet's
 /// conv2 (500 taps, `dl4rs bench conv`, 1 thread): 16 GFLOP/s with 4,096 columns (8 MiB of
 /// columns), 24-25 with 131-524 columns (256 KiB - 1 MiB).
 const CHUNK_ELEMS: usize = 1 << 17;
