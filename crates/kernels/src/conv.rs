@@ -121,6 +121,12 @@ impl Conv2dGeometry {
 /// that fall inside `0..width` (`lo <= hi <= ow`).
 #[inline]
 pub(crate) fn valid_run(ow: usize, width: usize, stride: usize, off: isize) -> (usize, usize) {
+    if stride == 1 {
+        // No division: what the general formula gives for a stride of 1.
+        let lo = (off.min(0).unsigned_abs()).min(ow);
+        let hi = ((width as isize - off).max(0) as usize).min(ow);
+        return (lo, hi.max(lo));
+    }
     let lo = if off < 0 {
         off.unsigned_abs().div_ceil(stride).min(ow)
     } else {
@@ -140,7 +146,7 @@ pub(crate) fn valid_run(ow: usize, width: usize, stride: usize, off: isize) -> (
 /// calls. The loop index passes through `black_box` so the loop stays a loop; the last block
 /// overlaps the previous one instead of a scalar tail.
 #[inline]
-fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
+pub(crate) fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
     let n = dst.len().min(src.len());
     if n < 8 {
         let mut i = 0;

@@ -49,6 +49,8 @@
 #![deny(missing_docs)]
 
 mod conv;
+mod conv_packed;
+mod conv_products;
 mod dispatch;
 mod elementwise;
 mod error;
@@ -63,6 +65,11 @@ mod team;
 pub mod update;
 
 pub use conv::{Conv2dGeometry, col2im, col2im_batch, im2col, im2col_batch};
+pub use conv_packed::{im2col_packed, im2col_packed_len, im2col_packed_t, im2col_packed_t_len};
+pub use conv_products::{
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_input_grad, conv2d_input_grad_scratch_len,
+    conv2d_weight_grad, conv2d_weight_grad_scratch_len, to_channel_major,
+};
 pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatch};
 pub use elementwise::{
     BinaryOp, GradFrom, Unary, axpy, bias_act, binary, binary_assign, binary_col,
@@ -72,8 +79,9 @@ pub use elementwise::{
 pub use error::KernelError;
 pub use float::Float;
 pub use gemm::{
-    PackInfo, PackedB, Parallelism, gemm, gemm_bias_act, gemm_packed_b, gemm_scratch_len,
-    microkernel_l1_run, pack_b, packed_b_len, reads_packed_b,
+    PackInfo, PackedB, Parallelism, gemm, gemm_bias_act, gemm_packed_b, gemm_prepacked,
+    gemm_prepacked_scratch_len, gemm_scratch_len, microkernel_l1_run, pack_b, packed_b_len,
+    reads_packed_b,
 };
 pub use mat::{MatMut, MatRef, Transpose, copy_mat};
 pub use pool::{PoolOp, pool2d, pool2d_backward};

@@ -58,3 +58,60 @@ pub(crate) fn for_each_part<T: Send, F: Fn(usize, usize, &mut [T]) + Sync>(
         f(u0, u1, part);
     });
 }
+
+/// Calls `f(b, part)` for each block `b` of `0..blocks`, where `part` is
+/// `data[start(b)..start(b + 1)]` (`start` non-decreasing, `start(blocks) <= data.len()`):
+/// blocks of unequal length (a packed matrix's KC blocks, the last one shorter), claimed one
+/// at a time by `par`'s team when there are enough elements, else all on the caller.
+pub(crate) fn for_each_block<T: Send, S, F>(
+    par: Parallelism<'_>,
+    data: &mut [T],
+    blocks: usize,
+    start: S,
+    f: F,
+) where
+    S: Fn(usize) -> usize + Sync,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    let total = start(blocks);
+    // Checked up front: what makes the parts disjoint and inside `data`.
+    assert!(
+        total <= data.len() && (0..blocks).all(|b| start(b) <= start(b + 1)),
+        "blocks must be ordered and inside the data"
+    );
+    let tasks = match par {
+        Parallelism::Team(team) => team
+            .threads()
+            .min(blocks)
+            .min(total / MIN_ELEMS_PER_TASK)
+            .max(1),
+        _ => 1,
+    };
+    let team = match par {
+        Parallelism::Team(team) if tasks > 1 => team,
+        _ => {
+            for b in 0..blocks {
+                let (s, e) = (start(b), start(b + 1));
+                f(b, &mut data[s..e]);
+            }
+            return;
+        }
+    };
+    let out = Out(data.as_mut_ptr(), 0);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    team.run(tasks, |_| {
+        let out = &out;
+        loop {
+            let b = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if b >= blocks {
+                return;
+            }
+            let (s, e) = (start(b), start(b + 1));
+            // SAFETY: s..e lies inside `data` (checked: e <= total <= data.len()); blocks
+            // are disjoint (start is non-decreasing, checked above) and the counter hands
+            // each b to one task only; `data` is borrowed mutably for the whole run.
+            let part = unsafe { core::slice::from_raw_parts_mut(out.0.add(s), e - s) };
+            f(b, part);
+        }
+    });
+}

@@ -168,9 +168,10 @@ fn matches<T: Float, const S: usize>(
 
 /// Whether `g` is the common max-pooling window: 2 x 2, stride 2, no padding, no dilation.
 /// Its windows do not overlap and lie inside the plane, so [`max2x2_forward`] computes it in
-/// one pass per output row, with the general path's bits. (A backward fast path written the
-/// same way measured slower than the general one: its first-equal-tap selects compiled to
-/// scalar compares and jumps.)
+/// one pass per output row, with the general path's bits, and [`max2x2_backward`] its
+/// gradient (which finds the first equal tap through a table, not selects: a backward
+/// written with selects compiled to scalar compares and jumps and measured slower than the
+/// general path).
 fn is_max2x2(g: &Conv2dGeometry) -> bool {
     (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w) == (2, 2, 2, 2)
         && (g.pad_h, g.pad_w, g.pad_h_end, g.pad_w_end) == (0, 0, 0, 0)
@@ -211,6 +212,57 @@ fn max2x2_forward<T: Float>(
                     b[1],
                 );
                 *y = if m == T::NEG_INFINITY { T::ZERO } else { m };
+            }
+        }
+    }
+}
+
+/// The first of the four taps of a 2 x 2 window that equal the output, by the mask of equal
+/// taps (bit t: tap t in kernel order): 4 when none does.
+const FIRST_EQUAL: [u8; 16] = [4, 0, 1, 0, 2, 0, 1, 0, 3, 0, 1, 0, 2, 0, 1, 0];
+
+/// The gradient of [`max2x2_forward`] for the planes of `input` into `grad` (zeroed by the
+/// caller): each output's gradient goes to the first of its window's taps that equals it, as
+/// `0 + e` (the general path adds it to a zeroed plane; windows do not overlap, so nothing
+/// else is added there), found through [`FIRST_EQUAL`] without a branch on the data.
+#[allow(clippy::too_many_arguments)]
+fn max2x2_backward<T: Float>(
+    input: &[T],
+    output: &[T],
+    grad_out: &[T],
+    grad: &mut [T],
+    width: usize,
+    hw: usize,
+    oh: usize,
+    ow: usize,
+) {
+    let ohw = oh * ow;
+    let planes = input
+        .chunks_exact(hw.max(1))
+        .zip(grad.chunks_exact_mut(hw.max(1)))
+        .zip(output.chunks_exact(ohw.max(1)))
+        .zip(grad_out.chunks_exact(ohw.max(1)));
+    for (((plane, dplane), yplane), eplane) in planes {
+        for oy in 0..oh {
+            let (r0, r1) = (2 * oy * width, (2 * oy + 1) * width);
+            let (top, bottom) = (&plane[r0..r0 + 2 * ow], &plane[r1..r1 + 2 * ow]);
+            let rows = &mut dplane[r0..r1 + 2 * ow];
+            let offsets = [0, 1, width, width + 1];
+            let outs = yplane[oy * ow..(oy + 1) * ow]
+                .iter()
+                .zip(&eplane[oy * ow..(oy + 1) * ow]);
+            for (ox, ((&y, &e), (a, b))) in outs
+                .zip(top.chunks_exact(2).zip(bottom.chunks_exact(2)))
+                .enumerate()
+            {
+                let mask = usize::from(a[0] == y)
+                    | usize::from(a[1] == y) << 1
+                    | usize::from(b[0] == y) << 2
+                    | usize::from(b[1] == y) << 3;
+                let first = FIRST_EQUAL[mask] as usize;
+                if first < 4 {
+                    rows[2 * ox + offsets[first]] = T::ZERO + e;
+                }
             }
         }
     }
@@ -307,10 +359,41 @@ pub fn pool2d_backward<T: Float>(
     grad_in: &mut [T],
     par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
+    pool2d_backward_impl(op, input, output, grad_out, g, grad_in, par, true)
+}
+
+/// [`pool2d_backward`], with the 2 x 2 max fast path allowed or not (tests compare the two).
+#[allow(clippy::too_many_arguments)]
+fn pool2d_backward_impl<T: Float>(
+    op: PoolOp,
+    input: &[T],
+    output: &[T],
+    grad_out: &[T],
+    g: &Conv2dGeometry,
+    grad_in: &mut [T],
+    par: Parallelism<'_>,
+    fast: bool,
+) -> Result<(), KernelError> {
     let (oh, ow) = check("pool2d_backward", g, input.len(), output.len())?;
     check_len("pool2d_backward", "grad_out", grad_out.len(), output.len())?;
     check_len("pool2d_backward", "grad_in", grad_in.len(), input.len())?;
     let (hw, ohw) = (g.height * g.width, oh * ow);
+    if fast && op == PoolOp::Max && is_max2x2(g) {
+        for_each_part(par, grad_in, g.channels, hw, |p0, p1, part| {
+            part.fill(T::ZERO);
+            max2x2_backward(
+                &input[p0 * hw..p1 * hw],
+                &output[p0 * ohw..p1 * ohw],
+                &grad_out[p0 * ohw..p1 * ohw],
+                part,
+                g.width,
+                hw,
+                oh,
+                ow,
+            );
+        });
+        return Ok(());
+    }
     let size = T::from_f64((g.kernel_h * g.kernel_w) as f64);
     let runs = TapRuns::new(g, ow);
     for_each_part(par, grad_in, g.channels, hw, |p0, p1, part| {
@@ -388,7 +471,8 @@ pub fn pool2d_backward<T: Float>(
 mod tests {
     use super::*;
 
-    /// The 2 x 2 max fast path gives the general path's bits on values that test its rules:
+    /// The 2 x 2 max fast paths (forward and backward) give the general path's bits on values
+    /// that test its rules:
     /// ties (the first tap wins), NaN (never the maximum), an all -inf window (output 0),
     /// signed zeros, odd plane sizes.
     #[test]
@@ -420,6 +504,37 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&general), "forward {h}x{w}");
             assert_eq!(fast[0], 0.0);
+            // Backward on the forward's output, with gradients that include -0.0 and NaN.
+            let e: Vec<f32> = (0..n)
+                .map(|i| specials[(i * 3 + 1) % specials.len()] + 0.0 * i as f32)
+                .collect();
+            let mut e = e;
+            e[1 % n] = -0.0;
+            let m = g.input_len();
+            let (mut dfast, mut dgeneral) = (vec![f32::NAN; m], vec![f32::NAN; m]);
+            pool2d_backward_impl(
+                PoolOp::Max,
+                &x,
+                &general,
+                &e,
+                &g,
+                &mut dfast,
+                Parallelism::None,
+                true,
+            )
+            .unwrap();
+            pool2d_backward_impl(
+                PoolOp::Max,
+                &x,
+                &general,
+                &e,
+                &g,
+                &mut dgeneral,
+                Parallelism::None,
+                false,
+            )
+            .unwrap();
+            assert_eq!(bits(&dfast), bits(&dgeneral), "backward {h}x{w}");
         }
     }
 }

@@ -7,7 +7,7 @@ use dl4rs_kernels as k;
 use dl4rs_kernels::{Conv2dGeometry, PoolOp, Unary};
 
 use super::{with_contiguous, with_output};
-use crate::array::{AsView, AsViewMut, DataType, NdArray};
+use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};
 
 fn rows_cols(op: &'static str, shape: &[usize]) -> Result<(usize, usize), ArrayError> {
@@ -172,6 +172,227 @@ pub fn im2col_batch_into<T: DataType>(
     with_contiguous(&images, |x| {
         with_output("im2col", cols, &shape, |c| {
             super::threads::with_parallelism(|par| Ok(k::im2col_batch(x, n, geometry, c, par)?))
+        })
+    })
+}
+
+/// The convolution of a batch of NCHW images (`[n, channels, height, width]`, contiguous)
+/// with `weights` (`[c_out, channels * kernel_h * kernel_w]`, contiguous) plus `bias`
+/// (`[c_out]`) on each output channel, into `out` (`[n, c_out, out_h, out_w]`, contiguous,
+/// overwritten): one product per image straight into its NCHW output, the image's columns
+/// packed for the product without a column matrix, images split over the product threads
+/// (same bits for any thread count: those of `gemm(weights, im2col(image)) + bias`). The
+/// packing scratch comes from the current workspace.
+pub fn conv2d_forward_into<T: DataType>(
+    images: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    weights: &impl AsView<T>,
+    bias: Option<&ArrayView<'_, T>>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_forward";
+    let (images, weights) = (images.view(), weights.view());
+    let n = images.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match weights.shape() {
+        &[c_out, t] if t == taps => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
+            ));
+        }
+    };
+    if let Some(b) = bias
+        && b.shape() != [c_out]
+    {
+        return Err(invalid(
+            OP,
+            format!("expected a bias of shape [{c_out}], found {:?}", b.shape()),
+        ));
+    }
+    let shape = crate::shape::Shape::new(&[n, c_out, oh, ow])?;
+    with_contiguous(&images, |x| {
+        with_contiguous(&weights, |w| {
+            let mut run = |b: Option<&[T]>| {
+                with_output(OP, out, &shape, |o| {
+                    super::threads::with_parallelism(|par| {
+                        let len = k::conv2d_forward_scratch_len::<T>(geometry, c_out, par)?;
+                        let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                        let wm = k::MatRef::row_major(w, c_out, taps)?;
+                        Ok(k::conv2d_forward(
+                            x,
+                            n,
+                            geometry,
+                            wm,
+                            b,
+                            o,
+                            &mut scratch.write()?,
+                            par,
+                        )?)
+                    })
+                })
+            };
+            match bias {
+                Some(b) => with_contiguous(b, |b| run(Some(b))),
+                None => run(None),
+            }
+        })
+    })
+}
+
+/// The weight gradient of a convolution over a run of NCHW images (`[n, channels, height,
+/// width]`, contiguous): `grad = beta * grad + dz · colsᵀ` with `dz` `[c_out, n * out_h *
+/// out_w]` (see [`to_channel_major_into`]) and `grad` `[c_out, channels * kernel_h *
+/// kernel_w]` (may be a strided view). The images' transposed columns are packed straight
+/// for the product (no column matrix), in scratch from the current workspace; the bits of
+/// `gemm_into(dz, im2col(images)ᵀ)` for any thread count.
+pub fn conv2d_weight_grad_into<T: DataType>(
+    images: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    dz: &impl AsView<T>,
+    beta: T,
+    grad: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_weight_grad";
+    let (images, dz) = (images.view(), dz.view());
+    let n = images.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match dz.shape() {
+        &[c_out, cols] if cols == n * oh * ow => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!(
+                    "expected dz of shape [c_out, {}], found {other:?}",
+                    n * oh * ow
+                ),
+            ));
+        }
+    };
+    let grad = grad.view_mut();
+    if grad.layout.shape().dims() != [c_out, taps] {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected a gradient of shape [{c_out}, {taps}], found {:?}",
+                grad.layout.shape().dims()
+            ),
+        ));
+    }
+    with_contiguous(&images, |x| {
+        with_contiguous(&dz, |d| {
+            super::threads::with_parallelism(|par| {
+                let len = k::conv2d_weight_grad_scratch_len::<T>(geometry, n, c_out, par)?;
+                let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                let lg = grad.layout;
+                let mut wg = grad.buf.write()?;
+                let out = k::MatMut::new(
+                    &mut wg[lg.offset()..],
+                    c_out,
+                    taps,
+                    lg.strides()[0],
+                    lg.strides()[1],
+                )?;
+                let dzm = k::MatRef::row_major(d, c_out, n * oh * ow)?;
+                Ok(k::conv2d_weight_grad(
+                    x,
+                    n,
+                    geometry,
+                    dzm,
+                    beta,
+                    out,
+                    &mut scratch.write()?,
+                    par,
+                )?)
+            })
+        })
+    })
+}
+
+/// The input gradient of a convolution over a batch: `dz` `[n, c_out, out_h, out_w]` (the
+/// outputs' gradient, contiguous), `weights` `[c_out, channels * kernel_h * kernel_w]`,
+/// into `out` `[n, channels, height, width]` (contiguous, overwritten): per image
+/// `col2im(weightsᵀ · dz_j)`, images split over the product threads (same bits for any
+/// thread count). The scratch comes from the current workspace.
+pub fn conv2d_input_grad_into<T: DataType>(
+    dz: &impl AsView<T>,
+    geometry: &Conv2dGeometry,
+    weights: &impl AsView<T>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "conv2d_input_grad";
+    let (dz, weights) = (dz.view(), weights.view());
+    let n = dz.shape().first().copied().unwrap_or(0);
+    let (oh, ow) = geometry.output_size()?;
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    let c_out = match weights.shape() {
+        &[c_out, t] if t == taps => c_out,
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
+            ));
+        }
+    };
+    if dz.shape() != [n, c_out, oh, ow] {
+        return Err(invalid(
+            OP,
+            format!(
+                "expected dz of shape [{n}, {c_out}, {oh}, {ow}], found {:?}",
+                dz.shape()
+            ),
+        ));
+    }
+    let shape = crate::shape::Shape::new(&[n, geometry.channels, geometry.height, geometry.width])?;
+    with_contiguous(&dz, |d| {
+        with_contiguous(&weights, |w| {
+            with_output(OP, out, &shape, |o| {
+                super::threads::with_parallelism(|par| {
+                    let len = k::conv2d_input_grad_scratch_len::<T>(geometry, c_out, par)?;
+                    let mut scratch = dl4rs_memory::Buffer::<T>::uninitialized(len)?;
+                    let wm = k::MatRef::row_major(w, c_out, taps)?;
+                    Ok(k::conv2d_input_grad(
+                        d,
+                        n,
+                        geometry,
+                        wm,
+                        o,
+                        &mut scratch.write()?,
+                        par,
+                    )?)
+                })
+            })
+        })
+    })
+}
+
+/// `out[c, j * plane + p] = x[j, c, p]`: a run of NCHW arrays (`[n, c, ...]`, contiguous) as
+/// the `[c, n * plane]` rows of one product (`out` contiguous, overwritten), split over the
+/// product threads.
+pub fn to_channel_major_into<T: DataType>(
+    x: &impl AsView<T>,
+    out: &mut impl AsViewMut<T>,
+) -> Result<(), ArrayError> {
+    const OP: &str = "to_channel_major";
+    let x = x.view();
+    let (n, c, plane) = match x.shape() {
+        [n, c, rest @ ..] => (*n, *c, rest.iter().product::<usize>()),
+        other => {
+            return Err(invalid(
+                OP,
+                format!("expected an array of shape [n, c, ...], found {other:?}"),
+            ));
+        }
+    };
+    let shape = crate::shape::Shape::new(&[c, n * plane])?;
+    with_contiguous(&x, |src| {
+        with_output(OP, out, &shape, |dst| {
+            super::threads::with_parallelism(|par| {
+                Ok(k::to_channel_major(src, n, c, plane, dst, par)?)
+            })
         })
     })
 }

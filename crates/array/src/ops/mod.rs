@@ -23,9 +23,9 @@ pub use elementwise::{
     binary, binary_assign, binary_into, scalar, scalar_assign, unary, unary_assign, unary_into,
 };
 pub use layer::{
-    bias_act_into, col2im_batch_into, col2im_into, im2col_batch_into, im2col_into,
-    pool2d_backward_into, pool2d_into, softmax_backward_into, softmax_last_axis_into,
-    unary_grad_into,
+    bias_act_into, col2im_batch_into, col2im_into, conv2d_forward_into, conv2d_input_grad_into,
+    conv2d_weight_grad_into, im2col_batch_into, im2col_into, pool2d_backward_into, pool2d_into,
+    softmax_backward_into, softmax_last_axis_into, to_channel_major_into, unary_grad_into,
 };
 pub use linalg::{PackedMatrix, gemm_bias_act_into, gemm_into, gemm_packed_into, matmul};
 pub use recurrent::{

@@ -96,13 +96,16 @@ pub fn gemm_bias_act<T: Float>(
             what: "the packed B must be packed from b (same rows and columns): pack b again",
         });
     }
-    let packed = packed.filter(|p| p.usable());
+    let source = match packed.filter(|p| p.usable()) {
+        Some(p) => super::BSource::PackedWithView(p),
+        None => super::BSource::View,
+    };
     let epi = Epilogue {
         bias: bias.as_ptr(),
         act,
         pre,
     };
-    gemm_impl(T::ONE, a, b, packed, T::ZERO, c, scratch, par, Some(&epi))
+    gemm_impl(T::ONE, a, b, source, T::ZERO, c, scratch, par, Some(&epi))
 }
 
 /// What [`gemm_bias_act`] applies, as pointers the product's tasks share: each task touches

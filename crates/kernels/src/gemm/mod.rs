@@ -26,7 +26,11 @@ mod packed;
 use epilogue::Epilogue;
 pub use epilogue::gemm_bias_act;
 use gemv::{GemvJob, gemv_range, run_gemv};
-pub use packed::{PackInfo, PackedB, gemm_packed_b, pack_b, packed_b_len, reads_packed_b};
+pub(crate) use packed::packed_layout;
+pub use packed::{
+    PackInfo, PackedB, gemm_packed_b, gemm_prepacked, gemm_prepacked_scratch_len, pack_b,
+    packed_b_len, reads_packed_b,
+};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -150,7 +154,15 @@ fn per_task_len<T: Float>(m: usize, n: usize, k: usize) -> usize {
 /// packing buffers can start on a cache line whatever the scratch's own alignment. Zero when
 /// no packing happens (an empty product or m == 1, which streams B without packing).
 pub fn gemm_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism<'_>) -> usize {
-    if m <= 1 || n == 0 || k == 0 {
+    if m <= 1 {
+        return 0;
+    }
+    tile_scratch_len::<T>(m, n, k, par)
+}
+
+/// The scratch of a product that runs on the tiles whatever m is (see `gemm_prepacked`).
+fn tile_scratch_len<T: Float>(m: usize, n: usize, k: usize, par: Parallelism<'_>) -> usize {
+    if m == 0 || n == 0 || k == 0 {
         return 0;
     }
     par.tasks() * per_task_len::<T>(m, n, k) + align_elems::<T>()
@@ -237,7 +249,19 @@ pub fn gemm<T: Float>(
     scratch: &mut [T],
     par: Parallelism<'_>,
 ) -> Result<(), KernelError> {
-    gemm_impl(alpha, a, b, None, beta, c, scratch, par, None)
+    gemm_impl(alpha, a, b, BSource::View, beta, c, scratch, par, None)
+}
+
+/// How [`gemm_impl`] may read B.
+#[derive(Clone, Copy)]
+enum BSource<'p, 'a, T> {
+    /// Only as the view `b` (packing it as it goes).
+    View,
+    /// Packed, with `b` (the matrix it was packed from) for the paths that read B unpacked.
+    PackedWithView(&'p PackedB<'a, T>),
+    /// Packed only: `b` is a stand-in of the right shape that is never read, so every path,
+    /// m == 1 included, takes the tiles (see [`packed::gemm_prepacked`]).
+    PackedOnly(&'p PackedB<'a, T>),
 }
 
 /// The product, with B optionally pre-packed and an optional epilogue (see `epilogue.rs`):
@@ -249,7 +273,7 @@ fn gemm_impl<T: Float>(
     alpha: T,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    packed: Option<&PackedB<'_, T>>,
+    source: BSource<'_, '_, T>,
     beta: T,
     mut c: MatMut<'_, T>,
     scratch: &mut [T],
@@ -276,7 +300,10 @@ fn gemm_impl<T: Float>(
             c_cols: c.cols(),
         });
     }
-    let needed = gemm_scratch_len::<T>(m, n, k, par);
+    let needed = match source {
+        BSource::PackedOnly(_) => tile_scratch_len::<T>(m, n, k, par),
+        _ => gemm_scratch_len::<T>(m, n, k, par),
+    };
     if scratch.len() < needed {
         return Err(KernelError::ScratchTooSmall {
             op: OP,
@@ -302,7 +329,12 @@ fn gemm_impl<T: Float>(
     }
     let spec = T::gemm_spec(isa());
     let threads = par.tasks();
-    if m == 1 {
+    let (packed, packed_only) = match source {
+        BSource::View => (None, false),
+        BSource::PackedWithView(p) => (Some(p), false),
+        BSource::PackedOnly(p) => (Some(p), true),
+    };
+    if m == 1 && !packed_only {
         let tasks = threads.min((k * n / par.gemv_min_elems_per_task()).max(1));
         let job = GemvJob {
             spec: &spec,

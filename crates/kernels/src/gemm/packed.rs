@@ -4,7 +4,7 @@
 //! dispatch path current at packing, so a packed product gives `gemm`'s bits.
 
 use super::kernels::all_specs;
-use super::{balanced_kc, gemm_impl};
+use super::{BSource, balanced_kc, gemm_impl};
 use crate::dispatch::isa;
 use crate::{Float, KernelError, MatMut, MatRef, Parallelism};
 
@@ -30,8 +30,87 @@ pub fn gemm_packed_b<T: Float>(
             what: "the packed B must be packed from b (same rows and columns): pack b again",
         });
     }
-    let packed = packed.usable().then_some(packed);
-    gemm_impl(alpha, a, b, packed, beta, c, scratch, par, None)
+    let source = if packed.usable() {
+        BSource::PackedWithView(packed)
+    } else {
+        BSource::View
+    };
+    gemm_impl(alpha, a, b, source, beta, c, scratch, par, None)
+}
+
+/// `C = alpha * A·B + beta * C` with B given only packed: for a B that was written straight
+/// into the packed layout and never existed as a matrix (a convolution's column matrix,
+/// `im2col_packed`). The same bits as [`gemm`](super::gemm) of the matrix `packed` holds,
+/// except for one row of A (m == 1), which runs on the tiles here instead of `gemm`'s
+/// row-vector loop (same bits for any thread count either way). `scratch`: at least
+/// [`gemm_prepacked_scratch_len`] elements. Errors when `packed` was
+/// made for another dispatch path than the current one (pack it again).
+pub fn gemm_prepacked<T: Float>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    packed: &PackedB<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+    scratch: &mut [T],
+    par: Parallelism<'_>,
+) -> Result<(), KernelError> {
+    if packed.info.isa != isa() {
+        return Err(KernelError::InvalidArgument {
+            op: "gemm_prepacked",
+            what: "B was packed for another dispatch path than the current one: pack it again",
+        });
+    }
+    let (k, n) = packed.info.shape();
+    // A stand-in for B of its shape over the packed data (k * n_pad >= k * n elements):
+    // with `PackedOnly` the driver takes B's shape from it and reads the packed slivers.
+    let b = MatRef::new(packed.data, k, n, n, 1)?;
+    gemm_impl(
+        alpha,
+        a,
+        b,
+        BSource::PackedOnly(packed),
+        beta,
+        c,
+        scratch,
+        par,
+        None,
+    )
+}
+
+/// Scratch elements [`gemm_prepacked`] needs for an `m x k` by `k x n` product with `par`
+/// ([`gemm_scratch_len`](super::gemm_scratch_len), and for m == 1 the tiles' scratch).
+pub fn gemm_prepacked_scratch_len<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    par: Parallelism<'_>,
+) -> usize {
+    super::tile_scratch_len::<T>(m, n, k, par)
+}
+
+/// The packed layout of a `k x n` B on the current path: `(isa, nr, kc, n_pad)`. Element
+/// `(r, j)` of B, in KC block `pc = r - r % kc`, lies at
+/// `pc * n_pad + (j / nr) * nr * kcb + (r - pc) * nr + j % nr`, where `kcb` is that block's
+/// depth (`kc`, or less for the last block); the lanes `n..n_pad` of the last sliver are 0.
+pub(crate) fn packed_layout<T: Float>(
+    k: usize,
+    n: usize,
+) -> (crate::dispatch::Isa, usize, usize, usize) {
+    let path = isa();
+    let nr = T::gemm_spec(path).nr;
+    let kc = balanced_kc(T::gemm_spec(path).kc, k);
+    (path, nr, kc, n.div_ceil(nr) * nr)
+}
+
+impl<'a, T: Float> PackedB<'a, T> {
+    /// The packed matrix written by a kernel of this crate into `data` (its first
+    /// `k * n_pad` elements) in [`packed_layout`] for path `isa`.
+    pub(crate) fn written(data: &'a [T], k: usize, n: usize, isa: crate::dispatch::Isa) -> Self {
+        PackedB {
+            data,
+            info: PackInfo { k, n, isa },
+        }
+    }
 }
 
 /// B (`k x n`) packed for the microkernel of the path current when it was packed: for each

@@ -1,10 +1,13 @@
 //! Convolution layers over NCHW images: the 2-D convolution (DL4J's `ConvolutionLayer`) and the
-//! depthwise convolution (`DepthwiseConvolution2D`), both as im2col + gemm through
-//! `crates/array`, one image at a time. The column matrix is working memory (`FfWorkingMem`
-//! forward, `BpWorkingMem` backward, rebuilt rather than kept), and each image gets a cycle of
-//! the loop working memory for the products' scratch, so the largest buffers of a
-//! convolutional network come and go with each layer call and never touch the heap. Backward
-//! gives weight, bias and input gradients (col2im).
+//! depthwise convolution (`DepthwiseConvolution2D`), as im2col + gemm through `crates/array`.
+//! The dense convolution's forward is one product per image straight into its NCHW output,
+//! with the image's columns packed for the product (no column matrix, images over the
+//! threads, `ops::conv2d_forward_into`); backward gathers `dz` of a chunk of images into rows
+//! for the weight gradient (`ops::conv2d_weight_grad_into`) and computes the input gradient
+//! per image (`ops::conv2d_input_grad_into`). All scratch is working memory or a cycle of
+//! the loop working memory, so the largest buffers of a convolutional network come and go
+//! with each layer call and never touch the heap. The depthwise convolution runs one product
+//! per image and channel, its column matrix in `FfWorkingMem` / `BpWorkingMem`.
 
 use dl4rs_array::ops::{self, Conv2dGeometry, Reduction};
 use dl4rs_array::{ArrayView, ArrayViewMut, AsView, AsViewMut, DataType, NdArray};
@@ -171,12 +174,13 @@ impl ConvolutionLayer {
     }
 }
 
-/// Columns per gemm when a convolution batches images: enough for the product to run at the
-/// gemm's speed (a few hundred at least)...
+/// Columns per weight-gradient product when the backward batches images: enough for the
+/// product to run at the gemm's speed (a few hundred at least)...
 const CHUNK_COLUMNS: usize = 4096;
 
 /// ...and few enough that the column matrix (`taps x columns`) stays in the L2 cache between
-/// the im2col that writes it and the gemm that packs it: 512 KiB of f32. Measured on LeNet's
+/// the im2col that writes it and the gemm that packs it: 512 KiB of f32. (The chunks also
+/// fix the weight gradient's summation order, so they do not depend on the thread count.) Measured on LeNet's
 /// conv2 (500 taps, `dl4rs bench conv`, 1 thread): 16 GFLOP/s with 4,096 columns (8 MiB of
 /// columns), 24-25 with 131-524 columns (256 KiB - 1 MiB).
 const CHUNK_ELEMS: usize = 1 << 17;
@@ -208,68 +212,6 @@ impl ConvolutionLayer {
         Ok(Forward::new(out).with_cache(pre))
     }
 
-    /// The columns of images `start..start + n` side by side: `[taps, n * ohw]`, in the loop
-    /// working memory, written in place by one batched im2col.
-    fn chunk_cols<T: DataType>(
-        &self,
-        x: &ArrayView<'_, T>,
-        start: usize,
-        n: usize,
-        ty: ArrayType,
-        mgr: &LayerWorkspaceMgr,
-    ) -> Result<NdArray<T>, NnError> {
-        let mut cols = mgr.create_uninitialized::<T>(ty, &[self.taps(), n * self.ohw()])?;
-        ops::im2col_batch_into(
-            &x.slice_axis(0, start, start + n, 1)?,
-            &self.geometry,
-            &mut cols,
-        )?;
-        Ok(cols)
-    }
-
-    /// Dense convolution forward, several images per gemm:
-    /// `z[oc, n * ohw] = W · cols (+ b)`, then scattered into `out[b, oc, ohw]`.
-    fn forward_chunks<T: DataType>(
-        &self,
-        x: &ArrayView<'_, T>,
-        w: &ArrayView<'_, T>,
-        bias: Option<&ArrayView<'_, T>>,
-        out: &mut NdArray<T>,
-        mgr: &LayerWorkspaceMgr,
-    ) -> Result<(), NnError> {
-        let (batch, ohw, oc) = (x.shape()[0], self.ohw(), self.c_out);
-        let per = self.chunk(batch);
-        let loop_ty = ArrayType::RnnFfLoopWorkingMem;
-        for start in (0..batch).step_by(per) {
-            let n = per.min(batch - start);
-            // One loop cycle per chunk: columns, products and scratch are reused.
-            let _chunk = mgr.notify_scope_entered(loop_ty)?;
-            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
-            let mut z = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
-            ops::gemm_into(T::ONE, w, &cols, T::ZERO, &mut z)?;
-            // z[o, j * ohw + p] (+ b[o]) -> out[start + j, o, p]: the bias is added in the
-            // pass that lays the product out as NCHW.
-            let (zr, mut ow) = (z.read()?, out.write()?);
-            let (zs, os) = (contiguous(&zr)?, contiguous_mut(&mut ow)?);
-            let br = bias.map(|b| b.read()).transpose()?;
-            let bs = br.as_ref().map(contiguous).transpose()?;
-            for j in 0..n {
-                let image = &mut os[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
-                for (o, dst) in image.chunks_exact_mut(ohw).enumerate() {
-                    let src = &zs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw];
-                    match bs {
-                        Some(b) => {
-                            let b = b[o];
-                            dst.iter_mut().zip(src).for_each(|(d, &v)| *d = v + b);
-                        }
-                        None => dst.copy_from_slice(src),
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// Dense convolution backward, several images per gemm.
     #[allow(clippy::too_many_arguments)]
     fn backward_chunks<T: DataType>(
@@ -293,28 +235,19 @@ impl ConvolutionLayer {
         for (k, start) in (0..batch).step_by(per).enumerate() {
             let n = per.min(batch - start);
             let _chunk = mgr.notify_scope_entered(loop_ty)?;
-            let cols = self.chunk_cols(x, start, n, loop_ty, mgr)?;
+            let x_chunk = x.slice_axis(0, start, start + n, 1)?;
             // dz of these images as [oc, n * ohw].
             let mut dzc = mgr.create_uninitialized::<T>(loop_ty, &[oc, n * ohw])?;
-            {
-                // dz[start + j, o, p] -> dzc[o, j * ohw + p]
-                let (dr, mut cw) = (dz.read()?, dzc.write()?);
-                let (ds, cs) = (contiguous(&dr)?, contiguous_mut(&mut cw)?);
-                for j in 0..n {
-                    let image = &ds[(start + j) * oc * ohw..(start + j + 1) * oc * ohw];
-                    for (o, src) in image.chunks_exact(ohw).enumerate() {
-                        cs[o * n * ohw + j * ohw..o * n * ohw + (j + 1) * ohw].copy_from_slice(src);
-                    }
-                }
-            }
+            ops::to_channel_major_into(&dz.slice_axis(0, start, start + n, 1)?, &mut dzc)?;
             let first = k == 0;
             {
+                // dW (+)= dz · colsᵀ, the columns packed straight for the product.
                 let mut gw = grads
                     .view_mut()
                     .slice_axis(0, 0, nw, 1)?
                     .reshape(&[oc, self.taps()])?;
                 let beta = if first { T::ZERO } else { T::ONE };
-                ops::gemm_into(T::ONE, &dzc, &cols.view().t(), beta, &mut gw)?;
+                ops::conv2d_weight_grad_into(&x_chunk, &self.geometry, &dzc, beta, &mut gw)?;
             }
             if self.has_bias {
                 let mut gb = grads.view_mut().slice_axis(0, nw, nw + oc, 1)?;
@@ -326,27 +259,16 @@ impl ConvolutionLayer {
                     ops::binary_assign(ops::BinaryOp::Add, &mut gb, &part)?;
                 }
             }
-            if let Some(dx) = dx.as_mut() {
-                let mut dcols = mgr.create_uninitialized::<T>(loop_ty, &[self.taps(), n * ohw])?;
-                ops::gemm_into(T::ONE, &w.t(), &dzc, T::ZERO, &mut dcols)?;
-                let mut dx_chunk = dx.view_mut().slice_axis(0, start, start + n, 1)?;
-                ops::col2im_batch_into(&dcols, &self.geometry, &mut dx_chunk)?;
-            }
+        }
+        if let Some(dx) = dx.as_mut() {
+            // dx_j = col2im(Wᵀ · dz_j) per image, images over the threads; its scratch in a
+            // cycle of the loop working memory.
+            let _cycle = mgr.notify_scope_entered(loop_ty)?;
+            let dz4 = dz.reshape(&[batch, oc, self.out_hw[0], self.out_hw[1]])?;
+            ops::conv2d_input_grad_into(&dz4, &self.geometry, w, dx)?;
         }
         Ok(dx)
     }
-}
-
-fn contiguous<'a, T: DataType>(r: &'a dl4rs_array::ArrayRead<'_, T>) -> Result<&'a [T], NnError> {
-    r.as_slice()
-        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
-}
-
-fn contiguous_mut<'a, T: DataType>(
-    w: &'a mut dl4rs_array::ArrayWrite<'_, T>,
-) -> Result<&'a mut [T], NnError> {
-    w.as_slice_mut()
-        .ok_or_else(|| NnError::Input("convolution needs contiguous arrays".into()))
 }
 
 /// Rows `g*rows..(g+1)*rows` of a `[n, cols]` view.
@@ -389,7 +311,9 @@ impl<T: DataType> Layer<T> for ConvolutionLayer {
         let mut out = mgr
             .create_uninitialized::<T>(ACT, &[batch, self.c_out, self.out_hw[0], self.out_hw[1]])?;
         if groups == 1 {
-            self.forward_chunks(&x, &w, bias.as_ref(), &mut out, mgr)?;
+            // One product per image straight into its NCHW output (see the kernels'
+            // `conv2d_forward`): no column matrix, no scatter, images over the threads.
+            ops::conv2d_forward_into(&x, &self.geometry, &w, bias.as_ref(), &mut out)?;
             return self.finish_forward(out, ctx, mgr);
         }
         let mut cols =
