@@ -12,43 +12,16 @@
 //! * `conv2d_weight_grad` gives `gemm(dz, colsᵀ)`'s bits on both of its paths, and
 //!   `to_channel_major` is the transpose of images and channels.
 
-use std::sync::{Mutex, MutexGuard};
+mod common;
+use common::{bits, fill, lock, team2};
 
 use dl4rs_kernels::{
-    Conv2dGeometry, Dispatch, Float, KernelTeam, MatMut, MatRef, Parallelism, available_dispatches,
-    col2im, conv2d_forward, conv2d_forward_scratch_len, conv2d_input_grad,
-    conv2d_input_grad_scratch_len, conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm,
-    gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len, im2col_batch, im2col_packed,
-    im2col_packed_len, im2col_packed_t, im2col_packed_t_len, pack_b, packed_b_len, set_dispatch,
-    to_channel_major,
+    Conv2dGeometry, Dispatch, Float, MatMut, MatRef, Parallelism, available_dispatches, col2im,
+    conv2d_forward, conv2d_forward_scratch_len, conv2d_input_grad, conv2d_input_grad_scratch_len,
+    conv2d_weight_grad, conv2d_weight_grad_scratch_len, gemm, gemm_prepacked,
+    gemm_prepacked_scratch_len, gemm_scratch_len, im2col_batch, im2col_packed, im2col_packed_len,
+    im2col_packed_t, im2col_packed_t_len, pack_b, packed_b_len, set_dispatch, to_channel_major,
 };
-
-static LOCK: Mutex<()> = Mutex::new(());
-
-fn lock() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn team2() -> &'static KernelTeam {
-    static TEAM: std::sync::OnceLock<KernelTeam> = std::sync::OnceLock::new();
-    TEAM.get_or_init(|| KernelTeam::new(2))
-}
-
-fn fill<T: Float>(n: usize, seed: u64) -> Vec<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            T::from_f64((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
-        })
-        .collect()
-}
-
-fn bits<T: Float>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|x| x.to_f64().to_bits()).collect()
-}
 
 /// (geometry, images): LeNet's two layers, and shapes with padding (also uneven), stride,
 /// dilation, a kernel wider than the tile, more than one KC block of taps, and a single
