@@ -20,7 +20,7 @@ use crate::conv_packed::{
 use crate::gemm::{gemm, gemm_prepacked, gemm_prepacked_scratch_len, gemm_scratch_len};
 use crate::parts::for_each_part;
 use crate::reduce::check_len;
-use crate::{Float, KernelError, MatMut, MatRef, Parallelism};
+use crate::{Float, KernelError, KernelTeam, MatMut, MatRef, Parallelism};
 
 /// Per-task scratch of [`conv2d_forward`]: a packed image and the product's own scratch, each
 /// rounded to a cache line.
@@ -127,46 +127,7 @@ pub fn conv2d_forward<T: Float>(
         Parallelism::Team(t) if images > 1 => Some(t),
         _ => None,
     };
-    let Some(team) = team else {
-        let region = &mut scratch[..per];
-        for (j, out_j) in out.chunks_exact_mut(c_out * ohw).take(images).enumerate() {
-            image(j, out_j, region)?;
-        }
-        return Ok(());
-    };
-    let tasks = team.threads().min(images);
-    let regions = Regions(scratch.as_mut_ptr());
-    let dst = OutPtr(out.as_mut_ptr());
-    let next = AtomicUsize::new(0);
-    let failed = std::sync::atomic::AtomicBool::new(false);
-    team.run(tasks, |i| {
-        let (regions, dst) = (&regions, &dst);
-        // SAFETY: i < tasks <= threads, so region i lies inside the scratch (checked to hold
-        // threads * per elements); each index runs once, so regions never overlap.
-        let region = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * per), per) };
-        loop {
-            let j = next.fetch_add(1, Ordering::Relaxed);
-            if j >= images {
-                return;
-            }
-            // SAFETY: j < images, so image j's output lies inside `out` (checked length);
-            // the counter hands each j to one task only, and `out` is borrowed mutably for
-            // the whole run.
-            let out_j =
-                unsafe { core::slice::from_raw_parts_mut(dst.0.add(j * c_out * ohw), c_out * ohw) };
-            if image(j, out_j, region).is_err() {
-                failed.store(true, Ordering::Relaxed);
-            }
-        }
-    });
-    if failed.load(Ordering::Relaxed) {
-        // Every argument was checked above; an error here would be a bug of this function.
-        return Err(KernelError::InvalidArgument {
-            op: OP,
-            what: "an image's product failed: report this as a bug",
-        });
-    }
-    Ok(())
+    for_each_image(team, images, out, c_out * ohw, scratch, per, OP, image)
 }
 
 /// Scratch elements [`conv2d_weight_grad`] needs for `images` images and `c_out` filters with
@@ -363,45 +324,65 @@ pub fn conv2d_input_grad<T: Float>(
         Parallelism::Team(t) if images > 1 => Some(t),
         _ => None,
     };
+    for_each_image(team, images, dx, per_image, rest, per, OP, image)
+}
+
+/// Runs `image(j, out_j, region)` for each image `j` (`out_j`: image j's `out_len` elements of
+/// `out`; `region`: `per` elements of `scratch` owned by the running task), on the team's
+/// threads (images claimed one at a time) or, without a team, on the caller. `scratch` holds
+/// `per` elements per thread of the team (one without). An error of an image, which the
+/// callers' checks rule out, is reported as a bug of `op`.
+#[allow(clippy::too_many_arguments)]
+fn for_each_image<T: Float>(
+    team: Option<&KernelTeam>,
+    images: usize,
+    out: &mut [T],
+    out_len: usize,
+    scratch: &mut [T],
+    per: usize,
+    op: &'static str,
+    image: impl Fn(usize, &mut [T], &mut [T]) -> Result<(), KernelError> + Sync,
+) -> Result<(), KernelError> {
     let Some(team) = team else {
-        let region = &mut rest[..per];
-        for (j, dx_j) in dx
-            .chunks_exact_mut(per_image.max(1))
+        let region = &mut scratch[..per];
+        for (j, out_j) in out
+            .chunks_exact_mut(out_len.max(1))
             .take(images)
             .enumerate()
         {
-            image(j, dx_j, region)?;
+            image(j, out_j, region)?;
         }
         return Ok(());
     };
     let tasks = team.threads().min(images);
-    let regions = Regions(rest.as_mut_ptr());
-    let dst = OutPtr(dx.as_mut_ptr());
+    assert!(scratch.len() >= tasks * per && out.len() >= images * out_len);
+    let regions = Regions(scratch.as_mut_ptr());
+    let dst = OutPtr(out.as_mut_ptr());
     let next = AtomicUsize::new(0);
     let failed = std::sync::atomic::AtomicBool::new(false);
     team.run(tasks, |i| {
         let (regions, dst) = (&regions, &dst);
-        // SAFETY: i < tasks <= threads, so region i lies inside `rest` (checked to hold
-        // threads * per elements after the weights); each index runs once.
+        // SAFETY: i < tasks, so region i lies inside `scratch` (asserted to hold tasks * per
+        // elements); each index runs once, so regions never overlap.
         let region = unsafe { core::slice::from_raw_parts_mut(regions.0.add(i * per), per) };
         loop {
             let j = next.fetch_add(1, Ordering::Relaxed);
             if j >= images {
                 return;
             }
-            // SAFETY: j < images, so image j's gradient lies inside `dx` (checked length);
-            // the counter hands each j to one task only, and `dx` is borrowed mutably for
+            // SAFETY: j < images, so image j's elements lie inside `out` (asserted length);
+            // the counter hands each j to one task only, and `out` is borrowed mutably for
             // the whole run.
-            let dx_j =
-                unsafe { core::slice::from_raw_parts_mut(dst.0.add(j * per_image), per_image) };
-            if image(j, dx_j, region).is_err() {
+            let out_j = unsafe { core::slice::from_raw_parts_mut(dst.0.add(j * out_len), out_len) };
+            if image(j, out_j, region).is_err() {
                 failed.store(true, Ordering::Relaxed);
             }
         }
     });
     if failed.load(Ordering::Relaxed) {
+        // Every argument was checked by the caller; an error here would be a bug.
         return Err(KernelError::InvalidArgument {
-            op: OP,
+            op,
             what: "an image's product failed: report this as a bug",
         });
     }
