@@ -111,7 +111,7 @@ fn lenet_once(
 ) -> Result<LenetResult, CliError> {
     let (x, y) = w1_data(Data::Synthetic)?;
     let mut net = lenet()?;
-    let (mut times, mut allocations, mut loss_60) = (Vec::new(), 0, f64::NAN);
+    let (mut times, mut allocations, mut loss_60) = (Vec::with_capacity(iterations), 0, f64::NAN);
     for k in 0..10 + iterations {
         let start = (k % 937) * BATCH;
         let bx = x.view().slice_axis(0, start, start + BATCH, 1)?;
@@ -135,7 +135,7 @@ fn lenet_once(
     let mut infer = |rows: usize| -> Result<(f64, u64), CliError> {
         let bx = x.view().slice_axis(0, 0, rows, 1)?;
         let id = format!("BENCH_OUT_{rows}");
-        let (mut t1, mut count) = (Vec::new(), 0);
+        let (mut t1, mut count) = (Vec::with_capacity(60), 0);
         for k in 0..60 {
             let scope = get_and_activate_workspace(&config, &id)?;
             let ws = scope
