@@ -176,6 +176,23 @@ pub fn im2col_batch_into<T: DataType>(
     })
 }
 
+/// `(c_out, taps)` of convolution weights given as `[c_out, channels * kernel_h * kernel_w]`
+/// rows, or an error naming `op` and the shape found.
+fn filter_rows(
+    op: &'static str,
+    geometry: &Conv2dGeometry,
+    weights: &[usize],
+) -> Result<(usize, usize), ArrayError> {
+    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
+    match weights {
+        &[c_out, t] if t == taps => Ok((c_out, taps)),
+        other => Err(invalid(
+            op,
+            format!("expected weights of shape [c_out, {taps}], found {other:?}"),
+        )),
+    }
+}
+
 /// The convolution of a batch of NCHW images (`[n, channels, height, width]`, contiguous)
 /// with `weights` (`[c_out, channels * kernel_h * kernel_w]`, contiguous) plus `bias`
 /// (`[c_out]`) on each output channel, into `out` (`[n, c_out, out_h, out_w]`, contiguous,
@@ -194,16 +211,7 @@ pub fn conv2d_forward_into<T: DataType>(
     let (images, weights) = (images.view(), weights.view());
     let n = images.shape().first().copied().unwrap_or(0);
     let (oh, ow) = geometry.output_size()?;
-    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
-    let c_out = match weights.shape() {
-        &[c_out, t] if t == taps => c_out,
-        other => {
-            return Err(invalid(
-                OP,
-                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
-            ));
-        }
-    };
+    let (c_out, taps) = filter_rows(OP, geometry, weights.shape())?;
     if let Some(b) = bias
         && b.shape() != [c_out]
     {
@@ -327,16 +335,7 @@ pub fn conv2d_input_grad_into<T: DataType>(
     let (dz, weights) = (dz.view(), weights.view());
     let n = dz.shape().first().copied().unwrap_or(0);
     let (oh, ow) = geometry.output_size()?;
-    let taps = geometry.channels * geometry.kernel_h * geometry.kernel_w;
-    let c_out = match weights.shape() {
-        &[c_out, t] if t == taps => c_out,
-        other => {
-            return Err(invalid(
-                OP,
-                format!("expected weights of shape [c_out, {taps}], found {other:?}"),
-            ));
-        }
-    };
+    let (c_out, taps) = filter_rows(OP, geometry, weights.shape())?;
     if dz.shape() != [n, c_out, oh, ow] {
         return Err(invalid(
             OP,
