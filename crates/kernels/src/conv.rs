@@ -143,11 +143,14 @@ pub(crate) fn valid_run(ow: usize, width: usize, stride: usize, off: isize) -> (
 /// `dst.copy_from_slice(src)` for the short runs of im2col (an output row: 8 - 30 elements
 /// for LeNet) as inline 8-element moves: `copy_from_slice`, and any plain copy loop (which
 /// LLVM turns back into one), calls `memmove`, measured at 7 % of a LeNet step in those
-/// calls. The loop index passes through `black_box` so the loop stays a loop; the last block
-/// overlaps the previous one instead of a scalar tail.
-#[inline]
+/// calls. Up to 32 elements the moves are written out (no loop for LLVM to turn back, and
+/// none of the loop's stack round trip); longer runs loop with the index through
+/// `black_box`, so the loop stays a loop. The last block overlaps the previous one instead of
+/// a scalar tail. (The packed im2col copies its runs of at most a sliver with it too.)
+#[inline(always)]
 pub(crate) fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
     let n = dst.len().min(src.len());
+    let (dst, src) = (&mut dst[..n], &src[..n]);
     if n < 8 {
         let mut i = 0;
         while i < n {
@@ -161,6 +164,19 @@ pub(crate) fn copy_short<T: Float>(dst: &mut [T], src: &[T]) {
         let d: &mut [T; 8] = d.try_into().expect("8 elements");
         *d = *s;
     };
+    if n <= 32 {
+        block(&mut dst[..8], &src[..8]);
+        if n > 16 {
+            block(&mut dst[8..16], &src[8..16]);
+        }
+        if n > 24 {
+            block(&mut dst[16..24], &src[16..24]);
+        }
+        if n > 8 {
+            block(&mut dst[n - 8..], &src[n - 8..]);
+        }
+        return;
+    }
     let mut i = 0;
     while i + 8 <= n {
         block(&mut dst[i..i + 8], &src[i..i + 8]);
@@ -197,26 +213,38 @@ fn im2col_rows<T: Float>(
         } else {
             0
         };
+        // The output rows whose input row `oy * stride_h + yoff` lies inside the image.
+        let yoff = (ki * g.dilation_h) as isize - g.pad_h as isize;
+        let (ylo, yhi) = if lo < hi {
+            valid_run(oh, g.height, g.stride_h, yoff)
+        } else {
+            (0, 0)
+        };
         for j in 0..images {
             let plane = &input[j * per + c * hw..j * per + (c + 1) * hw];
             let seg = &mut row[j * ohw..(j + 1) * ohw];
-            for oy in 0..oh {
-                let y = (oy * g.stride_h + ki * g.dilation_h) as isize - g.pad_h as isize;
-                let out = &mut seg[oy * ow..(oy + 1) * ow];
-                if y < 0 || y as usize >= g.height || lo == hi {
-                    out.fill(T::ZERO);
-                    continue;
+            // Zeros only where the kernel reads padding (none in LeNet): the fills and their
+            // calls stay off the common path.
+            if ylo > 0 {
+                seg[..ylo * ow].fill(T::ZERO);
+            }
+            if yhi < oh {
+                seg[yhi * ow..].fill(T::ZERO);
+            }
+            for (oy, out) in (ylo..yhi).zip(seg[ylo * ow..yhi * ow].chunks_exact_mut(ow)) {
+                // y >= 0 and y < height, by valid_run.
+                let y = ((oy * g.stride_h) as isize + yoff) as usize;
+                let src = &plane[y * g.width + x0..(y + 1) * g.width];
+                if lo > 0 {
+                    out[..lo].fill(T::ZERO);
                 }
-                let src = &plane[y as usize * g.width..(y as usize + 1) * g.width];
-                out[..lo].fill(T::ZERO);
-                out[hi..].fill(T::ZERO);
+                if hi < ow {
+                    out[hi..].fill(T::ZERO);
+                }
                 if g.stride_w == 1 {
-                    copy_short(&mut out[lo..hi], &src[x0..x0 + (hi - lo)]);
+                    copy_short(&mut out[lo..hi], &src[..hi - lo]);
                 } else {
-                    for (o, &v) in out[lo..hi]
-                        .iter_mut()
-                        .zip(src[x0..].iter().step_by(g.stride_w))
-                    {
+                    for (o, &v) in out[lo..hi].iter_mut().zip(src.iter().step_by(g.stride_w)) {
                         *o = v;
                     }
                 }

@@ -76,39 +76,13 @@ impl Lanes {
     #[inline]
     fn copy<T: Float>(self, out: &mut [T], col: usize, src: &[T]) {
         self.pieces(col, src.len(), |d, s, n| {
-            copy_run(&mut out[d..d + n], &src[s..s + n]);
+            copy_short(&mut out[d..d + n], &src[s..s + n]);
         });
     }
 
     #[inline]
     fn set<T: Float>(self, out: &mut [T], col: usize, v: T) {
         out[self.base + (col >> self.shift) * self.stride + (col & ((1 << self.shift) - 1))] = v;
-    }
-}
-
-/// `dst.copy_from_slice(src)` for a run of at most a sliver (LeNet: 5 - 32 elements) as
-/// straight-line 8-element moves, the last one overlapping: no loop for LLVM to turn into a
-/// `memmove` call (see `copy_short`, which longer runs use).
-#[inline(always)]
-fn copy_run<T: Float>(dst: &mut [T], src: &[T]) {
-    let n = dst.len().min(src.len());
-    if !(8..=32).contains(&n) {
-        return copy_short(&mut dst[..n], &src[..n]);
-    }
-    let block = |d: &mut [T], s: &[T]| {
-        let s: &[T; 8] = s.try_into().expect("8 elements");
-        let d: &mut [T; 8] = d.try_into().expect("8 elements");
-        *d = *s;
-    };
-    block(&mut dst[..8], &src[..8]);
-    if n > 16 {
-        block(&mut dst[8..16], &src[8..16]);
-    }
-    if n > 24 {
-        block(&mut dst[16..24], &src[16..24]);
-    }
-    if n > 8 {
-        block(&mut dst[n - 8..n], &src[n - 8..n]);
     }
 }
 
@@ -164,7 +138,7 @@ impl Seg {
             // The whole run reads inside the row (always, without padding).
             let x = x as usize;
             if sw == 1 {
-                copy_run(dst, &row[x..x + self.len]);
+                copy_short(dst, &row[x..x + self.len]);
             } else {
                 for (d, &v) in dst.iter_mut().zip(row[x..].iter().step_by(sw)) {
                     *d = v;
@@ -349,7 +323,7 @@ fn fill_packed<T: Float>(
                     let at = tap.plane + tap.dy as usize * g.width + tap.dx as usize;
                     for seg in &segs[..count] {
                         let src = &input[seg.start + at..seg.start + at + seg.len];
-                        copy_run(&mut dst[seg.lane..seg.lane + seg.len], src);
+                        copy_short(&mut dst[seg.lane..seg.lane + seg.len], src);
                     }
                 } else {
                     for seg in &segs[..count] {

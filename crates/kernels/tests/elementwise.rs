@@ -523,7 +523,9 @@ fn batched_im2col_and_col2im_equal_the_per_image_and_naive_forms_exactly() {
         (1, 3, 0, 2),
         (2, 2, 5, 1),
     ] {
-        for (h, w) in [(7, 9), (12, 5), (4, 4)] {
+        // Widths 30 and 41 give output rows of 17 - 32 and over 32 elements, the short
+        // copy's unrolled and looping forms.
+        for (h, w) in [(7, 9), (12, 5), (4, 4), (6, 30), (5, 41)] {
             let mut g = Conv2dGeometry::square(2, h, w, kernel, stride, pad, dilation);
             g.pad_w_end = pad + 1; // asymmetric, as DL4J's Same mode makes it
             let Ok((oh, ow)) = g.output_size() else {

@@ -9,12 +9,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use clap::{Args, ValueEnum};
+use dl4rs::array::ops::{Conv2dGeometry, Reduction};
 use dl4rs::array::random::unit;
 use dl4rs::array::{AsView, NdArray, ops};
 use dl4rs::memory::{CountingAllocator, WorkspaceConfig, get_and_activate_workspace, human_bytes};
 use dl4rs::nn::{
     Activation, InputType, LayerConf, LossFunction, MultiLayerNetwork, NeuralNetConfiguration,
-    PoolingType, Updater,
+    PoolingType, Updater, layers::weight_grad_chunk,
 };
 use serde::{Deserialize, Serialize};
 
@@ -65,10 +66,8 @@ struct LenetResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct GflopsResult {
     threads: usize,
-    /// (layer, conv forward GFLOP/s, gemm GFLOP/s on the same per-image products).
-    layers: Vec<(String, f64, f64)>,
-    /// (layer, conv backward (weight gradient) GFLOP/s, gemm GFLOP/s of `dz_j · cols_jᵀ`).
-    backward: Vec<(String, f64, f64)>,
+    /// (layer, part, convolution GFLOP/s, gemm GFLOP/s of the same products).
+    rows: Vec<(String, String, f64, f64)>,
 }
 
 /// LeNet-5 of W4 with the spec's weights.
@@ -166,92 +165,131 @@ fn lenet_once(
     })
 }
 
-/// Conv forward and backward GFLOP/s of each LeNet convolution (a one-layer network at batch
-/// 64) against the gemm of its per-image products. Backward: the network is the convolution
-/// and a 1-unit MSE output layer; a training step minus a forward pass (the output layer's share
-/// is under 1 % of the flops) is the convolution's backward, which for a first layer is the
-/// weight and bias gradient (`dW += dz · colsᵀ`, no input gradient, as conv1 of LeNet).
+/// The median seconds of `f` over 100 cycles of workspace `id`, after 10 warm-up cycles (the
+/// first teaches the workspace its size, so no timed cycle spills to the heap). Each cycle is
+/// a millisecond or two: many of them, so a neighbour's burst moves the median little.
+fn median_cycle(id: &str, mut f: impl FnMut() -> Result<(), CliError>) -> Result<f64, CliError> {
+    let config = WorkspaceConfig::default();
+    let mut times = Vec::with_capacity(100);
+    for k in 0..110 {
+        let _cycle = get_and_activate_workspace(&config, id)?;
+        let t = Instant::now();
+        f()?;
+        if k >= 10 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(stats(&mut times).0 / 1e3)
+}
+
+/// Each LeNet convolution at batch 64 — the operations `ConvolutionLayer` runs, without the
+/// rest of a network — against the gemm of the same products on ready matrices:
+/// * forward: `conv2d_forward` (the columns packed straight, one product per image, the bias)
+///   against `W · cols_j` for each image;
+/// * weight gradient: per chunk of images, as the layer batches them (`weight_grad_chunk`),
+///   `dz` to channel-major rows, `dW (+)= dz · colsᵀ` and the bias gradient, against
+///   `dz_chunk · cols_chunkᵀ` with the columns as im2col lays them out;
+/// * input gradient (conv2; conv1 is a first layer and has none): `col2im(Wᵀ · dz_j)` per
+///   image against `Wᵀ · dz_j`.
 fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
-    let mut layers = Vec::new();
-    let mut backward = Vec::new();
-    for (name, c, hw, oc) in [
-        ("conv1 (1x28x28 -> 20, 5x5)", 1, 28, 20),
-        ("conv2 (20x12x12 -> 50, 5x5)", 20, 12, 50),
+    let mut rows = Vec::new();
+    for (name, c, hw, oc, input_grad) in [
+        ("conv1 (1x28x28 -> 20, 5x5)", 1, 28, 20, false),
+        ("conv2 (20x12x12 -> 50, 5x5)", 20, 12, 50, true),
     ] {
-        let conf = NeuralNetConfiguration::builder()
-            .updater(Updater::sgd(0.0))
-            .list()
-            .layer(LayerConf::convolution(oc, [5, 5]))
-            .layer(LayerConf::output(LossFunction::Mse, 1).activation(Activation::Identity))
-            .set_input_type(InputType::convolutional(hw, hw, c))
-            .build()?;
-        let mut net = MultiLayerNetwork::<f32>::new(conf)?;
+        let g = Conv2dGeometry::square(c, hw, hw, 5, 1, 0, 1);
+        let (oh, ow) = (hw - 4, hw - 4);
+        let (taps, ohw) = (c * 25, oh * ow);
+        let gflops =
+            |images: usize, secs: f64| 2.0 * (oc * taps * ohw * images) as f64 / (secs * 1e9);
         let x = NdArray::<f32>::rand_uniform(&[BATCH, c, hw, hw], 0.0, 1.0, 1)?;
-        let y = NdArray::<f32>::rand_uniform(&[BATCH, 1], 0.0, 1.0, 4)?;
-        let (ckk, ohw) = (c * 25, (hw - 4) * (hw - 4));
-        let flops = 2.0 * (oc * ckk * ohw * BATCH) as f64;
-        let ws = get_and_activate_workspace(&WorkspaceConfig::default(), "BENCH_CONV")?;
-        let w = ws
-            .workspace()
-            .ok_or_else(|| CliError::Usage("workspace missing".into()))?
-            .clone();
-        drop(ws);
-        let (mut conv, mut step) = (Vec::new(), Vec::new());
-        for k in 0..40 {
-            {
-                let _s = w.notify_scope_entered()?;
-                let t = Instant::now();
-                net.output_in(&x, false, &w)?;
-                if k >= 10 {
-                    conv.push(t.elapsed().as_secs_f64());
+        let w = NdArray::<f32>::rand_uniform(&[oc, taps], -1.0, 1.0, 2)?;
+        let b = NdArray::<f32>::rand_uniform(&[oc], -1.0, 1.0, 3)?;
+        let dz = NdArray::<f32>::rand_uniform(&[BATCH, oc, oh, ow], -1.0, 1.0, 4)?;
+        let mut out = NdArray::<f32>::zeros(&[BATCH, oc, oh, ow])?;
+        let mut dw = NdArray::<f32>::zeros(&[oc, taps])?;
+        let mut db = NdArray::<f32>::zeros(&[oc])?;
+        let mut dx = NdArray::<f32>::zeros(&[BATCH, c, hw, hw])?;
+        let forward = median_cycle("BENCH_CONV_FORWARD", || {
+            ops::conv2d_forward_into(&x, &g, &w, Some(&b.view()), &mut out)?;
+            Ok(())
+        })?;
+        let per = weight_grad_chunk(taps, ohw, BATCH);
+        let chunk_config = WorkspaceConfig::default();
+        let weight_grad = median_cycle("BENCH_CONV_WEIGHT_GRAD", || {
+            for start in (0..BATCH).step_by(per) {
+                let n = per.min(BATCH - start);
+                // A cycle per chunk, as the layer's loop working memory: its memory reused.
+                let _chunk = get_and_activate_workspace(&chunk_config, "BENCH_CONV_CHUNK")?;
+                let mut dzc = NdArray::<f32>::create_uninitialized(&[oc, n * ohw])?;
+                let dz_chunk = dz.view().slice_axis(0, start, start + n, 1)?;
+                ops::to_channel_major_into(&dz_chunk, &mut dzc)?;
+                let x_chunk = x.view().slice_axis(0, start, start + n, 1)?;
+                let beta = if start == 0 { 0.0 } else { 1.0 };
+                ops::conv2d_weight_grad_into(&x_chunk, &g, &dzc, beta, &mut dw)?;
+                if start == 0 {
+                    ops::reduce_axis_into(Reduction::Sum, &dzc, 1, &mut db)?;
+                } else {
+                    let mut part = NdArray::<f32>::create_uninitialized(&[oc])?;
+                    ops::reduce_axis_into(Reduction::Sum, &dzc, 1, &mut part)?;
+                    ops::binary_assign(ops::BinaryOp::Add, &mut db, &part)?;
                 }
             }
-            let t = Instant::now();
-            net.fit_arrays(&x, &y)?;
-            if k >= 10 {
-                step.push(t.elapsed().as_secs_f64());
-            }
-        }
-        let a = NdArray::<f32>::rand_uniform(&[oc, ckk], -1.0, 1.0, 2)?;
-        let b = NdArray::<f32>::rand_uniform(&[ckk, ohw], -1.0, 1.0, 3)?;
-        let dz = NdArray::<f32>::rand_uniform(&[oc, ohw], -1.0, 1.0, 5)?;
-        let mut out = NdArray::<f32>::zeros(&[oc, ohw])?;
-        let mut dw = NdArray::<f32>::zeros(&[oc, ckk])?;
-        let (mut gemm, mut gemm_bw) = (Vec::new(), Vec::new());
-        for k in 0..40 {
-            let _s = w.notify_scope_entered()?;
-            let t = Instant::now();
+            Ok(())
+        })?;
+        let cols = NdArray::<f32>::rand_uniform(&[taps, ohw], -1.0, 1.0, 5)?;
+        let mut out_j = NdArray::<f32>::zeros(&[oc, ohw])?;
+        let gemm_forward = median_cycle("BENCH_GEMM_FORWARD", || {
             for _ in 0..BATCH {
-                ops::gemm_into(1.0, &a, &b, 0.0, &mut out)?;
+                ops::gemm_into(1.0, &w, &cols, 0.0, &mut out_j)?;
             }
-            if k >= 10 {
-                gemm.push(t.elapsed().as_secs_f64());
+            Ok(())
+        })?;
+        // The full chunks only: the same products, the flops counted for those images.
+        let chunks = BATCH / per;
+        let dz_rows = NdArray::<f32>::rand_uniform(&[oc, per * ohw], -1.0, 1.0, 8)?;
+        let chunk_cols = NdArray::<f32>::rand_uniform(&[taps, per * ohw], -1.0, 1.0, 6)?;
+        let gemm_weight_grad = median_cycle("BENCH_GEMM_WEIGHT_GRAD", || {
+            for k in 0..chunks {
+                let beta = if k == 0 { 0.0 } else { 1.0 };
+                ops::gemm_into(1.0, &dz_rows, &chunk_cols.view().t(), beta, &mut dw)?;
             }
-            let t = Instant::now();
-            for _ in 0..BATCH {
-                ops::gemm_into(1.0, &dz, &b.view().t(), 1.0, &mut dw)?;
-            }
-            if k >= 10 {
-                gemm_bw.push(t.elapsed().as_secs_f64());
-            }
-        }
-        let (c_ms, _) = stats(&mut conv);
-        let (s_ms, _) = stats(&mut step);
-        let (g_ms, _) = stats(&mut gemm);
-        let (gb_ms, _) = stats(&mut gemm_bw);
-        let bw_ms = (s_ms - c_ms).max(1e-9);
-        layers.push((name.to_string(), flops / (c_ms * 1e6), flops / (g_ms * 1e6)));
-        backward.push((
+            Ok(())
+        })?;
+        rows.push((
             name.to_string(),
-            flops / (bw_ms * 1e6),
-            flops / (gb_ms * 1e6),
+            "forward".to_string(),
+            gflops(BATCH, forward),
+            gflops(BATCH, gemm_forward),
         ));
+        rows.push((
+            name.to_string(),
+            "weight gradient".to_string(),
+            gflops(BATCH, weight_grad),
+            gflops(chunks * per, gemm_weight_grad),
+        ));
+        if input_grad {
+            let input = median_cycle("BENCH_CONV_INPUT_GRAD", || {
+                ops::conv2d_input_grad_into(&dz, &g, &w, &mut dx)?;
+                Ok(())
+            })?;
+            let dz_j = NdArray::<f32>::rand_uniform(&[oc, ohw], -1.0, 1.0, 7)?;
+            let mut cols_j = NdArray::<f32>::zeros(&[taps, ohw])?;
+            let gemm_input = median_cycle("BENCH_GEMM_INPUT_GRAD", || {
+                for _ in 0..BATCH {
+                    ops::gemm_into(1.0, &w.view().t(), &dz_j, 0.0, &mut cols_j)?;
+                }
+                Ok(())
+            })?;
+            rows.push((
+                name.to_string(),
+                "input gradient".to_string(),
+                gflops(BATCH, input),
+                gflops(BATCH, gemm_input),
+            ));
+        }
     }
-    Ok(GflopsResult {
-        threads,
-        layers,
-        backward,
-    })
+    Ok(GflopsResult { threads, rows })
 }
 
 fn child<R: for<'de> Deserialize<'de>>(
@@ -344,19 +382,22 @@ pub fn run(args: ConvBench, alloc: &'static CountingAllocator) -> Result<(), Cli
         );
     }
     println!(
-        "convolution forward / backward (weight gradient) vs the gemm of its per-image products \
-         (GFLOP/s, batch 64):"
+        "the convolutions' own operations vs the gemm of the same products (GFLOP/s, batch 64, \
+         median of {} processes):",
+        args.processes.max(1)
     );
     for threads in [1, 2] {
-        let g: GflopsResult = child(Part::Gflops, threads, &args)?;
-        for (dir, rows) in [("forward ", g.layers), ("backward", g.backward)] {
-            for (name, conv, gemm) in rows {
-                println!(
-                    "  {threads} thread(s) {dir} {name:<30} conv {conv:>7.1}   gemm {gemm:>7.1}   \
-                     ({:.0} %)",
-                    100.0 * conv / gemm
-                );
-            }
+        let runs: Vec<GflopsResult> = (0..args.processes.max(1))
+            .map(|_| child(Part::Gflops, threads, &args))
+            .collect::<Result<_, _>>()?;
+        for (i, (name, part, _, _)) in runs[0].rows.iter().enumerate() {
+            let conv = median(runs.iter().map(|r| r.rows[i].2).collect());
+            let gemm = median(runs.iter().map(|r| r.rows[i].3).collect());
+            println!(
+                "  {threads} thread(s) {name:<28} {part:<16} conv {conv:>7.1}   gemm {gemm:>7.1}   \
+                 ({:.0} %)",
+                100.0 * conv / gemm
+            );
         }
     }
     Ok(())

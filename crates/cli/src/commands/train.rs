@@ -154,7 +154,7 @@ pub enum ModelArg {
     /// Two ReLU hidden layers (256, 128), softmax + cross-entropy or identity + MSE.
     Mlp,
     /// LeNet-5 for square single-channel images given as rows (28 x 28 = 784 values): conv
-    /// 5x5x20, max-pool 2x2, conv 5x5x50, max-pool 2x2, dense 500 ReLU, output.
+    /// 5x5x20, max-pool 2x2, conv 5x5x50, max-pool 2x2, dense 500 ReLU, dropout 0.5, output.
     Lenet,
     /// An LSTM sequence classifier for data in DL4J's CSV sequence layout (`--data DIR` with
     /// `train/` and `test/`; default: the bundled Fashion-MNIST rows): LSTM 64 (tanh), the
@@ -278,6 +278,10 @@ pub fn network(
                     .activation(Activation::Relu)
                     .name("dense"),
             )
+            // Dropout (retain 0.5) on the 500 dense units: 90.7 % instead of 89.7 % on the full
+            // Fashion-MNIST set, 86.5 % instead of 86.2 % on the bundled split (10 epochs;
+            // docs/benchmarks.md, "The main job").
+            .layer(LayerConf::dropout(0.5).named("dropout"))
             .layer(output.name("output"))
             .set_input_type(InputType::convolutional_flat(side, side, 1))
             .build()?;

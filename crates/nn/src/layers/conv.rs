@@ -185,11 +185,18 @@ const CHUNK_COLUMNS: usize = 4096;
 /// columns), 24-25 with 131-524 columns (256 KiB - 1 MiB).
 const CHUNK_ELEMS: usize = 1 << 17;
 
+/// Images per weight-gradient product of a convolution with `taps` taps (channels x kernel
+/// area) and `ohw` output positions, over a batch of `batch`: what the layer's backward
+/// batches (public so that `dl4rs bench conv` times the same products).
+pub fn weight_grad_chunk(taps: usize, ohw: usize, batch: usize) -> usize {
+    let cols = CHUNK_COLUMNS.min(CHUNK_ELEMS / taps.max(1));
+    (cols / ohw.max(1)).clamp(1, batch.max(1))
+}
+
 impl ConvolutionLayer {
     /// Images per batched product.
     fn chunk(&self, batch: usize) -> usize {
-        let cols = CHUNK_COLUMNS.min(CHUNK_ELEMS / self.taps().max(1));
-        (cols / self.ohw().max(1)).clamp(1, batch.max(1))
+        weight_grad_chunk(self.taps(), self.ohw(), batch)
     }
 
     /// Activation (keeping the pre-activation for backward when its derivative needs it).

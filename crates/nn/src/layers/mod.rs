@@ -24,7 +24,7 @@ mod simple;
 mod spatial;
 
 pub use batch_norm::BatchNormLayer;
-pub use conv::ConvolutionLayer;
+pub use conv::{ConvolutionLayer, weight_grad_chunk};
 pub use dense::DenseLayer;
 pub use dropout::DropoutLayer;
 pub use pooling::{GlobalPoolingLayer, SubsamplingLayer};
