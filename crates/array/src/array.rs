@@ -608,6 +608,11 @@ impl<T: DataType> NdArray<T> {
         self.buf.workspace_id()
     }
 
+    /// Whether it lives in `workspace` (false when detached).
+    pub fn is_in(&self, workspace: &Workspace) -> bool {
+        self.buf.is_in(workspace)
+    }
+
     /// Whether it may be used now (detached, or its workspace cycle is still running).
     pub fn is_valid(&self) -> bool {
         self.buf.is_valid()

@@ -7,7 +7,7 @@
 //! inside a training loop's workspace therefore stays on the heap and outlives the cycle.
 
 use dl4rs_array::{ArrayOps, AsView, DataType, NdArray, ops};
-use dl4rs_memory::{WorkspaceScope, scope_out_of_workspaces};
+use dl4rs_memory::{Workspace, WorkspaceScope, scope_out_of_workspaces};
 
 use crate::error::{DataError, invalid};
 
@@ -147,6 +147,15 @@ impl<T: DataType> DataSet<T> {
     /// Whether any array lives in a workspace.
     pub fn is_attached(&self) -> bool {
         self.arrays().any(NdArray::is_attached)
+    }
+
+    /// Whether every array is on the heap or in `workspace` (with `None`: on the heap). Such a
+    /// data set stays valid for as long as that workspace's current cycle, whichever thread
+    /// reads it: ParallelWrapper's trainers read batches made in the coordinator's round
+    /// workspace where they are, and copy only those that live anywhere else (a prefetch ring).
+    pub fn is_held_by(&self, workspace: Option<&Workspace>) -> bool {
+        self.arrays()
+            .all(|a| !a.is_attached() || workspace.is_some_and(|w| a.is_in(w)))
     }
 
     fn arrays(&self) -> impl Iterator<Item = &NdArray<T>> {

@@ -8,7 +8,7 @@
 //! an iterator's `next()` allocates in the caller's current workspace.
 
 use dl4rs_array::{ArrayOps, AsView, DataType, NdArray, ops};
-use dl4rs_memory::{WorkspaceScope, scope_out_of_workspaces};
+use dl4rs_memory::{Workspace, WorkspaceScope, scope_out_of_workspaces};
 
 use crate::dataset::{DataSet, shuffle_indices};
 use crate::error::{DataError, invalid};
@@ -174,6 +174,21 @@ impl<T: DataType> MultiDataSet<T> {
     /// Whether any array lives in a workspace.
     pub fn is_attached(&self) -> bool {
         self.named().any(|(_, a)| a.is_attached())
+    }
+
+    /// Whether every array is on the heap or in `workspace` (with `None`: on the heap): see
+    /// [`DataSet::is_held_by`](DataSet::is_held_by).
+    pub fn is_held_by(&self, workspace: Option<&Workspace>) -> bool {
+        let masks = self
+            .features_masks
+            .iter()
+            .chain(&self.labels_masks)
+            .flatten();
+        self.features
+            .iter()
+            .chain(&self.labels)
+            .chain(masks)
+            .all(|a| !a.is_attached() || workspace.is_some_and(|w| a.is_in(w)))
     }
 
     fn try_map(

@@ -37,10 +37,12 @@ pub(crate) enum Combine {
     Share { generation: u64, encoded: bool },
 }
 
-/// One trainer's job for a round: its batch (none in a short round's combine) and how the
-/// round combines. A trainer is posted at most one job at a time.
+/// One trainer's job for a round: its batch (none in a short round's combine), whether the
+/// trainer must copy it before the coordinator takes the next one (it lives in a prefetch
+/// ring: `worker`), and how the round combines. A trainer is posted at most one job at a time.
 pub(crate) struct Job<T: DataType> {
     pub batch: Option<Batch<T>>,
+    pub copy: bool,
     pub combine: Combine,
 }
 

@@ -12,6 +12,13 @@
 //! and counts it copied before the coordinator asks the iterator for the next batch: the
 //! ring slot is never read after the contract ends, and the copy lives in memory nobody else
 //! reuses. The copy costs one memcpy of the batch, done on the trainer's core.
+//!
+//! **A batch that outlives the round is read where it is.** An in-memory source makes its
+//! batches in the coordinator's round workspace, whose cycle the coordinator keeps open until
+//! every trainer has finished the round (or on the heap, with workspaces off): the coordinator
+//! sees that (`DataSet::is_held_by`), posts the job with `copy: false` and takes the next
+//! batch at once. No copy, and no wait for one between two hand-outs (on W1 the copy and that
+//! wait were a fifth of the coordinator's serial work per round).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,7 +27,7 @@ use std::time::Duration;
 use dl4rs_array::DataType;
 use dl4rs_data::{DataSet, MultiDataSet};
 use dl4rs_memory::{
-    SpillPolicy, WorkspaceConfig, destroy_all_workspaces_for_current_thread,
+    SpillPolicy, Workspace, WorkspaceConfig, destroy_all_workspaces_for_current_thread,
     get_and_activate_workspace,
 };
 use dl4rs_nn::{Model, NnError};
@@ -50,6 +57,15 @@ pub(crate) enum Batch<T: DataType> {
 }
 
 impl<T: DataType> Batch<T> {
+    /// Whether every array is on the heap or in `workspace` (the coordinator's open round
+    /// workspace): then it stays valid until the round is over.
+    pub(crate) fn is_held_by(&self, workspace: Option<&Workspace>) -> bool {
+        match self {
+            Batch::Single(d) => d.is_held_by(workspace),
+            Batch::Multi(d) => d.is_held_by(workspace),
+        }
+    }
+
     fn copy(self, into_workspace: bool) -> Result<Batch<T>, NnError> {
         Ok(match (self, into_workspace) {
             (Batch::Single(d), true) => Batch::Single(d.migrate()?),
@@ -155,7 +171,7 @@ impl<T: DataType> Trainer<T> {
         let combine = job.combine;
         let mut trained = false;
         if let Some(batch) = job.batch {
-            let (score, examples) = self.train(batch, m.as_mut(), combine, config)?;
+            let (score, examples) = self.train(batch, job.copy, m.as_mut(), combine, config)?;
             self.board.set_outcome(self.index, score, examples);
             trained = true;
         }
@@ -212,23 +228,30 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
-    /// Copies the batch, says so, computes its gradient; then, training alone or averaging,
-    /// the updater step; sharing gradients, adds the gradient into the exchange.
+    /// Copies the batch when told to and says so, computes its gradient; then, training
+    /// alone or averaging, the updater step; sharing gradients, adds the gradient into the
+    /// exchange.
     fn train(
         &mut self,
         batch: Batch<T>,
+        copy: bool,
         m: &mut dyn Model<T>,
         combine: Combine,
         config: &WorkspaceConfig,
     ) -> Result<(f64, usize), RoundError> {
-        let _scope = if self.workspaces {
+        let _scope = if self.workspaces && copy {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
         } else {
             None
         };
-        let local = batch.copy(self.workspaces)?;
-        // The source's batch is dropped: the coordinator may take the next one.
-        self.board.copied.add(1);
+        let local = if copy {
+            let local = batch.copy(self.workspaces)?;
+            // The source's batch is dropped: the coordinator may take the next one.
+            self.board.copied.add(1);
+            local
+        } else {
+            batch
+        };
         self.batches += 1;
         if self.panic_at == Some(self.batches) {
             panic!("injected panic in batch {} (test hook)", self.batches);

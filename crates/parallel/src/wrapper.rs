@@ -15,7 +15,7 @@ use dl4rs_data::{
     AsyncDataSetIterator, AsyncMultiDataSetIterator, DataSetIterator, MultiDataSetIterator,
     MultiSource, Source,
 };
-use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
+use dl4rs_memory::{SpillPolicy, Workspace, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
 
 use crate::board::{Board, Combine, Failure, Job, RoundStats};
@@ -71,8 +71,8 @@ struct Pool<T: DataType> {
     threads: Vec<WorkerThread>,
     board: Arc<Board<T>>,
     replicas: Vec<Replica<T>>,
-    /// Batches handed out and jobs posted so far (the targets of `board.copied` and
-    /// `board.finished`).
+    /// Batches handed out to be copied and jobs posted so far (the targets of
+    /// `board.copied` and `board.finished`).
     handed_out: u64,
     posted: u64,
     /// Rounds run by this pool (for [`RoundStats`]).
@@ -385,6 +385,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     w,
                     Job {
                         batch: None,
+                        copy: false,
                         combine,
                     },
                 );
@@ -420,9 +421,11 @@ impl<T: DataType> Pool<T> {
     /// A source that allocates its batches in the current workspace (an in-memory iterator,
     /// not wrapped because it holds its data already) makes them in the coordinator's round
     /// workspace: no heap allocation. The scope stays open until the round is over, so the
-    /// last batch needs no wait for its copy (the coordinator parks at once and leaves the
-    /// core to the trainers). On an error the trainers are stopped and joined *before* the
-    /// scope closes: none still reads a batch in it.
+    /// trainers read those batches where they are, without a copy, and the coordinator
+    /// takes the next one at once; only a batch from a ring is copied, and waited for,
+    /// before the next `next()` (the last one needs no wait: the coordinator parks at once
+    /// and leaves the core to the trainers). On an error the trainers are stopped and joined
+    /// *before* the scope closes: none still reads a batch in it.
     fn round(
         &mut self,
         source: &mut dyn Rounds<T>,
@@ -437,7 +440,8 @@ impl<T: DataType> Pool<T> {
         } else {
             None
         };
-        let result = self.hand_out(source, combine);
+        let workspace = scope.as_ref().and_then(|s| s.workspace());
+        let result = self.hand_out(source, combine, workspace);
         if result.is_err() {
             self.halt();
         }
@@ -445,10 +449,13 @@ impl<T: DataType> Pool<T> {
         result
     }
 
+    /// Hands out the round's batches; `round_workspace`: the coordinator's open round
+    /// workspace (batches in it, or on the heap, are read in place: `worker`).
     fn hand_out(
         &mut self,
         source: &mut dyn Rounds<T>,
         combine: Combine,
+        round_workspace: Option<&Workspace>,
     ) -> Result<usize, ParallelError> {
         let n = self.threads.len();
         self.board.new_round();
@@ -464,14 +471,19 @@ impl<T: DataType> Pool<T> {
             let Some(batch) = source.next_batch() else {
                 break;
             };
+            let batch = batch?;
+            let copy = !batch.is_held_by(round_workspace);
             self.post(
                 active,
                 Job {
-                    batch: Some(batch?),
+                    batch: Some(batch),
+                    copy,
                     combine,
                 },
             );
-            self.handed_out += 1;
+            if copy {
+                self.handed_out += 1;
+            }
             active += 1;
         }
         if active == 0 {
@@ -484,6 +496,7 @@ impl<T: DataType> Pool<T> {
                     w,
                     Job {
                         batch: None,
+                        copy: false,
                         combine,
                     },
                 );

@@ -11,7 +11,7 @@ mod common;
 
 use common::*;
 use dl4rs_array::AsView;
-use dl4rs_data::{DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_data::{AsyncDataSetIterator, DataSetIterator, InMemoryDataSetIterator};
 use dl4rs_memory::process_workspaces;
 use dl4rs_nn::*;
 use dl4rs_parallel::{ParallelWrapper, ThresholdEncoding, TrainingMode};
@@ -89,21 +89,36 @@ fn trainers_are_named_threads_with_their_own_workspaces() {
     let d = data::<f32>(64, 6, 3, 5);
     let net = mlp::<f32>(6, 5, 3, Updater::sgd(0.1));
     let mut w = ParallelWrapper::builder(net).workers(2).build().unwrap();
+    let trainers = ["dl4rs trainer 0", "dl4rs trainer 1"];
+    let has_batch_copy = |t: &str| {
+        process_workspaces()
+            .iter()
+            .any(|p| &*p.thread == t && &*p.id == dl4rs_parallel::BATCH_WORKSPACE)
+    };
+    // An in-memory source makes its batches in the coordinator's round workspace, which
+    // stays open for the round: the trainers read them where they are, with no copy.
     let mut src = source(&d, 8);
     w.fit(&mut src).unwrap();
-    assert_eq!(w.thread_names(), ["dl4rs trainer 0", "dl4rs trainer 1"]);
+    assert_eq!(w.thread_names(), trainers);
     let ws = process_workspaces();
-    for t in ["dl4rs trainer 0", "dl4rs trainer 1"] {
+    for t in trainers {
         let mine: Vec<_> = ws.iter().filter(|p| &*p.thread == t).collect();
-        assert!(
-            mine.iter()
-                .any(|p| &*p.id == dl4rs_parallel::BATCH_WORKSPACE),
-            "{t}"
-        );
         assert!(
             mine.len() >= 3,
             "{t}: the replica's workspaces live on its thread: {mine:?}"
         );
+        assert!(
+            !has_batch_copy(t),
+            "{t}: copied a batch that outlives the round"
+        );
+    }
+    // A prefetch ring keeps a batch only until the next `next()`: each trainer copies its
+    // batch into its own PW_BATCH first.
+    let mut ring: Box<dyn DataSetIterator<f32> + Send> =
+        Box::new(AsyncDataSetIterator::new(source(&d, 8), 2).unwrap());
+    w.fit(&mut ring).unwrap();
+    for t in trainers {
+        assert!(has_batch_copy(t), "{t}: a ring's batch must be copied");
     }
 }
 
