@@ -65,6 +65,7 @@ use serde::{Deserialize, Serialize};
 use crate::dataset::DataSet;
 use crate::error::{DataError, invalid};
 use crate::iterator::DataSetIterator;
+
 /// DL4J's `DataNormalization`: statistics fitted on training data, applied in place to
 /// batches (and undone by `revert`). Implemented for `f32` and `f64` data by every normalizer
 /// here (the fitted statistics are `f64`).

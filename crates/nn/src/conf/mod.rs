@@ -12,11 +12,10 @@ mod mode;
 mod multi_layer;
 mod recurrent;
 mod spatial;
+mod vertex;
 
 pub(crate) use graph::Source;
-pub use graph::{
-    ComputationGraphConfiguration, ElementWiseOp, GraphBuilder, GraphVertexConf, VertexConf,
-};
+pub use graph::{ComputationGraphConfiguration, GraphBuilder, GraphVertexConf};
 pub use layer::{
     ActivationConf, BatchNormConf, BidirectionalConf, ConvolutionBuilder, ConvolutionConf,
     ConvolutionMode, CroppingConf, DenseBuilder, DenseConf, DepthwiseBuilder,
@@ -28,3 +27,4 @@ pub use layer::{
 };
 pub use mode::{BackpropType, GlobalConf, WorkspaceMode};
 pub use multi_layer::{ListBuilder, MultiLayerConfiguration, NeuralNetConfiguration};
+pub use vertex::{ElementWiseOp, VertexConf};
