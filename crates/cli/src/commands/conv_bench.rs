@@ -68,6 +68,9 @@ struct GflopsResult {
     threads: usize,
     /// (layer, part, convolution GFLOP/s, gemm GFLOP/s of the same products).
     rows: Vec<(String, String, f64, f64)>,
+    /// Heap allocations in all the timed cycles (0: neither side spilled out of its
+    /// workspace, which would time the allocator instead of the arithmetic).
+    allocations: u64,
 }
 
 /// LeNet-5 of W4 with the spec's weights.
@@ -165,21 +168,41 @@ fn lenet_once(
     })
 }
 
-/// The median seconds of `f` over 100 cycles of workspace `id`, after 10 warm-up cycles (the
-/// first teaches the workspace its size, so no timed cycle spills to the heap). Each cycle is
-/// a millisecond or two: many of them, so a neighbour's burst moves the median little.
-fn median_cycle(id: &str, mut f: impl FnMut() -> Result<(), CliError>) -> Result<f64, CliError> {
-    let config = WorkspaceConfig::default();
-    let mut times = Vec::with_capacity(100);
-    for k in 0..110 {
-        let _cycle = get_and_activate_workspace(&config, id)?;
-        let t = Instant::now();
-        f()?;
-        if k >= 10 {
-            times.push(t.elapsed().as_secs_f64());
+/// Times the parts, counting the heap allocations of their timed cycles.
+struct Cycles<'a> {
+    alloc: &'a CountingAllocator,
+    allocations: u64,
+    /// The layer being timed: each layer's parts run in workspaces of their own, since a
+    /// workspace that learned the first layer's cycle would spill every cycle of a larger
+    /// second layer to the heap.
+    layer: &'static str,
+}
+
+impl Cycles<'_> {
+    /// The median seconds of `f` over 100 cycles of workspace `id`, after 10 warm-up cycles
+    /// (the first teaches the workspace its size, so no timed cycle spills to the heap). Each
+    /// cycle is a millisecond or two: many of them, so a neighbour's burst moves the median
+    /// little.
+    fn median(
+        &mut self,
+        id: &str,
+        mut f: impl FnMut() -> Result<(), CliError>,
+    ) -> Result<f64, CliError> {
+        let config = WorkspaceConfig::default();
+        let id = format!("{id}_{}", self.layer);
+        let mut times = Vec::with_capacity(100);
+        for k in 0..110 {
+            let _cycle = get_and_activate_workspace(&config, &id)?;
+            let before = self.alloc.allocations();
+            let t = Instant::now();
+            f()?;
+            if k >= 10 {
+                times.push(t.elapsed().as_secs_f64());
+                self.allocations += self.alloc.allocations() - before;
+            }
         }
+        Ok(stats(&mut times).0 / 1e3)
     }
-    Ok(stats(&mut times).0 / 1e3)
 }
 
 /// Each LeNet convolution at batch 64 — the operations `ConvolutionLayer` runs, without the
@@ -191,12 +214,19 @@ fn median_cycle(id: &str, mut f: impl FnMut() -> Result<(), CliError>) -> Result
 ///   `dz_chunk · cols_chunkᵀ` with the columns as im2col lays them out;
 /// * input gradient (conv2; conv1 is a first layer and has none): `col2im(Wᵀ · dz_j)` per
 ///   image against `Wᵀ · dz_j`.
-fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
+fn gflops_once(threads: usize, alloc: &CountingAllocator) -> Result<GflopsResult, CliError> {
     let mut rows = Vec::new();
-    for (name, c, hw, oc, input_grad) in [
-        ("conv1 (1x28x28 -> 20, 5x5)", 1, 28, 20, false),
-        ("conv2 (20x12x12 -> 50, 5x5)", 20, 12, 50, true),
+    let mut cycles = Cycles {
+        alloc,
+        allocations: 0,
+        layer: "",
+    };
+    for (layer, name, c, hw, oc, input_grad) in [
+        ("CONV1", "conv1 (1x28x28 -> 20, 5x5)", 1, 28, 20, false),
+        ("CONV2", "conv2 (20x12x12 -> 50, 5x5)", 20, 12, 50, true),
     ] {
+        cycles.layer = layer;
+        let chunk_id = format!("BENCH_CONV_CHUNK_{layer}");
         let g = Conv2dGeometry::square(c, hw, hw, 5, 1, 0, 1);
         let (oh, ow) = (hw - 4, hw - 4);
         let (taps, ohw) = (c * 25, oh * ow);
@@ -210,17 +240,17 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
         let mut dw = NdArray::<f32>::zeros(&[oc, taps])?;
         let mut db = NdArray::<f32>::zeros(&[oc])?;
         let mut dx = NdArray::<f32>::zeros(&[BATCH, c, hw, hw])?;
-        let forward = median_cycle("BENCH_CONV_FORWARD", || {
+        let forward = cycles.median("BENCH_CONV_FORWARD", || {
             ops::conv2d_forward_into(&x, &g, &w, Some(&b.view()), &mut out)?;
             Ok(())
         })?;
         let per = weight_grad_chunk(taps, ohw, BATCH);
         let chunk_config = WorkspaceConfig::default();
-        let weight_grad = median_cycle("BENCH_CONV_WEIGHT_GRAD", || {
+        let weight_grad = cycles.median("BENCH_CONV_WEIGHT_GRAD", || {
             for start in (0..BATCH).step_by(per) {
                 let n = per.min(BATCH - start);
                 // A cycle per chunk, as the layer's loop working memory: its memory reused.
-                let _chunk = get_and_activate_workspace(&chunk_config, "BENCH_CONV_CHUNK")?;
+                let _chunk = get_and_activate_workspace(&chunk_config, &chunk_id)?;
                 let mut dzc = NdArray::<f32>::create_uninitialized(&[oc, n * ohw])?;
                 let dz_chunk = dz.view().slice_axis(0, start, start + n, 1)?;
                 ops::to_channel_major_into(&dz_chunk, &mut dzc)?;
@@ -239,7 +269,7 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
         })?;
         let cols = NdArray::<f32>::rand_uniform(&[taps, ohw], -1.0, 1.0, 5)?;
         let mut out_j = NdArray::<f32>::zeros(&[oc, ohw])?;
-        let gemm_forward = median_cycle("BENCH_GEMM_FORWARD", || {
+        let gemm_forward = cycles.median("BENCH_GEMM_FORWARD", || {
             for _ in 0..BATCH {
                 ops::gemm_into(1.0, &w, &cols, 0.0, &mut out_j)?;
             }
@@ -249,7 +279,7 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
         let chunks = BATCH / per;
         let dz_rows = NdArray::<f32>::rand_uniform(&[oc, per * ohw], -1.0, 1.0, 8)?;
         let chunk_cols = NdArray::<f32>::rand_uniform(&[taps, per * ohw], -1.0, 1.0, 6)?;
-        let gemm_weight_grad = median_cycle("BENCH_GEMM_WEIGHT_GRAD", || {
+        let gemm_weight_grad = cycles.median("BENCH_GEMM_WEIGHT_GRAD", || {
             for k in 0..chunks {
                 let beta = if k == 0 { 0.0 } else { 1.0 };
                 ops::gemm_into(1.0, &dz_rows, &chunk_cols.view().t(), beta, &mut dw)?;
@@ -269,13 +299,13 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
             gflops(chunks * per, gemm_weight_grad),
         ));
         if input_grad {
-            let input = median_cycle("BENCH_CONV_INPUT_GRAD", || {
+            let input = cycles.median("BENCH_CONV_INPUT_GRAD", || {
                 ops::conv2d_input_grad_into(&dz, &g, &w, &mut dx)?;
                 Ok(())
             })?;
             let dz_j = NdArray::<f32>::rand_uniform(&[oc, ohw], -1.0, 1.0, 7)?;
             let mut cols_j = NdArray::<f32>::zeros(&[taps, ohw])?;
-            let gemm_input = median_cycle("BENCH_GEMM_INPUT_GRAD", || {
+            let gemm_input = cycles.median("BENCH_GEMM_INPUT_GRAD", || {
                 for _ in 0..BATCH {
                     ops::gemm_into(1.0, &w.view().t(), &dz_j, 0.0, &mut cols_j)?;
                 }
@@ -289,7 +319,11 @@ fn gflops_once(threads: usize) -> Result<GflopsResult, CliError> {
             ));
         }
     }
-    Ok(GflopsResult { threads, rows })
+    Ok(GflopsResult {
+        threads,
+        rows,
+        allocations: cycles.allocations,
+    })
 }
 
 fn child<R: for<'de> Deserialize<'de>>(
@@ -334,7 +368,7 @@ pub fn run(args: ConvBench, alloc: &'static CountingAllocator) -> Result<(), Cli
             Part::Lenet => serde_json::to_string(
                 &pool.install(|| lenet_once(args.iterations, threads, alloc))?,
             ),
-            Part::Gflops => serde_json::to_string(&pool.install(|| gflops_once(threads))?),
+            Part::Gflops => serde_json::to_string(&pool.install(|| gflops_once(threads, alloc))?),
         }
         .map_err(|e| CliError::Usage(e.to_string()))?;
         println!("{json}");
@@ -390,6 +424,8 @@ pub fn run(args: ConvBench, alloc: &'static CountingAllocator) -> Result<(), Cli
         let runs: Vec<GflopsResult> = (0..args.processes.max(1))
             .map(|_| child(Part::Gflops, threads, &args))
             .collect::<Result<_, _>>()?;
+        let allocations = runs.iter().map(|r| r.allocations).max().unwrap_or(0);
+        println!("  {threads} thread(s): heap allocations in the timed cycles: {allocations}");
         for (i, (name, part, _, _)) in runs[0].rows.iter().enumerate() {
             let conv = median(runs.iter().map(|r| r.rows[i].2).collect());
             let gemm = median(runs.iter().map(|r| r.rows[i].3).collect());
