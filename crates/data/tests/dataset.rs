@@ -269,3 +269,33 @@ fn replaced_fields_are_rechecked_not_a_panic() {
     ds.labels = NdArray::<f32>::zeros_detached(&[1, 2]).unwrap();
     assert!(ds.split_test_and_train(2).is_err());
 }
+
+#[test]
+fn is_held_by_names_the_one_workspace_whose_cycle_keeps_the_data_valid() {
+    let cfg = WorkspaceConfig::default();
+    let heap = numbered(3);
+    assert!(heap.is_held_by(None), "heap arrays need no workspace");
+    let outer = get_and_activate_workspace(&cfg, "DS_HELD_OUTER").unwrap();
+    let a = outer.workspace().unwrap().clone();
+    assert!(heap.is_held_by(Some(&a)));
+    let in_a = numbered(3).migrate().unwrap();
+    assert!(in_a.is_held_by(Some(&a)));
+    assert!(
+        !in_a.is_held_by(None),
+        "attached, so not held by the heap alone"
+    );
+    {
+        let inner = get_and_activate_workspace(&cfg, "DS_HELD_INNER").unwrap();
+        let b = inner.workspace().unwrap();
+        assert!(
+            !in_a.is_held_by(Some(b)),
+            "another workspace does not hold it"
+        );
+        let in_b = numbered(2).migrate().unwrap();
+        assert!(in_b.is_held_by(Some(b)) && !in_b.is_held_by(Some(&a)));
+    }
+    // In `a` and on the heap: held by `a`, not by the heap alone.
+    let mixed = DataSet::new(in_a.features, numbered(3).labels).unwrap();
+    assert!(mixed.is_held_by(Some(&a)) && !mixed.is_held_by(None));
+    drop(outer);
+}
