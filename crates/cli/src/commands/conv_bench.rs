@@ -66,8 +66,9 @@ struct LenetResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct GflopsResult {
     threads: usize,
-    /// (layer, part, convolution GFLOP/s, gemm GFLOP/s of the same products).
-    rows: Vec<(String, String, f64, f64)>,
+    /// (layer, part, convolution GFLOP/s, gemm GFLOP/s of the same products, the part's
+    /// flops for the batch).
+    rows: Vec<(String, String, f64, f64, f64)>,
     /// Heap allocations in all the timed cycles (0: neither side spilled out of its
     /// workspace, which would time the allocator instead of the arithmetic).
     allocations: u64,
@@ -232,6 +233,7 @@ fn gflops_once(threads: usize, alloc: &CountingAllocator) -> Result<GflopsResult
         let (taps, ohw) = (c * 25, oh * ow);
         let gflops =
             |images: usize, secs: f64| 2.0 * (oc * taps * ohw * images) as f64 / (secs * 1e9);
+        let flops = 2.0 * (oc * taps * ohw * BATCH) as f64;
         let x = NdArray::<f32>::rand_uniform(&[BATCH, c, hw, hw], 0.0, 1.0, 1)?;
         let w = NdArray::<f32>::rand_uniform(&[oc, taps], -1.0, 1.0, 2)?;
         let b = NdArray::<f32>::rand_uniform(&[oc], -1.0, 1.0, 3)?;
@@ -291,12 +293,14 @@ fn gflops_once(threads: usize, alloc: &CountingAllocator) -> Result<GflopsResult
             "forward".to_string(),
             gflops(BATCH, forward),
             gflops(BATCH, gemm_forward),
+            flops,
         ));
         rows.push((
             name.to_string(),
             "weight gradient".to_string(),
             gflops(BATCH, weight_grad),
             gflops(chunks * per, gemm_weight_grad),
+            flops,
         ));
         if input_grad {
             let input = cycles.median("BENCH_CONV_INPUT_GRAD", || {
@@ -316,6 +320,7 @@ fn gflops_once(threads: usize, alloc: &CountingAllocator) -> Result<GflopsResult
                 "input gradient".to_string(),
                 gflops(BATCH, input),
                 gflops(BATCH, gemm_input),
+                flops,
             ));
         }
     }
@@ -426,13 +431,32 @@ pub fn run(args: ConvBench, alloc: &'static CountingAllocator) -> Result<(), Cli
             .collect::<Result<_, _>>()?;
         let allocations = runs.iter().map(|r| r.allocations).max().unwrap_or(0);
         println!("  {threads} thread(s): heap allocations in the timed cycles: {allocations}");
-        for (i, (name, part, _, _)) in runs[0].rows.iter().enumerate() {
+        // Per direction over both layers: the flops of the batch over the summed times.
+        let (mut forward, mut backward) = ([0.0; 3], [0.0; 3]);
+        for (i, (name, part, _, _, flops)) in runs[0].rows.iter().enumerate() {
             let conv = median(runs.iter().map(|r| r.rows[i].2).collect());
             let gemm = median(runs.iter().map(|r| r.rows[i].3).collect());
             println!(
                 "  {threads} thread(s) {name:<28} {part:<16} conv {conv:>7.1}   gemm {gemm:>7.1}   \
                  ({:.0} %)",
                 100.0 * conv / gemm
+            );
+            let sums = if part == "forward" {
+                &mut forward
+            } else {
+                &mut backward
+            };
+            sums[0] += flops;
+            sums[1] += flops / conv;
+            sums[2] += flops / gemm;
+        }
+        for (dir, [flops, conv, gemm]) in [("forward", forward), ("backward", backward)] {
+            println!(
+                "  {threads} thread(s) both layers, {dir:<8}                    conv {:>7.1}   \
+                 gemm {:>7.1}   ({:.0} %)",
+                flops / conv,
+                flops / gemm,
+                100.0 * gemm / conv
             );
         }
     }
