@@ -9,10 +9,13 @@
 //! allocation at all. A batch kept past its cycle reads as a workspace error, never as stale
 //! data: `detach()` what you keep.
 
-use dl4rs_array::{ArrayOps, DataType};
+use std::sync::Arc;
+
+use dl4rs_array::DataType;
 
 use crate::dataset::{DataSet, shuffle_indices};
 use crate::error::{DataError, invalid};
+use crate::lazy::{LazyDataSet, RowBatch};
 
 /// A source of mini-batches, DL4J's `DataSetIterator`.
 ///
@@ -50,6 +53,15 @@ pub trait DataSetIterator<T: DataType = f32> {
     /// batch (a read error, workspace misuse); the iterator stays usable and `reset` works.
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>>;
 
+    /// The next mini-batch, possibly not gathered yet (see [`LazyDataSet`]): for a consumer
+    /// that hands batches to other threads, each gathering its own (ParallelWrapper's
+    /// trainers). The batch and the epoch's order are the same as `next()`'s. The default is
+    /// `next()`, [`LazyDataSet::Ready`]; an iterator over data held in memory returns
+    /// [`LazyDataSet::Rows`] without copying anything.
+    fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
+        self.next().map(|b| b.map(LazyDataSet::Ready))
+    }
+
     /// Whether [`next`](DataSetIterator::next) has another batch this epoch.
     fn has_next(&self) -> bool;
 
@@ -84,6 +96,9 @@ pub trait DataSetIterator<T: DataType = f32> {
 impl<T: DataType, I: DataSetIterator<T> + ?Sized> DataSetIterator<T> for Box<I> {
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
         (**self).next()
+    }
+    fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
+        (**self).next_lazy()
     }
     fn has_next(&self) -> bool {
         (**self).has_next()
@@ -141,9 +156,12 @@ impl<T: DataType, I: DataSetIterator<T> + ?Sized> DataSetIterator<T> for Box<I> 
 /// ```
 #[derive(Debug)]
 pub struct InMemoryDataSetIterator<T: DataType = f32> {
-    data: DataSet<T>,
+    /// Shared with the [`RowBatch`]es of `next_lazy` (read-only).
+    data: Arc<DataSet<T>>,
     batch: usize,
-    order: Vec<usize>,
+    /// The epoch's order, shared like `data`: a reshuffle writes it in place when no row
+    /// batch holds it any more (the steady state: no allocation), else makes a new one.
+    order: Arc<Vec<usize>>,
     cursor: usize,
     epoch: u64,
     shuffle_seed: Option<u64>,
@@ -162,8 +180,8 @@ impl<T: DataType> InMemoryDataSetIterator<T> {
             ));
         }
         data.validate("InMemoryDataSetIterator::new")?;
-        let data = data.detach()?;
-        let order = (0..data.num_examples()).collect();
+        let data = Arc::new(data.detach()?);
+        let order = Arc::new((0..data.num_examples()).collect());
         Ok(InMemoryDataSetIterator {
             data,
             batch,
@@ -209,9 +227,9 @@ impl<T: DataType> InMemoryDataSetIterator<T> {
         &self.data
     }
 
-    /// Gives the data set back.
-    pub fn into_data(self) -> DataSet<T> {
-        self.data
+    /// Gives the data set back (a copy when a [`RowBatch`] of it is still alive).
+    pub fn into_data(self) -> Result<DataSet<T>, DataError> {
+        Arc::try_unwrap(self.data).or_else(|shared| shared.dup())
     }
 
     /// The example order of the current epoch (indices into [`data`](Self::data)).
@@ -221,43 +239,40 @@ impl<T: DataType> InMemoryDataSetIterator<T> {
 
     fn start_epoch(&mut self) {
         self.cursor = 0;
-        for (i, v) in self.order.iter_mut().enumerate() {
+        let order = Arc::make_mut(&mut self.order);
+        for (i, v) in order.iter_mut().enumerate() {
             *v = i;
         }
         if let Some(seed) = self.shuffle_seed {
-            shuffle_indices(&mut self.order, seed.wrapping_add(self.epoch));
+            shuffle_indices(order, seed.wrapping_add(self.epoch));
         }
     }
 
-    fn gather(&self, rows: &[usize]) -> Result<DataSet<T>, DataError> {
-        let d = &self.data;
-        Ok(DataSet {
-            features: d.features.gather_rows(rows)?,
-            labels: d.labels.gather_rows(rows)?,
-            features_mask: d
-                .features_mask
-                .as_ref()
-                .map(|m| m.gather_rows(rows))
-                .transpose()?,
-            labels_mask: d
-                .labels_mask
-                .as_ref()
-                .map(|m| m.gather_rows(rows))
-                .transpose()?,
-        })
+    /// The next batch's rows (and advances past them); `None` at the end of the epoch.
+    fn next_rows(&mut self) -> Option<RowBatch<T>> {
+        if !self.has_next() {
+            return None;
+        }
+        let end = (self.cursor + self.batch).min(self.order.len());
+        let rows = RowBatch::new(
+            Arc::clone(&self.data),
+            Arc::clone(&self.order),
+            self.cursor..end,
+        );
+        self.cursor = end;
+        Some(rows)
     }
 }
 
 impl<T: DataType> DataSetIterator<T> for InMemoryDataSetIterator<T> {
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
-        if !self.has_next() {
-            return None;
-        }
-        let end = (self.cursor + self.batch).min(self.order.len());
-        let batch = self.gather(&self.order[self.cursor..end]);
-        // Advance even on error so a persistent failure can't loop forever on one batch.
-        self.cursor = end;
-        Some(batch)
+        // The cursor advances even when the gather fails, so a persistent failure can't loop
+        // forever on one batch.
+        self.next_rows().map(|rows| rows.gather())
+    }
+
+    fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
+        self.next_rows().map(|rows| Ok(LazyDataSet::Rows(rows)))
     }
 
     fn has_next(&self) -> bool {

@@ -9,6 +9,7 @@ use dl4rs_array::DataType;
 use crate::dataset::DataSet;
 use crate::error::DataError;
 use crate::iterator::DataSetIterator;
+use crate::lazy::LazyDataSet;
 use crate::multi::{MultiDataSet, MultiDataSetIterator};
 
 /// Wraps an iterator and reports [`async_supported`](DataSetIterator::async_supported) = false;
@@ -60,6 +61,10 @@ impl<I> AsyncShieldDataSetIterator<I> {
 impl<T: DataType, I: DataSetIterator<T>> DataSetIterator<T> for AsyncShieldDataSetIterator<I> {
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>> {
         self.inner.next()
+    }
+
+    fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
+        self.inner.next_lazy()
     }
 
     fn has_next(&self) -> bool {

@@ -176,7 +176,7 @@ fn workspace_data_is_detached_and_batches_without_a_workspace_are_heap() {
     let b = it.next().unwrap().unwrap();
     assert!(!b.is_attached());
     assert_eq!(ids(&b), [0, 1]);
-    assert_eq!(ids(&it.into_data()), [0, 1, 2, 3, 4]);
+    assert_eq!(ids(&it.into_data().unwrap()), [0, 1, 2, 3, 4]);
 }
 
 #[test]

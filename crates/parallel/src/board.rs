@@ -1,16 +1,16 @@
-//! The board the coordinator and the trainers share: one mailbox per trainer (the job of the
-//! current round), the counters the coordinator waits on (batches copied, jobs finished), the
-//! trainers' barrier, what the round's contributors add up (examples, contributors), and the
-//! first failure. Everything is allocated when the trainers start; a round only stores into
-//! it (see `rendezvous` for how the waits work).
+//! The board the coordinator and the trainers share: one mailbox per trainer (its next job),
+//! the counters the coordinator waits on (jobs taken, batches copied, jobs finished), the
+//! trainers' barrier, what a combining round's contributors add up (examples, contributors),
+//! the batches' scores trainer 0 reports, the listeners lent to trainer 0, and the first
+//! failure. Everything is allocated when the trainers start; a round only stores into it
+//! (see `rendezvous` for how the waits work).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use dl4rs_array::DataType;
-use dl4rs_nn::NnError;
+use dl4rs_nn::{NnError, TrainingListener};
 
-use crate::rendezvous::{AbortFlag, Barrier, Signal};
+use crate::rendezvous::{AbortFlag, Aborted, Barrier, Patience, Signal};
 use crate::worker::Batch;
 
 /// How a round's results are combined (what a trainer does after its batch).
@@ -38,31 +38,40 @@ pub(crate) enum Combine {
 }
 
 /// One trainer's job for a round: its batch (none in a short round's combine), whether the
-/// trainer must copy it before the coordinator takes the next one (it lives in a prefetch
-/// ring: `worker`), and how the round combines. A trainer is posted at most one job at a time.
+/// trainer must copy it before the coordinator takes the next one (it lives in the source's
+/// memory: a prefetch ring, the coordinator's workspace; see `worker`), how the round
+/// combines, and what trainer 0 reports to the listeners. A trainer holds at most one job
+/// waiting besides the one it runs: the coordinator posts round `r + 1` once every job of
+/// round `r` is taken (`Board::started`).
 pub(crate) struct Job<T: DataType> {
     pub batch: Option<Batch<T>>,
     pub copy: bool,
     pub combine: Combine,
+    /// The pool's round number (0 for its first): which outcome slot the round uses.
+    pub round: u64,
+    /// The iteration the round completes (what the listeners are told).
+    pub iteration: u64,
 }
 
 /// Why a worker stopped.
 #[derive(Debug)]
 pub(crate) enum Failure {
     Error(NnError),
+    /// A listener (run by trainer 0) returned an error.
+    Listener(NnError),
     Panic(String),
 }
 
 /// How the waits of [`ParallelWrapper`](crate::ParallelWrapper)'s rounds went, counted
 /// since its trainers started (`ParallelWrapper::round_stats`). A wait either ends while its
 /// thread spins (nothing counted) or parks it (counted): each park costs a wake-up later,
-/// tens of microseconds on a VM. The coordinator parks once per round by design (while the
-/// trainers compute); trainers should park rarely.
+/// tens of microseconds on a VM. The coordinator parks about once per round by design (it
+/// posts the next round while the trainers compute this one); trainers should park rarely.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RoundStats {
     /// Rounds run (and final averagings).
     pub rounds: u64,
-    /// Waits of the coordinator (for a copy or for the round's end) that parked.
+    /// Waits of the coordinator (for a copy, for room to post, for the end) that parked.
     pub coordinator_parks: u64,
     /// Waits of trainers for their next job that parked.
     pub job_parks: u64,
@@ -75,13 +84,31 @@ pub(crate) struct Slot<T: DataType> {
     job: Mutex<Option<Job<T>>>,
     /// Jobs posted to this trainer so far.
     pub posted: Signal,
-    /// The score and examples of its last batch (read by the coordinator after `finished`).
-    outcome: Mutex<(f64, usize)>,
+    /// The score and examples of its batches of the last two rounds, by round parity: a
+    /// trainer can be one round ahead of trainer 0, which reads them (`Board::outcome`).
+    outcome: Mutex<[(f64, usize); 2]>,
+    /// The last round it set its outcome for, plus one.
+    pub scored: Signal,
+}
+
+/// The examples and contributors of a combining round, tagged with its generation.
+#[derive(Clone, Copy, Default)]
+struct Sums {
+    generation: u64,
+    examples: usize,
+    contributors: usize,
 }
 
 /// The shared state of one pool.
 pub(crate) struct Board<T: DataType> {
     pub slots: Vec<Slot<T>>,
+    /// Jobs taken by their trainers (cumulative).
+    pub started: Signal,
+    /// Rounds whose batches are all handed out (cumulative), and how many each had, by
+    /// round parity (trainer 0 reads it for round `r` before it takes a job of `r + 1`;
+    /// the coordinator writes `r + 2`'s only after that).
+    handed: Signal,
+    actives: Mutex<[usize; 2]>,
     /// Batches copied out of the source's memory (cumulative).
     pub copied: Signal,
     /// Jobs finished (cumulative).
@@ -92,15 +119,22 @@ pub(crate) struct Board<T: DataType> {
     pub abort: AbortFlag,
     /// The first failure and its worker.
     failure: Mutex<Option<(usize, Failure)>>,
-    /// Examples and contributors of the current combining round, added before the barrier
-    /// and reset by the coordinator before it posts a round (when no trainer is busy).
-    examples: AtomicUsize,
-    contributors: AtomicUsize,
+    /// What the contributors of the last two combining rounds add up, by generation parity:
+    /// added before the barrier, read after it. A fast trainer's next contribution is for
+    /// the other slot, and the one after that waits at the next barrier for the slow one.
+    sums: Mutex<[Sums; 2]>,
+    /// The listeners, lent to trainer 0 for a `fit`.
+    listeners: Mutex<Vec<Box<dyn TrainingListener<T>>>>,
 }
 
 fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     // A trainer that panicked while holding it poisons it; the pool is torn down then anyway.
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Which of two slots a round (or generation) uses.
+fn parity(n: u64) -> usize {
+    (n % 2) as usize
 }
 
 impl<T: DataType> Board<T> {
@@ -110,59 +144,94 @@ impl<T: DataType> Board<T> {
                 .map(|_| Slot {
                     job: Mutex::new(None),
                     posted: Signal::default(),
-                    outcome: Mutex::new((0.0, 0)),
+                    outcome: Mutex::new([(0.0, 0); 2]),
+                    scored: Signal::default(),
                 })
                 .collect(),
+            started: Signal::default(),
+            handed: Signal::default(),
+            actives: Mutex::new([0; 2]),
             copied: Signal::default(),
             finished: Signal::default(),
             barrier: Barrier::default(),
             abort: AbortFlag::default(),
             failure: Mutex::new(None),
-            examples: AtomicUsize::new(0),
-            contributors: AtomicUsize::new(0),
+            sums: Mutex::new([Sums::default(); 2]),
+            listeners: Mutex::new(Vec::new()),
         }
     }
 
-    /// Coordinator: gives trainer `w` its job (it has finished the previous one).
+    /// Coordinator: gives trainer `w` its next job (its mailbox is empty: every job posted
+    /// before was taken).
     pub(crate) fn post(&self, w: usize, job: Job<T>) {
         *lock(&self.slots[w].job) = Some(job);
         self.slots[w].posted.add(1);
     }
 
-    /// Trainer: takes the job posted to it.
+    /// Trainer: takes the job posted to it, if any, and counts it started.
     pub(crate) fn take(&self, w: usize) -> Option<Job<T>> {
-        lock(&self.slots[w].job).take()
+        let job = lock(&self.slots[w].job).take();
+        if job.is_some() {
+            self.started.add(1);
+        }
+        job
     }
 
-    /// Coordinator, between rounds: clears the round's sums.
-    pub(crate) fn new_round(&self) {
-        self.examples.store(0, Ordering::Relaxed);
-        self.contributors.store(0, Ordering::Relaxed);
+    /// Coordinator: every batch of `round` is handed out, `active` of them (to trainers
+    /// `0..active`).
+    pub(crate) fn handed_out(&self, round: u64, active: usize) {
+        lock(&self.actives)[parity(round)] = active;
+        self.handed
+            .add((round + 1).saturating_sub(self.handed.get()));
     }
 
-    /// Trainer, before the barrier: counts its contribution.
-    pub(crate) fn contribute(&self, examples: usize) {
-        self.examples.fetch_add(examples, Ordering::Relaxed);
-        self.contributors.fetch_add(1, Ordering::Relaxed);
+    /// Trainer 0: how many batches `round` has (waits until they are all handed out: the
+    /// coordinator posts the later ones just after trainer 0's).
+    pub(crate) fn active(&self, round: u64, patience: &mut Patience) -> Result<usize, Aborted> {
+        self.handed.wait_for(round + 1, patience, &self.abort)?;
+        Ok(lock(&self.actives)[parity(round)])
     }
 
-    /// Trainer, after the barrier: the round's examples and contributors (the barrier orders
-    /// every party's `contribute` before this).
-    pub(crate) fn sums(&self) -> (usize, usize) {
-        (
-            self.examples.load(Ordering::Relaxed),
-            self.contributors.load(Ordering::Relaxed),
-        )
+    /// Trainer, before the barrier: counts its contribution to combine `generation`.
+    pub(crate) fn contribute(&self, generation: u64, examples: usize) {
+        let mut sums = lock(&self.sums);
+        let s = &mut sums[parity(generation)];
+        if s.generation != generation {
+            *s = Sums {
+                generation,
+                ..Sums::default()
+            };
+        }
+        s.examples += examples;
+        s.contributors += 1;
     }
 
-    /// Trainer: its batch's score and examples, before it counts its job finished.
-    pub(crate) fn set_outcome(&self, w: usize, score: f64, examples: usize) {
-        *lock(&self.slots[w].outcome) = (score, examples);
+    /// Trainer, after the barrier: the examples and contributors of combine `generation`
+    /// (the barrier orders every party's `contribute` before this).
+    pub(crate) fn sums(&self, generation: u64) -> (usize, usize) {
+        let s = lock(&self.sums)[parity(generation)];
+        if s.generation == generation {
+            (s.examples, s.contributors)
+        } else {
+            (0, 0)
+        }
     }
 
-    /// Coordinator, after the round: trainer `w`'s score and examples.
-    pub(crate) fn outcome(&self, w: usize) -> (f64, usize) {
-        *lock(&self.slots[w].outcome)
+    /// Trainer: its batch's score and examples in `round`.
+    pub(crate) fn set_outcome(&self, w: usize, round: u64, score: f64, examples: usize) {
+        lock(&self.slots[w].outcome)[parity(round)] = (score, examples);
+        let scored = &self.slots[w].scored;
+        scored.add((round + 1).saturating_sub(scored.get()));
+    }
+
+    /// Trainer 0: trainer `w`'s score and examples in `round` (once `scored` says it is set).
+    pub(crate) fn outcome(&self, w: usize, round: u64) -> (f64, usize) {
+        lock(&self.slots[w].outcome)[parity(round)]
+    }
+
+    /// The listeners (lent to trainer 0 during a `fit`, taken back after it).
+    pub(crate) fn listeners(&self) -> MutexGuard<'_, Vec<Box<dyn TrainingListener<T>>>> {
+        lock(&self.listeners)
     }
 
     /// Trainer: records its failure (the first one wins) and aborts every wait.
@@ -184,7 +253,7 @@ impl<T: DataType> Board<T> {
     /// What the waits did so far.
     pub(crate) fn stats(&self) -> RoundStats {
         RoundStats {
-            coordinator_parks: self.copied.parks() + self.finished.parks(),
+            coordinator_parks: self.started.parks() + self.copied.parks() + self.finished.parks(),
             job_parks: self.slots.iter().map(|s| s.posted.parks()).sum(),
             barrier_parks: self.barrier.parks(),
             rounds: 0,
@@ -196,7 +265,10 @@ impl<T: DataType> Board<T> {
         self.abort.set();
         for s in &self.slots {
             s.posted.wake_all();
+            s.scored.wake_all();
         }
+        self.started.wake_all();
+        self.handed.wake_all();
         self.copied.wake_all();
         self.finished.wake_all();
         self.barrier.wake_all();

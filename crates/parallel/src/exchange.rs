@@ -3,10 +3,11 @@
 //! concurrently (each starts at a different chunk and wraps around, so they rarely meet) and
 //! then read the result back concurrently. No round allocates; the coordinator never touches it.
 //!
-//! One buffer serves every round: past the barrier a fast trainer cannot start adding the
-//! next round's contribution while a slow one still reads this round's, because the next
-//! round is posted only once every trainer has finished this one (read and updater step
-//! included: `wrapper`).
+//! Two buffers serve alternate combines (by the generation's parity): a trainer that has read
+//! this round's result may start the next round at once (its job is posted ahead:
+//! `wrapper`) and add into the other buffer while a slow trainer still reads this one. It
+//! cannot get a further round ahead: that round's barrier waits for the slow trainer's
+//! contribution, which comes after its read.
 //!
 //! Each chunk remembers the *generation* (the round's number) its contents belong to: the
 //! first contribution of a generation overwrites the chunk instead of adding, so the buffer
@@ -29,9 +30,11 @@ struct Chunk<T> {
     values: Vec<T>,
 }
 
-/// The preallocated buffer of one wrapper.
+/// The preallocated buffers of one wrapper: chunks `0..per_buffer` for even generations,
+/// the next `per_buffer` for odd ones.
 pub(crate) struct Exchange<T> {
     chunks: Vec<Mutex<Chunk<T>>>,
+    per_buffer: usize,
 }
 
 /// Where a region starts: a chunk boundary.
@@ -40,11 +43,12 @@ pub(crate) fn region_start(previous_regions_len: usize) -> usize {
 }
 
 impl<T: DataType> Exchange<T> {
-    /// A buffer for `len` values (regions included), generation 0 (no round yet).
+    /// Two buffers of `len` values (regions included), generation 0 (no round yet).
     pub(crate) fn new(len: usize) -> Exchange<T> {
         let n = len.div_ceil(CHUNK).max(1);
         Exchange {
-            chunks: (0..n)
+            per_buffer: n,
+            chunks: (0..2 * n)
                 .map(|_| {
                     Mutex::new(Chunk {
                         generation: 0,
@@ -79,7 +83,9 @@ impl<T: DataType> Exchange<T> {
         })
     }
 
-    fn lock(&self, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
+    /// Chunk `c` of `generation`'s buffer.
+    fn lock(&self, generation: u64, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
+        let c = c + (generation % 2) as usize * self.per_buffer;
         // A worker that panicked holding a chunk poisons it; the round is abandoned anyway.
         self.chunks[c]
             .lock()
@@ -98,7 +104,7 @@ impl<T: DataType> Exchange<T> {
         workers: usize,
     ) {
         for (c, at, range) in self.spans(offset, src.len(), worker, workers) {
-            let mut guard = self.lock(c);
+            let mut guard = self.lock(generation, c);
             let chunk = &mut *guard;
             let dst = &mut chunk.values[at..at + range.len()];
             let src = &src[range];
@@ -132,7 +138,7 @@ impl<T: DataType> Exchange<T> {
         for (c, at, range) in self.spans(offset, len, worker, workers) {
             let lo = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.start);
             let hi = message.partition_point(|&e| ((e & INDEX_MASK) as usize) < range.end);
-            let mut chunk = self.lock(c);
+            let mut chunk = self.lock(generation, c);
             if chunk.generation != generation {
                 chunk.values[at..at + range.len()].fill(T::ZERO);
                 chunk.generation = generation;
@@ -159,7 +165,7 @@ impl<T: DataType> Exchange<T> {
         workers: usize,
     ) {
         for (c, at, range) in self.spans(offset, dst.len(), worker, workers) {
-            let chunk = self.lock(c);
+            let chunk = self.lock(generation, c);
             let dst = &mut dst[range.clone()];
             if chunk.generation != generation {
                 dst.fill(T::ZERO);

@@ -3,7 +3,9 @@
 //! caller's while the prefetch thread owns it.
 
 use dl4rs_array::DataType;
-use dl4rs_data::{DataError, DataSet, DataSetIterator, MultiDataSet, MultiDataSetIterator};
+use dl4rs_data::{
+    DataError, DataSet, DataSetIterator, LazyDataSet, MultiDataSet, MultiDataSetIterator,
+};
 
 use crate::error::ParallelError;
 use crate::worker::Batch;
@@ -19,7 +21,12 @@ impl<T: DataType> Rounds<T> for &mut dyn DataSetIterator<T> {
         DataSetIterator::has_next(&**self)
     }
     fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>> {
-        self.next().map(|b| b.map(Batch::Single))
+        self.next_lazy().map(|b| {
+            b.map(|b| match b {
+                LazyDataSet::Ready(d) => Batch::Single(d),
+                LazyDataSet::Rows(r) => Batch::Rows(r),
+            })
+        })
     }
 }
 

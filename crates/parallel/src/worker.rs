@@ -1,36 +1,35 @@
 //! A trainer: the loop that runs on thread "dl4rs trainer N", owning a replica and, through
-//! the thread-local manager, its own workspaces. It waits (spinning briefly, then parked:
-//! `rendezvous`) for the coordinator to post its job on the board, and finishes the round
-//! *with the other trainers*, without the coordinator: its gradient (or parameters) into the
-//! exchange, the trainers' barrier, the combined result back into its replica, the updater
-//! step. Only then does it count the job finished, which is what the coordinator waits for.
-//! Nothing on this path allocates.
+//! the thread-local manager, its own workspaces. It takes its next job from the board (posted
+//! a round ahead, so it is usually there already; otherwise it spins briefly, then parks:
+//! `rendezvous`) and finishes the round *with the other trainers*, without the coordinator:
+//! its gradient (or parameters) into the exchange, the trainers' barrier, the combined result
+//! back into its replica, the updater step. Trainer 0 then reports the round to the
+//! listeners. Nothing on this path allocates.
 //!
-//! **A batch from the prefetch ring is copied first.** The ring keeps a batch valid only until
-//! the consumer's next `next()`, and the coordinator takes `workers` batches per round. So a
-//! trainer copies its batch into its own workspace (`PW_BATCH`, learned like any workspace)
-//! and counts it copied before the coordinator asks the iterator for the next batch: the
-//! ring slot is never read after the contract ends, and the copy lives in memory nobody else
-//! reuses. The copy costs one memcpy of the batch, done on the trainer's core.
+//! **Rows are gathered by their trainer.** An in-memory source hands out which rows make a
+//! batch (`LazyDataSet::Rows`); each trainer gathers its own into its workspace `PW_BATCH`,
+//! all at the same time. On W1 the coordinator's two gathers, one after the other, were most
+//! of what the trainers waited for between rounds.
 //!
-//! **A batch that outlives the round is read where it is.** An in-memory source makes its
-//! batches in the coordinator's round workspace, whose cycle the coordinator keeps open until
-//! every trainer has finished the round (or on the heap, with workspaces off): the coordinator
-//! sees that (`DataSet::is_held_by`), posts the job with `copy: false` and takes the next
-//! batch at once. No copy, and no wait for one between two hand-outs (on W1 the copy and that
-//! wait were a fifth of the coordinator's serial work per round).
+//! **A batch in the source's memory is copied first.** A prefetch ring keeps a batch valid
+//! only until the consumer's next `next()`, and a source that allocates in the current
+//! workspace makes it in the coordinator's, whose cycle ends after the hand-out. So the
+//! trainer copies such a batch into `PW_BATCH` (learned like any workspace) and counts it
+//! copied before the coordinator goes on: the source's memory is never read after its
+//! contract ends, and the copy lives in memory nobody else reuses. A batch on the heap is
+//! read where it is.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use dl4rs_array::DataType;
-use dl4rs_data::{DataSet, MultiDataSet};
+use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
 use dl4rs_memory::{
-    SpillPolicy, Workspace, WorkspaceConfig, destroy_all_workspaces_for_current_thread,
+    SpillPolicy, WorkspaceConfig, destroy_all_workspaces_for_current_thread,
     get_and_activate_workspace,
 };
-use dl4rs_nn::{Model, NnError};
+use dl4rs_nn::{IterationInfo, Model, NnError};
 
 use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
@@ -54,15 +53,19 @@ pub(crate) fn lock<T: DataType>(r: &Replica<T>) -> MutexGuard<'_, Box<dyn Model<
 pub(crate) enum Batch<T: DataType> {
     Single(DataSet<T>),
     Multi(MultiDataSet<T>),
+    /// Rows the trainer gathers itself (`LazyDataSet::Rows`).
+    Rows(RowBatch<T>),
 }
 
 impl<T: DataType> Batch<T> {
-    /// Whether every array is on the heap or in `workspace` (the coordinator's open round
-    /// workspace): then it stays valid until the round is over.
-    pub(crate) fn is_held_by(&self, workspace: Option<&Workspace>) -> bool {
+    /// Whether the batch stays valid for as long as it is held, wherever the source puts its
+    /// next one: rows to gather, or every array on the heap. Otherwise (a ring slot, the
+    /// coordinator's workspace) its trainer copies it first.
+    pub(crate) fn outlives_the_source(&self) -> bool {
         match self {
-            Batch::Single(d) => d.is_held_by(workspace),
-            Batch::Multi(d) => d.is_held_by(workspace),
+            Batch::Single(d) => d.is_held_by(None),
+            Batch::Multi(d) => d.is_held_by(None),
+            Batch::Rows(_) => true,
         }
     }
 
@@ -72,6 +75,7 @@ impl<T: DataType> Batch<T> {
             (Batch::Single(d), false) => Batch::Single(d.detach()?),
             (Batch::Multi(d), true) => Batch::Multi(d.migrate()?),
             (Batch::Multi(d), false) => Batch::Multi(d.detach()?),
+            (Batch::Rows(r), _) => Batch::Single(r.gather()?),
         })
     }
 
@@ -79,6 +83,7 @@ impl<T: DataType> Batch<T> {
         Ok(match self {
             Batch::Single(d) => (m.compute_gradient_data_set(d)?, d.num_examples()),
             Batch::Multi(d) => (m.compute_gradient_multi(d)?, d.num_examples()?),
+            Batch::Rows(r) => (m.compute_gradient_data_set(&r.gather()?)?, r.num_examples()),
         })
     }
 }
@@ -108,10 +113,12 @@ pub(crate) struct Trainer<T: DataType> {
     pub panic_at: Option<u64>,
     /// How this thread waits (spin, then park; backs off when preempted).
     pub patience: Patience,
+    /// Trainer 0: print the score of averaging rounds (`report_score`).
+    pub report_score: bool,
 }
 
 /// How long a trainer spins for its next job, or at the barrier, before it parks: longer
-/// than the coordinator takes between rounds (its listeners and the next batches, tens of
+/// than the coordinator takes to post a round that was not ready (a copy, tens of
 /// microseconds) and than two trainers' rounds differ, far shorter than a pause between
 /// `fit` calls.
 pub(crate) const TRAINER_SPIN: Duration = Duration::from_micros(500);
@@ -129,30 +136,31 @@ impl<T: DataType> Trainer<T> {
         let outcome = catch_unwind(AssertUnwindSafe(|| self.serve()));
         match outcome {
             Ok(Ok(Stopped)) => {}
-            Ok(Err(e)) => board.fail(index, Failure::Error(e)),
+            Ok(Err(Failed::Own(e))) => board.fail(index, Failure::Error(e)),
+            Ok(Err(Failed::Listener(e))) => board.fail(index, Failure::Listener(*e)),
             Err(payload) => board.fail(index, Failure::Panic(panic_message(&*payload))),
         }
         drop(self);
         destroy_all_workspaces_for_current_thread();
     }
 
-    fn serve(&mut self) -> Result<Stopped, NnError> {
+    fn serve(&mut self) -> Result<Stopped, Failed> {
         let config = WorkspaceConfig {
             policy_spill: SpillPolicy::Reallocate,
             ..WorkspaceConfig::default()
         };
         let board = Arc::clone(&self.board);
         let slot = &board.slots[self.index];
-        let mut seen = 0;
         loop {
-            seen = match slot
-                .posted
-                .wait_change(seen, &mut self.patience, &board.abort)
-            {
-                Ok(v) => v,
-                Err(Aborted) => return Ok(Stopped),
-            };
+            // Read before looking: a job posted after the look changes it.
+            let seen = slot.posted.get();
             let Some(job) = board.take(self.index) else {
+                if let Err(Aborted) =
+                    slot.posted
+                        .wait_change(seen, &mut self.patience, &board.abort)
+                {
+                    return Ok(Stopped);
+                }
                 continue;
             };
             match self.round(job, &config) {
@@ -163,18 +171,34 @@ impl<T: DataType> Trainer<T> {
         }
     }
 
-    /// One round's job: the batch (copied first, see the module's notes; then trained on, or
-    /// its gradient computed), then the combine.
-    fn round(&mut self, job: Job<T>, config: &WorkspaceConfig) -> Result<(), RoundError> {
+    /// One round's job: the batch (copied or gathered first, see the module's notes; then
+    /// trained on, or its gradient computed), then the combine; trainer 0 then reports the
+    /// round to the listeners.
+    fn round(&mut self, mut job: Job<T>, config: &WorkspaceConfig) -> Result<(), RoundError> {
         let replica = Arc::clone(&self.replica);
         let mut m = lock(&replica);
         let combine = job.combine;
         let mut trained = false;
-        if let Some(batch) = job.batch {
+        if let Some(batch) = job.batch.take() {
             let (score, examples) = self.train(batch, job.copy, m.as_mut(), combine, config)?;
-            self.board.set_outcome(self.index, score, examples);
+            self.board
+                .set_outcome(self.index, job.round, score, examples);
             trained = true;
         }
+        self.combine(m.as_mut(), combine, trained)?;
+        if self.index == 0 && trained {
+            self.report(m.as_ref(), &job)?;
+        }
+        Ok(())
+    }
+
+    /// The round's combine, after the batch (`trained`: this trainer had one).
+    fn combine(
+        &mut self,
+        m: &mut dyn Model<T>,
+        combine: Combine,
+        trained: bool,
+    ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
         match combine {
             Combine::Alone => {}
@@ -185,13 +209,13 @@ impl<T: DataType> Trainer<T> {
                 untrained_too,
             } => {
                 if trained || untrained_too {
-                    self.contribute(m.as_ref(), generation, updaters)?;
-                    self.board.contribute(0);
+                    self.contribute(&*m, generation, updaters)?;
+                    self.board.contribute(generation, 0);
                 }
                 self.board
                     .barrier
                     .wait(n, &mut self.patience, &self.board.abort)?;
-                let (_, contributors) = self.board.sums();
+                let (_, contributors) = self.board.sums(generation);
                 let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
                 {
                     let mut p = m.params_mut().write()?;
@@ -214,7 +238,7 @@ impl<T: DataType> Trainer<T> {
                 self.board
                     .barrier
                     .wait(n, &mut self.patience, &self.board.abort)?;
-                let (examples, contributors) = self.board.sums();
+                let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
                 {
@@ -239,15 +263,18 @@ impl<T: DataType> Trainer<T> {
         combine: Combine,
         config: &WorkspaceConfig,
     ) -> Result<(f64, usize), RoundError> {
-        let _scope = if self.workspaces && copy {
+        let gather = matches!(batch, Batch::Rows(_));
+        let _scope = if self.workspaces && (copy || gather) {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
         } else {
             None
         };
-        let local = if copy {
+        let local = if copy || gather {
             let local = batch.copy(self.workspaces)?;
-            // The source's batch is dropped: the coordinator may take the next one.
-            self.board.copied.add(1);
+            if copy {
+                // The source's batch is dropped: the coordinator may take the next one.
+                self.board.copied.add(1);
+            }
             local
         } else {
             batch
@@ -274,10 +301,47 @@ impl<T: DataType> Trainer<T> {
                             .add_encoded(generation, 0, len, message, tau, i, n);
                     }
                 }
-                self.board.contribute(examples);
+                self.board.contribute(generation, examples);
             }
         }
         Ok((score, examples))
+    }
+
+    /// Trainer 0, after the round (its replica updated or averaged): the round's score, the
+    /// mean over the examples of every batch in it, to the listeners. Another trainer sets
+    /// its score before its contribution, so past a combine's barrier the wait is none; in a
+    /// round without one it is at most the others' lag behind trainer 0.
+    fn report(&mut self, m: &dyn Model<T>, job: &Job<T>) -> Result<(), RoundError> {
+        let active = self.board.active(job.round, &mut self.patience)?;
+        let (mut score, mut examples) = (0.0, 0);
+        for w in 0..active {
+            self.board.slots[w].scored.wait_for(
+                job.round + 1,
+                &mut self.patience,
+                &self.board.abort,
+            )?;
+            let (s, e) = self.board.outcome(w, job.round);
+            score += s * e as f64;
+            examples += e;
+        }
+        let score = score / examples.max(1) as f64;
+        if self.report_score && matches!(job.combine, Combine::Average { .. }) {
+            eprintln!(
+                "ParallelWrapper: averaged score at round {}: {score:.6}",
+                job.iteration
+            );
+        }
+        let info = IterationInfo {
+            iteration: job.iteration,
+            epoch: m.epoch_count(),
+            score,
+            batch_size: examples,
+        };
+        for l in self.board.listeners().iter_mut() {
+            l.iteration_done(m, &info)
+                .map_err(|e| RoundError::Failed(Failed::Listener(Box::new(e))))?;
+        }
+        Ok(())
     }
 
     /// Adds the parameters (and the updater state) into the exchange.
@@ -307,7 +371,15 @@ enum RoundError {
     /// The pool is being stopped, or another trainer failed.
     Stopped,
     /// This trainer failed.
-    Failed(NnError),
+    Failed(Failed),
+}
+
+/// What failed on a trainer's thread.
+enum Failed {
+    /// Its own work (the batch, the combine, the updater).
+    Own(NnError),
+    /// A listener trainer 0 called (boxed: the error path only).
+    Listener(Box<NnError>),
 }
 
 impl From<Aborted> for RoundError {
@@ -318,12 +390,12 @@ impl From<Aborted> for RoundError {
 
 impl From<NnError> for RoundError {
     fn from(e: NnError) -> RoundError {
-        RoundError::Failed(e)
+        RoundError::Failed(Failed::Own(e))
     }
 }
 
 impl From<dl4rs_array::ArrayError> for RoundError {
     fn from(e: dl4rs_array::ArrayError) -> RoundError {
-        RoundError::Failed(NnError::from(e))
+        RoundError::Failed(Failed::Own(NnError::from(e)))
     }
 }

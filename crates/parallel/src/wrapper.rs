@@ -1,11 +1,12 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
-//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*
-//! (each taken from the iterator once the previous one is copied), then parks until every
-//! trainer has finished the round. The trainers combine among themselves (averaging every
-//! `f` rounds, or the gradient allreduce before every updater step: `worker`), so the
-//! coordinator is woken once per round, not once per hand-off, and never competes with them
-//! for a core. Listeners get each round's score. A trainer's error or panic, an iterator
-//! error, or the wrapper being dropped stops and joins every thread before anything returns.
+//! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
+//! **a round ahead**: it posts round `r + 1` as soon as every trainer has taken its job of
+//! round `r`, then parks until they have. A trainer that finishes a round finds its next
+//! job waiting, so no round waits for the coordinator to wake up. The trainers combine among
+//! themselves (averaging every `f` rounds, or the gradient allreduce before every updater
+//! step: `worker`), and trainer 0 reports each round's score to the listeners, lent to it for
+//! the `fit`. A trainer's error or panic, a listener's, an iterator error, or the wrapper
+//! being dropped stops and joins every thread before anything returns.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,8 +16,8 @@ use dl4rs_data::{
     AsyncDataSetIterator, AsyncMultiDataSetIterator, DataSetIterator, MultiDataSetIterator,
     MultiSource, Source,
 };
-use dl4rs_memory::{SpillPolicy, Workspace, WorkspaceConfig, get_and_activate_workspace};
-use dl4rs_nn::{IterationInfo, NnError, TrainingListener, WorkspaceMode};
+use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
+use dl4rs_nn::{NnError, TrainingListener, WorkspaceMode};
 
 use crate::board::{Board, Combine, Failure, Job, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
@@ -27,7 +28,7 @@ use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Layout, Replica, TRAINER_SPIN, Trainer, lock};
+use crate::worker::{Batch, Layout, Replica, TRAINER_SPIN, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
@@ -112,9 +113,10 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         }
     }
 
-    /// Adds a listener: called on the calling thread after every round, with replica 0 (after
-    /// the round's averaging or update) and the round's score (the mean over its examples).
-    /// The model's own listeners are called the same way during `fit`.
+    /// Adds a listener: called after every round on trainer 0's thread ("dl4rs trainer 0",
+    /// which holds it during `fit`), with replica 0 (after the round's averaging or update)
+    /// and the round's score (the mean over its examples). The model's own listeners are
+    /// called the same way during `fit`. A listener's error stops the `fit` with that error.
     pub fn add_listener(&mut self, listener: Box<dyn TrainingListener<T>>) {
         self.listeners.push(listener);
     }
@@ -213,11 +215,19 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         if self.pool.is_none() {
             self.start_pool()?;
         }
+        let pool = self.pool.as_mut().ok_or_else(not_running)?;
+        *pool.board.listeners() = std::mem::take(&mut self.listeners);
         let result = self.epoch(source);
         let result = result.and_then(|()| self.end_of_fit());
+        if let Some(pool) = self.pool.as_mut() {
+            if result.is_err() {
+                // An error with the workers' state unknown: stop them (the model keeps the
+                // state of the last completed fit). Joined, none holds the listeners.
+                pool.halt();
+            }
+            self.listeners = std::mem::take(&mut *pool.board.listeners());
+        }
         if result.is_err() {
-            // An error with the workers' state unknown: stop them (the model keeps the state
-            // of the last completed fit).
             self.stop_pool();
         }
         result
@@ -278,6 +288,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 batches: 0,
                 panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
                 patience: Patience::spin(TRAINER_SPIN),
+                report_score: s.report_score,
             };
             let thread =
                 WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {
@@ -302,7 +313,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         }
     }
 
-    /// The rounds of one pass over `source`.
+    /// The rounds of one pass over `source`, then the wait for the last one to finish.
     fn epoch(&mut self, source: &mut dyn Rounds<T>) -> Result<(), ParallelError> {
         let s = self.settings;
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
@@ -327,43 +338,22 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             };
             let active = pool.round(source, combine, s.workspace_mode)?;
             if active == 0 {
-                return Ok(());
+                break;
             }
             pool.rounds += 1;
             pool.iteration += 1;
-            let (mut score, mut examples) = (0.0, 0);
-            for w in 0..active {
-                let (sc, ex) = pool.board.outcome(w);
-                score += sc * ex as f64;
-                examples += ex;
-            }
-            let score = score / examples.max(1) as f64;
             if combine != Combine::Alone {
                 pool.generation = generation;
             }
             if averaging {
-                pool.since_average += 1;
-                if average_now {
-                    pool.since_average = 0;
-                    if s.report_score {
-                        eprintln!(
-                            "ParallelWrapper: averaged score at round {}: {score:.6}",
-                            pool.iteration
-                        );
-                    }
-                }
-            }
-            let replica = lock(&pool.replicas[0]);
-            let info = IterationInfo {
-                iteration: pool.iteration,
-                epoch: replica.epoch_count(),
-                score,
-                batch_size: examples,
-            };
-            for l in &mut self.listeners {
-                l.iteration_done(&**replica, &info)?;
+                pool.since_average = if average_now {
+                    0
+                } else {
+                    pool.since_average + 1
+                };
             }
         }
+        pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())
     }
 
     /// After a pass: the last averaging (when the last rounds did not average), the epoch
@@ -373,7 +363,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         if s.training_mode == TrainingMode::Averaging && pool.since_average > 0 {
             pool.generation += 1;
-            pool.board.new_round();
             let combine = Combine::Average {
                 generation: pool.generation,
                 updaters: s.average_updaters,
@@ -381,14 +370,8 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 untrained_too: true,
             };
             for w in 0..s.workers {
-                pool.post(
-                    w,
-                    Job {
-                        batch: None,
-                        copy: false,
-                        combine,
-                    },
-                );
+                let job = pool.job(None, false, combine);
+                pool.post(w, job);
             }
             pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
             pool.since_average = 0;
@@ -413,97 +396,95 @@ impl<T: DataType> Pool<T> {
         self.board.post(w, job);
     }
 
-    /// One round: hands out up to one batch per trainer (each taken from `source` only once
-    /// the previous one is copied: it may live in the prefetch ring, valid until the next
-    /// `next()`), posts the combine to trainers without a batch, and waits until every
-    /// trainer has finished. Returns the number of batches (0: the source was exhausted).
+    /// A job of the round being handed out (`self.rounds`, completing `self.iteration + 1`).
+    fn job(&self, batch: Option<Batch<T>>, copy: bool, combine: Combine) -> Job<T> {
+        Job {
+            batch,
+            copy,
+            combine,
+            round: self.rounds,
+            iteration: self.iteration + 1,
+        }
+    }
+
+    /// One round: once every job posted before is taken (a trainer has at most one waiting),
+    /// hands out up to one batch per trainer and posts the combine to trainers without a
+    /// batch. Returns the number of batches (0: the source was exhausted). It does not wait
+    /// for the round to finish: the next round is posted while this one runs.
     ///
-    /// A source that allocates its batches in the current workspace (an in-memory iterator,
-    /// not wrapped because it holds its data already) makes them in the coordinator's round
-    /// workspace: no heap allocation. The scope stays open until the round is over, so the
-    /// trainers read those batches where they are, without a copy, and the coordinator
-    /// takes the next one at once; only a batch from a ring is copied, and waited for,
-    /// before the next `next()` (the last one needs no wait: the coordinator parks at once
-    /// and leaves the core to the trainers). On an error the trainers are stopped and joined
-    /// *before* the scope closes: none still reads a batch in it.
+    /// A batch that stays valid for as long as it is held (rows a trainer gathers itself, a
+    /// data set on the heap) is posted as it is. One in the source's memory (a prefetch
+    /// ring's slot, or the workspace the coordinator opens around `next()` for a source that
+    /// allocates there) is copied by its trainer, and waited for, before the next `next()`
+    /// and before that workspace's cycle ends. On an error the trainers are stopped and
+    /// joined *before* the cycle ends: none still reads a batch in it.
     fn round(
         &mut self,
         source: &mut dyn Rounds<T>,
         combine: Combine,
         mode: WorkspaceMode,
     ) -> Result<usize, ParallelError> {
-        let scope = if mode == WorkspaceMode::Enabled {
-            Some(
-                get_and_activate_workspace(&self.round_config, ROUND_WORKSPACE)
-                    .map_err(NnError::from)?,
-            )
-        } else {
-            None
-        };
-        let workspace = scope.as_ref().and_then(|s| s.workspace());
-        let result = self.hand_out(source, combine, workspace);
-        if result.is_err() {
-            self.halt();
-        }
-        drop(scope);
-        result
-    }
-
-    /// Hands out the round's batches; `round_workspace`: the coordinator's open round
-    /// workspace (batches in it, or on the heap, are read in place: `worker`).
-    fn hand_out(
-        &mut self,
-        source: &mut dyn Rounds<T>,
-        combine: Combine,
-        round_workspace: Option<&Workspace>,
-    ) -> Result<usize, ParallelError> {
-        let n = self.threads.len();
-        self.board.new_round();
         let board = Arc::clone(&self.board);
+        self.wait(&board.started, self.posted, &mut Patience::park())?;
+        let n = self.threads.len();
         let mut active = 0;
         while active < n && source.has_next() {
-            if active > 0 {
-                let mut patience = self.copy_patience;
-                let copied = self.wait(&board.copied, self.handed_out, &mut patience);
-                self.copy_patience = patience;
-                copied?;
-            }
-            let Some(batch) = source.next_batch() else {
-                break;
+            let scope = if mode == WorkspaceMode::Enabled {
+                Some(
+                    get_and_activate_workspace(&self.round_config, ROUND_WORKSPACE)
+                        .map_err(NnError::from)?,
+                )
+            } else {
+                None
             };
-            let batch = batch?;
-            let copy = !batch.is_held_by(round_workspace);
-            self.post(
-                active,
-                Job {
-                    batch: Some(batch),
-                    copy,
-                    combine,
-                },
-            );
-            if copy {
-                self.handed_out += 1;
+            let result = self.hand_out(source, active, combine);
+            if result.is_err() {
+                self.halt();
+            }
+            drop(scope);
+            if !result? {
+                break;
             }
             active += 1;
         }
         if active == 0 {
             return Ok(0);
         }
+        board.handed_out(self.rounds, active);
         if combine != Combine::Alone {
             // A short round's combine needs every trainer at the barrier.
             for w in active..n {
-                self.post(
-                    w,
-                    Job {
-                        batch: None,
-                        copy: false,
-                        combine,
-                    },
-                );
+                let job = self.job(None, false, combine);
+                self.post(w, job);
             }
         }
-        self.wait(&board.finished, self.posted, &mut Patience::park())?;
         Ok(active)
+    }
+
+    /// Takes the next batch from `source` and posts it to trainer `w`, waiting for its copy
+    /// when it must be copied; false when the source had none.
+    fn hand_out(
+        &mut self,
+        source: &mut dyn Rounds<T>,
+        w: usize,
+        combine: Combine,
+    ) -> Result<bool, ParallelError> {
+        let Some(batch) = source.next_batch() else {
+            return Ok(false);
+        };
+        let batch = batch?;
+        let copy = !batch.outlives_the_source();
+        let job = self.job(Some(batch), copy, combine);
+        self.post(w, job);
+        if copy {
+            self.handed_out += 1;
+            let board = Arc::clone(&self.board);
+            let mut patience = self.copy_patience;
+            let copied = self.wait(&board.copied, self.handed_out, &mut patience);
+            self.copy_patience = patience;
+            copied?;
+        }
+        Ok(true)
     }
 
     /// Aborts every wait and joins every trainer thread (the pool is dead afterwards).
@@ -536,6 +517,7 @@ impl<T: DataType> Pool<T> {
                         thread,
                         source: Box::new(source),
                     },
+                    Failure::Listener(source) => ParallelError::Nn(Box::new(source)),
                     Failure::Panic(message) => ParallelError::Panic {
                         worker,
                         thread,

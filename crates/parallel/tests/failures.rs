@@ -1,6 +1,6 @@
 //! Failures: configuration errors from `build()`; a worker's error and a worker's panic reach
-//! the caller naming the worker, with no trainer thread left running; dropping the wrapper
-//! mid-epoch (a listener panicking) joins every thread; after a failure, `fit` starts fresh
+//! the caller naming the worker, with no trainer thread left running, and so do a listener's
+//! error and panic; dropping the wrapper mid-epoch (a source panicking) joins every thread; after a failure, `fit` starts fresh
 //! trainers from the model. The tests of this binary count threads by name, so they take a
 //! lock and run one at a time.
 
@@ -164,16 +164,108 @@ impl TrainingListener<f32> for PanicAt {
     }
 }
 
+struct FailAt(u64);
+
+impl TrainingListener<f32> for FailAt {
+    fn iteration_done(&mut self, _: &dyn Model<f32>, info: &IterationInfo) -> Result<(), NnError> {
+        if info.iteration == self.0 {
+            return Err(NnError::Config(format!(
+                "listener refused round {}",
+                self.0
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_listener_error_or_panic_reaches_the_caller_and_joins_every_thread() {
+    let _s = serial();
+    // Listeners run on trainer 0: a panic there is that trainer's panic.
+    let mut w = wrapper();
+    w.add_listener(Box::new(PanicAt(2)));
+    let mut src = batches(None);
+    let err = w.fit(&mut src).unwrap_err();
+    match &err {
+        ParallelError::Panic {
+            worker, message, ..
+        } => {
+            assert_eq!(*worker, 0);
+            assert!(message.contains("listener panic at round 2"), "{message}");
+        }
+        other => panic!("expected a panic error, got {other}"),
+    }
+    assert_eq!(threads_named("dl4rs trainer"), 0);
+    // An error is the listener's own, as from a single model's fit.
+    let mut w = wrapper();
+    w.add_listener(Box::new(FailAt(3)));
+    src.reset().unwrap();
+    let err = w.fit(&mut src).unwrap_err();
+    assert!(
+        matches!(&err, ParallelError::Nn(e) if e.to_string().contains("listener refused round 3")),
+        "{err}"
+    );
+    assert_eq!(threads_named("dl4rs trainer"), 0);
+    // The listeners come back with the failed fit: a second fit calls them again.
+    src.reset().unwrap();
+    let err = w.fit(&mut src).unwrap_err();
+    assert!(
+        err.to_string().contains("listener refused round 3"),
+        "{err}"
+    );
+}
+
+/// A source on the calling thread (no prefetch) that panics in its `k`-th `next()`.
+struct PanicSource(Box<dyn DataSetIterator<f32> + Send>, usize);
+
+impl DataSetIterator<f32> for PanicSource {
+    fn next(&mut self) -> Option<Result<DataSet<f32>, DataError>> {
+        self.1 -= 1;
+        assert!(self.1 > 0, "source panic");
+        self.0.next()
+    }
+    fn has_next(&self) -> bool {
+        self.0.has_next()
+    }
+    fn reset(&mut self) -> Result<(), DataError> {
+        self.0.reset()
+    }
+    fn reset_supported(&self) -> bool {
+        true
+    }
+    fn async_supported(&self) -> bool {
+        false
+    }
+    fn batch(&self) -> usize {
+        8
+    }
+    fn total_outcomes(&self) -> usize {
+        3
+    }
+    fn input_columns(&self) -> usize {
+        6
+    }
+    fn total_examples(&self) -> Option<usize> {
+        None
+    }
+}
+
 #[test]
 fn dropping_mid_epoch_joins_every_thread() {
     let _s = serial();
     let mut w = wrapper();
+    let mut src: Box<dyn DataSetIterator<f32> + Send> = Box::new(PanicSource(batches(None), 5));
+    let unwound = catch_unwind(AssertUnwindSafe(|| w.fit(&mut src)));
+    assert!(unwound.is_err(), "the source's panic propagates");
+    // Mid-epoch: the trainers are still there, until the wrapper goes.
+    assert!(threads_named("dl4rs trainer") >= 2);
+    drop(w);
+    assert_eq!(threads_named("dl4rs trainer"), 0);
+    // A prefetching source: its thread is joined too.
+    let mut w = wrapper();
     w.add_listener(Box::new(PanicAt(2)));
     let mut src = batches(None);
-    let unwound = catch_unwind(AssertUnwindSafe(|| w.fit(&mut src)));
-    assert!(unwound.is_err(), "the listener's panic propagates");
-    // Mid-epoch: the trainers are still there, idle, until the wrapper goes.
-    assert!(threads_named("dl4rs trainer") >= 2);
+    assert!(w.fit(&mut src).is_err());
     drop(w);
     assert_eq!(threads_named("dl4rs trainer"), 0);
     assert_eq!(
