@@ -5,6 +5,7 @@
 //! failure. Everything is allocated when the trainers start; a round only stores into it
 //! (see `rendezvous` for how the waits work).
 
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use dl4rs_array::DataType;
@@ -40,9 +41,9 @@ pub(crate) enum Combine {
 /// One trainer's job for a round: its batch (none in a short round's combine), whether the
 /// trainer must copy it before the coordinator takes the next one (it lives in the source's
 /// memory: a prefetch ring, the coordinator's workspace; see `worker`), how the round
-/// combines, and what trainer 0 reports to the listeners. A trainer holds at most one job
-/// waiting besides the one it runs: the coordinator posts round `r + 1` once every job of
-/// round `r` is taken (`Board::started`).
+/// combines, and what trainer 0 reports to the listeners. A trainer holds at most
+/// [`LOOKAHEAD`] jobs waiting besides the one it runs: the coordinator posts round `r` once
+/// every job of the rounds up to `r - LOOKAHEAD` is taken (`Board::started`).
 pub(crate) struct Job<T: DataType> {
     pub batch: Option<Batch<T>>,
     pub copy: bool,
@@ -52,6 +53,18 @@ pub(crate) struct Job<T: DataType> {
     /// The iteration the round completes (what the listeners are told).
     pub iteration: u64,
 }
+
+/// How many rounds the coordinator posts ahead of the oldest one still being taken. One
+/// would make a trainer that finishes round `r` wait for the coordinator to have posted
+/// `r + 1`, which it does only once it gets a CPU after every trainer took round `r`; with
+/// both cores computing, the scheduler often gives it one only when a trainer starts
+/// spinning at the end of the round (measured: ~100 µs waits per round on W1). With two it
+/// has a whole round to do that.
+pub(crate) const LOOKAHEAD: usize = 2;
+
+/// Per-round slots (outcomes, batch counts): trainer 0 reads round `r`'s before it takes a
+/// job of `r + 1`, and until then nobody can be past round `r + LOOKAHEAD`.
+const ROUND_SLOTS: usize = LOOKAHEAD + 1;
 
 /// Why a worker stopped.
 #[derive(Debug)]
@@ -81,12 +94,13 @@ pub struct RoundStats {
 
 /// A trainer's mailbox.
 pub(crate) struct Slot<T: DataType> {
-    job: Mutex<Option<Job<T>>>,
+    /// Its posted jobs, oldest first (capacity `LOOKAHEAD`, never exceeded: no allocation).
+    jobs: Mutex<VecDeque<Job<T>>>,
     /// Jobs posted to this trainer so far.
     pub posted: Signal,
-    /// The score and examples of its batches of the last two rounds, by round parity: a
-    /// trainer can be one round ahead of trainer 0, which reads them (`Board::outcome`).
-    outcome: Mutex<[(f64, usize); 2]>,
+    /// The score and examples of its batches of the last rounds, by round number modulo
+    /// `ROUND_SLOTS`: trainer 0 reads them (`Board::outcome`) while others may be ahead.
+    outcome: Mutex<[(f64, usize); ROUND_SLOTS]>,
     /// The last round it set its outcome for, plus one.
     pub scored: Signal,
 }
@@ -105,10 +119,9 @@ pub(crate) struct Board<T: DataType> {
     /// Jobs taken by their trainers (cumulative).
     pub started: Signal,
     /// Rounds whose batches are all handed out (cumulative), and how many each had, by
-    /// round parity (trainer 0 reads it for round `r` before it takes a job of `r + 1`;
-    /// the coordinator writes `r + 2`'s only after that).
+    /// round modulo `ROUND_SLOTS`.
     handed: Signal,
-    actives: Mutex<[usize; 2]>,
+    actives: Mutex<[usize; ROUND_SLOTS]>,
     /// Batches copied out of the source's memory (cumulative).
     pub copied: Signal,
     /// Jobs finished (cumulative).
@@ -132,9 +145,14 @@ fn lock<X>(m: &Mutex<X>) -> MutexGuard<'_, X> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Which of two slots a round (or generation) uses.
+/// Which of two slots a generation uses.
 fn parity(n: u64) -> usize {
     (n % 2) as usize
+}
+
+/// Which of the per-round slots a round uses.
+fn round_slot(round: u64) -> usize {
+    (round % ROUND_SLOTS as u64) as usize
 }
 
 impl<T: DataType> Board<T> {
@@ -142,15 +160,15 @@ impl<T: DataType> Board<T> {
         Board {
             slots: (0..workers)
                 .map(|_| Slot {
-                    job: Mutex::new(None),
+                    jobs: Mutex::new(VecDeque::with_capacity(LOOKAHEAD)),
                     posted: Signal::default(),
-                    outcome: Mutex::new([(0.0, 0); 2]),
+                    outcome: Mutex::new([(0.0, 0); ROUND_SLOTS]),
                     scored: Signal::default(),
                 })
                 .collect(),
             started: Signal::default(),
             handed: Signal::default(),
-            actives: Mutex::new([0; 2]),
+            actives: Mutex::new([0; ROUND_SLOTS]),
             copied: Signal::default(),
             finished: Signal::default(),
             barrier: Barrier::default(),
@@ -161,16 +179,16 @@ impl<T: DataType> Board<T> {
         }
     }
 
-    /// Coordinator: gives trainer `w` its next job (its mailbox is empty: every job posted
-    /// before was taken).
+    /// Coordinator: queues a job for trainer `w` (behind fewer than `LOOKAHEAD` others: the
+    /// coordinator's wait on `started` sees to that).
     pub(crate) fn post(&self, w: usize, job: Job<T>) {
-        *lock(&self.slots[w].job) = Some(job);
+        lock(&self.slots[w].jobs).push_back(job);
         self.slots[w].posted.add(1);
     }
 
-    /// Trainer: takes the job posted to it, if any, and counts it started.
+    /// Trainer: takes its oldest posted job, if any, and counts it started.
     pub(crate) fn take(&self, w: usize) -> Option<Job<T>> {
-        let job = lock(&self.slots[w].job).take();
+        let job = lock(&self.slots[w].jobs).pop_front();
         if job.is_some() {
             self.started.add(1);
         }
@@ -180,7 +198,7 @@ impl<T: DataType> Board<T> {
     /// Coordinator: every batch of `round` is handed out, `active` of them (to trainers
     /// `0..active`).
     pub(crate) fn handed_out(&self, round: u64, active: usize) {
-        lock(&self.actives)[parity(round)] = active;
+        lock(&self.actives)[round_slot(round)] = active;
         self.handed
             .add((round + 1).saturating_sub(self.handed.get()));
     }
@@ -189,7 +207,7 @@ impl<T: DataType> Board<T> {
     /// coordinator posts the later ones just after trainer 0's).
     pub(crate) fn active(&self, round: u64, patience: &mut Patience) -> Result<usize, Aborted> {
         self.handed.wait_for(round + 1, patience, &self.abort)?;
-        Ok(lock(&self.actives)[parity(round)])
+        Ok(lock(&self.actives)[round_slot(round)])
     }
 
     /// Trainer, before the barrier: counts its contribution to combine `generation`.
@@ -219,14 +237,14 @@ impl<T: DataType> Board<T> {
 
     /// Trainer: its batch's score and examples in `round`.
     pub(crate) fn set_outcome(&self, w: usize, round: u64, score: f64, examples: usize) {
-        lock(&self.slots[w].outcome)[parity(round)] = (score, examples);
+        lock(&self.slots[w].outcome)[round_slot(round)] = (score, examples);
         let scored = &self.slots[w].scored;
         scored.add((round + 1).saturating_sub(scored.get()));
     }
 
     /// Trainer 0: trainer `w`'s score and examples in `round` (once `scored` says it is set).
     pub(crate) fn outcome(&self, w: usize, round: u64) -> (f64, usize) {
-        lock(&self.slots[w].outcome)[parity(round)]
+        lock(&self.slots[w].outcome)[round_slot(round)]
     }
 
     /// The listeners (lent to trainer 0 during a `fit`, taken back after it).

@@ -25,7 +25,12 @@
 //! lock), then loads the counter. In the single order of `SeqCst` operations one comes first,
 //! so either the parker sees the new value, or the notifier sees the sleeper and takes the
 //! lock — which it can only get once the parker is inside `Condvar::wait` — releases it and
-//! notifies. No wake-up is lost. Aborting (a failure, or stopping the trainers) sets a flag, then notifies
+//! notifies. No wake-up is lost. A parker also lowers the signal's `wake_at` to its target
+//! *before* its check, and a notifier that leaves the value below `wake_at` wakes nobody: the
+//! coordinator, waiting for every trainer to take its job, is woken once per round, not once
+//! per trainer (each spurious wake-up took a trainer's CPU for a context switch). The same
+//! order argument covers it: a notifier that sees the old `wake_at` changed the value before
+//! the parker's check, which then sees the new value. Aborting (a failure, or stopping the trainers) sets a flag, then notifies
 //! every signal the same way; every wait checks the flag.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -117,14 +122,29 @@ impl AbortFlag {
 }
 
 /// A monotonic counter threads wait on (`wait` until it reaches a target).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Signal {
     value: AtomicU64,
     sleepers: AtomicUsize,
+    /// The lowest target of the parked waiters (`u64::MAX`: none since the last wake-up).
+    wake_at: AtomicU64,
     /// Waits that ended parked rather than spinning (statistics).
     parks: AtomicU64,
     lock: Mutex<()>,
     wake: Condvar,
+}
+
+impl Default for Signal {
+    fn default() -> Signal {
+        Signal {
+            value: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
+            parks: AtomicU64::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        }
+    }
 }
 
 impl Signal {
@@ -138,10 +158,16 @@ impl Signal {
         self.parks.load(Ordering::Relaxed)
     }
 
-    /// Adds `n` and wakes the parked waiters (if any: a notifier takes no lock otherwise).
+    /// Adds `n` and wakes the parked waiters if the value reached one's target (a notifier
+    /// takes no lock otherwise).
     pub(crate) fn add(&self, n: u64) {
-        self.value.fetch_add(n, Ordering::SeqCst);
-        self.wake_all();
+        let value = self.value.fetch_add(n, Ordering::SeqCst) + n;
+        if self.sleepers.load(Ordering::SeqCst) > 0 && value >= self.wake_at.load(Ordering::SeqCst)
+        {
+            // The woken waiters that are not done yet lower it again before they park.
+            self.wake_at.store(u64::MAX, Ordering::SeqCst);
+            self.wake_all();
+        }
     }
 
     /// Wakes every parked waiter (after the value or the abort flag changed).
@@ -165,31 +191,12 @@ impl Signal {
         patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
-        self.wait(|v| v >= target, patience, abort)
-    }
-
-    /// Waits until the value differs from `seen` (see [`Signal::wait_for`]).
-    pub(crate) fn wait_change(
-        &self,
-        seen: u64,
-        patience: &mut Patience,
-        abort: &AbortFlag,
-    ) -> Result<u64, Aborted> {
-        self.wait(|v| v != seen, patience, abort)
-    }
-
-    fn wait(
-        &self,
-        done: impl Fn(u64) -> bool,
-        patience: &mut Patience,
-        abort: &AbortFlag,
-    ) -> Result<u64, Aborted> {
         let check = || {
             if abort.is_set() {
                 return Some(Err(Aborted));
             }
             let v = self.value.load(Ordering::SeqCst);
-            done(v).then_some(Ok(v))
+            (v >= target).then_some(Ok(v))
         };
         if let Some(r) = check() {
             return r;
@@ -230,6 +237,7 @@ impl Signal {
         let mut held = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         let result = loop {
+            self.wake_at.fetch_min(target, Ordering::SeqCst);
             if let Some(r) = check() {
                 break r;
             }
@@ -237,6 +245,19 @@ impl Signal {
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+}
+
+impl Signal {
+    /// Waits until the value differs from `seen` (it only grows: until it passes `seen`; see
+    /// [`Signal::wait_for`]).
+    pub(crate) fn wait_change(
+        &self,
+        seen: u64,
+        patience: &mut Patience,
+        abort: &AbortFlag,
+    ) -> Result<u64, Aborted> {
+        self.wait_for(seen + 1, patience, abort)
     }
 }
 
@@ -311,6 +332,35 @@ mod tests {
             }
             for w in waiters {
                 assert_eq!(w.join().unwrap(), 1000);
+            }
+        }
+    }
+
+    #[test]
+    fn parked_waiters_with_different_targets_all_wake() {
+        // Each waiter parks for its own target; an add below a target must not lose the
+        // wake-up of a waiter whose target it reaches.
+        for round in 0..50u64 {
+            let s = Arc::new(Signal::default());
+            let abort = Arc::new(AbortFlag::default());
+            let waiters: Vec<_> = [3u64, 1, 7, 5]
+                .into_iter()
+                .map(|target| {
+                    let (s, abort) = (Arc::clone(&s), Arc::clone(&abort));
+                    std::thread::spawn(move || {
+                        let seen = s.wait_for(target, &mut Patience::park(), &abort).unwrap();
+                        assert!(seen >= target, "woke at {seen} for {target}");
+                    })
+                })
+                .collect();
+            if round % 2 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for _ in 0..7 {
+                s.add(1);
+            }
+            for w in waiters {
+                w.join().unwrap();
             }
         }
     }

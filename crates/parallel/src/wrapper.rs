@@ -19,7 +19,7 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{NnError, TrainingListener, WorkspaceMode};
 
-use crate::board::{Board, Combine, Failure, Job, RoundStats};
+use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
@@ -76,6 +76,9 @@ struct Pool<T: DataType> {
     /// `board.copied` and `board.finished`).
     handed_out: u64,
     posted: u64,
+    /// `posted` at the end of each of the last `LOOKAHEAD` rounds, oldest first: a round is
+    /// posted once `board.started` reaches the oldest.
+    posted_by_round: [u64; LOOKAHEAD],
     /// Rounds run by this pool (for [`RoundStats`]).
     rounds: u64,
     /// How the coordinator waits for a copy (spin, then park; backs off when preempted).
@@ -264,6 +267,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             replicas: Vec::with_capacity(n),
             handed_out: 0,
             posted: 0,
+            posted_by_round: [0; LOOKAHEAD],
             rounds: 0,
             copy_patience: Patience::spin(COPY_SPIN),
             iteration: model.iteration_count(),
@@ -407,10 +411,10 @@ impl<T: DataType> Pool<T> {
         }
     }
 
-    /// One round: once every job posted before is taken (a trainer has at most one waiting),
+    /// One round: once every job of the rounds up to `LOOKAHEAD` before this one is taken,
     /// hands out up to one batch per trainer and posts the combine to trainers without a
     /// batch. Returns the number of batches (0: the source was exhausted). It does not wait
-    /// for the round to finish: the next round is posted while this one runs.
+    /// for the round to finish: the next rounds are posted while this one runs.
     ///
     /// A batch that stays valid for as long as it is held (rows a trainer gathers itself, a
     /// data set on the heap) is posted as it is. One in the source's memory (a prefetch
@@ -425,7 +429,11 @@ impl<T: DataType> Pool<T> {
         mode: WorkspaceMode,
     ) -> Result<usize, ParallelError> {
         let board = Arc::clone(&self.board);
-        self.wait(&board.started, self.posted, &mut Patience::park())?;
+        self.wait(
+            &board.started,
+            self.posted_by_round[0],
+            &mut Patience::park(),
+        )?;
         let n = self.threads.len();
         let mut active = 0;
         while active < n && source.has_next() {
@@ -451,6 +459,7 @@ impl<T: DataType> Pool<T> {
             return Ok(0);
         }
         board.handed_out(self.rounds, active);
+        self.posted_by_round.rotate_left(1);
         if combine != Combine::Alone {
             // A short round's combine needs every trainer at the barrier.
             for w in active..n {
@@ -458,6 +467,7 @@ impl<T: DataType> Pool<T> {
                 self.post(w, job);
             }
         }
+        self.posted_by_round[LOOKAHEAD - 1] = self.posted;
         Ok(active)
     }
 

@@ -3,7 +3,8 @@
 //! products use 1 thread, one model with 2 product threads, and ParallelWrapper with 2
 //! workers (1 product thread each): Averaging every round (DL4J's default) and every 5th,
 //! and SharedGradients. Reports examples/s
-//! (median of `--runs`), test accuracy, heap allocations per steady-state round or iteration
+//! (median of `--runs`, the configurations' runs interleaved; the speed ratio is the median
+//! of each run's ratio to the baseline run of the same pass), test accuracy, heap allocations per steady-state round or iteration
 //! (all threads; median after the first epoch) and the peak heap (workspaces included); for
 //! the wrapper, how often per round a wait parked its thread (`RoundStats`).
 
@@ -209,33 +210,43 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
             Config::Wrapper(TrainingMode::SharedGradients, 1),
         ),
     ];
-    let mut base = None;
-    for (k, (name, config)) in configs.into_iter().enumerate() {
-        if k > 0
-            && args
-                .only
-                .as_ref()
-                .is_some_and(|o| !name.contains(o.as_str()))
-        {
-            continue;
+    let chosen: Vec<(&str, Config)> = configs
+        .into_iter()
+        .enumerate()
+        .filter(|(k, (name, _))| {
+            *k == 0 || args.only.as_ref().is_none_or(|o| name.contains(o.as_str()))
+        })
+        .map(|(_, c)| c)
+        .collect();
+    // Interleaved (run 1 of every configuration, then run 2, ...), so that a slow spell of
+    // the machine hits every configuration alike; each speed ratio is the median of the
+    // runs' own ratios to the baseline of the same pass.
+    let mut outcomes: Vec<Vec<Outcome>> = chosen.iter().map(|_| Vec::new()).collect();
+    for _ in 0..args.runs {
+        for ((_, config), runs) in chosen.iter().zip(&mut outcomes) {
+            runs.push(run_once(*config, &train, &test, args.epochs, alloc)?);
         }
-        let mut outcomes = Vec::with_capacity(args.runs);
-        for _ in 0..args.runs {
-            outcomes.push(run_once(config, &train, &test, args.epochs, alloc)?);
-        }
-        outcomes.sort_by(|a, b| a.examples_per_s.total_cmp(&b.examples_per_s));
-        let m = &outcomes[outcomes.len() / 2];
-        let speed = m.examples_per_s;
-        let base_speed = *base.get_or_insert(speed);
-        let mut cpu: Vec<f64> = outcomes.iter().map(|o| o.cpu_ms_per_1k).collect();
+    }
+    let base: Vec<f64> = outcomes[0].iter().map(|o| o.examples_per_s).collect();
+    for ((name, _), mut runs) in chosen.iter().zip(outcomes) {
+        let mut ratios: Vec<f64> = runs
+            .iter()
+            .zip(&base)
+            .map(|(o, b)| o.examples_per_s / b)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let mut cpu: Vec<f64> = runs.iter().map(|o| o.cpu_ms_per_1k).collect();
         cpu.sort_by(f64::total_cmp);
+        runs.sort_by(|a, b| a.examples_per_s.total_cmp(&b.examples_per_s));
+        let m = &runs[runs.len() / 2];
         println!(
-            "{name:<44} {speed:>11.0} {:>8.1} {:>8.2}% {:>12} {:>10}  ({:.2}x)",
+            "{name:<44} {:>11.0} {:>8.1} {:>8.2}% {:>12} {:>10}  ({:.2}x)",
+            m.examples_per_s,
             cpu[cpu.len() / 2],
             m.accuracy * 100.0,
             m.allocations,
             human_bytes(m.peak),
-            speed / base_speed
+            ratios[ratios.len() / 2]
         );
         if let Some(st) = m.stats {
             let per = |x: u64| x as f64 / st.rounds.max(1) as f64;
