@@ -15,7 +15,7 @@ use dl4rs_array::DataType;
 
 use crate::dataset::{DataSet, shuffle_indices};
 use crate::error::{DataError, invalid};
-use crate::lazy::{LazyDataSet, RowBatch};
+use crate::lazy::{Lazy, LazyDataSet, RowBatch};
 
 /// A source of mini-batches, DL4J's `DataSetIterator`.
 ///
@@ -53,13 +53,13 @@ pub trait DataSetIterator<T: DataType = f32> {
     /// batch (a read error, workspace misuse); the iterator stays usable and `reset` works.
     fn next(&mut self) -> Option<Result<DataSet<T>, DataError>>;
 
-    /// The next mini-batch, possibly not gathered yet (see [`LazyDataSet`]): for a consumer
+    /// The next mini-batch, possibly not gathered yet (see [`Lazy`]): for a consumer
     /// that hands batches to other threads, each gathering its own (ParallelWrapper's
     /// trainers). The batch and the epoch's order are the same as `next()`'s. The default is
-    /// `next()`, [`LazyDataSet::Ready`]; an iterator over data held in memory returns
-    /// [`LazyDataSet::Rows`] without copying anything.
+    /// `next()`, [`Lazy::Ready`]; an iterator over data held in memory returns
+    /// [`Lazy::Rows`] without copying anything.
     fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
-        self.next().map(|b| b.map(LazyDataSet::Ready))
+        self.next().map(|b| b.map(Lazy::Ready))
     }
 
     /// Whether [`next`](DataSetIterator::next) has another batch this epoch.
@@ -249,7 +249,7 @@ impl<T: DataType> InMemoryDataSetIterator<T> {
     }
 
     /// The next batch's rows (and advances past them); `None` at the end of the epoch.
-    fn next_rows(&mut self) -> Option<RowBatch<T>> {
+    fn next_rows(&mut self) -> Option<RowBatch<DataSet<T>>> {
         if !self.has_next() {
             return None;
         }
@@ -272,7 +272,7 @@ impl<T: DataType> DataSetIterator<T> for InMemoryDataSetIterator<T> {
     }
 
     fn next_lazy(&mut self) -> Option<Result<LazyDataSet<T>, DataError>> {
-        self.next_rows().map(|rows| Ok(LazyDataSet::Rows(rows)))
+        self.next_rows().map(|rows| Ok(Lazy::Rows(rows)))
     }
 
     fn has_next(&self) -> bool {

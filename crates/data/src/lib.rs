@@ -75,6 +75,6 @@ pub use async_multi::{AsyncMultiDataSetIterator, MultiSource};
 pub use dataset::{DataSet, shuffle_indices};
 pub use error::DataError;
 pub use iterator::{DataSetIterator, InMemoryDataSetIterator};
-pub use lazy::{LazyDataSet, RowBatch};
+pub use lazy::{GatherRows, Lazy, LazyDataSet, LazyMultiDataSet, RowBatch};
 pub use multi::{InMemoryMultiDataSetIterator, MultiDataSet, MultiDataSetIterator};
 pub use shield::{AsyncShieldDataSetIterator, AsyncShieldMultiDataSetIterator};

@@ -7,11 +7,14 @@
 //! put them on the heap when every input array is on the heap, else in the current workspace;
 //! an iterator's `next()` allocates in the caller's current workspace.
 
+use std::sync::Arc;
+
 use dl4rs_array::{ArrayOps, AsView, DataType, NdArray, ops};
 use dl4rs_memory::{Workspace, WorkspaceScope, scope_out_of_workspaces};
 
 use crate::dataset::{DataSet, shuffle_indices};
 use crate::error::{DataError, invalid};
+use crate::lazy::{Lazy, LazyMultiDataSet, RowBatch};
 
 /// Examples with several inputs and outputs: `features[k]` is input array `k`
 /// (`[n, ...]`), `labels[k]` output array `k`; row `i` of every array is example `i`. Each
@@ -222,7 +225,7 @@ impl<T: DataType> MultiDataSet<T> {
         })
     }
 
-    fn try_map_ref(
+    pub(crate) fn try_map_ref(
         &self,
         mut f: impl FnMut(&NdArray<T>) -> Result<NdArray<T>, DataError>,
     ) -> Result<Self, DataError> {
@@ -480,6 +483,12 @@ fn permute_rows<T: DataType>(a: &mut NdArray<T>, perm: &[usize]) -> Result<(), D
 pub trait MultiDataSetIterator<T: DataType = f32> {
     /// The next mini-batch, or `None` at the end of the epoch.
     fn next(&mut self) -> Option<Result<MultiDataSet<T>, DataError>>;
+    /// The next mini-batch, possibly not gathered yet (see
+    /// [`DataSetIterator::next_lazy`](crate::DataSetIterator::next_lazy)); the default is
+    /// `next()`, [`Lazy::Ready`].
+    fn next_lazy(&mut self) -> Option<Result<LazyMultiDataSet<T>, DataError>> {
+        self.next().map(|b| b.map(Lazy::Ready))
+    }
     /// Whether there is another batch this epoch.
     fn has_next(&self) -> bool;
     /// Starts the next epoch; fails when `reset_supported` is false.
@@ -497,6 +506,9 @@ pub trait MultiDataSetIterator<T: DataType = f32> {
 impl<T: DataType, I: MultiDataSetIterator<T> + ?Sized> MultiDataSetIterator<T> for Box<I> {
     fn next(&mut self) -> Option<Result<MultiDataSet<T>, DataError>> {
         (**self).next()
+    }
+    fn next_lazy(&mut self) -> Option<Result<LazyMultiDataSet<T>, DataError>> {
+        (**self).next_lazy()
     }
     fn has_next(&self) -> bool {
         (**self).has_next()
@@ -542,9 +554,10 @@ impl<T: DataType, I: MultiDataSetIterator<T> + ?Sized> MultiDataSetIterator<T> f
 /// ```
 #[derive(Debug)]
 pub struct InMemoryMultiDataSetIterator<T: DataType = f32> {
-    data: MultiDataSet<T>,
+    /// Shared with the row batches of `next_lazy`, as `InMemoryDataSetIterator`'s.
+    data: Arc<MultiDataSet<T>>,
     batch: usize,
-    order: Vec<usize>,
+    order: Arc<Vec<usize>>,
     cursor: usize,
     epoch: u64,
     shuffle_seed: Option<u64>,
@@ -561,9 +574,9 @@ impl<T: DataType> InMemoryMultiDataSetIterator<T> {
         }
         let n = data.num_examples_for("InMemoryMultiDataSetIterator::new")?;
         Ok(InMemoryMultiDataSetIterator {
-            data: data.detach()?,
+            data: Arc::new(data.detach()?),
             batch,
-            order: (0..n).collect(),
+            order: Arc::new((0..n).collect()),
             cursor: 0,
             epoch: 0,
             shuffle_seed: None,
@@ -584,25 +597,37 @@ impl<T: DataType> InMemoryMultiDataSetIterator<T> {
 
     fn start_epoch(&mut self) {
         self.cursor = 0;
-        for (i, v) in self.order.iter_mut().enumerate() {
+        let order = Arc::make_mut(&mut self.order);
+        for (i, v) in order.iter_mut().enumerate() {
             *v = i;
         }
         if let Some(seed) = self.shuffle_seed {
-            shuffle_indices(&mut self.order, seed.wrapping_add(self.epoch));
+            shuffle_indices(order, seed.wrapping_add(self.epoch));
         }
+    }
+
+    /// The next batch's rows (and advances past them); `None` at the end of the epoch.
+    fn next_rows(&mut self) -> Option<RowBatch<MultiDataSet<T>>> {
+        if !self.has_next() {
+            return None;
+        }
+        let end = (self.cursor + self.batch).min(self.order.len());
+        let rows = RowBatch::new(
+            Arc::clone(&self.data),
+            Arc::clone(&self.order),
+            self.cursor..end,
+        );
+        self.cursor = end;
+        Some(rows)
     }
 }
 
 impl<T: DataType> MultiDataSetIterator<T> for InMemoryMultiDataSetIterator<T> {
     fn next(&mut self) -> Option<Result<MultiDataSet<T>, DataError>> {
-        if !self.has_next() {
-            return None;
-        }
-        let end = (self.cursor + self.batch).min(self.order.len());
-        let rows = &self.order[self.cursor..end];
-        let batch = self.data.try_map_ref(|a| Ok(a.gather_rows(rows)?));
-        self.cursor = end;
-        Some(batch)
+        self.next_rows().map(|rows| rows.gather())
+    }
+    fn next_lazy(&mut self) -> Option<Result<LazyMultiDataSet<T>, DataError>> {
+        self.next_rows().map(|rows| Ok(Lazy::Rows(rows)))
     }
     fn has_next(&self) -> bool {
         self.cursor < self.order.len()

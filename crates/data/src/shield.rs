@@ -9,7 +9,7 @@ use dl4rs_array::DataType;
 use crate::dataset::DataSet;
 use crate::error::DataError;
 use crate::iterator::DataSetIterator;
-use crate::lazy::LazyDataSet;
+use crate::lazy::{LazyDataSet, LazyMultiDataSet};
 use crate::multi::{MultiDataSet, MultiDataSetIterator};
 
 /// Wraps an iterator and reports [`async_supported`](DataSetIterator::async_supported) = false;
@@ -153,6 +153,10 @@ impl<T: DataType, I: MultiDataSetIterator<T>> MultiDataSetIterator<T>
 {
     fn next(&mut self) -> Option<Result<MultiDataSet<T>, DataError>> {
         self.inner.next()
+    }
+
+    fn next_lazy(&mut self) -> Option<Result<LazyMultiDataSet<T>, DataError>> {
+        self.inner.next_lazy()
     }
 
     fn has_next(&self) -> bool {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{ids, numbered};
-use dl4rs_data::{DataSetIterator, InMemoryDataSetIterator};
+use dl4rs_data::{DataSetIterator, InMemoryDataSetIterator, Lazy};
 use dl4rs_memory::{WorkspaceConfig, get_and_activate_workspace};
 
 /// All batches of the current epoch, as example ids, each batch made inside a workspace
@@ -210,4 +210,86 @@ fn masks_are_batched_too() {
         assert!(b.features_mask.is_none());
         assert_eq!(b.labels_mask.unwrap().to_vec().unwrap(), want);
     }
+}
+
+#[test]
+fn lazy_batches_are_the_rows_next_would_gather_and_survive_a_reshuffle() {
+    let n = 23;
+    let mut eager = InMemoryDataSetIterator::new(numbered(n), 5)
+        .unwrap()
+        .with_shuffle(3);
+    let mut lazy = InMemoryDataSetIterator::new(numbered(n), 5)
+        .unwrap()
+        .with_shuffle(3);
+    let cfg = WorkspaceConfig::default();
+    let mut kept = Vec::new();
+    for _ in 0..3 {
+        while eager.has_next() {
+            assert!(lazy.has_next());
+            let want = ids(&eager.next().unwrap().unwrap());
+            let Some(Ok(Lazy::Rows(rows))) = lazy.next_lazy() else {
+                panic!("an in-memory iterator hands out rows");
+            };
+            assert_eq!(rows.rows(), want.as_slice());
+            assert_eq!(rows.num_examples(), want.len());
+            {
+                // Gathered into the current workspace, as next() would be.
+                let _cycle = get_and_activate_workspace(&cfg, "IT_LAZY").unwrap();
+                let b = rows.gather().unwrap();
+                assert_eq!(b.features.workspace_id(), Some("IT_LAZY"));
+                assert_eq!(ids(&b), want);
+            }
+            kept.push((rows, want));
+        }
+        assert!(lazy.next_lazy().is_none());
+        eager.reset().unwrap();
+        lazy.reset().unwrap();
+    }
+    // Row batches held across reshuffles still name their own epoch's rows.
+    for (rows, want) in &kept {
+        assert_eq!(ids(&rows.gather().unwrap()), *want);
+    }
+    // The data set comes back (a copy while row batches still share it).
+    assert_eq!(ids(&lazy.into_data().unwrap()).len(), n);
+}
+
+#[test]
+fn other_iterators_hand_out_ready_batches() {
+    // The default next_lazy is next(): a boxed iterator forwards to the in-memory one, an
+    // iterator without its own next_lazy gives Ready batches.
+    struct Once(Option<dl4rs_data::DataSet>);
+    impl DataSetIterator for Once {
+        fn next(&mut self) -> Option<Result<dl4rs_data::DataSet, dl4rs_data::DataError>> {
+            self.0.take().map(Ok)
+        }
+        fn has_next(&self) -> bool {
+            self.0.is_some()
+        }
+        fn reset(&mut self) -> Result<(), dl4rs_data::DataError> {
+            Ok(())
+        }
+        fn reset_supported(&self) -> bool {
+            false
+        }
+        fn async_supported(&self) -> bool {
+            false
+        }
+        fn batch(&self) -> usize {
+            4
+        }
+        fn total_outcomes(&self) -> usize {
+            1
+        }
+        fn input_columns(&self) -> usize {
+            1
+        }
+        fn total_examples(&self) -> Option<usize> {
+            None
+        }
+    }
+    let mut once = Once(Some(numbered(4)));
+    assert!(matches!(once.next_lazy(), Some(Ok(Lazy::Ready(_)))));
+    let mut boxed: Box<dyn DataSetIterator> =
+        Box::new(InMemoryDataSetIterator::new(numbered(4), 2).unwrap());
+    assert!(matches!(boxed.next_lazy(), Some(Ok(Lazy::Rows(_)))));
 }

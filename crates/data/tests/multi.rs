@@ -3,7 +3,7 @@
 //! iterator.
 
 use dl4rs_array::NdArray;
-use dl4rs_data::{DataSet, InMemoryMultiDataSetIterator, MultiDataSet, MultiDataSetIterator};
+use dl4rs_data::{DataSet, InMemoryMultiDataSetIterator, Lazy, MultiDataSet, MultiDataSetIterator};
 use dl4rs_memory::{WorkspaceConfig, get_and_activate_workspace};
 
 /// `n` examples: a = [i], b = [10i, 10i+1], y = [100i], masks [i, i] / [-i].
@@ -236,4 +236,33 @@ fn in_memory_iterator_every_example_once_per_epoch() {
     assert_eq!(ids(&boxed.next().unwrap().unwrap()), [0, 1, 2, 3, 4]);
     assert!(!boxed.has_next());
     assert!(InMemoryMultiDataSetIterator::new(multi(2), 0).is_err());
+}
+
+#[test]
+fn in_memory_iterator_hands_out_the_rows_next_would_gather() {
+    let mut eager = InMemoryMultiDataSetIterator::new(multi(10), 3)
+        .unwrap()
+        .with_shuffle(4);
+    let mut lazy: Box<dyn MultiDataSetIterator> = Box::new(
+        InMemoryMultiDataSetIterator::new(multi(10), 3)
+            .unwrap()
+            .with_shuffle(4),
+    );
+    let cfg = WorkspaceConfig::default();
+    for _ in 0..2 {
+        while let Some(b) = eager.next() {
+            let want = ids(&b.unwrap());
+            let Some(Ok(Lazy::Rows(rows))) = lazy.next_lazy() else {
+                panic!("an in-memory iterator hands out rows");
+            };
+            assert_eq!(rows.rows(), want.as_slice());
+            let _cycle = get_and_activate_workspace(&cfg, "MULTI_LAZY").unwrap();
+            let got = rows.gather().unwrap();
+            assert!(got.features[0].is_attached());
+            assert_eq!(ids(&got), want);
+        }
+        assert!(lazy.next_lazy().is_none());
+        eager.reset().unwrap();
+        lazy.reset().unwrap();
+    }
 }

@@ -3,9 +3,7 @@
 //! caller's while the prefetch thread owns it.
 
 use dl4rs_array::DataType;
-use dl4rs_data::{
-    DataError, DataSet, DataSetIterator, LazyDataSet, MultiDataSet, MultiDataSetIterator,
-};
+use dl4rs_data::{DataError, DataSet, DataSetIterator, Lazy, MultiDataSet, MultiDataSetIterator};
 
 use crate::error::ParallelError;
 use crate::worker::Batch;
@@ -23,8 +21,8 @@ impl<T: DataType> Rounds<T> for &mut dyn DataSetIterator<T> {
     fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>> {
         self.next_lazy().map(|b| {
             b.map(|b| match b {
-                LazyDataSet::Ready(d) => Batch::Single(d),
-                LazyDataSet::Rows(r) => Batch::Rows(r),
+                Lazy::Ready(d) => Batch::Single(d),
+                Lazy::Rows(r) => Batch::Rows(r),
             })
         })
     }
@@ -35,7 +33,12 @@ impl<T: DataType> Rounds<T> for &mut dyn MultiDataSetIterator<T> {
         MultiDataSetIterator::has_next(&**self)
     }
     fn next_batch(&mut self) -> Option<Result<Batch<T>, DataError>> {
-        self.next().map(|b| b.map(Batch::Multi))
+        self.next_lazy().map(|b| {
+            b.map(|b| match b {
+                Lazy::Ready(d) => Batch::Multi(d),
+                Lazy::Rows(r) => Batch::MultiRows(r),
+            })
+        })
     }
 }
 

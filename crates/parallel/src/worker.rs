@@ -53,8 +53,9 @@ pub(crate) fn lock<T: DataType>(r: &Replica<T>) -> MutexGuard<'_, Box<dyn Model<
 pub(crate) enum Batch<T: DataType> {
     Single(DataSet<T>),
     Multi(MultiDataSet<T>),
-    /// Rows the trainer gathers itself (`LazyDataSet::Rows`).
-    Rows(RowBatch<T>),
+    /// Rows the trainer gathers itself (`Lazy::Rows`).
+    Rows(RowBatch<DataSet<T>>),
+    MultiRows(RowBatch<MultiDataSet<T>>),
 }
 
 impl<T: DataType> Batch<T> {
@@ -65,7 +66,7 @@ impl<T: DataType> Batch<T> {
         match self {
             Batch::Single(d) => d.is_held_by(None),
             Batch::Multi(d) => d.is_held_by(None),
-            Batch::Rows(_) => true,
+            Batch::Rows(_) | Batch::MultiRows(_) => true,
         }
     }
 
@@ -76,6 +77,7 @@ impl<T: DataType> Batch<T> {
             (Batch::Multi(d), true) => Batch::Multi(d.migrate()?),
             (Batch::Multi(d), false) => Batch::Multi(d.detach()?),
             (Batch::Rows(r), _) => Batch::Single(r.gather()?),
+            (Batch::MultiRows(r), _) => Batch::Multi(r.gather()?),
         })
     }
 
@@ -84,6 +86,7 @@ impl<T: DataType> Batch<T> {
             Batch::Single(d) => (m.compute_gradient_data_set(d)?, d.num_examples()),
             Batch::Multi(d) => (m.compute_gradient_multi(d)?, d.num_examples()?),
             Batch::Rows(r) => (m.compute_gradient_data_set(&r.gather()?)?, r.num_examples()),
+            Batch::MultiRows(r) => (m.compute_gradient_multi(&r.gather()?)?, r.num_examples()),
         })
     }
 }
@@ -263,7 +266,7 @@ impl<T: DataType> Trainer<T> {
         combine: Combine,
         config: &WorkspaceConfig,
     ) -> Result<(f64, usize), RoundError> {
-        let gather = matches!(batch, Batch::Rows(_));
+        let gather = matches!(batch, Batch::Rows(_) | Batch::MultiRows(_));
         let _scope = if self.workspaces && (copy || gather) {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
         } else {
