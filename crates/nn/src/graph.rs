@@ -60,6 +60,25 @@ pub struct ComputationGraph<T: DataType = f32> {
 impl<T: DataType> ComputationGraph<T> {
     /// Builds and initializes a graph (DL4J `new ComputationGraph(conf); init()`).
     pub fn new(conf: ComputationGraphConfiguration) -> Result<Self, NnError> {
+        let mut graph = Self::build(conf)?;
+        graph.core.engine.init_from_seed()?;
+        Ok(graph)
+    }
+
+    /// Builds a graph with the given parameters (a `[num_params]` array, or any shape with
+    /// that many values) instead of random ones (DL4J `init(params, true)`): no weight
+    /// initialization is run. Updater state and counters start at zero.
+    pub fn with_params(
+        conf: ComputationGraphConfiguration,
+        params: &impl AsView<T>,
+    ) -> Result<Self, NnError> {
+        let mut graph = Self::build(conf)?;
+        graph.set_params(params)?;
+        Ok(graph)
+    }
+
+    /// The graph's structure, parameters zero.
+    fn build(conf: ComputationGraphConfiguration) -> Result<Self, NnError> {
         let conf = conf.validated()?;
         let plan = conf.plan()?;
         let n = conf.vertices.len();

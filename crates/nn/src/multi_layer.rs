@@ -55,6 +55,25 @@ pub struct MultiLayerNetwork<T: DataType = f32> {
 impl<T: DataType> MultiLayerNetwork<T> {
     /// Builds and initializes a network (DL4J `new MultiLayerNetwork(conf); init()`).
     pub fn new(conf: MultiLayerConfiguration) -> Result<Self, NnError> {
+        let mut net = Self::build(conf)?;
+        net.engine_mut().init_from_seed()?;
+        Ok(net)
+    }
+
+    /// Builds a network with the given parameters (a `[num_params]` array, or any shape with
+    /// that many values) instead of random ones (DL4J `init(params, true)`): no weight
+    /// initialization is run. Updater state and counters start at zero.
+    pub fn with_params(
+        conf: MultiLayerConfiguration,
+        params: &impl AsView<T>,
+    ) -> Result<Self, NnError> {
+        let mut net = Self::build(conf)?;
+        net.set_params(params)?;
+        Ok(net)
+    }
+
+    /// The network's structure, parameters zero.
+    fn build(conf: MultiLayerConfiguration) -> Result<Self, NnError> {
         let conf = conf.validated()?;
         let plan = conf.plan()?;
         let mut nodes = Vec::with_capacity(plan.len() * 2);

@@ -604,3 +604,72 @@ fn prefetched_graph_training_is_bit_identical_to_direct_training() {
     );
     assert_eq!(prefetched.iteration_count(), 10);
 }
+
+#[test]
+fn with_params_builds_the_same_network_without_initializing_it() {
+    let mode = WorkspaceMode::Enabled;
+    let mut list = global(mode)
+        .list()
+        .set_input_type(InputType::feed_forward(6));
+    for l in layers() {
+        list = list.layer(l);
+    }
+    let conf = list.build().unwrap();
+    let mut mln = MultiLayerNetwork::<f32>::new(conf.clone()).unwrap();
+    let (x, y) = (rand(&[10, 6], 3), onehot(10, 4, 1));
+    for _ in 0..3 {
+        mln.fit_arrays(&x, &y).unwrap();
+    }
+    let mut copy = MultiLayerNetwork::<f32>::with_params(conf.clone(), mln.params()).unwrap();
+    assert_eq!(
+        copy.params().to_vec().unwrap(),
+        mln.params().to_vec().unwrap()
+    );
+    assert_eq!(copy.iteration_count(), 0);
+    assert!(
+        copy.updater_state()
+            .to_vec()
+            .unwrap()
+            .iter()
+            .all(|&v| v == 0.0)
+    );
+    // Batch-norm statistics are layer state, not parameters.
+    for (name, values) in Model::layer_states(&mln) {
+        Model::set_layer_state(&mut copy, &name, &values).unwrap();
+    }
+    assert_eq!(
+        copy.output(&x, false).unwrap().to_vec().unwrap(),
+        mln.output(&x, false).unwrap().to_vec().unwrap()
+    );
+    let short = NdArray::<f32>::zeros(&[3]).unwrap();
+    match MultiLayerNetwork::<f32>::with_params(conf, &short) {
+        Err(e) => assert!(e.to_string().contains("expected"), "{e}"),
+        Ok(_) => panic!("3 values for a larger network must be an error"),
+    }
+
+    let mut b = global(mode)
+        .graph_builder()
+        .add_inputs(&["in"])
+        .set_input_types(&[InputType::feed_forward(6)]);
+    let mut prev = "in".to_string();
+    for (i, l) in layers().into_iter().enumerate() {
+        let name = format!("l{i}");
+        b = b.add_layer(&name, l, &[&prev]);
+        prev = name;
+    }
+    let gconf = b.set_outputs(&[&prev]).build().unwrap();
+    let mut graph = ComputationGraph::<f32>::new(gconf.clone()).unwrap();
+    graph.fit_arrays(&[x.view()], &[y.view()]).unwrap();
+    let mut gcopy = ComputationGraph::<f32>::with_params(gconf, graph.params()).unwrap();
+    for (name, values) in Model::layer_states(&graph) {
+        Model::set_layer_state(&mut gcopy, &name, &values).unwrap();
+    }
+    assert_eq!(
+        gcopy.output(&[x.view()], false).unwrap()[0]
+            .to_vec()
+            .unwrap(),
+        graph.output(&[x.view()], false).unwrap()[0]
+            .to_vec()
+            .unwrap()
+    );
+}

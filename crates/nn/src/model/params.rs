@@ -98,8 +98,13 @@ impl<T: DataType> ParamStore<T> {
                 src.shape()
             )));
         }
-        let flat = src.dup()?.reshape(&[n])?;
-        target.assign(&flat)?;
+        // A contiguous source is copied as it is: a `dup` first would put a fresh heap array
+        // of the network's size (page faults and all) on every call, as ParallelWrapper's
+        // copy of replica 0 into the model at the end of every `fit`.
+        match src.reshape(&[n]) {
+            Ok(flat) => target.assign(&flat)?,
+            Err(_) => target.assign(&src.dup()?.reshape(&[n])?)?,
+        }
         Ok(())
     }
 

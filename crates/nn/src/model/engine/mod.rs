@@ -195,10 +195,8 @@ impl<T: DataType> Engine<T> {
         let max_inputs = nodes.iter().map(|n| n.inputs.len()).max().unwrap_or(1);
         let mut ops = Vec::with_capacity(n);
         let mut meta = Vec::with_capacity(n);
-        let mut seeds = Vec::with_capacity(n);
         for (node, range) in nodes.into_iter().zip(ranges) {
             ops.push(node.op);
-            seeds.push(node.layer_index);
             meta.push(NodeMeta {
                 name: node.name,
                 param_prefix: node.param_prefix,
@@ -208,7 +206,7 @@ impl<T: DataType> Engine<T> {
                 layer_index: node.layer_index,
             });
         }
-        let mut engine = Engine {
+        Ok(Engine {
             global,
             ops,
             meta,
@@ -229,9 +227,15 @@ impl<T: DataType> Engine<T> {
             epoch: 0,
             score: f64::NAN,
             rnn_mode: RecurrentMode::Fresh,
-        };
-        engine.init_params(&seeds)?;
-        Ok(engine)
+        })
+    }
+
+    /// Initializes every layer's parameters from the global seed and the layer's index (what
+    /// a new network starts from; `Engine::new` leaves them zero, for a network built with
+    /// given parameters).
+    pub fn init_from_seed(&mut self) -> Result<(), NnError> {
+        let seeds: Vec<usize> = self.meta.iter().map(|m| m.layer_index).collect();
+        self.init_params(&seeds)
     }
 
     fn init_params(&mut self, seeds: &[usize]) -> Result<(), NnError> {
