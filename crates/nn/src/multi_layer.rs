@@ -593,14 +593,6 @@ macro_rules! impl_model_common {
         fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError> {
             crate::model::apply_gradients(self, batch_size)
         }
-        fn apply_gradients_with(
-            &mut self,
-            batch_size: usize,
-            block: usize,
-            fill: &mut dyn FnMut(std::ops::Range<usize>, &mut [T]),
-        ) -> Result<(), NnError> {
-            crate::model::apply_gradients_with(self, batch_size, block, fill)
-        }
         fn set_updater_state(&mut self, state: &ArrayView<'_, T>) -> Result<(), NnError> {
             self.core.engine.set_flat(state, false)
         }

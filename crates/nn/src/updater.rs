@@ -182,57 +182,20 @@ pub(crate) fn apply<T: DataType>(
     iteration: u64,
 ) -> Result<(), ArrayError> {
     let n = params.len();
-    apply_range(
-        updater,
-        reg,
-        params,
-        grads,
-        state,
-        segments,
-        iteration,
-        0..n,
-    )
-}
-
-/// [`apply`] to the elements `range` of the flat arrays only (`params` and `grads` are the
-/// whole arrays; `state` holds each per-parameter array of the updater in turn). Every step is
-/// per element without fused operations, so applying it to consecutive ranges gives the same
-/// bits as one call (ParallelWrapper applies it block by block, each block right after
-/// reading its summed gradient, while it is in cache).
-#[allow(clippy::too_many_arguments)] // `apply`'s arguments and the range
-pub(crate) fn apply_range<T: DataType>(
-    updater: &Updater,
-    reg: &Regularization,
-    params: &mut [T],
-    grads: &mut [T],
-    state: &mut [T],
-    segments: &[Segment],
-    iteration: u64,
-    range: Range<usize>,
-) -> Result<(), ArrayError> {
-    let n = params.len();
     let t = T::from_f64;
-    // The regularized segments' parts within `range`, relative to it.
-    let local = |seg: &Segment| {
-        let lo = seg.range.start.max(range.start);
-        let hi = seg.range.end.min(range.end);
-        (seg.regularize && lo < hi).then(|| lo - range.start..hi - range.start)
-    };
-    let params = &mut params[range.clone()];
-    let grads = &mut grads[range.clone()];
     if reg.l1 != 0.0 || reg.l2 != 0.0 {
-        for r in segments.iter().filter_map(local) {
+        for seg in segments.iter().filter(|s| s.regularize) {
+            let r = seg.range.clone();
             update::l1_l2(t(reg.l1), t(reg.l2), &params[r.clone()], &mut grads[r])?;
         }
     }
     let (p, g) = (&mut *params, &*grads);
-    let first = range.clone();
     match *updater {
         Updater::Sgd { learning_rate } => update::sgd(t(learning_rate), g, p)?,
         Updater::Nesterovs {
             learning_rate,
             momentum,
-        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[first], p)?,
+        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[..n], p)?,
         Updater::Adam {
             learning_rate,
             beta1,
@@ -248,8 +211,8 @@ pub(crate) fn apply_range<T: DataType>(
                 t(beta2),
                 t(epsilon),
                 g,
-                &mut m[first.clone()],
-                &mut v[first],
+                m,
+                &mut v[..n],
                 p,
             )?
         }
@@ -262,19 +225,19 @@ pub(crate) fn apply_range<T: DataType>(
             t(rms_decay),
             t(epsilon),
             g,
-            &mut state[first],
+            &mut state[..n],
             p,
         )?,
         Updater::AdaGrad {
             learning_rate,
             epsilon,
-        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[first], p)?,
+        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[..n], p)?,
         Updater::NoOp => {}
     }
     if reg.weight_decay != 0.0 {
         let k = t(updater.learning_rate() * reg.weight_decay);
-        for r in segments.iter().filter_map(local) {
-            update::weight_decay(k, &mut params[r]);
+        for seg in segments.iter().filter(|s| s.regularize) {
+            update::weight_decay(k, &mut params[seg.range.clone()]);
         }
     }
     Ok(())
@@ -296,56 +259,6 @@ mod tests {
             apply(&u, &reg, &mut p, &mut g, &mut state, &seg, it).unwrap();
         }
         p
-    }
-
-    #[test]
-    fn blocks_give_the_bits_of_one_pass_for_every_updater() {
-        let n = 1000;
-        let reg = Regularization {
-            l1: 1e-3,
-            l2: 1e-2,
-            weight_decay: 1e-2,
-        };
-        // Two segments, the second not regularized, split across blocks.
-        let segments = [
-            Segment {
-                range: 0..700,
-                regularize: true,
-            },
-            Segment {
-                range: 700..n,
-                regularize: false,
-            },
-        ];
-        for u in [
-            Updater::sgd(0.1),
-            Updater::nesterovs(0.1),
-            Updater::adam(1e-2),
-            Updater::rmsprop(1e-2),
-            Updater::adagrad(1e-2),
-        ] {
-            let init: Vec<f32> = (0..n)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 70.0)
-                .collect();
-            let grad: Vec<f32> = (0..n)
-                .map(|i| ((i * 13 % 89) as f32 - 44.0) / 90.0)
-                .collect();
-            let (mut p1, mut p2) = (init.clone(), init.clone());
-            let mut s1 = vec![0.3f32; n * u.state_per_param()];
-            let mut s2 = s1.clone();
-            for it in 0..3 {
-                let mut g1 = grad.clone();
-                apply(&u, &reg, &mut p1, &mut g1, &mut s1, &segments, it).unwrap();
-                let mut g2 = grad.clone();
-                for lo in (0..n).step_by(96) {
-                    let r = lo..(lo + 96).min(n);
-                    apply_range(&u, &reg, &mut p2, &mut g2, &mut s2, &segments, it, r).unwrap();
-                }
-                assert_eq!(g1, g2, "{u:?}: gradients after L1/L2");
-            }
-            assert_eq!(p1, p2, "{u:?}");
-            assert_eq!(s1, s2, "{u:?}");
-        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The exchange buffer workers average parameters or sum gradients through, allocated once:
-//! the array is cut into chunks, each behind its own lock, so workers add their arrays
+//! the array is cut into chunks, each behind its own mutex, so workers add their arrays
 //! concurrently (each starts at a different chunk and wraps around, so they rarely meet) and
-//! then read the result back concurrently (readers share a chunk's lock). No round allocates; the coordinator never touches it.
+//! then read the result back concurrently. No round allocates; the coordinator never touches it.
 //!
 //! Two buffers serve alternate combines (by the generation's parity): a trainer that has read
 //! this round's result may start the next round at once (its job is posted ahead:
@@ -17,7 +17,7 @@
 //! Regions: the parameters at 0, the updater state at the next chunk boundary, so a region's
 //! first writer of a chunk never meets another region's values.
 
-use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError};
 
 use dl4rs_array::DataType;
 
@@ -33,7 +33,7 @@ struct Chunk<T> {
 /// The preallocated buffers of one wrapper: chunks `0..per_buffer` for even generations,
 /// the next `per_buffer` for odd ones.
 pub(crate) struct Exchange<T> {
-    chunks: Vec<RwLock<Chunk<T>>>,
+    chunks: Vec<Mutex<Chunk<T>>>,
     per_buffer: usize,
 }
 
@@ -50,7 +50,7 @@ impl<T: DataType> Exchange<T> {
             per_buffer: n,
             chunks: (0..2 * n)
                 .map(|_| {
-                    RwLock::new(Chunk {
+                    Mutex::new(Chunk {
                         generation: 0,
                         values: vec![T::ZERO; CHUNK],
                     })
@@ -83,23 +83,13 @@ impl<T: DataType> Exchange<T> {
         })
     }
 
-    /// Chunk `c` of `generation`'s buffer, to write.
-    fn lock(&self, generation: u64, c: usize) -> RwLockWriteGuard<'_, Chunk<T>> {
+    /// Chunk `c` of `generation`'s buffer.
+    fn lock(&self, generation: u64, c: usize) -> std::sync::MutexGuard<'_, Chunk<T>> {
+        let c = c + (generation % 2) as usize * self.per_buffer;
         // A worker that panicked holding a chunk poisons it; the round is abandoned anyway.
-        self.chunks[self.index(generation, c)]
-            .write()
+        self.chunks[c]
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Chunk `c` of `generation`'s buffer, to read.
-    fn lock_read(&self, generation: u64, c: usize) -> RwLockReadGuard<'_, Chunk<T>> {
-        self.chunks[self.index(generation, c)]
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn index(&self, generation: u64, c: usize) -> usize {
-        c + (generation % 2) as usize * self.per_buffer
     }
 
     /// Adds `weight × src` into the region at `offset` (the first contribution of
@@ -175,7 +165,7 @@ impl<T: DataType> Exchange<T> {
         workers: usize,
     ) {
         for (c, at, range) in self.spans(offset, dst.len(), worker, workers) {
-            let chunk = self.lock_read(generation, c);
+            let chunk = self.lock(generation, c);
             let dst = &mut dst[range.clone()];
             if chunk.generation != generation {
                 dst.fill(T::ZERO);

@@ -34,7 +34,7 @@ use dl4rs_nn::{IterationInfo, Model, NnError};
 use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
-use crate::exchange::{CHUNK, Exchange};
+use crate::exchange::Exchange;
 use crate::rendezvous::{Aborted, Patience};
 
 /// The id of the workspace a trainer copies its batch into.
@@ -244,14 +244,12 @@ impl<T: DataType> Trainer<T> {
                 let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
-                // Block by block: each chunk of the sum is read into the gradient and stepped
-                // by the updater while it is in cache (a whole-array read, then a whole-array
-                // step, made the step read everything back from memory: Adam took 1.8 times
-                // as long as in a single model).
-                let exchange = &self.exchange;
-                m.apply_gradients_with(examples, CHUNK, &mut |range, g| {
-                    exchange.read(generation, range.start, g, scale, 0, 1);
-                })?;
+                {
+                    let mut g = m.gradients_mut().write()?;
+                    let g = g.as_slice_mut().unwrap_or_default();
+                    self.exchange.read(generation, 0, g, scale, i, n);
+                }
+                m.apply_gradients(examples)?;
             }
         }
         Ok(())

@@ -65,17 +65,6 @@ pub trait Model<T: DataType>: Send {
     /// counts the iteration and runs the listeners with [`Model::last_score`] (`batch_size`
     /// examples). Together with `compute_gradient_*` this is `fit` split in two.
     fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError>;
-    /// [`Model::apply_gradients`] with gradients that come from elsewhere, written block by
-    /// block: `fill(range, gradient)` writes the gradient of the elements `range` (at most
-    /// `block`), and the updater steps them right after, while they are in cache
-    /// (ParallelWrapper reads each block of the summed gradient from its exchange this way).
-    /// The same bits as filling [`Model::gradients_mut`] whole, then `apply_gradients`.
-    fn apply_gradients_with(
-        &mut self,
-        batch_size: usize,
-        block: usize,
-        fill: &mut dyn FnMut(std::ops::Range<usize>, &mut [T]),
-    ) -> Result<(), NnError>;
     /// The flat updater state.
     fn updater_state(&self) -> &NdArray<T>;
     /// Replaces the updater state.
@@ -217,18 +206,6 @@ pub(crate) fn multi_batch<T: DataType>(data: &MultiDataSet<T>) -> Batch<'_, T> {
         labels: Arrays::Owned(&data.labels),
         labels_masks: Masks::Owned(&data.labels_masks),
     }
-}
-
-/// [`apply_gradients`] with the gradients written block by block by `fill`.
-pub(crate) fn apply_gradients_with<T: DataType, M: HasCore<T>>(
-    m: &mut M,
-    batch_size: usize,
-    block: usize,
-    fill: &mut dyn FnMut(std::ops::Range<usize>, &mut [T]),
-) -> Result<(), NnError> {
-    m.core_mut().engine.apply_update_with(block, fill)?;
-    let score = m.core().engine.score;
-    finish_iteration(m, score, batch_size)
 }
 
 /// The second half of a split `fit`: updater step, counters, listeners.

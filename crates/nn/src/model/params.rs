@@ -127,42 +127,6 @@ impl<T: DataType> ParamStore<T> {
         Ok(r.l1 * l1 + 0.5 * r.l2 * l2)
     }
 
-    /// One updater step block by block: `fill(range, gradient)` first writes the gradient of
-    /// the elements `range` (at most `block` of them), then the updater steps them, while
-    /// they are in cache. The same bits as [`ParamStore::apply_updater`] after filling the
-    /// whole gradient.
-    pub fn apply_updater_with(
-        &mut self,
-        global: &GlobalConf,
-        iteration: u64,
-        block: usize,
-        fill: &mut dyn FnMut(std::ops::Range<usize>, &mut [T]),
-    ) -> Result<(), NnError> {
-        let mut pw = self.params.write()?;
-        let mut gw = self.grads.write()?;
-        let mut sw = self.updater_state.write()?;
-        let p = pw.as_slice_mut().unwrap_or_default();
-        let g = gw.as_slice_mut().unwrap_or_default();
-        let s = sw.as_slice_mut().unwrap_or_default();
-        let n = p.len();
-        let block = block.max(1);
-        for lo in (0..n).step_by(block) {
-            let range = lo..(lo + block).min(n);
-            fill(range.clone(), &mut g[range.clone()]);
-            updater::apply_range(
-                &global.updater,
-                &global.regularization,
-                p,
-                g,
-                s,
-                &self.segments,
-                iteration,
-                range,
-            )?;
-        }
-        Ok(())
-    }
-
     /// One updater step over the whole array (`iteration` 0-based).
     pub fn apply_updater(&mut self, global: &GlobalConf, iteration: u64) -> Result<(), NnError> {
         let mut pw = self.params.write()?;

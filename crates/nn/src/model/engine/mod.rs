@@ -499,19 +499,6 @@ impl<T: DataType> Engine<T> {
         Ok(())
     }
 
-    /// [`Engine::apply_update`] with the gradients written block by block by `fill` (see
-    /// `ParamStore::apply_updater_with`).
-    pub fn apply_update_with(
-        &mut self,
-        block: usize,
-        fill: &mut dyn FnMut(std::ops::Range<usize>, &mut [T]),
-    ) -> Result<(), NnError> {
-        self.store
-            .apply_updater_with(&self.global, self.iteration, block, fill)?;
-        self.iteration += 1;
-        Ok(())
-    }
-
     /// Gradient and score without an update (gradient checks), in the all-layers workspace.
     pub fn compute_gradient_and_score(&mut self, batch: &Batch<'_, T>) -> Result<f64, NnError> {
         let _all = if self.training_enabled() {
