@@ -32,6 +32,11 @@
 //! cycle (`detach()` a batch to keep it). Operations that make new arrays from a data set
 //! (split, select, batch, merge) keep heap data on the heap.
 //!
+//! A consumer that hands batches to other threads can take them with `next_lazy()` instead:
+//! an in-memory iterator then returns only which rows make the batch ([`Lazy::Rows`], no copy,
+//! no allocation), and the thread that trains on it gathers it into *its* current workspace
+//! (ParallelWrapper's trainers do; see [`Lazy`]).
+//!
 //! ## Several inputs and outputs
 //! [`MultiDataSet`] holds several feature and label arrays (each with an optional mask) for
 //! networks with several inputs or outputs; [`MultiDataSetIterator`] is its iterator contract
