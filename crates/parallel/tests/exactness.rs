@@ -5,7 +5,8 @@
 //! over `b` rows and the exchange sums them, so only the summation order differs (a few ulps
 //! per round). Every batch is trained exactly once per epoch (a missing or repeated batch
 //! would move the parameters by ~1e-3, not 1e-12), over several epochs with `reset` between.
-//! Also the stress test: thousands of rounds through the hand-off and the averaging barrier.
+//! Also the stress tests: thousands of rounds through the hand-off and the averaging barrier,
+//! and every round reported to the listeners once, with its own examples, while trainers drift.
 
 mod common;
 
@@ -294,5 +295,105 @@ fn two_worker_runs_repeat_bit_for_bit() {
         for _ in 0..3 {
             assert_eq!(run(mode), first, "{mode:?}");
         }
+    }
+}
+
+/// Batches of 1, 2, 3, 1, 2, 3, ... examples of a data set held on the heap (read in place).
+struct Cycling(dl4rs_data::DataSet<f64>, usize, usize);
+
+impl DataSetIterator<f64> for Cycling {
+    fn next(&mut self) -> Option<Result<dl4rs_data::DataSet<f64>, dl4rs_data::DataError>> {
+        let n = self.0.num_examples();
+        if self.1 >= n {
+            return None;
+        }
+        let size = 1 + self.2 % 3;
+        let rows: Vec<usize> = (self.1..(self.1 + size).min(n)).collect();
+        self.1 += rows.len();
+        self.2 += 1;
+        Some(self.0.select_rows(&rows))
+    }
+    fn has_next(&self) -> bool {
+        self.1 < self.0.num_examples()
+    }
+    fn reset(&mut self) -> Result<(), dl4rs_data::DataError> {
+        (self.1, self.2) = (0, 0);
+        Ok(())
+    }
+    fn reset_supported(&self) -> bool {
+        true
+    }
+    fn async_supported(&self) -> bool {
+        false
+    }
+    fn batch(&self) -> usize {
+        3
+    }
+    fn total_outcomes(&self) -> usize {
+        2
+    }
+    fn input_columns(&self) -> usize {
+        3
+    }
+    fn total_examples(&self) -> Option<usize> {
+        Some(self.0.num_examples())
+    }
+}
+
+struct Rounds(std::sync::Arc<std::sync::Mutex<Vec<(u64, usize)>>>);
+
+impl TrainingListener<f64> for Rounds {
+    fn iteration_done(&mut self, _: &dyn Model<f64>, info: &IterationInfo) -> Result<(), NnError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((info.iteration, info.batch_size));
+        Ok(())
+    }
+}
+
+/// Stress for what trainer 0 reports while the others may be rounds ahead (rounds are posted
+/// two ahead; without a barrier the trainers drift): every round reaches the listeners once,
+/// in order, with the examples of its own batches (they differ from round to round, so a
+/// score or count read from another round's slot shows).
+#[test]
+fn listeners_see_every_round_once_with_its_own_examples() {
+    let d = data::<f64>(6000, 3, 2, 5);
+    // Batch k has 1 + k % 3 examples; round r holds batches 2r and 2r + 1 (the last round
+    // may be short).
+    let sizes: Vec<usize> = {
+        let (mut left, mut k, mut v) = (6000usize, 0usize, Vec::new());
+        while left > 0 {
+            let s = (1 + k % 3).min(left);
+            v.push(s);
+            left -= s;
+            k += 1;
+        }
+        v
+    };
+    let want: Vec<(u64, usize)> = sizes
+        .chunks(2)
+        .enumerate()
+        .map(|(r, c)| (r as u64 + 1, c.iter().sum()))
+        .collect();
+    for (mode, f) in [
+        (TrainingMode::Averaging, 7),
+        (TrainingMode::Averaging, 1),
+        (TrainingMode::SharedGradients, 1),
+    ] {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut w = ParallelWrapper::builder(mlp::<f64>(3, 2, 2, Updater::sgd(0.05)))
+            .workers(2)
+            .averaging_frequency(f)
+            .training_mode(mode)
+            .build()
+            .unwrap();
+        w.add_listener(Box::new(Rounds(std::sync::Arc::clone(&seen))));
+        let mut src: Box<dyn DataSetIterator<f64> + Send> =
+            Box::new(Cycling(d.dup().unwrap(), 0, 0));
+        w.fit(&mut src).unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), want.len(), "{mode:?} every {f}");
+        assert_eq!(seen, want, "{mode:?} every {f}");
     }
 }
