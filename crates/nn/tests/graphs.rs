@@ -43,28 +43,37 @@ fn layers() -> Vec<LayerConf> {
     ]
 }
 
+/// `layers()` as a network.
+fn chain_network(mode: WorkspaceMode) -> MultiLayerConfiguration {
+    let mut list = global(mode)
+        .list()
+        .set_input_type(InputType::feed_forward(6));
+    for l in layers() {
+        list = list.layer(l);
+    }
+    list.build().unwrap()
+}
+
+/// `layers()` as a chain graph.
+fn chain_graph(mode: WorkspaceMode) -> ComputationGraphConfiguration {
+    let mut b = global(mode)
+        .graph_builder()
+        .add_inputs(&["in"])
+        .set_input_types(&[InputType::feed_forward(6)]);
+    let mut prev = "in".to_string();
+    for (i, l) in layers().into_iter().enumerate() {
+        let name = format!("l{i}");
+        b = b.add_layer(&name, l, &[&prev]);
+        prev = name;
+    }
+    b.set_outputs(&[&prev]).build().unwrap()
+}
+
 #[test]
 fn a_chain_graph_trains_bit_identically_to_the_same_network() {
     for mode in [WorkspaceMode::Enabled, WorkspaceMode::None] {
-        let mut list = global(mode)
-            .list()
-            .set_input_type(InputType::feed_forward(6));
-        for l in layers() {
-            list = list.layer(l);
-        }
-        let mut mln = MultiLayerNetwork::<f32>::new(list.build().unwrap()).unwrap();
-        let mut b = global(mode)
-            .graph_builder()
-            .add_inputs(&["in"])
-            .set_input_types(&[InputType::feed_forward(6)]);
-        let mut prev = "in".to_string();
-        for (i, l) in layers().into_iter().enumerate() {
-            let name = format!("l{i}");
-            b = b.add_layer(&name, l, &[&prev]);
-            prev = name;
-        }
-        let mut graph =
-            ComputationGraph::<f32>::new(b.set_outputs(&[&prev]).build().unwrap()).unwrap();
+        let mut mln = MultiLayerNetwork::<f32>::new(chain_network(mode)).unwrap();
+        let mut graph = ComputationGraph::<f32>::new(chain_graph(mode)).unwrap();
         assert_eq!(
             graph.params().to_vec().unwrap(),
             mln.params().to_vec().unwrap(),
@@ -607,14 +616,7 @@ fn prefetched_graph_training_is_bit_identical_to_direct_training() {
 
 #[test]
 fn with_params_builds_the_same_network_without_initializing_it() {
-    let mode = WorkspaceMode::Enabled;
-    let mut list = global(mode)
-        .list()
-        .set_input_type(InputType::feed_forward(6));
-    for l in layers() {
-        list = list.layer(l);
-    }
-    let conf = list.build().unwrap();
+    let conf = chain_network(WorkspaceMode::Enabled);
     let mut mln = MultiLayerNetwork::<f32>::new(conf.clone()).unwrap();
     let (x, y) = (rand(&[10, 6], 3), onehot(10, 4, 1));
     for _ in 0..3 {
@@ -647,17 +649,7 @@ fn with_params_builds_the_same_network_without_initializing_it() {
         Ok(_) => panic!("3 values for a larger network must be an error"),
     }
 
-    let mut b = global(mode)
-        .graph_builder()
-        .add_inputs(&["in"])
-        .set_input_types(&[InputType::feed_forward(6)]);
-    let mut prev = "in".to_string();
-    for (i, l) in layers().into_iter().enumerate() {
-        let name = format!("l{i}");
-        b = b.add_layer(&name, l, &[&prev]);
-        prev = name;
-    }
-    let gconf = b.set_outputs(&[&prev]).build().unwrap();
+    let gconf = chain_graph(WorkspaceMode::Enabled);
     let mut graph = ComputationGraph::<f32>::new(gconf.clone()).unwrap();
     graph.fit_arrays(&[x.view()], &[y.view()]).unwrap();
     let mut gcopy = ComputationGraph::<f32>::with_params(gconf, graph.params()).unwrap();
