@@ -1,13 +1,13 @@
 //! A trainer: the loop that runs on thread "dl4rs trainer N", owning a replica and, through
 //! the thread-local manager, its own workspaces. It takes its next job from the board (posted
-//! a round ahead, so it is usually there already; otherwise it spins briefly, then parks:
+//! rounds ahead, so it is usually there already; otherwise it spins briefly, then parks:
 //! `rendezvous`) and finishes the round *with the other trainers*, without the coordinator:
 //! its gradient (or parameters) into the exchange, the trainers' barrier, the combined result
 //! back into its replica, the updater step. Trainer 0 then reports the round to the
 //! listeners. Nothing on this path allocates.
 //!
 //! **Rows are gathered by their trainer.** An in-memory source hands out which rows make a
-//! batch (`LazyDataSet::Rows`); each trainer gathers its own into its workspace `PW_BATCH`,
+//! batch (`Lazy::Rows`); each trainer gathers its own into its workspace `PW_BATCH`,
 //! all at the same time. On W1 the coordinator's two gathers, one after the other, were most
 //! of what the trainers waited for between rounds.
 //!

@@ -1,8 +1,9 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
 //! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
-//! **a round ahead**: it posts round `r + 1` as soon as every trainer has taken its job of
-//! round `r`, then parks until they have. A trainer that finishes a round finds its next
-//! job waiting, so no round waits for the coordinator to wake up. The trainers combine among
+//! **two rounds ahead** (`LOOKAHEAD`): it posts round `r + 2` as soon as every trainer has
+//! taken its job of round `r`, then parks until they have taken those of `r + 1`. A trainer
+//! that finishes a round finds its next job waiting, so no round waits for the coordinator
+//! to wake up. The trainers combine among
 //! themselves (averaging every `f` rounds, or the gradient allreduce before every updater
 //! step: `worker`), and trainer 0 reports each round's score to the listeners, lent to it for
 //! the `fit`. A trainer's error or panic, a listener's, an iterator error, or the wrapper
@@ -72,9 +73,9 @@ struct Pool<T: DataType> {
     threads: Vec<WorkerThread>,
     board: Arc<Board<T>>,
     replicas: Vec<Replica<T>>,
-    /// Batches handed out to be copied and jobs posted so far (the targets of
+    /// Batches posted to be copied, and jobs posted, so far (the targets of
     /// `board.copied` and `board.finished`).
-    handed_out: u64,
+    to_copy: u64,
     posted: u64,
     /// `posted` at the end of each of the last `LOOKAHEAD` rounds, oldest first: a round is
     /// posted once `board.started` reaches the oldest.
@@ -265,7 +266,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             threads: Vec::with_capacity(n),
             board: Arc::clone(&board),
             replicas: Vec::with_capacity(n),
-            handed_out: 0,
+            to_copy: 0,
             posted: 0,
             posted_by_round: [0; LOOKAHEAD],
             rounds: 0,
@@ -487,10 +488,10 @@ impl<T: DataType> Pool<T> {
         let job = self.job(Some(batch), copy, combine);
         self.post(w, job);
         if copy {
-            self.handed_out += 1;
+            self.to_copy += 1;
             let board = Arc::clone(&self.board);
             let mut patience = self.copy_patience;
-            let copied = self.wait(&board.copied, self.handed_out, &mut patience);
+            let copied = self.wait(&board.copied, self.to_copy, &mut patience);
             self.copy_patience = patience;
             copied?;
         }

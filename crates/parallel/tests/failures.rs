@@ -117,13 +117,13 @@ fn a_worker_error_reaches_the_caller_naming_the_worker() {
         other => panic!("expected a worker error, got {other}"),
     }
     assert!(err.to_string().contains("label"), "{err}");
-    assert_eq!(threads_named("dl4rs trainer"), 0, "no trainer left running");
+    assert_eq!(threads_left("dl4rs trainer"), 0, "no trainer left running");
     assert!(w.thread_names().is_empty());
     // The next fit starts fresh trainers from the model.
     let mut good = batches(None);
     w.fit(&mut good).unwrap();
     assert_eq!(w.into_model().unwrap().iteration_count(), 4);
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
 }
 
 #[test]
@@ -146,7 +146,7 @@ fn a_worker_panic_reaches_the_caller_naming_the_worker() {
         other => panic!("expected a panic error, got {other}"),
     }
     assert!(err.to_string().contains("dl4rs trainer 0"), "{err}");
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
     // The caller's iterator is handed back and still works.
     assert!(src.reset_supported());
 }
@@ -195,7 +195,7 @@ fn a_listener_error_or_panic_reaches_the_caller_and_joins_every_thread() {
         }
         other => panic!("expected a panic error, got {other}"),
     }
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
     // An error is the listener's own, as from a single model's fit.
     let mut w = wrapper();
     w.add_listener(Box::new(FailAt(3)));
@@ -205,7 +205,7 @@ fn a_listener_error_or_panic_reaches_the_caller_and_joins_every_thread() {
         matches!(&err, ParallelError::Nn(e) if e.to_string().contains("listener refused round 3")),
         "{err}"
     );
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
     // The listeners come back with the failed fit: a second fit calls them again.
     src.reset().unwrap();
     let err = w.fit(&mut src).unwrap_err();
@@ -260,16 +260,16 @@ fn dropping_mid_epoch_joins_every_thread() {
     // Mid-epoch: the trainers are still there, until the wrapper goes.
     assert!(threads_named("dl4rs trainer") >= 2);
     drop(w);
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
     // A prefetching source: its thread is joined too.
     let mut w = wrapper();
     w.add_listener(Box::new(PanicAt(2)));
     let mut src = batches(None);
     assert!(w.fit(&mut src).is_err());
     drop(w);
-    assert_eq!(threads_named("dl4rs trainer"), 0);
+    assert_eq!(threads_left("dl4rs trainer"), 0);
     assert_eq!(
-        threads_named("ADSI"),
+        threads_left("ADSI"),
         0,
         "the prefetch thread is joined too"
     );

@@ -63,7 +63,7 @@ fn eight_calling_threads_get_what_one_thread_gets() {
             c.join().unwrap();
         }
         drop(pi);
-        assert_eq!(threads_named("dl4rs inference"), 0);
+        assert_eq!(threads_left("dl4rs inference"), 0);
     }
 }
 

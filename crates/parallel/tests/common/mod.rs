@@ -75,6 +75,23 @@ pub fn threads_named(prefix: &str) -> usize {
         .count()
 }
 
+/// The threads named with `prefix` once they have had up to a second to leave: what a test
+/// of joined threads counts. `JoinHandle::join` returns when the thread's tid futex is
+/// cleared, which Linux does early in the thread's exit, before it drops the thread's
+/// `/proc/self/task` entry; under load a joined thread can stay listed for a few milliseconds
+/// (seen after this session's changes made exits more often overlap the count). A thread
+/// that was *not* joined and keeps running stays counted.
+pub fn threads_left(prefix: &str) -> usize {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        let n = threads_named(prefix);
+        if n == 0 || std::time::Instant::now() >= deadline {
+            return n;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// `n` variable-length sequences of `channels` values per step, in batches of `batch`, padded
 /// to each batch's longest and aligned at the end with masks (`[batch, classes]` labels when
 /// `per_sequence`, else per step with the labels mask). Sequence `i` is the longest of its
