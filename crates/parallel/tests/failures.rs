@@ -268,9 +268,5 @@ fn dropping_mid_epoch_joins_every_thread() {
     assert!(w.fit(&mut src).is_err());
     drop(w);
     assert_eq!(threads_left("dl4rs trainer"), 0);
-    assert_eq!(
-        threads_left("ADSI"),
-        0,
-        "the prefetch thread is joined too"
-    );
+    assert_eq!(threads_left("ADSI"), 0, "the prefetch thread is joined too");
 }
