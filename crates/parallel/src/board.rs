@@ -43,7 +43,10 @@ pub(crate) enum Combine {
 /// memory: a prefetch ring, the coordinator's workspace; see `worker`), how the round
 /// combines, and what trainer 0 reports to the listeners. A trainer holds at most
 /// [`LOOKAHEAD`] jobs waiting besides the one it runs: the coordinator posts round `r` once
-/// every job of the rounds up to `r - LOOKAHEAD` is taken (`Board::started`).
+/// *every trainer* has taken its jobs of the rounds up to `r - LOOKAHEAD` (`Slot::taken`).
+/// A count over all trainers would not do: a trainer ahead would make up for one behind,
+/// and the one ahead could then reach a round whose per-round slot the one behind has yet
+/// to read.
 pub(crate) struct Job<T: DataType> {
     pub batch: Option<Batch<T>>,
     pub copy: bool,
@@ -54,13 +57,19 @@ pub(crate) struct Job<T: DataType> {
     pub iteration: u64,
 }
 
-/// How many rounds the coordinator posts ahead of the oldest one still being taken. One
-/// would make a trainer that finishes round `r` wait for the coordinator to have posted
+/// How many rounds the coordinator keeps posted ahead of the oldest one still being taken.
+/// One would make a trainer that finishes round `r` wait for the coordinator to have posted
 /// `r + 1`, which it does only once it gets a CPU after every trainer took round `r`; with
 /// both cores computing, the scheduler often gives it one only when a trainer starts
-/// spinning at the end of the round (measured: ~100 µs waits per round on W1). With two it
-/// has a whole round to do that.
-pub(crate) const LOOKAHEAD: usize = 2;
+/// spinning at the end of the round (measured: ~100 µs waits per round on W1). With several
+/// it has several rounds to do that, and it refills them in bursts ([`REFILL_AT`]).
+pub(crate) const LOOKAHEAD: usize = 6;
+
+/// The coordinator, finding the queue full, parks until only this many rounds are left
+/// untaken, then posts up to [`LOOKAHEAD`] again in one go: one wake-up (which takes a
+/// trainer's CPU for a moment, tens of microseconds on a VM) per `LOOKAHEAD - REFILL_AT`
+/// rounds instead of one per round.
+pub(crate) const REFILL_AT: usize = 2;
 
 /// Per-round slots (outcomes, batch counts): trainer 0 reads round `r`'s before it takes a
 /// job of `r + 1`, and until then nobody can be past round `r + LOOKAHEAD`.
@@ -98,6 +107,8 @@ pub(crate) struct Slot<T: DataType> {
     jobs: Mutex<VecDeque<Job<T>>>,
     /// Jobs posted to this trainer so far.
     pub posted: Signal,
+    /// Jobs this trainer has taken so far.
+    pub taken: Signal,
     /// The score and examples of its batches of the last rounds, by round number modulo
     /// `ROUND_SLOTS`: trainer 0 reads them (`Board::outcome`) while others may be ahead.
     outcome: Mutex<[(f64, usize); ROUND_SLOTS]>,
@@ -116,8 +127,6 @@ struct Sums {
 /// The shared state of one pool.
 pub(crate) struct Board<T: DataType> {
     pub slots: Vec<Slot<T>>,
-    /// Jobs taken by their trainers (cumulative).
-    pub started: Signal,
     /// Rounds whose batches are all handed out (cumulative), and how many each had, by
     /// round modulo `ROUND_SLOTS`.
     handed: Signal,
@@ -162,11 +171,11 @@ impl<T: DataType> Board<T> {
                 .map(|_| Slot {
                     jobs: Mutex::new(VecDeque::with_capacity(LOOKAHEAD)),
                     posted: Signal::default(),
+                    taken: Signal::default(),
                     outcome: Mutex::new([(0.0, 0); ROUND_SLOTS]),
                     scored: Signal::default(),
                 })
                 .collect(),
-            started: Signal::default(),
             handed: Signal::default(),
             actives: Mutex::new([0; ROUND_SLOTS]),
             copied: Signal::default(),
@@ -180,17 +189,17 @@ impl<T: DataType> Board<T> {
     }
 
     /// Coordinator: queues a job for trainer `w` (behind fewer than `LOOKAHEAD` others: the
-    /// coordinator's wait on `started` sees to that).
+    /// coordinator's wait on `taken` sees to that).
     pub(crate) fn post(&self, w: usize, job: Job<T>) {
         lock(&self.slots[w].jobs).push_back(job);
         self.slots[w].posted.add(1);
     }
 
-    /// Trainer: takes its oldest posted job, if any, and counts it started.
+    /// Trainer: takes its oldest posted job, if any, and counts it taken.
     pub(crate) fn take(&self, w: usize) -> Option<Job<T>> {
         let job = lock(&self.slots[w].jobs).pop_front();
         if job.is_some() {
-            self.started.add(1);
+            self.slots[w].taken.add(1);
         }
         job
     }
@@ -271,7 +280,9 @@ impl<T: DataType> Board<T> {
     /// What the waits did so far.
     pub(crate) fn stats(&self) -> RoundStats {
         RoundStats {
-            coordinator_parks: self.started.parks() + self.copied.parks() + self.finished.parks(),
+            coordinator_parks: self.slots.iter().map(|s| s.taken.parks()).sum::<u64>()
+                + self.copied.parks()
+                + self.finished.parks(),
             job_parks: self.slots.iter().map(|s| s.posted.parks()).sum(),
             barrier_parks: self.barrier.parks(),
             rounds: 0,
@@ -283,9 +294,9 @@ impl<T: DataType> Board<T> {
         self.abort.set();
         for s in &self.slots {
             s.posted.wake_all();
+            s.taken.wake_all();
             s.scored.wake_all();
         }
-        self.started.wake_all();
         self.handed.wake_all();
         self.copied.wake_all();
         self.finished.wake_all();

@@ -183,9 +183,7 @@ impl<T: DataType> Trainer<T> {
         let combine = job.combine;
         let mut trained = false;
         if let Some(batch) = job.batch.take() {
-            let (score, examples) = self.train(batch, job.copy, m.as_mut(), combine, config)?;
-            self.board
-                .set_outcome(self.index, job.round, score, examples);
+            self.train(batch, job.copy, m.as_mut(), job.round, combine, config)?;
             trained = true;
         }
         self.combine(m.as_mut(), combine, trained)?;
@@ -255,17 +253,19 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
-    /// Copies the batch when told to and says so, computes its gradient; then, training
-    /// alone or averaging, the updater step; sharing gradients, adds the gradient into the
-    /// exchange.
+    /// Copies the batch when told to and says so, computes its gradient and sets the
+    /// round's outcome (trainer 0 may be waiting for it: before the updater step, not after);
+    /// then, training alone or averaging, the updater step; sharing gradients, adds the
+    /// gradient into the exchange.
     fn train(
         &mut self,
         batch: Batch<T>,
         copy: bool,
         m: &mut dyn Model<T>,
+        round: u64,
         combine: Combine,
         config: &WorkspaceConfig,
-    ) -> Result<(f64, usize), RoundError> {
+    ) -> Result<(), RoundError> {
         let gather = matches!(batch, Batch::Rows(_) | Batch::MultiRows(_));
         let _scope = if self.workspaces && (copy || gather) {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
@@ -288,6 +288,7 @@ impl<T: DataType> Trainer<T> {
         }
         let (score, examples) = local.gradient(m)?;
         drop(local);
+        self.board.set_outcome(self.index, round, score, examples);
         match combine {
             Combine::Alone | Combine::Average { .. } => m.apply_gradients(examples)?,
             Combine::Share { generation, .. } => {
@@ -307,7 +308,7 @@ impl<T: DataType> Trainer<T> {
                 self.board.contribute(generation, examples);
             }
         }
-        Ok((score, examples))
+        Ok(())
     }
 
     /// Trainer 0, after the round (its replica updated or averaged): the round's score, the

@@ -20,7 +20,7 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{NnError, TrainingListener, WorkspaceMode};
 
-use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, RoundStats};
+use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, REFILL_AT, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
@@ -77,9 +77,11 @@ struct Pool<T: DataType> {
     /// `board.copied` and `board.finished`).
     to_copy: u64,
     posted: u64,
-    /// `posted` at the end of each of the last `LOOKAHEAD` rounds, oldest first: a round is
-    /// posted once `board.started` reaches the oldest.
-    posted_by_round: [u64; LOOKAHEAD],
+    /// Per trainer: jobs posted to it so far, and that count at the end of each of the last
+    /// `LOOKAHEAD` rounds, oldest first (a round is posted once every trainer's
+    /// `Slot::taken` reaches its oldest).
+    posted_to: Vec<u64>,
+    posted_by_round: Vec<[u64; LOOKAHEAD]>,
     /// Rounds run by this pool (for [`RoundStats`]).
     rounds: u64,
     /// How the coordinator waits for a copy (spin, then park; backs off when preempted).
@@ -268,7 +270,8 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             replicas: Vec::with_capacity(n),
             to_copy: 0,
             posted: 0,
-            posted_by_round: [0; LOOKAHEAD],
+            posted_to: vec![0; n],
+            posted_by_round: vec![[0; LOOKAHEAD]; n],
             rounds: 0,
             copy_patience: Patience::spin(COPY_SPIN),
             iteration: model.iteration_count(),
@@ -398,6 +401,7 @@ impl<T: DataType> Pool<T> {
     /// Posts trainer `w` its job.
     fn post(&mut self, w: usize, job: Job<T>) {
         self.posted += 1;
+        self.posted_to[w] += 1;
         self.board.post(w, job);
     }
 
@@ -430,12 +434,15 @@ impl<T: DataType> Pool<T> {
         mode: WorkspaceMode,
     ) -> Result<usize, ParallelError> {
         let board = Arc::clone(&self.board);
-        self.wait(
-            &board.started,
-            self.posted_by_round[0],
-            &mut Patience::park(),
-        )?;
         let n = self.threads.len();
+        let full = (0..n).any(|w| board.slots[w].taken.get() < self.posted_by_round[w][0]);
+        if full {
+            // Wait until only `REFILL_AT` rounds are left untaken, then refill.
+            for w in 0..n {
+                let target = self.posted_by_round[w][LOOKAHEAD - 1 - REFILL_AT];
+                self.wait(&board.slots[w].taken, target, &mut Patience::park())?;
+            }
+        }
         let mut active = 0;
         while active < n && source.has_next() {
             let scope = if mode == WorkspaceMode::Enabled {
@@ -460,7 +467,6 @@ impl<T: DataType> Pool<T> {
             return Ok(0);
         }
         board.handed_out(self.rounds, active);
-        self.posted_by_round.rotate_left(1);
         if combine != Combine::Alone {
             // A short round's combine needs every trainer at the barrier.
             for w in active..n {
@@ -468,7 +474,10 @@ impl<T: DataType> Pool<T> {
                 self.post(w, job);
             }
         }
-        self.posted_by_round[LOOKAHEAD - 1] = self.posted;
+        for (by_round, &posted) in self.posted_by_round.iter_mut().zip(&self.posted_to) {
+            by_round.rotate_left(1);
+            by_round[LOOKAHEAD - 1] = posted;
+        }
         Ok(active)
     }
 

@@ -348,12 +348,18 @@ impl TrainingListener<f64> for Rounds {
             .lock()
             .unwrap()
             .push((info.iteration, info.batch_size));
+        if info.iteration % 5 == 0 {
+            // Trainer 0 falls behind now and then: the others run ahead as far as the
+            // posted rounds let them.
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         Ok(())
     }
 }
 
 /// Stress for what trainer 0 reports while the others may be rounds ahead (rounds are posted
-/// two ahead; without a barrier the trainers drift): every round reaches the listeners once,
+/// ahead; without a barrier the trainers drift, and the listener here holds trainer 0 back
+/// now and then): every round reaches the listeners once,
 /// in order, with the examples of its own batches (they differ from round to round, so a
 /// score or count read from another round's slot shows).
 #[test]

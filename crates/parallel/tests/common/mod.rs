@@ -92,6 +92,22 @@ pub fn threads_left(prefix: &str) -> usize {
     }
 }
 
+/// Whether at least `n` threads named with `prefix` are listed within a second: a thread
+/// takes its name itself once it runs, and a test may look right after the spawn (the
+/// coordinator posts rounds ahead without waiting for the trainers to take them).
+pub fn threads_present(prefix: &str, n: usize) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    loop {
+        if threads_named(prefix) >= n {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
 /// `n` variable-length sequences of `channels` values per step, in batches of `batch`, padded
 /// to each batch's longest and aligned at the end with masks (`[batch, classes]` labels when
 /// `per_sequence`, else per step with the labels mask). Sequence `i` is the longest of its
