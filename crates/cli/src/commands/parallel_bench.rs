@@ -1,6 +1,8 @@
 //! `dl4rs bench parallel`: W1-shaped training (MLP 784-256-128-10, Adam 1e-3, batch 64) on
 //! the bundled Fashion-MNIST split, the same number of examples each way: one model whose
-//! products use 1 thread, one model with 2 product threads, and ParallelWrapper with 2
+//! products use 1 thread, one model with 2 product threads, two independent models trained
+//! at once on a thread each (what the machine gives two workers that share nothing: the
+//! ceiling of the wrapper's ratio at that moment), and ParallelWrapper with 2
 //! workers (1 product thread each): Averaging every round (DL4J's default) and every 5th,
 //! and SharedGradients. Reports examples/s
 //! (median of `--runs`, the configurations' runs interleaved; the speed ratio is the median
@@ -67,6 +69,9 @@ fn w1(seed: u64) -> Result<MultiLayerNetwork<f32>, CliError> {
 #[derive(Clone, Copy)]
 enum Config {
     Single(usize),
+    /// This many models at once, each on its own thread with 1 product thread, each on the
+    /// whole data: what the machine gives two workers with nothing shared between them.
+    Independent(usize),
     /// Mode and averaging frequency.
     Wrapper(TrainingMode, u64),
 }
@@ -91,6 +96,7 @@ fn run_once(
 ) -> Result<Outcome, CliError> {
     let threads = match config {
         Config::Single(t) => t,
+        Config::Independent(_) => 1,
         Config::Wrapper(..) => 2,
     };
     let pool = super::thread_pool(Some(threads))?;
@@ -101,8 +107,17 @@ fn run_once(
             alloc,
             samples: Arc::clone(&samples),
         }));
-        let examples = train.num_examples() * epochs;
+        let models = match config {
+            Config::Independent(n) => n,
+            _ => 1,
+        };
+        let examples = train.num_examples() * epochs * models;
         let it = InMemoryDataSetIterator::new(train.dup()?, 64)?.with_shuffle(7);
+        let mut others = Vec::new();
+        for _ in 1..models {
+            let it = InMemoryDataSetIterator::new(train.dup()?, 64)?.with_shuffle(7);
+            others.push((w1(12345)?, it));
+        }
         let per_epoch = it.batches_per_epoch();
         alloc.reset_peak();
         let cpu_start = process_cpu_seconds();
@@ -111,6 +126,12 @@ fn run_once(
             Config::Single(_) => {
                 let mut it = it;
                 net.fit_iter(&mut it, epochs)?;
+                (net, per_epoch, None)
+            }
+            Config::Independent(_) => {
+                others.push((net, it));
+                let mut nets = fit_at_once(others, epochs)?;
+                let net = nets.swap_remove(nets.len() - 1);
                 (net, per_epoch, None)
             }
             Config::Wrapper(mode, every) => {
@@ -157,6 +178,32 @@ fn run_once(
     })
 }
 
+/// Trains each model on its own thread (1 product thread each), all at once; the models back
+/// in order.
+fn fit_at_once(
+    models: Vec<(MultiLayerNetwork<f32>, InMemoryDataSetIterator<f32>)>,
+    epochs: usize,
+) -> Result<Vec<MultiLayerNetwork<f32>>, CliError> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = models
+            .into_iter()
+            .map(|(mut net, mut it)| {
+                scope.spawn(move || -> Result<MultiLayerNetwork<f32>, CliError> {
+                    super::thread_pool(Some(1))?.install(|| net.fit_iter(&mut it, epochs))?;
+                    Ok(net)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(CliError::Usage("a training thread panicked".into())))
+            })
+            .collect()
+    })
+}
+
 /// User + system CPU time of the whole process (Linux `/proc/self/stat`, 10 ms ticks); 0
 /// elsewhere. CPU time, unlike wall time, does not grow when other tenants take the cores, so
 /// it shows what the parallel machinery costs on top of the training itself.
@@ -197,6 +244,10 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
     let configs = [
         ("1 model, 1 product thread", Config::Single(1)),
         ("1 model, 2 product threads", Config::Single(2)),
+        (
+            "2 models at once, 1 thread each (ceiling)",
+            Config::Independent(2),
+        ),
         (
             "2 workers x 1 thread, Averaging every round",
             Config::Wrapper(TrainingMode::Averaging, 1),
