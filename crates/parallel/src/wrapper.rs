@@ -1,9 +1,10 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
 //! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
-//! **two rounds ahead** (`LOOKAHEAD`): it posts round `r + 2` as soon as every trainer has
-//! taken its job of round `r`, then parks until they have taken those of `r + 1`. A trainer
-//! that finishes a round finds its next job waiting, so no round waits for the coordinator
-//! to wake up. The trainers combine among
+//! **rounds ahead** (`LOOKAHEAD`, 6): it posts round `r` once every trainer has taken its
+//! jobs of round `r - LOOKAHEAD`; finding the queue full, it parks until only `REFILL_AT`
+//! (2) rounds are left untaken and then refills it in one go. A trainer that finishes a
+//! round finds its next job waiting, so no round waits for the coordinator to wake up, and
+//! the coordinator wakes once per 4 rounds. The trainers combine among
 //! themselves (averaging every `f` rounds, or the gradient allreduce before every updater
 //! step: `worker`), and trainer 0 reports each round's score to the listeners, lent to it for
 //! the `fit`. A trainer's error or panic, a listener's, an iterator error, or the wrapper
@@ -416,7 +417,8 @@ impl<T: DataType> Pool<T> {
         }
     }
 
-    /// One round: once every job of the rounds up to `LOOKAHEAD` before this one is taken,
+    /// One round: once every trainer has taken its jobs of the rounds up to `LOOKAHEAD`
+    /// before this one (else after waiting until only `REFILL_AT` rounds are left untaken),
     /// hands out up to one batch per trainer and posts the combine to trainers without a
     /// batch. Returns the number of batches (0: the source was exhausted). It does not wait
     /// for the round to finish: the next rounds are posted while this one runs.

@@ -348,7 +348,7 @@ impl TrainingListener<f64> for Rounds {
             .lock()
             .unwrap()
             .push((info.iteration, info.batch_size));
-        if info.iteration % 5 == 0 {
+        if info.iteration.is_multiple_of(5) {
             // Trainer 0 falls behind now and then: the others run ahead as far as the
             // posted rounds let them.
             std::thread::sleep(std::time::Duration::from_micros(200));
