@@ -78,10 +78,9 @@ struct Pool<T: DataType> {
     /// `board.copied` and `board.finished`).
     to_copy: u64,
     posted: u64,
-    /// Per trainer: jobs posted to it so far, and that count at the end of each of the last
+    /// Per trainer: the jobs posted to it (`Slot::posted`) at the end of each of the last
     /// `LOOKAHEAD` rounds, oldest first (a round is posted once every trainer's
     /// `Slot::taken` reaches its oldest).
-    posted_to: Vec<u64>,
     posted_by_round: Vec<[u64; LOOKAHEAD]>,
     /// Rounds run by this pool (for [`RoundStats`]).
     rounds: u64,
@@ -271,7 +270,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             replicas: Vec::with_capacity(n),
             to_copy: 0,
             posted: 0,
-            posted_to: vec![0; n],
             posted_by_round: vec![[0; LOOKAHEAD]; n],
             rounds: 0,
             copy_patience: Patience::spin(COPY_SPIN),
@@ -402,7 +400,6 @@ impl<T: DataType> Pool<T> {
     /// Posts trainer `w` its job.
     fn post(&mut self, w: usize, job: Job<T>) {
         self.posted += 1;
-        self.posted_to[w] += 1;
         self.board.post(w, job);
     }
 
@@ -476,9 +473,9 @@ impl<T: DataType> Pool<T> {
                 self.post(w, job);
             }
         }
-        for (by_round, &posted) in self.posted_by_round.iter_mut().zip(&self.posted_to) {
+        for (by_round, slot) in self.posted_by_round.iter_mut().zip(&board.slots) {
             by_round.rotate_left(1);
-            by_round[LOOKAHEAD - 1] = posted;
+            by_round[LOOKAHEAD - 1] = slot.posted.get();
         }
         Ok(active)
     }
