@@ -3,11 +3,13 @@
 //! until done or until the group's timeout: MPI has no timeout of its own, and a blocking
 //! `MPI_Allreduce` whose peer hangs would hang this rank forever. A timed-out request cannot
 //! be cancelled or dropped safely (MPI may still write into the buffer), so on timeout the rank
-//! prints the reason and calls `MPI_Abort`, which ends every rank of the job. MPI errors keep
+//! prints the reason and exits (code 75), and the process manager ends every other rank of the
+//! job (see [`MpiCollective::abort`] for why not `MPI_Abort`). MPI errors keep
 //! MPI's default handler, `MPI_ERRORS_ARE_FATAL`: an MPI failure (a peer's connection lost)
 //! also ends the job with MPI's message rather than returning garbage. A rank killed outright
 //! is seen by the process manager (mpiexec), which ends the others.
 
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use dl4rs_array::DataType;
@@ -52,11 +54,26 @@ impl MpiCollective {
         })
     }
 
-    /// Ends every rank of the job with `code` after printing `reason` (for failures that
-    /// cannot be reported through a collective).
+    /// Ends every rank of the job after printing `reason` (for failures that cannot be
+    /// reported through a collective): this rank exits with `code` before `MPI_Finalize`, and
+    /// the process manager ends the others (MPICH's Hydra kills a job's processes when one
+    /// closes its PMI connection unfinalized, its default auto-cleanup; Open MPI's `mpirun`
+    /// aborts a job whose rank exits without finalizing).
+    ///
+    /// Why not `MPI_Abort`: under Hydra it has the process manager kill the job at once, while
+    /// the reason this rank just printed can still sit unread in its stderr pipe. CI lost the
+    /// line that way in two runs of two, and a loaded 2-core machine in about one run of forty.
+    /// A rank that exits is drained instead: the proxy forwards a process's output until its
+    /// pipes close, so every line written before the exit arrives.
     pub fn abort(&self, reason: &str, code: i32) -> ! {
-        eprintln!("dl4rs rank {}: {reason}; aborting every rank", self.rank);
-        self.world.abort(code)
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "dl4rs rank {}: {reason}; exiting with code {code}, which ends every rank",
+            self.rank
+        );
+        let _ = stderr.flush();
+        std::process::exit(code)
     }
 
     fn timed_out(&self, op: &str) -> ! {
