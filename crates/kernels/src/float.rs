@@ -51,6 +51,8 @@ pub trait Float:
     const NEG_INFINITY: Self;
     /// Machine epsilon.
     const EPSILON: Self;
+    /// The smallest positive normal value: below it lie the subnormals.
+    const MIN_POSITIVE: Self;
     /// Converts from `f64`, rounding to nearest.
     fn from_f64(x: f64) -> Self;
     /// Converts to `f64` exactly.
@@ -84,6 +86,7 @@ impl Float for f32 {
     const ONE: Self = 1.0;
     const NEG_INFINITY: Self = f32::NEG_INFINITY;
     const EPSILON: Self = f32::EPSILON;
+    const MIN_POSITIVE: Self = f32::MIN_POSITIVE;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x as f32
@@ -131,6 +134,7 @@ impl Float for f64 {
     const ONE: Self = 1.0;
     const NEG_INFINITY: Self = f64::NEG_INFINITY;
     const EPSILON: Self = f64::EPSILON;
+    const MIN_POSITIVE: Self = f64::MIN_POSITIVE;
     #[inline(always)]
     fn from_f64(x: f64) -> Self {
         x

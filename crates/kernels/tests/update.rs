@@ -1,6 +1,7 @@
 //! The updaters of `dl4rs_kernels::update` on every dispatch path the CPU has give the bits of
 //! the plain scalar formulas (what the nn crate's loops computed before they moved here), on
-//! lengths around every vector width; bad lengths are errors. Only one test sets the
+//! lengths around every vector width; bad lengths are errors. State decaying under a zero
+//! gradient is flushed to 0 instead of turning subnormal, with the parameters' bits unchanged. Only one test sets the
 //! dispatch, so nothing in this binary races with it.
 
 mod common;
@@ -116,6 +117,96 @@ fn every_path_gives_the_scalar_formulas_bits() {
         }
         set_dispatch(Dispatch::Auto).unwrap();
     }
+    // State decaying through the subnormals (gradient 0), on every path.
+    let want = decayed(&mut |_, _, _, _, _| {});
+    for &d in available_dispatches() {
+        set_dispatch(d).unwrap();
+        let got = decayed(&mut |m, v, nv, c, step| {
+            for (what, xs) in [
+                ("adam m", m),
+                ("adam v", v),
+                ("nesterovs v", nv),
+                ("rmsprop c", c),
+            ] {
+                assert!(
+                    xs.iter().all(|x| !x.is_subnormal()),
+                    "{d:?} step {step}: {what} holds a subnormal"
+                );
+            }
+        });
+        set_dispatch(Dispatch::Auto).unwrap();
+        // The parameters have the bits of the plain formulas, which kept the subnormals:
+        // what the flush drops is far below a parameter's rounding.
+        let plain = decayed_plain();
+        for i in 0..3 {
+            assert_eq!(
+                bits(&got[i]),
+                bits(&plain[i]),
+                "{d:?}: parameters {i} differ"
+            );
+        }
+        for (i, (w, g)) in want.iter().zip(&got).enumerate() {
+            assert_eq!(
+                bits(w),
+                bits(g),
+                "{d:?}: decayed result {i} differs between paths"
+            );
+        }
+        // Momentum-like state (factor 0.9 a step) ended at exactly 0; Adam's v (0.999) is
+        // still normal.
+        for xs in [&got[3], &got[5], &got[6]] {
+            assert!(xs.iter().all(|&x| x == 0.0), "{d:?}: {xs:?}");
+        }
+    }
+}
+
+const DECAY_STEPS: usize = 2500;
+
+/// Sees Adam's m and v, Nesterovs' v and RmsProp's cache after a step (the step's index last).
+type StateCheck<'a> = dyn FnMut(&[f32], &[f32], &[f32], &[f32], usize) + 'a;
+
+/// Starting states from 1e-3 down to 1e-35 (33 values, lengths past every vector width).
+fn decay_start() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let s: Vec<f32> = (0..33).map(|i| 10f32.powi(-3 - i)).collect();
+    let p: Vec<f32> = (0..33).map(|i| 0.5 - 0.01 * i as f32).collect();
+    (vec![0.0; 33], s, p)
+}
+
+/// Adam, Nesterovs and RmsProp for `DECAY_STEPS` steps of gradient 0; `check` sees the
+/// states after each step. Returns the three parameter vectors, then the states.
+fn decayed(check: &mut StateCheck<'_>) -> Vec<Vec<f32>> {
+    let (g, s, p0) = decay_start();
+    let (mut pa, mut m, mut v) = (p0.clone(), s.clone(), s.clone());
+    let (mut pn, mut nv) = (p0.clone(), s.clone());
+    let (mut pr, mut c) = (p0, s);
+    for step in 0..DECAY_STEPS {
+        adam(LR, B1, B2, EPS, &g, &mut m, &mut v, &mut pa).unwrap();
+        nesterovs(LR, MU, &g, &mut nv, &mut pn).unwrap();
+        rmsprop(LR, MU, EPS, &g, &mut c, &mut pr).unwrap();
+        check(&m, &v, &nv, &c, step);
+    }
+    vec![pa, pn, pr, m, v, nv, c]
+}
+
+/// The parameters of [`decayed`] from the plain formulas, subnormals kept.
+fn decayed_plain() -> Vec<Vec<f32>> {
+    let (g, s, p0) = decay_start();
+    let (mut pa, mut m, mut v) = (p0.clone(), s.clone(), s.clone());
+    let (mut pn, mut nv) = (p0.clone(), s.clone());
+    let (mut pr, mut c) = (p0, s);
+    for _ in 0..DECAY_STEPS {
+        for i in 0..g.len() {
+            m[i] = B1 * m[i] + (1.0 - B1) * g[i];
+            v[i] = B2 * v[i] + (1.0 - B2) * g[i] * g[i];
+            pa[i] -= LR * m[i] / (v[i].sqrt() + EPS);
+            let prev = nv[i];
+            nv[i] = MU * prev - LR * g[i];
+            pn[i] += -MU * prev + (1.0 + MU) * nv[i];
+            c[i] = MU * c[i] + (1.0 - MU) * g[i] * g[i];
+            pr[i] -= LR * g[i] / (c[i] + EPS).sqrt();
+        }
+    }
+    vec![pa, pn, pr]
 }
 
 #[test]
