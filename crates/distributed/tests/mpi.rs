@@ -40,14 +40,15 @@ fn launch(scenario: &str) -> (ExitStatus, String, Duration) {
         .env(SCENARIO, scenario)
         .output()
         .expect("mpiexec (install MPICH: apt-get install mpich libmpich-dev)");
+    let elapsed = started.elapsed();
     let text = format!(
         "{}{}\nmpiexec: {} after {:?}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         out.status,
-        started.elapsed()
+        elapsed
     );
-    (out.status, text, started.elapsed())
+    (out.status, text, elapsed)
 }
 
 #[test]
