@@ -9,8 +9,8 @@
 //! zero once it falls below the smallest normal value ([`flush`]). For a parameter whose
 //! gradient is 0 (a weight of a pixel that is always black), Adam's `m` shrinks by `b1` every
 //! step and turns subnormal after about 750 steps (f32); on Intel cores every operation on a
-//! subnormal takes a microcode assist, and the Adam pass took 54 % of the main job's time by
-//! its 20th epoch (from 5 %), halving examples/s. Rust cannot set the FPU's flush-to-zero mode
+//! subnormal takes a microcode assist, and the Adam pass took 54 % of W1's time by its 20th
+//! epoch (12 % at its 3rd), halving examples/s. Rust cannot set the FPU's flush-to-zero mode
 //! (changing MXCSR is undefined behaviour for LLVM), so the kernel flushes the values itself:
 //! one compare and blend per value, the same on every path. What it drops is below 1.2e-38
 //! (f32): its share of a parameter's step is far below the parameter's rounding.

@@ -1,8 +1,8 @@
 //! The updaters of `dl4rs_kernels::update` on every dispatch path the CPU has give the bits of
 //! the plain scalar formulas (what the nn crate's loops computed before they moved here), on
 //! lengths around every vector width; bad lengths are errors. State decaying under a zero
-//! gradient is flushed to 0 instead of turning subnormal, with the parameters' bits unchanged. Only one test sets the
-//! dispatch, so nothing in this binary races with it.
+//! gradient is flushed to 0 instead of turning subnormal, with the parameters' bits
+//! unchanged. Only one test sets the dispatch, so nothing in this binary races with it.
 
 mod common;
 use common::*;
@@ -32,29 +32,42 @@ fn results(n: usize, f: &Updaters) -> Vec<Vec<f32>> {
     out
 }
 
+/// One step of the plain formulas, in place.
+fn plain_nesterovs(g: &[f32], v: &mut [f32], p: &mut [f32]) {
+    for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+        let prev = *v;
+        *v = MU * prev - LR * g;
+        *p += -MU * prev + (1.0 + MU) * *v;
+    }
+}
+
+fn plain_adam(g: &[f32], m: &mut [f32], v: &mut [f32], p: &mut [f32]) {
+    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+        *m = B1 * *m + (1.0 - B1) * g;
+        *v = B2 * *v + (1.0 - B2) * g * g;
+        *p -= LR * *m / (v.sqrt() + EPS);
+    }
+}
+
+fn plain_rmsprop(g: &[f32], c: &mut [f32], p: &mut [f32]) {
+    for ((p, &g), c) in p.iter_mut().zip(g).zip(c.iter_mut()) {
+        *c = MU * *c + (1.0 - MU) * g * g;
+        *p -= LR * g / (*c + EPS).sqrt();
+    }
+}
+
 fn scalar(out: &mut Vec<Vec<f32>>, g0: &[f32], s0: &[f32], t0: &[f32], p0: &[f32]) {
     let mut p = p0.to_vec();
     p.iter_mut().zip(g0).for_each(|(p, &g)| *p -= LR * g);
     out.push(p);
     let (mut p, mut v) = (p0.to_vec(), s0.to_vec());
-    for ((p, &g), v) in p.iter_mut().zip(g0).zip(v.iter_mut()) {
-        let prev = *v;
-        *v = MU * prev - LR * g;
-        *p += -MU * prev + (1.0 + MU) * *v;
-    }
+    plain_nesterovs(g0, &mut v, &mut p);
     out.extend([p, v]);
     let (mut p, mut m, mut v) = (p0.to_vec(), s0.to_vec(), t0.to_vec());
-    for (((p, &g), m), v) in p.iter_mut().zip(g0).zip(m.iter_mut()).zip(v.iter_mut()) {
-        *m = B1 * *m + (1.0 - B1) * g;
-        *v = B2 * *v + (1.0 - B2) * g * g;
-        *p -= LR * *m / (v.sqrt() + EPS);
-    }
+    plain_adam(g0, &mut m, &mut v, &mut p);
     out.extend([p, m, v]);
     let (mut p, mut c) = (p0.to_vec(), t0.to_vec());
-    for ((p, &g), c) in p.iter_mut().zip(g0).zip(c.iter_mut()) {
-        *c = MU * *c + (1.0 - MU) * g * g;
-        *p -= LR * g / (*c + EPS).sqrt();
-    }
+    plain_rmsprop(g0, &mut c, &mut p);
     out.extend([p, c]);
     let (mut p, mut h) = (p0.to_vec(), t0.to_vec());
     for ((p, &g), h) in p.iter_mut().zip(g0).zip(h.iter_mut()) {
@@ -119,6 +132,7 @@ fn every_path_gives_the_scalar_formulas_bits() {
     }
     // State decaying through the subnormals (gradient 0), on every path.
     let want = decayed(&mut |_, _, _, _, _| {});
+    let plain = decayed_plain();
     for &d in available_dispatches() {
         set_dispatch(d).unwrap();
         let got = decayed(&mut |m, v, nv, c, step| {
@@ -137,7 +151,6 @@ fn every_path_gives_the_scalar_formulas_bits() {
         set_dispatch(Dispatch::Auto).unwrap();
         // The parameters have the bits of the plain formulas, which kept the subnormals:
         // what the flush drops is far below a parameter's rounding.
-        let plain = decayed_plain();
         for i in 0..3 {
             assert_eq!(
                 bits(&got[i]),
@@ -195,16 +208,9 @@ fn decayed_plain() -> Vec<Vec<f32>> {
     let (mut pn, mut nv) = (p0.clone(), s.clone());
     let (mut pr, mut c) = (p0, s);
     for _ in 0..DECAY_STEPS {
-        for i in 0..g.len() {
-            m[i] = B1 * m[i] + (1.0 - B1) * g[i];
-            v[i] = B2 * v[i] + (1.0 - B2) * g[i] * g[i];
-            pa[i] -= LR * m[i] / (v[i].sqrt() + EPS);
-            let prev = nv[i];
-            nv[i] = MU * prev - LR * g[i];
-            pn[i] += -MU * prev + (1.0 + MU) * nv[i];
-            c[i] = MU * c[i] + (1.0 - MU) * g[i] * g[i];
-            pr[i] -= LR * g[i] / (c[i] + EPS).sqrt();
-        }
+        plain_adam(&g, &mut m, &mut v, &mut pa);
+        plain_nesterovs(&g, &mut nv, &mut pn);
+        plain_rmsprop(&g, &mut c, &mut pr);
     }
     vec![pa, pn, pr]
 }
