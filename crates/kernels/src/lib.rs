@@ -74,7 +74,7 @@ pub use dispatch::{Dispatch, available_dispatches, current_dispatch, set_dispatc
 pub use elementwise::{
     BinaryOp, GradFrom, Unary, axpy, bias_act, binary, binary_assign, binary_col,
     binary_col_assign, binary_row, binary_row_assign, binary_scalar, binary_scalar_assign, scale,
-    unary, unary_assign, unary_grad, unary_grad_assign,
+    scale_into, unary, unary_assign, unary_grad, unary_grad_assign,
 };
 pub use error::KernelError;
 pub use float::Float;

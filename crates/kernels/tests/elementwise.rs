@@ -9,7 +9,7 @@ use dl4rs_kernels::{
     argmax, argmax_cols, argmax_rows, available_dispatches, axpy, bias_act, binary, binary_assign,
     binary_col, binary_col_assign, binary_row, binary_row_assign, binary_scalar,
     binary_scalar_assign, col2im, col2im_batch, dot, im2col, im2col_batch, log_softmax_rows,
-    log_softmax_rows_backward, max, max_cols, max_rows, pool2d, pool2d_backward, scale,
+    log_softmax_rows_backward, max, max_cols, max_rows, pool2d, pool2d_backward, scale, scale_into,
     set_dispatch, softmax_rows, softmax_rows_backward, sum, sum_cols, sum_rows, unary,
     unary_assign, unary_grad, unary_grad_assign,
 };
@@ -238,6 +238,33 @@ fn binary_forms_match_references() {
 }
 
 #[test]
+fn axpy_and_scale_into_are_their_definition_on_every_path_and_offset() {
+    let _g = lock();
+    let xs: Vec<f32> = fill(1037, 3, 5.0);
+    let ys: Vec<f32> = fill(1037, 4, 5.0);
+    for &d in available_dispatches() {
+        set_dispatch(d).unwrap();
+        for off in 0..4 {
+            let (x, y0) = (&xs[off..], &ys[off..]);
+            let mut y = y0.to_vec();
+            axpy(0.37f32, x, &mut y).unwrap();
+            let mut out = vec![0.0f32; x.len()];
+            scale_into(-1.5f32, x, &mut out).unwrap();
+            for i in 0..x.len() {
+                // Multiply, then add: one rounding each, no fused multiply-add on any path.
+                assert_eq!(
+                    y[i].to_bits(),
+                    (y0[i] + 0.37 * x[i]).to_bits(),
+                    "{d:?} {off} {i}"
+                );
+                assert_eq!(out[i].to_bits(), (-1.5 * x[i]).to_bits(), "{d:?} {off} {i}");
+            }
+        }
+    }
+    set_dispatch(Dispatch::Auto).unwrap();
+}
+
+#[test]
 fn length_mismatches_are_errors_with_messages() {
     let mut out = [0.0f32; 4];
     let e = binary(BinaryOp::Add, &[1.0f32; 4], &[1.0; 3], &mut out).unwrap_err();
@@ -261,6 +288,13 @@ fn length_mismatches_are_errors_with_messages() {
     );
     let e = max::<f32>(&[]).unwrap_err();
     assert_eq!(e.to_string(), "max: expected a non-empty slice");
+    let e = axpy(2.0f32, &[1.0; 3], &mut out).unwrap_err();
+    assert_eq!(e.to_string(), "axpy: y has length 4 but 3 was expected");
+    let e = scale_into(2.0f32, &[1.0; 5], &mut out).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "scale_into: out has length 4 but 5 was expected"
+    );
     let e = dot(&[1.0f32; 2], &[1.0; 3]).unwrap_err();
     assert_eq!(e.to_string(), "dot: y has length 3 but 2 was expected");
     let e = bias_act(&mut [0.0f32; 6], 2, 3, &[0.0; 2], Unary::Relu, None).unwrap_err();
