@@ -238,7 +238,7 @@ fn binary_forms_match_references() {
 }
 
 #[test]
-fn axpy_and_scale_into_are_their_definition_on_every_path_and_offset() {
+fn axpy_scale_and_scale_into_are_their_definition_on_every_path_and_offset() {
     let _g = lock();
     let xs: Vec<f32> = fill(1037, 3, 5.0);
     let ys: Vec<f32> = fill(1037, 4, 5.0);
@@ -250,7 +250,14 @@ fn axpy_and_scale_into_are_their_definition_on_every_path_and_offset() {
             axpy(0.37f32, x, &mut y).unwrap();
             let mut out = vec![0.0f32; x.len()];
             scale_into(-1.5f32, x, &mut out).unwrap();
+            let mut scaled = x.to_vec();
+            scale(0.75f32, &mut scaled);
             for i in 0..x.len() {
+                assert_eq!(
+                    scaled[i].to_bits(),
+                    (0.75 * x[i]).to_bits(),
+                    "{d:?} {off} {i}"
+                );
                 // Multiply, then add: one rounding each, no fused multiply-add on any path.
                 assert_eq!(
                     y[i].to_bits(),

@@ -593,6 +593,13 @@ macro_rules! impl_model_common {
         fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError> {
             crate::model::apply_gradients(self, batch_size)
         }
+        fn apply_gradients_part(
+            &mut self,
+            batch_size: usize,
+            part: std::ops::Range<usize>,
+        ) -> Result<(), NnError> {
+            crate::model::apply_gradients_part(self, batch_size, part)
+        }
         fn set_updater_state(&mut self, state: &ArrayView<'_, T>) -> Result<(), NnError> {
             self.core.engine.set_flat(state, false)
         }

@@ -182,20 +182,65 @@ pub(crate) fn apply<T: DataType>(
     iteration: u64,
 ) -> Result<(), ArrayError> {
     let n = params.len();
+    apply_part(
+        updater,
+        reg,
+        params,
+        grads,
+        state,
+        segments,
+        iteration,
+        0..n,
+    )
+}
+
+/// [`apply`] on the elements `part` of the flat arrays only (the updater state's arrays at
+/// the same positions): each element's step depends on that element alone, so updating the
+/// parts of a partition one by one, or on different replicas, gives the bits of one whole
+/// step. ParallelWrapper's SharedGradients trainers each step their own part.
+#[allow(clippy::too_many_arguments)] // apply's arguments and the part
+pub(crate) fn apply_part<T: DataType>(
+    updater: &Updater,
+    reg: &Regularization,
+    params: &mut [T],
+    grads: &mut [T],
+    state: &mut [T],
+    segments: &[Segment],
+    iteration: u64,
+    part: Range<usize>,
+) -> Result<(), ArrayError> {
+    let n = params.len();
+    if part.start > part.end || part.end > n {
+        return Err(ArrayError::Invalid {
+            op: "apply_gradients_part",
+            message: format!(
+                "expected a part of the {n} parameters to update, but got {}..{}; \
+                 pass a range within 0..{n}",
+                part.start, part.end
+            ),
+        });
+    }
     let t = T::from_f64;
+    let r = part.clone();
+    // The regularized segments' overlap with the part.
+    let overlaps = || {
+        segments.iter().filter(|s| s.regularize).filter_map(|s| {
+            let (lo, hi) = (s.range.start.max(r.start), s.range.end.min(r.end));
+            (lo < hi).then_some(lo..hi)
+        })
+    };
     if reg.l1 != 0.0 || reg.l2 != 0.0 {
-        for seg in segments.iter().filter(|s| s.regularize) {
-            let r = seg.range.clone();
-            update::l1_l2(t(reg.l1), t(reg.l2), &params[r.clone()], &mut grads[r])?;
+        for o in overlaps() {
+            update::l1_l2(t(reg.l1), t(reg.l2), &params[o.clone()], &mut grads[o])?;
         }
     }
-    let (p, g) = (&mut *params, &*grads);
+    let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
     match *updater {
         Updater::Sgd { learning_rate } => update::sgd(t(learning_rate), g, p)?,
         Updater::Nesterovs {
             learning_rate,
             momentum,
-        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[..n], p)?,
+        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[r.clone()], p)?,
         Updater::Adam {
             learning_rate,
             beta1,
@@ -211,8 +256,8 @@ pub(crate) fn apply<T: DataType>(
                 t(beta2),
                 t(epsilon),
                 g,
-                m,
-                &mut v[..n],
+                &mut m[r.clone()],
+                &mut v[r.clone()],
                 p,
             )?
         }
@@ -225,19 +270,19 @@ pub(crate) fn apply<T: DataType>(
             t(rms_decay),
             t(epsilon),
             g,
-            &mut state[..n],
+            &mut state[r.clone()],
             p,
         )?,
         Updater::AdaGrad {
             learning_rate,
             epsilon,
-        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[..n], p)?,
+        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[r.clone()], p)?,
         Updater::NoOp => {}
     }
     if reg.weight_decay != 0.0 {
         let k = t(updater.learning_rate() * reg.weight_decay);
-        for seg in segments.iter().filter(|s| s.regularize) {
-            update::weight_decay(k, &mut params[seg.range.clone()]);
+        for o in overlaps() {
+            update::weight_decay(k, &mut params[o]);
         }
     }
     Ok(())
@@ -303,5 +348,78 @@ mod tests {
         };
         let p = step(Updater::sgd(0.1), reg, 1);
         assert!((p[0] - (1.0 - 0.01) * (1.0 - 0.05)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn stepping_the_parts_of_a_partition_gives_the_bits_of_one_whole_step() {
+        let n = 11;
+        // Two regularized segments around an unregularized one, cut across by the parts.
+        let seg = [
+            Segment {
+                range: 0..4,
+                regularize: true,
+            },
+            Segment {
+                range: 4..6,
+                regularize: false,
+            },
+            Segment {
+                range: 6..n,
+                regularize: true,
+            },
+        ];
+        let reg = Regularization {
+            l1: 0.01,
+            l2: 0.02,
+            weight_decay: 0.03,
+        };
+        let updaters = [
+            Updater::sgd(0.1),
+            Updater::nesterovs(0.1),
+            Updater::adam(0.01),
+            Updater::rmsprop(0.01),
+            Updater::adagrad(0.01),
+            Updater::NoOp,
+        ];
+        for u in updaters {
+            let init: Vec<f64> = (0..n).map(|i| (i as f64 - 5.0) * 0.37).collect();
+            let grad = |it: u64| -> Vec<f64> {
+                (0..n)
+                    .map(|i| ((i as u64 * 7 + it) % 5) as f64 * 0.1 - 0.2)
+                    .collect()
+            };
+            let (mut whole, mut parted) = (init.clone(), init);
+            let mut s_whole = vec![0.0; n * u.state_per_param()];
+            let mut s_parted = s_whole.clone();
+            for it in 0..4 {
+                let mut g = grad(it);
+                apply(&u, &reg, &mut whole, &mut g, &mut s_whole, &seg, it).unwrap();
+                let mut g = grad(it);
+                for part in [5..n, 0..3, 3..5] {
+                    apply_part(&u, &reg, &mut parted, &mut g, &mut s_parted, &seg, it, part)
+                        .unwrap();
+                }
+            }
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&whole), bits(&parted), "{u:?}");
+            assert_eq!(bits(&s_whole), bits(&s_parted), "{u:?}");
+        }
+        let (mut p, mut g, mut st) = (vec![0.0; 3], vec![0.0; 3], vec![0.0; 6]);
+        let e = apply_part(
+            &Updater::adam(0.1),
+            &reg,
+            &mut p,
+            &mut g,
+            &mut st,
+            &[],
+            0,
+            2..4,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "apply_gradients_part: expected a part of the 3 parameters to update, but got \
+             2..4; pass a range within 0..3"
+        );
     }
 }

@@ -31,11 +31,19 @@ pub(crate) enum Combine {
         untrained_too: bool,
     },
     /// SharedGradients: add the batch's gradient into the exchange (dense: weighted by its
-    /// examples; encoded: the threshold message); past the barrier, every replica takes the
-    /// combined gradient and steps its updater. `encoded`: divide by the contributors
-    /// (DL4J's threshold messages are summed, then averaged per worker), else by the
-    /// examples.
+    /// examples, into the other trainers' parts only; encoded: the threshold message, into
+    /// every part); past the barrier, each trainer reduces *its part* of the combined
+    /// gradient, steps its updater there and puts those parameters into the exchange; past a
+    /// second barrier it reads the other parts' parameters. Every replica ends the round with
+    /// the parameters one whole step gives (each element's step is its own), for a third of
+    /// the memory traffic and half the updater work per trainer of a full reduce and step on
+    /// each. `encoded`: divide by the contributors (DL4J's threshold messages are summed,
+    /// then averaged per worker), else by the examples.
     Share { generation: u64, encoded: bool },
+    /// SharedGradients, at the end of a `fit`: each trainer puts the updater state of its
+    /// part into the exchange and reads the others', so every replica (and the model the
+    /// wrapper hands back) holds the whole state.
+    Gather { generation: u64 },
 }
 
 /// One trainer's job for a round: its batch (none in a short round's combine), whether the

@@ -23,11 +23,12 @@
 use std::sync::{Mutex, PoisonError};
 
 use dl4rs_array::DataType;
-use dl4rs_kernels::{axpy, scale_into};
+use dl4rs_kernels::{axpy, scale as scale_assign, scale_into};
 
-/// Elements per chunk: 16 Ki values (64 KiB of f32), small enough for two workers to spread
-/// over a 235 k-parameter network, large enough that locking costs nothing.
-pub(crate) const CHUNK: usize = 16 * 1024;
+/// Elements per chunk: 4 Ki values (16 KiB of f32, in L1 while a reduce works on it), small
+/// enough that whole-chunk parts split a 235 k-parameter network evenly (29:29 chunks for
+/// two SharedGradients trainers), large enough that locking costs nothing.
+pub(crate) const CHUNK: usize = 4 * 1024;
 
 struct Chunk<T> {
     generation: u64,
@@ -39,6 +40,15 @@ struct Chunk<T> {
 pub(crate) struct Exchange<T> {
     chunks: Vec<Mutex<Chunk<T>>>,
     per_buffer: usize,
+}
+
+/// Worker `worker`'s part of a region of `len` elements at a chunk boundary: a run of whole
+/// chunks (the last one may be short), the parts of `0..workers` in order covering the
+/// region. A SharedGradients trainer reduces and steps its part only.
+pub(crate) fn part(len: usize, worker: usize, workers: usize) -> std::ops::Range<usize> {
+    let count = len.div_ceil(CHUNK);
+    let at = |w: usize| (w * count / workers.max(1) * CHUNK).min(len);
+    at(worker)..at(worker + 1)
 }
 
 /// Where a region starts: a chunk boundary.
@@ -107,7 +117,26 @@ impl<T: DataType> Exchange<T> {
         worker: usize,
         workers: usize,
     ) {
+        self.add_except(generation, offset, src, weight, worker, workers, 0..0);
+    }
+
+    /// [`Exchange::add`] leaving out the elements `skip` of the region (a chunk-aligned
+    /// [`part`]: the contributor's own, which it adds itself with [`Exchange::reduce_into`]).
+    #[allow(clippy::too_many_arguments)] // add's arguments and the part
+    pub(crate) fn add_except(
+        &self,
+        generation: u64,
+        offset: usize,
+        src: &[T],
+        weight: T,
+        worker: usize,
+        workers: usize,
+        skip: std::ops::Range<usize>,
+    ) {
         for (c, at, range) in self.spans(offset, src.len(), worker, workers) {
+            if skip.start <= range.start && range.end <= skip.end {
+                continue;
+            }
             let mut guard = self.lock(generation, c);
             let chunk = &mut *guard;
             let dst = &mut chunk.values[at..at + range.len()];
@@ -152,6 +181,54 @@ impl<T: DataType> Exchange<T> {
                     chunk.values[i] += tau;
                 }
             }
+        }
+    }
+
+    /// `dst = scale × (own × dst + region at offset)`, or `scale × region` without `own`
+    /// (chunks of another generation read as zeros): the owner of a part reduces it, its own
+    /// weighted contribution (still in `dst`) plus what the others added
+    /// ([`Exchange::add_except`]); with two contributors the sum is the same two terms as
+    /// [`Exchange::add`]'s, so the same bits.
+    pub(crate) fn reduce_into(
+        &self,
+        generation: u64,
+        offset: usize,
+        dst: &mut [T],
+        own: Option<T>,
+        scale: T,
+    ) {
+        for (c, at, range) in self.spans(offset, dst.len(), 0, 1) {
+            let chunk = self.lock(generation, c);
+            let dst = &mut dst[range.clone()];
+            let others =
+                (chunk.generation == generation).then(|| &chunk.values[at..at + range.len()]);
+            // The lengths match by construction (`spans`): the kernels cannot fail here.
+            match (own, others) {
+                (Some(w), Some(others)) => {
+                    scale_assign(w, dst);
+                    let _ = axpy(T::ONE, others, dst);
+                    scale_assign(scale, dst);
+                }
+                (Some(w), None) => {
+                    scale_assign(w, dst);
+                    scale_assign(scale, dst);
+                }
+                (None, Some(others)) => {
+                    let _ = scale_into(scale, others, dst);
+                }
+                (None, None) => dst.fill(T::ZERO),
+            }
+        }
+    }
+
+    /// Overwrites the region at `offset` with `src` as `generation`'s values (no adding;
+    /// the rest of a chunk keeps what it holds: parts that share a chunk are put by their
+    /// owners before anyone reads).
+    pub(crate) fn put(&self, generation: u64, offset: usize, src: &[T]) {
+        for (c, at, range) in self.spans(offset, src.len(), 0, 1) {
+            let mut chunk = self.lock(generation, c);
+            chunk.values[at..at + range.len()].copy_from_slice(&src[range]);
+            chunk.generation = generation;
         }
     }
 

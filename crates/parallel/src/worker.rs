@@ -107,6 +107,10 @@ pub(crate) struct Trainer<T: DataType> {
     pub exchange: Arc<Exchange<T>>,
     pub board: Arc<Board<T>>,
     pub layout: Layout,
+    /// SharedGradients: the part of the parameters this trainer reduces and steps
+    /// (`exchange::part`); the replica's updater state is current only there until the
+    /// end of the `fit` gathers it (`Combine::Gather`).
+    pub part: std::ops::Range<usize>,
     pub encoder: Option<Encoder<T>>,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
@@ -181,24 +185,24 @@ impl<T: DataType> Trainer<T> {
         let replica = Arc::clone(&self.replica);
         let mut m = lock(&replica);
         let combine = job.combine;
-        let mut trained = false;
+        let mut trained = None;
         if let Some(batch) = job.batch.take() {
-            self.train(batch, job.copy, m.as_mut(), job.round, combine, config)?;
-            trained = true;
+            trained = Some(self.train(batch, job.copy, m.as_mut(), job.round, combine, config)?);
         }
         self.combine(m.as_mut(), combine, trained)?;
-        if self.index == 0 && trained {
+        if self.index == 0 && trained.is_some() {
             self.report(m.as_ref(), &job)?;
         }
         Ok(())
     }
 
-    /// The round's combine, after the batch (`trained`: this trainer had one).
+    /// The round's combine, after the batch (`trained`: this trainer had one, of so many
+    /// examples).
     fn combine(
         &mut self,
         m: &mut dyn Model<T>,
         combine: Combine,
-        trained: bool,
+        trained: Option<usize>,
     ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
         match combine {
@@ -209,7 +213,7 @@ impl<T: DataType> Trainer<T> {
                 iteration,
                 untrained_too,
             } => {
-                if trained || untrained_too {
+                if trained.is_some() || untrained_too {
                     self.contribute(&*m, generation, updaters)?;
                     self.board.contribute(generation, 0);
                 }
@@ -242,15 +246,68 @@ impl<T: DataType> Trainer<T> {
                 let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
+                let part = self.part.clone();
                 {
+                    // Dense: the own contribution is still in the gradient (`add_except`).
+                    let own = trained.filter(|_| !encoded).map(|e| T::from_f64(e as f64));
                     let mut g = m.gradients_mut().write()?;
                     let g = g.as_slice_mut().unwrap_or_default();
-                    self.exchange.read(generation, 0, g, scale, i, n);
+                    self.exchange.reduce_into(
+                        generation,
+                        part.start,
+                        &mut g[part.clone()],
+                        own,
+                        scale,
+                    );
                 }
-                m.apply_gradients(examples)?;
+                m.apply_gradients_part(examples, part.clone())?;
+                {
+                    let p = m.params().read()?;
+                    let p = p.as_slice().unwrap_or_default();
+                    self.exchange.put(generation, part.start, &p[part.clone()]);
+                }
+                self.board
+                    .barrier
+                    .wait(n, &mut self.patience, &self.board.abort)?;
+                let mut p = m.params_mut().write()?;
+                let p = p.as_slice_mut().unwrap_or_default();
+                self.read_others(generation, 0, p);
+            }
+            Combine::Gather { generation } => {
+                // Each updater state array (Adam: m, then v) at the positions of the part.
+                let (np, part) = (l.params, self.part.clone());
+                if l.state > 0 && np > 0 {
+                    {
+                        let s = m.updater_state().read()?;
+                        let s = s.as_slice().unwrap_or_default();
+                        for (k, s) in s.chunks_exact(np).enumerate() {
+                            let at = l.state_offset + k * np + part.start;
+                            self.exchange.put(generation, at, &s[part.clone()]);
+                        }
+                    }
+                    self.board
+                        .barrier
+                        .wait(n, &mut self.patience, &self.board.abort)?;
+                    let mut s = m.updater_state_mut().write()?;
+                    let s = s.as_slice_mut().unwrap_or_default();
+                    for (k, s) in s.chunks_exact_mut(np).enumerate() {
+                        self.read_others(generation, l.state_offset + k * np, s);
+                    }
+                }
             }
         }
         Ok(())
+    }
+
+    /// Reads the other trainers' parts of the region at `offset` into `dst` (a whole
+    /// parameter-sized array; the own part is left as it is).
+    fn read_others(&self, generation: u64, offset: usize, dst: &mut [T]) {
+        let (i, n, part) = (self.index, self.workers, self.part.clone());
+        let (before, rest) = dst.split_at_mut(part.start);
+        let after = &mut rest[part.len()..];
+        self.exchange.read(generation, offset, before, T::ONE, i, n);
+        self.exchange
+            .read(generation, offset + part.end, after, T::ONE, i, n);
     }
 
     /// Copies the batch when told to and says so, computes its gradient and sets the
@@ -265,7 +322,7 @@ impl<T: DataType> Trainer<T> {
         round: u64,
         combine: Combine,
         config: &WorkspaceConfig,
-    ) -> Result<(), RoundError> {
+    ) -> Result<usize, RoundError> {
         let gather = matches!(batch, Batch::Rows(_) | Batch::MultiRows(_));
         let _scope = if self.workspaces && (copy || gather) {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
@@ -296,9 +353,11 @@ impl<T: DataType> Trainer<T> {
                 let g = m.gradients().read()?;
                 let g = g.as_slice().unwrap_or_default();
                 match &mut self.encoder {
-                    None => self
-                        .exchange
-                        .add(generation, 0, g, T::from_f64(examples as f64), i, n),
+                    None => {
+                        let w = T::from_f64(examples as f64);
+                        let own = self.part.clone();
+                        self.exchange.add_except(generation, 0, g, w, i, n, own);
+                    }
                     Some(encoder) => {
                         let (message, tau) = encoder.encode(g);
                         self.exchange
@@ -307,8 +366,9 @@ impl<T: DataType> Trainer<T> {
                 }
                 self.board.contribute(generation, examples);
             }
+            Combine::Gather { .. } => {}
         }
-        Ok(())
+        Ok(examples)
     }
 
     /// Trainer 0, after the round (its replica updated or averaged): the round's score, the

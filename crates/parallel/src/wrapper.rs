@@ -25,7 +25,7 @@ use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, REFILL_AT, RoundStat
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
-use crate::exchange::{Exchange, region_start};
+use crate::exchange::{Exchange, part, region_start};
 use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
@@ -255,7 +255,8 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             state_offset: region_start(params),
             state,
         };
-        let len = if averaging && s.average_updaters {
+        // SharedGradients gathers the updater state at the end of a fit (`Combine::Gather`).
+        let len = if !averaging || s.average_updaters {
             layout.state_offset + state
         } else {
             params
@@ -290,6 +291,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 exchange: Arc::clone(&exchange),
                 board: Arc::clone(&board),
                 layout,
+                part: part(params, index, n),
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
@@ -382,6 +384,17 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             }
             pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
             pool.since_average = 0;
+        }
+        if s.training_mode == TrainingMode::SharedGradients {
+            pool.generation += 1;
+            let combine = Combine::Gather {
+                generation: pool.generation,
+            };
+            for w in 0..s.workers {
+                let job = pool.job(None, false, combine);
+                pool.post(w, job);
+            }
+            pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
         }
         for r in &pool.replicas {
             lock(r).increment_epoch();

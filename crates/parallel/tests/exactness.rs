@@ -85,6 +85,38 @@ fn shared_gradients_equal_a_single_model_even_with_adam_and_uneven_batches() {
     }
 }
 
+/// A network of several exchange chunks (13,203 parameters): each SharedGradients trainer
+/// reduces and steps only its part and the parts' parameters are exchanged every round, the
+/// updater state gathered at the end of every `fit`. Parameters *and* Adam's state equal the
+/// single model's, after each of two fits (the second starts from the gathered state), with
+/// 2 and 3 workers (3: parts of unequal chunks), dense and with a short last round.
+#[test]
+fn shared_gradients_parts_give_the_whole_step_and_the_whole_updater_state() {
+    let d = data::<f64>(60, 40, 3, 17);
+    for workers in [2, 3] {
+        let mut single = mlp::<f64>(40, 300, 3, Updater::adam(1e-2));
+        assert_eq!(single.num_params(), 13_203);
+        let mut w = ParallelWrapper::builder(mlp::<f64>(40, 300, 3, Updater::adam(1e-2)))
+            .workers(workers)
+            .training_mode(TrainingMode::SharedGradients)
+            .build()
+            .unwrap();
+        // Batches of 4, 15 per epoch: with 2 workers the last round is short (one batch, the
+        // other trainer still steps its part), with 3 every round is full.
+        let mut it = InMemoryDataSetIterator::new(d.dup().unwrap(), workers * 4).unwrap();
+        let mut src = source(&d, 4);
+        for fit in 0..2 {
+            single.fit_iter(&mut it, 1).unwrap();
+            w.fit(&mut src).unwrap();
+            let net = w.model().unwrap();
+            let diff = max_diff(net.params(), single.params());
+            assert!(diff < TOL, "{workers} workers, fit {fit}: params {diff:e}");
+            let diff = max_diff(net.updater_state(), single.updater_state());
+            assert!(diff < TOL, "{workers} workers, fit {fit}: state {diff:e}");
+        }
+    }
+}
+
 #[test]
 fn trainers_are_named_threads_with_their_own_workspaces() {
     let d = data::<f32>(64, 6, 3, 5);

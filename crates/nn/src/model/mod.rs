@@ -65,6 +65,17 @@ pub trait Model<T: DataType>: Send {
     /// counts the iteration and runs the listeners with [`Model::last_score`] (`batch_size`
     /// examples). Together with `compute_gradient_*` this is `fit` split in two.
     fn apply_gradients(&mut self, batch_size: usize) -> Result<(), NnError>;
+    /// [`Model::apply_gradients`] stepping only the elements `part` of the flat parameter
+    /// array (and the updater state's arrays at the same positions); the rest keep their
+    /// values. Each element's step depends on that element alone, so the parts of a
+    /// partition stepped one by one give the bits of one whole step: ParallelWrapper's
+    /// SharedGradients trainers each step their part and exchange the results. An error when
+    /// `part` is not within `0..num_params()`.
+    fn apply_gradients_part(
+        &mut self,
+        batch_size: usize,
+        part: std::ops::Range<usize>,
+    ) -> Result<(), NnError>;
     /// The flat updater state.
     fn updater_state(&self) -> &NdArray<T>;
     /// Replaces the updater state.
@@ -214,6 +225,17 @@ pub(crate) fn apply_gradients<T: DataType, M: HasCore<T>>(
     batch_size: usize,
 ) -> Result<(), NnError> {
     m.core_mut().engine.apply_update()?;
+    let score = m.core().engine.score;
+    finish_iteration(m, score, batch_size)
+}
+
+/// [`apply_gradients`] stepping the elements `part` of the flat arrays only.
+pub(crate) fn apply_gradients_part<T: DataType, M: HasCore<T>>(
+    m: &mut M,
+    batch_size: usize,
+    part: std::ops::Range<usize>,
+) -> Result<(), NnError> {
+    m.core_mut().engine.apply_update_part(part)?;
     let score = m.core().engine.score;
     finish_iteration(m, score, batch_size)
 }

@@ -143,4 +143,27 @@ impl<T: DataType> ParamStore<T> {
         )?;
         Ok(())
     }
+
+    /// One updater step over the elements `part` of the flat arrays only.
+    pub fn apply_updater_part(
+        &mut self,
+        global: &GlobalConf,
+        iteration: u64,
+        part: std::ops::Range<usize>,
+    ) -> Result<(), NnError> {
+        let mut pw = self.params.write()?;
+        let mut gw = self.grads.write()?;
+        let mut sw = self.updater_state.write()?;
+        updater::apply_part(
+            &global.updater,
+            &global.regularization,
+            pw.as_slice_mut().unwrap_or_default(),
+            gw.as_slice_mut().unwrap_or_default(),
+            sw.as_slice_mut().unwrap_or_default(),
+            &self.segments,
+            iteration,
+            part,
+        )?;
+        Ok(())
+    }
 }

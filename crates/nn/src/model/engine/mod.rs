@@ -499,6 +499,14 @@ impl<T: DataType> Engine<T> {
         Ok(())
     }
 
+    /// [`Engine::apply_update`] on the elements `part` of the flat arrays only.
+    pub fn apply_update_part(&mut self, part: std::ops::Range<usize>) -> Result<(), NnError> {
+        self.store
+            .apply_updater_part(&self.global, self.iteration, part)?;
+        self.iteration += 1;
+        Ok(())
+    }
+
     /// Gradient and score without an update (gradient checks), in the all-layers workspace.
     pub fn compute_gradient_and_score(&mut self, batch: &Batch<'_, T>) -> Result<f64, NnError> {
         let _all = if self.training_enabled() {
