@@ -96,6 +96,67 @@ pub fn flush<T: Float>(x: T) -> T {
     }
 }
 
+// Each updater's arithmetic on one element, shared by the in-place passes and
+// [`averaged_step`] so that both give the same bits.
+
+#[inline(always)]
+fn sgd_step<T: Float>(lr: T) -> impl Fn(T, T) -> T + Copy {
+    move |p, g| p - lr * g
+}
+
+#[inline(always)]
+fn nesterovs_step<T: Float>(lr: T, mu: T) -> impl Fn(T, T, T) -> (T, T) + Copy {
+    move |p, g, v| {
+        let next = flush(mu * v - lr * g);
+        (p + (-mu * v + (T::ONE + mu) * next), next)
+    }
+}
+
+#[inline(always)]
+fn adam_step<T: Float>(alpha: T, b1: T, b2: T, eps: T) -> impl Fn(T, T, T, T) -> (T, T, T) + Copy {
+    move |p, g, m, v| {
+        let m = flush(b1 * m + (T::ONE - b1) * g);
+        let v = flush(b2 * v + (T::ONE - b2) * g * g);
+        (p - alpha * m / (v.sqrt() + eps), m, v)
+    }
+}
+
+#[inline(always)]
+fn rmsprop_step<T: Float>(lr: T, decay: T, eps: T) -> impl Fn(T, T, T) -> (T, T) + Copy {
+    move |p, g, c| {
+        let c = flush(decay * c + (T::ONE - decay) * g * g);
+        (p - lr * g / (c + eps).sqrt(), c)
+    }
+}
+
+#[inline(always)]
+fn adagrad_step<T: Float>(lr: T, eps: T) -> impl Fn(T, T, T) -> (T, T) + Copy {
+    move |p, g, h| {
+        let h = flush(h + g * g);
+        (p - lr * g / (h.sqrt() + eps), h)
+    }
+}
+
+/// `g + (l2 p + l1 sign(p))`, as `(g, p)`.
+#[inline(always)]
+fn l1_l2_step<T: Float>(l1: T, l2: T) -> impl Fn(T, T) -> T + Copy {
+    move |g, p| {
+        let sign = if p > T::ZERO {
+            T::ONE
+        } else if p < T::ZERO {
+            -T::ONE
+        } else {
+            T::ZERO
+        };
+        g + (l2 * p + l1 * sign)
+    }
+}
+
+#[inline(always)]
+fn decay_step<T: Float>(k: T) -> impl Fn(T) -> T + Copy {
+    move |p| p - k * p
+}
+
 fn lens(op: &'static str, p: usize, others: &[(&'static str, usize)]) -> Result<(), KernelError> {
     for &(what, len) in others {
         check_len(op, what, len, p)?;
@@ -106,7 +167,7 @@ fn lens(op: &'static str, p: usize, others: &[(&'static str, usize)]) -> Result<
 /// Plain SGD: `p -= lr * g`.
 pub fn sgd<T: Float>(lr: T, g: &[T], p: &mut [T]) -> Result<(), KernelError> {
     lens("sgd", p.len(), &[("g", g.len())])?;
-    run2(p, g, |p, g| p - lr * g);
+    run2(p, g, sgd_step(lr));
     Ok(())
 }
 
@@ -119,10 +180,7 @@ pub fn nesterovs<T: Float>(
     p: &mut [T],
 ) -> Result<(), KernelError> {
     lens("nesterovs", p.len(), &[("g", g.len()), ("v", v.len())])?;
-    run3(p, g, v, |p, g, v| {
-        let next = flush(mu * v - lr * g);
-        (p + (-mu * v + (T::ONE + mu) * next), next)
-    });
+    run3(p, g, v, nesterovs_step(lr, mu));
     Ok(())
 }
 
@@ -144,11 +202,7 @@ pub fn adam<T: Float>(
         p.len(),
         &[("g", g.len()), ("m", m.len()), ("v", v.len())],
     )?;
-    run4(p, g, m, v, |p, g, m, v| {
-        let m = flush(b1 * m + (T::ONE - b1) * g);
-        let v = flush(b2 * v + (T::ONE - b2) * g * g);
-        (p - alpha * m / (v.sqrt() + eps), m, v)
-    });
+    run4(p, g, m, v, adam_step(alpha, b1, b2, eps));
     Ok(())
 }
 
@@ -162,10 +216,7 @@ pub fn rmsprop<T: Float>(
     p: &mut [T],
 ) -> Result<(), KernelError> {
     lens("rmsprop", p.len(), &[("g", g.len()), ("cache", c.len())])?;
-    run3(p, g, c, |p, g, c| {
-        let c = flush(decay * c + (T::ONE - decay) * g * g);
-        (p - lr * g / (c + eps).sqrt(), c)
-    });
+    run3(p, g, c, rmsprop_step(lr, decay, eps));
     Ok(())
 }
 
@@ -178,26 +229,14 @@ pub fn adagrad<T: Float>(
     p: &mut [T],
 ) -> Result<(), KernelError> {
     lens("adagrad", p.len(), &[("g", g.len()), ("history", h.len())])?;
-    run3(p, g, h, |p, g, h| {
-        let h = flush(h + g * g);
-        (p - lr * g / (h.sqrt() + eps), h)
-    });
+    run3(p, g, h, adagrad_step(lr, eps));
     Ok(())
 }
 
 /// L1/L2 regularization into the gradient: `g += l2 p + l1 sign(p)` (sign(0) = 0).
 pub fn l1_l2<T: Float>(l1: T, l2: T, p: &[T], g: &mut [T]) -> Result<(), KernelError> {
     lens("l1_l2", g.len(), &[("p", p.len())])?;
-    run2(g, p, |g, p| {
-        let sign = if p > T::ZERO {
-            T::ONE
-        } else if p < T::ZERO {
-            -T::ONE
-        } else {
-            T::ZERO
-        };
-        g + (l2 * p + l1 * sign)
-    });
+    run2(g, p, l1_l2_step(l1, l2));
     Ok(())
 }
 
@@ -205,8 +244,9 @@ pub fn l1_l2<T: Float>(l1: T, l2: T, p: &[T], g: &mut [T]) -> Result<(), KernelE
 pub fn weight_decay<T: Float>(k: T, p: &mut [T]) {
     #[inline(always)]
     fn decay<T: Float>(p: &mut [T], k: T) {
+        let f = decay_step(k);
         for v in p.iter_mut() {
-            *v -= k * *v;
+            *v = f(*v);
         }
     }
     #[cfg(target_arch = "x86_64")]
@@ -230,4 +270,296 @@ pub fn weight_decay<T: Float>(k: T, p: &mut [T]) {
         }
     }
     decay(p, k)
+}
+
+/// One updater step's arithmetic, for [`averaged_step`] (Adam's bias correction folded into
+/// `alpha`, as [`adam`] takes it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step<T> {
+    /// [`sgd`].
+    Sgd {
+        /// Learning rate.
+        lr: T,
+    },
+    /// [`nesterovs`].
+    Nesterovs {
+        /// Learning rate.
+        lr: T,
+        /// Momentum.
+        mu: T,
+    },
+    /// [`adam`].
+    Adam {
+        /// Learning rate with the bias correction.
+        alpha: T,
+        /// First moment decay.
+        b1: T,
+        /// Second moment decay.
+        b2: T,
+        /// Epsilon.
+        eps: T,
+    },
+    /// [`rmsprop`].
+    RmsProp {
+        /// Learning rate.
+        lr: T,
+        /// Decay of the squared gradients' average.
+        decay: T,
+        /// Epsilon.
+        eps: T,
+    },
+    /// [`adagrad`].
+    AdaGrad {
+        /// Learning rate.
+        lr: T,
+        /// Epsilon.
+        eps: T,
+    },
+    /// No update.
+    NoOp,
+}
+
+impl<T> Step<T> {
+    /// State arrays the updater keeps per parameter.
+    pub fn states(&self) -> usize {
+        match self {
+            Step::Sgd { .. } | Step::NoOp => 0,
+            Step::Nesterovs { .. } | Step::RmsProp { .. } | Step::AdaGrad { .. } => 1,
+            Step::Adam { .. } => 2,
+        }
+    }
+}
+
+/// The mean of `count` updater steps from the same parameters `p` and state `s0`, `s1` (as
+/// many as the updater keeps; empty otherwise), one per gradient `grad(c)`, written over
+/// them: what averaging replicas that started equal gives after each stepped on its own
+/// gradient, in one pass (ParallelWrapper averaging every round; no replica's step is
+/// stored). Each step is the in-place passes' arithmetic (`l1_l2` into the gradient when
+/// given, the updater, `weight_decay` when given); the steps are summed in order, the first
+/// as it is, and the sum multiplied by `scale`, as the exchange sums and scales replicas:
+/// with two gradients the bits of stepping both replicas and averaging them.
+#[allow(clippy::too_many_arguments)]
+pub fn averaged_step<'a, T: Float, G: Fn(usize) -> &'a [T]>(
+    step: Step<T>,
+    l1_l2: Option<(T, T)>,
+    decay: Option<T>,
+    count: usize,
+    grad: G,
+    scale: T,
+    p: &mut [T],
+    s0: &mut [T],
+    s1: &mut [T],
+) -> Result<(), KernelError> {
+    let n = p.len();
+    let states = step.states();
+    let want = |k: usize| if states > k { n } else { 0 };
+    lens("averaged_step", want(0), &[("s0", s0.len())])?;
+    lens("averaged_step", want(1), &[("s1", s1.len())])?;
+    if count == 0 {
+        return Err(KernelError::InvalidArgument {
+            op: "averaged_step",
+            what: "expected at least one gradient to average the steps of, but got none",
+        });
+    }
+    for c in 0..count {
+        lens("averaged_step", n, &[("gradient", grad(c).len())])?;
+    }
+    let arrays = Arrays { p, s0, s1 };
+    macro_rules! with_reg {
+        ($f:expr) => {{
+            let f = $f;
+            match (l1_l2, decay) {
+                (None, None) => averaged(arrays, count, &grad, scale, |g, _| g, |p| p, f),
+                (Some((l1, l2)), None) => {
+                    averaged(arrays, count, &grad, scale, l1_l2_step(l1, l2), |p| p, f)
+                }
+                (None, Some(k)) => {
+                    averaged(arrays, count, &grad, scale, |g, _| g, decay_step(k), f)
+                }
+                (Some((l1, l2)), Some(k)) => averaged(
+                    arrays,
+                    count,
+                    &grad,
+                    scale,
+                    l1_l2_step(l1, l2),
+                    decay_step(k),
+                    f,
+                ),
+            }
+        }};
+    }
+    match step {
+        Step::Sgd { lr } => {
+            let f = sgd_step(lr);
+            with_reg!(move |p, g, a, b| (f(p, g), a, b))
+        }
+        Step::Nesterovs { lr, mu } => {
+            let f = nesterovs_step(lr, mu);
+            with_reg!(move |p, g, a, b| {
+                let (p, a) = f(p, g, a);
+                (p, a, b)
+            })
+        }
+        Step::Adam { alpha, b1, b2, eps } => with_reg!(adam_step(alpha, b1, b2, eps)),
+        Step::RmsProp { lr, decay, eps } => {
+            let f = rmsprop_step(lr, decay, eps);
+            with_reg!(move |p, g, a, b| {
+                let (p, a) = f(p, g, a);
+                (p, a, b)
+            })
+        }
+        Step::AdaGrad { lr, eps } => {
+            let f = adagrad_step(lr, eps);
+            with_reg!(move |p, g, a, b| {
+                let (p, a) = f(p, g, a);
+                (p, a, b)
+            })
+        }
+        Step::NoOp => with_reg!(|p, _g, a, b| (p, a, b)),
+    }
+    Ok(())
+}
+
+/// The arrays [`averaged_step`] writes (a state array may be empty).
+struct Arrays<'s, T> {
+    p: &'s mut [T],
+    s0: &'s mut [T],
+    s1: &'s mut [T],
+}
+
+/// [`averaged_tiles`] compiled for AVX-512 or AVX2 when the dispatch resolved to them.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn averaged<'a, T, G, Pre, Post, F>(
+    arrays: Arrays<'_, T>,
+    count: usize,
+    grad: &G,
+    scale: T,
+    pre: Pre,
+    post: Post,
+    f: F,
+) where
+    T: Float,
+    G: Fn(usize) -> &'a [T],
+    Pre: Fn(T, T) -> T,
+    Post: Fn(T) -> T,
+    F: Fn(T, T, T, T) -> (T, T, T),
+{
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f")]
+        fn avx512<'a, T: Float, G, Pre, Post, F>(
+            arrays: Arrays<'_, T>,
+            count: usize,
+            grad: &G,
+            scale: T,
+            pre: Pre,
+            post: Post,
+            f: F,
+        ) where
+            G: Fn(usize) -> &'a [T],
+            Pre: Fn(T, T) -> T,
+            Post: Fn(T) -> T,
+            F: Fn(T, T, T, T) -> (T, T, T),
+        {
+            averaged_tiles(arrays, count, grad, scale, pre, post, f)
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<'a, T: Float, G, Pre, Post, F>(
+            arrays: Arrays<'_, T>,
+            count: usize,
+            grad: &G,
+            scale: T,
+            pre: Pre,
+            post: Post,
+            f: F,
+        ) where
+            G: Fn(usize) -> &'a [T],
+            Pre: Fn(T, T) -> T,
+            Post: Fn(T) -> T,
+            F: Fn(T, T, T, T) -> (T, T, T),
+        {
+            averaged_tiles(arrays, count, grad, scale, pre, post, f)
+        }
+        let path = isa();
+        if path >= Isa::Avx512 {
+            // SAFETY: the dispatch resolves to Avx512 only after checking AVX-512F.
+            return unsafe { avx512(arrays, count, grad, scale, pre, post, f) };
+        }
+        if path >= Isa::Avx2 {
+            // SAFETY: the dispatch resolves to Avx2 only after checking AVX2.
+            return unsafe { avx2(arrays, count, grad, scale, pre, post, f) };
+        }
+    }
+    averaged_tiles(arrays, count, grad, scale, pre, post, f)
+}
+
+/// Elements per tile of [`averaged_tiles`]: its three running sums stay in registers or L1.
+const TILE: usize = 64;
+
+#[inline(always)]
+fn averaged_tiles<'a, T, G, Pre, Post, F>(
+    arrays: Arrays<'_, T>,
+    count: usize,
+    grad: &G,
+    scale: T,
+    pre: Pre,
+    post: Post,
+    f: F,
+) where
+    T: Float,
+    G: Fn(usize) -> &'a [T],
+    Pre: Fn(T, T) -> T,
+    Post: Fn(T) -> T,
+    F: Fn(T, T, T, T) -> (T, T, T),
+{
+    let Arrays { p, s0, s1 } = arrays;
+    let n = p.len();
+    let zeros = [T::ZERO; TILE];
+    let mut lo = 0;
+    while lo < n {
+        let k = TILE.min(n - lo);
+        let (mut ap, mut a0, mut a1) = ([T::ZERO; TILE], [T::ZERO; TILE], [T::ZERO; TILE]);
+        {
+            let pt = &p[lo..lo + k];
+            // A state the updater does not keep reads as zeros and its sums are dropped.
+            let st0 = if s0.is_empty() {
+                &zeros[..k]
+            } else {
+                &s0[lo..lo + k]
+            };
+            let st1 = if s1.is_empty() {
+                &zeros[..k]
+            } else {
+                &s1[lo..lo + k]
+            };
+            let (ap, a0, a1) = (&mut ap[..k], &mut a0[..k], &mut a1[..k]);
+            for c in 0..count {
+                let g = &grad(c)[lo..lo + k];
+                for j in 0..k {
+                    let (np, n0, n1) = f(pt[j], pre(g[j], pt[j]), st0[j], st1[j]);
+                    let np = post(np);
+                    if c == 0 {
+                        (ap[j], a0[j], a1[j]) = (np, n0, n1);
+                    } else {
+                        (ap[j], a0[j], a1[j]) = (ap[j] + np, a0[j] + n0, a1[j] + n1);
+                    }
+                }
+            }
+        }
+        for (d, &a) in p[lo..lo + k].iter_mut().zip(&ap[..k]) {
+            *d = scale * a;
+        }
+        if !s0.is_empty() {
+            for (d, &a) in s0[lo..lo + k].iter_mut().zip(&a0[..k]) {
+                *d = scale * a;
+            }
+        }
+        if !s1.is_empty() {
+            for (d, &a) in s1[lo..lo + k].iter_mut().zip(&a1[..k]) {
+                *d = scale * a;
+            }
+        }
+        lo += k;
+    }
 }

@@ -600,6 +600,18 @@ macro_rules! impl_model_common {
         ) -> Result<(), NnError> {
             crate::model::apply_gradients_part(self, batch_size, part)
         }
+        fn apply_averaged_gradients_part(
+            &mut self,
+            part: std::ops::Range<usize>,
+            contributors: usize,
+            own: Option<usize>,
+            others: &[T],
+            scale: T,
+        ) -> Result<(), NnError> {
+            self.core
+                .engine
+                .apply_averaged_update_part(part, (contributors, own, others, scale))
+        }
         fn set_updater_state(&mut self, state: &ArrayView<'_, T>) -> Result<(), NnError> {
             self.core.engine.set_flat(state, false)
         }

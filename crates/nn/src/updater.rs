@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use dl4rs_array::ops::update;
+use dl4rs_array::ops::update::{self, Step};
 use dl4rs_array::{ArrayError, DataType};
 use serde::{Deserialize, Serialize};
 
@@ -210,6 +210,150 @@ pub(crate) fn apply_part<T: DataType>(
     part: Range<usize>,
 ) -> Result<(), ArrayError> {
     let n = params.len();
+    check_part(n, &part)?;
+    let (s0, s1) = state_arrays(updater, state, n);
+    let r = part.clone();
+    step(
+        updater,
+        reg,
+        &mut params[r.clone()],
+        &mut grads[r.clone()],
+        s0.map(|s| &mut s[r.clone()]),
+        s1.map(|s| &mut s[r.clone()]),
+        segments,
+        part.start,
+        iteration,
+    )
+}
+
+/// The mean of `contributors` updater steps on `part`, each from the same parameters and
+/// state with its own gradient, written over the parameters and state there: what averaging
+/// the replicas after each stepped on its batch gives, when they started the round equal.
+/// The gradients come in order: `grads` (the model's own) at position `own`, the others'
+/// parts in `others`, `part.len()` values each, in one pass of the kernels' `averaged_step`
+/// (no step is stored). Each step is [`apply_part`]'s arithmetic, and
+/// the mean is summed in that order and then scaled by `scale` (`1 / contributors`), as the
+/// exchange sums and scales the replicas' parameters: with two contributors, the same bits.
+#[allow(clippy::too_many_arguments)] // apply's arguments and the averaging's
+pub(crate) fn apply_averaged_part<T: DataType>(
+    updater: &Updater,
+    reg: &Regularization,
+    params: &mut [T],
+    grads: &[T],
+    state: &mut [T],
+    segments: &[Segment],
+    iteration: u64,
+    part: Range<usize>,
+    (contributors, own, others, scale): (usize, Option<usize>, &[T], T),
+) -> Result<(), ArrayError> {
+    let n = params.len();
+    check_part(n, &part)?;
+    let len = part.len();
+    let expected = (contributors - usize::from(own.is_some())) * len;
+    if others.len() != expected || own.is_some_and(|o| o >= contributors) {
+        return Err(ArrayError::Invalid {
+            op: "apply_averaged_gradients_part",
+            message: format!(
+                "expected {expected} values of other gradients ({contributors} contributors, \
+                 own at {own:?}, a part of {len}), but got {}; pass each other contributor's \
+                 gradient on the part, in order",
+                others.len()
+            ),
+        });
+    }
+    let (mut s0, mut s1) = state_arrays(updater, state, n);
+    let t = T::from_f64;
+    let kernel_step = match *updater {
+        Updater::Sgd { learning_rate } => Step::Sgd {
+            lr: t(learning_rate),
+        },
+        Updater::Nesterovs {
+            learning_rate,
+            momentum,
+        } => Step::Nesterovs {
+            lr: t(learning_rate),
+            mu: t(momentum),
+        },
+        Updater::Adam {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+        } => Step::Adam {
+            alpha: t(adam_alpha(learning_rate, beta1, beta2, iteration)),
+            b1: t(beta1),
+            b2: t(beta2),
+            eps: t(epsilon),
+        },
+        Updater::RmsProp {
+            learning_rate,
+            rms_decay,
+            epsilon,
+        } => Step::RmsProp {
+            lr: t(learning_rate),
+            decay: t(rms_decay),
+            eps: t(epsilon),
+        },
+        Updater::AdaGrad {
+            learning_rate,
+            epsilon,
+        } => Step::AdaGrad {
+            lr: t(learning_rate),
+            eps: t(epsilon),
+        },
+        Updater::NoOp => Step::NoOp,
+    };
+    let l1_l2 = (reg.l1 != 0.0 || reg.l2 != 0.0).then(|| (t(reg.l1), t(reg.l2)));
+    let decay = (reg.weight_decay != 0.0).then(|| t(updater.learning_rate() * reg.weight_decay));
+    // Runs of the part with one treatment: a segment's overlap, or a gap between segments
+    // (not regularized).
+    let mut lo = part.start;
+    while lo < part.end {
+        let (hi, regularize) = match segments.iter().find(|s| s.range.contains(&lo)) {
+            Some(s) => (s.range.end.min(part.end), s.regularize),
+            None => {
+                let next = segments.iter().map(|s| s.range.start).filter(|&x| x > lo);
+                (next.min().unwrap_or(part.end).min(part.end), false)
+            }
+        };
+        let grad = |c: usize| -> &[T] {
+            match own {
+                Some(o) if o == c => &grads[lo..hi],
+                _ => {
+                    let k = c - usize::from(own.is_some_and(|o| c > o));
+                    let at = k * len + lo - part.start;
+                    &others[at..at + hi - lo]
+                }
+            }
+        };
+        let (l1_l2, decay) = if regularize {
+            (l1_l2, decay)
+        } else {
+            (None, None)
+        };
+        update::averaged_step(
+            kernel_step,
+            l1_l2,
+            decay,
+            contributors,
+            grad,
+            scale,
+            &mut params[lo..hi],
+            s0.as_deref_mut().map_or(&mut [], |s| &mut s[lo..hi]),
+            s1.as_deref_mut().map_or(&mut [], |s| &mut s[lo..hi]),
+        )?;
+        lo = hi;
+    }
+    Ok(())
+}
+
+/// Adam's learning rate with the bias correction of step `iteration + 1`.
+fn adam_alpha(learning_rate: f64, beta1: f64, beta2: f64, iteration: u64) -> f64 {
+    let step = (iteration + 1) as i32;
+    learning_rate * (1.0 - beta2.powi(step)).sqrt() / (1.0 - beta1.powi(step))
+}
+
+fn check_part(n: usize, part: &Range<usize>) -> Result<(), ArrayError> {
     if part.start > part.end || part.end > n {
         return Err(ArrayError::Invalid {
             op: "apply_gradients_part",
@@ -220,44 +364,84 @@ pub(crate) fn apply_part<T: DataType>(
             ),
         });
     }
+    Ok(())
+}
+
+/// The updater's state arrays, `n` values each (Adam: `m`, `v`; one for Nesterovs,
+/// RmsProp, AdaGrad; none for SGD and NoOp).
+fn state_arrays<'a, T>(
+    updater: &Updater,
+    state: &'a mut [T],
+    n: usize,
+) -> (Option<&'a mut [T]>, Option<&'a mut [T]>) {
+    match updater.state_per_param() {
+        0 => (None, None),
+        1 => (Some(&mut state[..n]), None),
+        _ => {
+            let (m, v) = state.split_at_mut(n);
+            (Some(m), Some(&mut v[..n]))
+        }
+    }
+}
+
+/// The updater's arithmetic on one run of elements starting at `at` of the flat arrays:
+/// `p`, `g` and the state arrays of equal length. L1/L2 into `g` on the regularized
+/// segments, the updater, weight decay on the regularized segments.
+#[allow(clippy::too_many_arguments)] // one run's arrays and where it lies
+fn step<T: DataType>(
+    updater: &Updater,
+    reg: &Regularization,
+    p: &mut [T],
+    g: &mut [T],
+    s0: Option<&mut [T]>,
+    s1: Option<&mut [T]>,
+    segments: &[Segment],
+    at: usize,
+    iteration: u64,
+) -> Result<(), ArrayError> {
     let t = T::from_f64;
-    let r = part.clone();
-    // The regularized segments' overlap with the part.
+    let len = p.len();
+    // The regularized segments' overlap with the run, relative to it.
     let overlaps = || {
-        segments.iter().filter(|s| s.regularize).filter_map(|s| {
-            let (lo, hi) = (s.range.start.max(r.start), s.range.end.min(r.end));
-            (lo < hi).then_some(lo..hi)
-        })
+        segments
+            .iter()
+            .filter(|s| s.regularize)
+            .filter_map(move |s| {
+                let (lo, hi) = (s.range.start.max(at), s.range.end.min(at + len));
+                (lo < hi).then(|| lo - at..hi - at)
+            })
     };
     if reg.l1 != 0.0 || reg.l2 != 0.0 {
         for o in overlaps() {
-            update::l1_l2(t(reg.l1), t(reg.l2), &params[o.clone()], &mut grads[o])?;
+            update::l1_l2(t(reg.l1), t(reg.l2), &p[o.clone()], &mut g[o])?;
         }
     }
-    let (p, g) = (&mut params[r.clone()], &grads[r.clone()]);
+    let g = &*g;
+    let missing = || ArrayError::Invalid {
+        op: "updater",
+        message: "expected the updater's state arrays, but got none".into(),
+    };
     match *updater {
         Updater::Sgd { learning_rate } => update::sgd(t(learning_rate), g, p)?,
         Updater::Nesterovs {
             learning_rate,
             momentum,
-        } => update::nesterovs(t(learning_rate), t(momentum), g, &mut state[r.clone()], p)?,
+        } => update::nesterovs(t(learning_rate), t(momentum), g, s0.ok_or_else(missing)?, p)?,
         Updater::Adam {
             learning_rate,
             beta1,
             beta2,
             epsilon,
         } => {
-            let step = (iteration + 1) as i32;
-            let alpha = learning_rate * (1.0 - beta2.powi(step)).sqrt() / (1.0 - beta1.powi(step));
-            let (m, v) = state.split_at_mut(n);
+            let alpha = adam_alpha(learning_rate, beta1, beta2, iteration);
             update::adam(
                 t(alpha),
                 t(beta1),
                 t(beta2),
                 t(epsilon),
                 g,
-                &mut m[r.clone()],
-                &mut v[r.clone()],
+                s0.ok_or_else(missing)?,
+                s1.ok_or_else(missing)?,
                 p,
             )?
         }
@@ -270,19 +454,19 @@ pub(crate) fn apply_part<T: DataType>(
             t(rms_decay),
             t(epsilon),
             g,
-            &mut state[r.clone()],
+            s0.ok_or_else(missing)?,
             p,
         )?,
         Updater::AdaGrad {
             learning_rate,
             epsilon,
-        } => update::adagrad(t(learning_rate), t(epsilon), g, &mut state[r.clone()], p)?,
+        } => update::adagrad(t(learning_rate), t(epsilon), g, s0.ok_or_else(missing)?, p)?,
         Updater::NoOp => {}
     }
     if reg.weight_decay != 0.0 {
         let k = t(updater.learning_rate() * reg.weight_decay);
         for o in overlaps() {
-            update::weight_decay(k, &mut params[o]);
+            update::weight_decay(k, &mut p[o]);
         }
     }
     Ok(())
@@ -420,6 +604,133 @@ mod tests {
             e.to_string(),
             "apply_gradients_part: expected a part of the 3 parameters to update, but got \
              2..4; pass a range within 0..3"
+        );
+    }
+
+    #[test]
+    fn the_averaged_part_is_the_mean_of_the_replicas_steps_bit_for_bit() {
+        // Longer than a tile, cut by the part and by the segments.
+        let n = 1300;
+        let seg = [
+            Segment {
+                range: 0..700,
+                regularize: true,
+            },
+            Segment {
+                range: 700..n,
+                regularize: false,
+            },
+        ];
+        let reg = Regularization {
+            l1: 0.001,
+            l2: 0.002,
+            weight_decay: 0.003,
+        };
+        let wave = |k: u64| -> Vec<f64> {
+            (0..n)
+                .map(|i| (((i as u64 * 31 + k * 17) % 23) as f64 - 11.0) * 0.013)
+                .collect()
+        };
+        for u in [
+            Updater::sgd(0.1),
+            Updater::nesterovs(0.1),
+            Updater::adam(0.01),
+            Updater::rmsprop(0.01),
+            Updater::adagrad(0.01),
+        ] {
+            for contributors in 1..=3 {
+                let p0 = wave(1);
+                let s0: Vec<f64> = wave(2)
+                    .into_iter()
+                    .chain(wave(3))
+                    .take(n * u.state_per_param())
+                    .map(f64::abs)
+                    .collect();
+                let grads: Vec<Vec<f64>> = (0..contributors as u64).map(|c| wave(10 + c)).collect();
+                // The replicas: each steps the whole arrays with its gradient.
+                let stepped: Vec<(Vec<f64>, Vec<f64>)> = grads
+                    .iter()
+                    .map(|g| {
+                        let (mut p, mut s, mut g) = (p0.clone(), s0.clone(), g.clone());
+                        apply(&u, &reg, &mut p, &mut g, &mut s, &seg, 4).unwrap();
+                        (p, s)
+                    })
+                    .collect();
+                let scale = 1.0 / contributors as f64;
+                type Stepped = (Vec<f64>, Vec<f64>);
+                let mean = |pick: fn(&Stepped) -> &Vec<f64>, len| {
+                    (0..len)
+                        .map(|i| {
+                            let sum = stepped
+                                .iter()
+                                .skip(1)
+                                .fold(pick(&stepped[0])[i], |a, r| a + pick(r)[i]);
+                            scale * sum
+                        })
+                        .collect::<Vec<f64>>()
+                };
+                let (want_p, want_s) = (mean(|r| &r.0, n), mean(|r| &r.1, s0.len()));
+                // One model, own gradient at position 1 (or 0 alone), the part 100..1250.
+                let own = contributors.min(2) - 1;
+                let part = 100..1250;
+                let others: Vec<f64> = (0..contributors)
+                    .filter(|&c| c != own)
+                    .flat_map(|c| grads[c][part.clone()].to_vec())
+                    .collect();
+                let (mut p, mut s) = (p0.clone(), s0.clone());
+                let averaged = (contributors, Some(own), &others[..], scale);
+                let own_grad = grads[own].clone();
+                apply_averaged_part(
+                    &u,
+                    &reg,
+                    &mut p,
+                    &own_grad,
+                    &mut s,
+                    &seg,
+                    4,
+                    part.clone(),
+                    averaged,
+                )
+                .unwrap();
+                for i in 0..n {
+                    let (w, h) = if part.contains(&i) {
+                        (want_p[i], p[i])
+                    } else {
+                        (p0[i], p[i])
+                    };
+                    assert_eq!(w.to_bits(), h.to_bits(), "{u:?} {contributors} param {i}");
+                }
+                for i in 0..s.len() {
+                    let w = if part.contains(&(i % n)) {
+                        want_s[i]
+                    } else {
+                        s0[i]
+                    };
+                    assert_eq!(
+                        w.to_bits(),
+                        s[i].to_bits(),
+                        "{u:?} {contributors} state {i}"
+                    );
+                }
+            }
+        }
+        let (mut p, mut st) = (vec![0.0; 4], vec![0.0; 8]);
+        let e = apply_averaged_part(
+            &Updater::adam(0.1),
+            &Regularization::default(),
+            &mut p,
+            &[0.0; 4],
+            &mut st,
+            &[],
+            0,
+            0..4,
+            (2, Some(0), &[0.0; 3], 0.5),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("expected 4 values of other gradients"),
+            "{e}"
         );
     }
 }

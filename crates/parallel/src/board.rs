@@ -24,11 +24,16 @@ pub(crate) enum Combine {
     /// contributors and set the iteration counter (replicas that sat out catch up).
     /// `untrained_too`: every replica contributes, batch or not (the final averaging of a
     /// `fit` whose last rounds did not average).
+    /// `sharded`: averaging every round with the updater state, the replicas equal at the
+    /// start of each: a trainer does not step its replica but shares its gradient, and each
+    /// computes the mean of the contributors' steps on its part (`Trainer::average_parts`);
+    /// the updater state is then gathered at the end of the `fit`, as SharedGradients'.
     Average {
         generation: u64,
         updaters: bool,
         iteration: u64,
         untrained_too: bool,
+        sharded: bool,
     },
     /// SharedGradients: add the batch's gradient into the exchange (dense: weighted by its
     /// examples, into the other trainers' parts only; encoded: the threshold message, into

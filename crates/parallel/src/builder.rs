@@ -43,6 +43,17 @@ pub(crate) struct Settings {
     pub panic_at: Option<(usize, u64)>,
 }
 
+impl Settings {
+    /// Averaging every round with the updater state: the replicas start every round equal,
+    /// so each trainer computes the averaged step of its part (`Combine::Average`'s
+    /// `sharded`) instead of stepping its replica and averaging the whole state.
+    pub(crate) fn averages_in_parts(&self) -> bool {
+        self.training_mode == TrainingMode::Averaging
+            && self.averaging_frequency == 1
+            && self.average_updaters
+    }
+}
+
 /// Builds a [`ParallelWrapper`]; see [`ParallelWrapper::builder`].
 pub struct ParallelWrapperBuilder<T: DataType, M: AsModel<T>> {
     model: M,

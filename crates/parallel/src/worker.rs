@@ -97,6 +97,10 @@ pub(crate) struct Layout {
     pub params: usize,
     pub state_offset: usize,
     pub state: usize,
+    /// Averaging every round: where trainer `w`'s gradient slot starts
+    /// (`slots + w × slot_stride`).
+    pub slots: usize,
+    pub slot_stride: usize,
 }
 
 /// Everything one trainer owns.
@@ -111,6 +115,9 @@ pub(crate) struct Trainer<T: DataType> {
     /// (`exchange::part`); the replica's updater state is current only there until the
     /// end of the `fit` gathers it (`Combine::Gather`).
     pub part: std::ops::Range<usize>,
+    /// Averaging every round: the other contributors' gradients on the part, read from
+    /// their slots (`workers - 1` parts; allocated once).
+    pub others: Vec<T>,
     pub encoder: Option<Encoder<T>>,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
@@ -209,9 +216,16 @@ impl<T: DataType> Trainer<T> {
             Combine::Alone => {}
             Combine::Average {
                 generation,
+                iteration,
+                sharded: true,
+                ..
+            } => self.average_parts(m, generation, iteration, trained.is_some())?,
+            Combine::Average {
+                generation,
                 updaters,
                 iteration,
                 untrained_too,
+                sharded: false,
             } => {
                 if trained.is_some() || untrained_too {
                     self.contribute(&*m, generation, updaters)?;
@@ -299,6 +313,65 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
+    /// Averaging every round, replicas equal at the start of each (`Combine::Average`'s
+    /// `sharded`): each trainer puts its gradient's other parts into its slot; past the
+    /// barrier it computes the mean of the contributors' updater steps on its part
+    /// (`Model::apply_averaged_gradients_part`, the bits of averaging the stepped replicas),
+    /// puts those parameters into the exchange, and past a second barrier reads the other
+    /// parts'. The contributors are trainers `0..contributors` (batches go out in order).
+    fn average_parts(
+        &mut self,
+        m: &mut dyn Model<T>,
+        generation: u64,
+        iteration: u64,
+        trained: bool,
+    ) -> Result<(), RoundError> {
+        let (i, n, l) = (self.index, self.workers, self.layout);
+        let part = self.part.clone();
+        if trained {
+            let g = m.gradients().read()?;
+            let g = g.as_slice().unwrap_or_default();
+            for j in (0..n).filter(|&j| j != i) {
+                let pj = crate::exchange::part(l.params, j, n);
+                let at = l.slots + i * l.slot_stride + pj.start;
+                self.exchange.put(generation, at, &g[pj]);
+            }
+            self.board.contribute(generation, 0);
+        }
+        self.board
+            .barrier
+            .wait(n, &mut self.patience, &self.board.abort)?;
+        let (_, contributors) = self.board.sums(generation);
+        let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
+        let len = part.len();
+        let mut k = 0;
+        for w in (0..contributors).filter(|&w| w != i) {
+            let at = l.slots + w * l.slot_stride + part.start;
+            let dst = &mut self.others[k * len..(k + 1) * len];
+            self.exchange.read(generation, at, dst, T::ONE, i, n);
+            k += 1;
+        }
+        let own = (i < contributors).then_some(i);
+        let others = &self.others[..k * len];
+        m.apply_averaged_gradients_part(part.clone(), contributors, own, others, scale)?;
+        {
+            let p = m.params().read()?;
+            let p = p.as_slice().unwrap_or_default();
+            self.exchange.put(generation, part.start, &p[part]);
+        }
+        self.board
+            .barrier
+            .wait(n, &mut self.patience, &self.board.abort)?;
+        {
+            let mut p = m.params_mut().write()?;
+            let p = p.as_slice_mut().unwrap_or_default();
+            self.read_others(generation, 0, p);
+        }
+        let epoch = m.epoch_count();
+        m.set_counters(iteration, epoch);
+        Ok(())
+    }
+
     /// Reads the other trainers' parts of the region at `offset` into `dst` (a whole
     /// parameter-sized array; the own part is left as it is).
     fn read_others(&self, generation: u64, offset: usize, dst: &mut [T]) {
@@ -347,6 +420,8 @@ impl<T: DataType> Trainer<T> {
         drop(local);
         self.board.set_outcome(self.index, round, score, examples);
         match combine {
+            // Averaging every round steps the mean of the replicas' steps, part by part.
+            Combine::Average { sharded: true, .. } => {}
             Combine::Alone | Combine::Average { .. } => m.apply_gradients(examples)?,
             Combine::Share { generation, .. } => {
                 let (i, n, len) = (self.index, self.workers, self.layout.params);

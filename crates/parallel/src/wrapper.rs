@@ -250,13 +250,19 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let params = model.num_params();
         let state = model.updater_state().len();
         let averaging = s.training_mode == TrainingMode::Averaging;
+        let state_offset = region_start(params);
         let layout = Layout {
             params,
-            state_offset: region_start(params),
+            state_offset,
             state,
+            slots: region_start(state_offset + state),
+            slot_stride: region_start(params),
         };
-        // SharedGradients gathers the updater state at the end of a fit (`Combine::Gather`).
-        let len = if !averaging || s.average_updaters {
+        // SharedGradients and averaging in parts gather the updater state at the end of a
+        // fit (`Combine::Gather`); averaging in parts shares gradients through the slots.
+        let len = if s.averages_in_parts() {
+            layout.slots + n * layout.slot_stride
+        } else if !averaging || s.average_updaters {
             layout.state_offset + state
         } else {
             params
@@ -292,6 +298,11 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 board: Arc::clone(&board),
                 layout,
                 part: part(params, index, n),
+                others: if s.averages_in_parts() {
+                    vec![T::ZERO; (n - 1) * part(params, index, n).len()]
+                } else {
+                    Vec::new()
+                },
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
@@ -341,6 +352,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     updaters: s.average_updaters,
                     iteration: pool.iteration + 1,
                     untrained_too: false,
+                    sharded: s.averages_in_parts(),
                 }
             } else {
                 Combine::Alone
@@ -377,6 +389,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 updaters: s.average_updaters,
                 iteration: pool.iteration,
                 untrained_too: true,
+                sharded: false,
             };
             for w in 0..s.workers {
                 let job = pool.job(None, false, combine);
@@ -385,7 +398,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
             pool.since_average = 0;
         }
-        if s.training_mode == TrainingMode::SharedGradients {
+        if s.training_mode == TrainingMode::SharedGradients || s.averages_in_parts() {
             pool.generation += 1;
             let combine = Combine::Gather {
                 generation: pool.generation,

@@ -117,6 +117,66 @@ fn shared_gradients_parts_give_the_whole_step_and_the_whole_updater_state() {
     }
 }
 
+/// Averaging every round with Adam, on a network of several exchange chunks: each trainer
+/// computes the mean of the replicas' steps on its part. The parameters and the updater
+/// state equal a sequential emulation of DL4J's scheme (each replica steps on its batch,
+/// then parameters and state are averaged) bit for bit with 2 workers (a short last round
+/// included: its one replica's step is the mean), and to 1e-12 with 3, after each of two
+/// fits.
+#[test]
+fn averaging_every_round_in_parts_equals_stepping_and_averaging_the_replicas() {
+    let d = data::<f64>(60, 40, 3, 19);
+    let adam = Updater::adam(1e-2);
+    for workers in [2usize, 3] {
+        let mut replicas: Vec<_> = (0..workers).map(|_| mlp::<f64>(40, 300, 3, adam)).collect();
+        let mut w = ParallelWrapper::builder(mlp::<f64>(40, 300, 3, adam))
+            .workers(workers)
+            .build()
+            .unwrap();
+        let mut it = InMemoryDataSetIterator::new(d.dup().unwrap(), 4).unwrap();
+        let mut src = source(&d, 4);
+        for fit in 0..2 {
+            it.reset().unwrap();
+            while it.has_next() {
+                let mut trained = 0;
+                while trained < workers && it.has_next() {
+                    replicas[trained].fit(&it.next().unwrap().unwrap()).unwrap();
+                    trained += 1;
+                }
+                let scale = 1.0 / trained as f64;
+                let mean = |get: &dyn Fn(&MultiLayerNetwork<f64>) -> Vec<f64>| {
+                    let all: Vec<Vec<f64>> = replicas[..trained].iter().map(get).collect();
+                    let v: Vec<f64> = (0..all[0].len())
+                        .map(|i| scale * all[1..].iter().fold(all[0][i], |a, r| a + r[i]))
+                        .collect();
+                    dl4rs_array::NdArray::from_slice_detached(&[v.len()], &v).unwrap()
+                };
+                let p = mean(&|r| r.params().to_vec().unwrap());
+                let st = mean(&|r| r.updater_state().to_vec().unwrap());
+                let iteration = replicas[0].iteration_count();
+                for r in &mut replicas {
+                    r.set_params(&p.view()).unwrap();
+                    r.set_updater_state(&st.view()).unwrap();
+                    let epoch = r.epoch_count();
+                    r.set_counters(iteration, epoch);
+                }
+            }
+            w.fit(&mut src).unwrap();
+            let net = w.model().unwrap();
+            let want = &replicas[0];
+            let (dp, ds) = (
+                max_diff(net.params(), want.params()),
+                max_diff(net.updater_state(), want.updater_state()),
+            );
+            let tol = if workers == 2 { 0.0 } else { TOL };
+            assert!(
+                dp <= tol && ds <= tol,
+                "{workers} workers, fit {fit}: {dp:e} {ds:e}"
+            );
+        }
+    }
+}
+
 #[test]
 fn trainers_are_named_threads_with_their_own_workspaces() {
     let d = data::<f32>(64, 6, 3, 5);

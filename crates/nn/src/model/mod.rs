@@ -76,6 +76,23 @@ pub trait Model<T: DataType>: Send {
         batch_size: usize,
         part: std::ops::Range<usize>,
     ) -> Result<(), NnError>;
+    /// The mean of `contributors` updater steps on the elements `part`, each from the
+    /// current parameters and updater state with its own gradient, written over them there
+    /// (the rest keep their values), and the iteration counted: what averaging replicas that
+    /// started the round equal gives after each stepped on its own batch, computed for one
+    /// part by one replica (ParallelWrapper averaging every round). The gradients, in order:
+    /// this model's own ([`Model::gradients`] on the part) at position `own`, the others in
+    /// `others`, `part.len()` values each; the sum in that order is scaled by `scale`
+    /// (`1 / contributors`). No listeners run. An error when the part or the gradients do
+    /// not fit.
+    fn apply_averaged_gradients_part(
+        &mut self,
+        part: std::ops::Range<usize>,
+        contributors: usize,
+        own: Option<usize>,
+        others: &[T],
+        scale: T,
+    ) -> Result<(), NnError>;
     /// The flat updater state.
     fn updater_state(&self) -> &NdArray<T>;
     /// Replaces the updater state.

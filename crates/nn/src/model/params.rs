@@ -144,6 +144,32 @@ impl<T: DataType> ParamStore<T> {
         Ok(())
     }
 
+    /// The mean of several updater steps on `part`, one per gradient, from the current
+    /// parameters and state (`updater::apply_averaged_part`).
+    pub fn apply_averaged_updater_part(
+        &mut self,
+        global: &GlobalConf,
+        iteration: u64,
+        part: std::ops::Range<usize>,
+        averaged: (usize, Option<usize>, &[T], T),
+    ) -> Result<(), NnError> {
+        let mut pw = self.params.write()?;
+        let gr = self.grads.read()?;
+        let mut sw = self.updater_state.write()?;
+        updater::apply_averaged_part(
+            &global.updater,
+            &global.regularization,
+            pw.as_slice_mut().unwrap_or_default(),
+            gr.as_slice().unwrap_or_default(),
+            sw.as_slice_mut().unwrap_or_default(),
+            &self.segments,
+            iteration,
+            part,
+            averaged,
+        )?;
+        Ok(())
+    }
+
     /// One updater step over the elements `part` of the flat arrays only.
     pub fn apply_updater_part(
         &mut self,

@@ -499,6 +499,19 @@ impl<T: DataType> Engine<T> {
         Ok(())
     }
 
+    /// The mean of several updater steps on `part` (`Model::apply_averaged_gradients_part`),
+    /// then the iteration counter.
+    pub fn apply_averaged_update_part(
+        &mut self,
+        part: std::ops::Range<usize>,
+        averaged: (usize, Option<usize>, &[T], T),
+    ) -> Result<(), NnError> {
+        self.store
+            .apply_averaged_updater_part(&self.global, self.iteration, part, averaged)?;
+        self.iteration += 1;
+        Ok(())
+    }
+
     /// [`Engine::apply_update`] on the elements `part` of the flat arrays only.
     pub fn apply_update_part(&mut self, part: std::ops::Range<usize>) -> Result<(), NnError> {
         self.store
