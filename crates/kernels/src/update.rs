@@ -330,6 +330,26 @@ impl<T> Step<T> {
     }
 }
 
+/// One step of `step` in place: [`sgd`], [`nesterovs`], [`adam`], [`rmsprop`] or
+/// [`adagrad`] on `p` with gradient `g` and the state arrays it keeps (`s0`, then `s1`;
+/// the ones it does not keep are ignored).
+pub fn step_in_place<T: Float>(
+    step: Step<T>,
+    g: &[T],
+    s0: &mut [T],
+    s1: &mut [T],
+    p: &mut [T],
+) -> Result<(), KernelError> {
+    match step {
+        Step::Sgd { lr } => sgd(lr, g, p),
+        Step::Nesterovs { lr, mu } => nesterovs(lr, mu, g, s0, p),
+        Step::Adam { alpha, b1, b2, eps } => adam(alpha, b1, b2, eps, g, s0, s1, p),
+        Step::RmsProp { lr, decay, eps } => rmsprop(lr, decay, eps, g, s0, p),
+        Step::AdaGrad { lr, eps } => adagrad(lr, eps, g, s0, p),
+        Step::NoOp => Ok(()),
+    }
+}
+
 /// The mean of `count` updater steps from the same parameters `p` and state `s0`, `s1` (as
 /// many as the updater keeps; empty otherwise), one per gradient `grad(c)`, written over
 /// them: what averaging replicas that started equal gives after each stepped on its own

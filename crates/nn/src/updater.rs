@@ -263,46 +263,7 @@ pub(crate) fn apply_averaged_part<T: DataType>(
     }
     let (mut s0, mut s1) = state_arrays(updater, state, n);
     let t = T::from_f64;
-    let kernel_step = match *updater {
-        Updater::Sgd { learning_rate } => Step::Sgd {
-            lr: t(learning_rate),
-        },
-        Updater::Nesterovs {
-            learning_rate,
-            momentum,
-        } => Step::Nesterovs {
-            lr: t(learning_rate),
-            mu: t(momentum),
-        },
-        Updater::Adam {
-            learning_rate,
-            beta1,
-            beta2,
-            epsilon,
-        } => Step::Adam {
-            alpha: t(adam_alpha(learning_rate, beta1, beta2, iteration)),
-            b1: t(beta1),
-            b2: t(beta2),
-            eps: t(epsilon),
-        },
-        Updater::RmsProp {
-            learning_rate,
-            rms_decay,
-            epsilon,
-        } => Step::RmsProp {
-            lr: t(learning_rate),
-            decay: t(rms_decay),
-            eps: t(epsilon),
-        },
-        Updater::AdaGrad {
-            learning_rate,
-            epsilon,
-        } => Step::AdaGrad {
-            lr: t(learning_rate),
-            eps: t(epsilon),
-        },
-        Updater::NoOp => Step::NoOp,
-    };
+    let kernel_step = kernel_step(updater, iteration);
     let l1_l2 = (reg.l1 != 0.0 || reg.l2 != 0.0).then(|| (t(reg.l1), t(reg.l2)));
     let decay = (reg.weight_decay != 0.0).then(|| t(updater.learning_rate() * reg.weight_decay));
     // Runs of the part with one treatment: a segment's overlap, or a gap between segments
@@ -345,6 +306,52 @@ pub(crate) fn apply_averaged_part<T: DataType>(
         lo = hi;
     }
     Ok(())
+}
+
+/// The kernels' arithmetic of `updater`'s step `iteration + 1` (Adam's bias correction
+/// folded into its rate).
+fn kernel_step<T: DataType>(updater: &Updater, iteration: u64) -> Step<T> {
+    let t = T::from_f64;
+    match *updater {
+        Updater::Sgd { learning_rate } => Step::Sgd {
+            lr: t(learning_rate),
+        },
+        Updater::Nesterovs {
+            learning_rate,
+            momentum,
+        } => Step::Nesterovs {
+            lr: t(learning_rate),
+            mu: t(momentum),
+        },
+        Updater::Adam {
+            learning_rate,
+            beta1,
+            beta2,
+            epsilon,
+        } => Step::Adam {
+            alpha: t(adam_alpha(learning_rate, beta1, beta2, iteration)),
+            b1: t(beta1),
+            b2: t(beta2),
+            eps: t(epsilon),
+        },
+        Updater::RmsProp {
+            learning_rate,
+            rms_decay,
+            epsilon,
+        } => Step::RmsProp {
+            lr: t(learning_rate),
+            decay: t(rms_decay),
+            eps: t(epsilon),
+        },
+        Updater::AdaGrad {
+            learning_rate,
+            epsilon,
+        } => Step::AdaGrad {
+            lr: t(learning_rate),
+            eps: t(epsilon),
+        },
+        Updater::NoOp => Step::NoOp,
+    }
 }
 
 /// Adam's learning rate with the bias correction of step `iteration + 1`.
@@ -416,53 +423,13 @@ fn step<T: DataType>(
             update::l1_l2(t(reg.l1), t(reg.l2), &p[o.clone()], &mut g[o])?;
         }
     }
-    let g = &*g;
-    let missing = || ArrayError::Invalid {
-        op: "updater",
-        message: "expected the updater's state arrays, but got none".into(),
-    };
-    match *updater {
-        Updater::Sgd { learning_rate } => update::sgd(t(learning_rate), g, p)?,
-        Updater::Nesterovs {
-            learning_rate,
-            momentum,
-        } => update::nesterovs(t(learning_rate), t(momentum), g, s0.ok_or_else(missing)?, p)?,
-        Updater::Adam {
-            learning_rate,
-            beta1,
-            beta2,
-            epsilon,
-        } => {
-            let alpha = adam_alpha(learning_rate, beta1, beta2, iteration);
-            update::adam(
-                t(alpha),
-                t(beta1),
-                t(beta2),
-                t(epsilon),
-                g,
-                s0.ok_or_else(missing)?,
-                s1.ok_or_else(missing)?,
-                p,
-            )?
-        }
-        Updater::RmsProp {
-            learning_rate,
-            rms_decay,
-            epsilon,
-        } => update::rmsprop(
-            t(learning_rate),
-            t(rms_decay),
-            t(epsilon),
-            g,
-            s0.ok_or_else(missing)?,
-            p,
-        )?,
-        Updater::AdaGrad {
-            learning_rate,
-            epsilon,
-        } => update::adagrad(t(learning_rate), t(epsilon), g, s0.ok_or_else(missing)?, p)?,
-        Updater::NoOp => {}
-    }
+    update::step_in_place(
+        kernel_step(updater, iteration),
+        g,
+        s0.unwrap_or_default(),
+        s1.unwrap_or_default(),
+        p,
+    )?;
     if reg.weight_decay != 0.0 {
         let k = t(updater.learning_rate() * reg.weight_decay);
         for o in overlaps() {

@@ -111,9 +111,9 @@ pub(crate) struct Trainer<T: DataType> {
     pub exchange: Arc<Exchange<T>>,
     pub board: Arc<Board<T>>,
     pub layout: Layout,
-    /// SharedGradients: the part of the parameters this trainer reduces and steps
-    /// (`exchange::part`); the replica's updater state is current only there until the
-    /// end of the `fit` gathers it (`Combine::Gather`).
+    /// SharedGradients and averaging every round: the part of the parameters this trainer
+    /// reduces and steps (`exchange::part`); the replica's updater state is current only
+    /// there until the end of the `fit` gathers it (`Combine::Gather`).
     pub part: std::ops::Range<usize>,
     /// Averaging every round: the other contributors' gradients on the part, read from
     /// their slots (`workers - 1` parts; allocated once).
@@ -274,18 +274,8 @@ impl<T: DataType> Trainer<T> {
                         scale,
                     );
                 }
-                m.apply_gradients_part(examples, part.clone())?;
-                {
-                    let p = m.params().read()?;
-                    let p = p.as_slice().unwrap_or_default();
-                    self.exchange.put(generation, part.start, &p[part.clone()]);
-                }
-                self.board
-                    .barrier
-                    .wait(n, &mut self.patience, &self.board.abort)?;
-                let mut p = m.params_mut().write()?;
-                let p = p.as_slice_mut().unwrap_or_default();
-                self.read_others(generation, 0, p);
+                m.apply_gradients_part(examples, part)?;
+                self.share_part_params(m, generation)?;
             }
             Combine::Gather { generation } => {
                 // Each updater state array (Adam: m, then v) at the positions of the part.
@@ -353,22 +343,32 @@ impl<T: DataType> Trainer<T> {
         }
         let own = (i < contributors).then_some(i);
         let others = &self.others[..k * len];
-        m.apply_averaged_gradients_part(part.clone(), contributors, own, others, scale)?;
+        m.apply_averaged_gradients_part(part, contributors, own, others, scale)?;
+        self.share_part_params(m, generation)?;
+        let epoch = m.epoch_count();
+        m.set_counters(iteration, epoch);
+        Ok(())
+    }
+
+    /// After stepping its part: puts the part's parameters into the exchange and, past the
+    /// barrier, reads the other parts' into the replica.
+    fn share_part_params(
+        &mut self,
+        m: &mut dyn Model<T>,
+        generation: u64,
+    ) -> Result<(), RoundError> {
         {
             let p = m.params().read()?;
             let p = p.as_slice().unwrap_or_default();
-            self.exchange.put(generation, part.start, &p[part]);
+            self.exchange
+                .put(generation, self.part.start, &p[self.part.clone()]);
         }
         self.board
             .barrier
-            .wait(n, &mut self.patience, &self.board.abort)?;
-        {
-            let mut p = m.params_mut().write()?;
-            let p = p.as_slice_mut().unwrap_or_default();
-            self.read_others(generation, 0, p);
-        }
-        let epoch = m.epoch_count();
-        m.set_counters(iteration, epoch);
+            .wait(self.workers, &mut self.patience, &self.board.abort)?;
+        let mut p = m.params_mut().write()?;
+        let p = p.as_slice_mut().unwrap_or_default();
+        self.read_others(generation, 0, p);
         Ok(())
     }
 
