@@ -168,36 +168,14 @@ pub(crate) struct Segment {
     pub regularize: bool,
 }
 
-/// One update step. `iteration` is 0-based. L1/L2 go into the gradients of the regularized
-/// segments, then the updater runs as one vectorized pass over the whole flat arrays (its
-/// arithmetic is per element, so the segments need not be visited one by one), then weight
-/// decay shrinks the regularized segments. Per element that is the order DL4J applies them in.
-pub(crate) fn apply<T: DataType>(
-    updater: &Updater,
-    reg: &Regularization,
-    params: &mut [T],
-    grads: &mut [T],
-    state: &mut [T],
-    segments: &[Segment],
-    iteration: u64,
-) -> Result<(), ArrayError> {
-    let n = params.len();
-    apply_part(
-        updater,
-        reg,
-        params,
-        grads,
-        state,
-        segments,
-        iteration,
-        0..n,
-    )
-}
-
-/// [`apply`] on the elements `part` of the flat arrays only (the updater state's arrays at
-/// the same positions): each element's step depends on that element alone, so updating the
+/// One update step (`iteration` 0-based) on the elements `part` of the flat arrays (the
+/// updater state's arrays at the same positions; `0..params.len()` for the whole network).
+/// L1/L2 go into the gradients of the regularized segments, then the updater runs as one
+/// vectorized pass (its arithmetic is per element, so the segments need not be visited one
+/// by one), then weight decay shrinks the regularized segments: per element the order DL4J
+/// applies them in. Each element's step depends on that element alone, so updating the
 /// parts of a partition one by one, or on different replicas, gives the bits of one whole
-/// step. ParallelWrapper's SharedGradients trainers each step their own part.
+/// step: ParallelWrapper's trainers each step their own part.
 #[allow(clippy::too_many_arguments)] // apply's arguments and the part
 pub(crate) fn apply_part<T: DataType>(
     updater: &Updater,
@@ -442,6 +420,20 @@ fn step<T: DataType>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole-array step.
+    fn apply(
+        u: &Updater,
+        reg: &Regularization,
+        p: &mut [f64],
+        g: &mut [f64],
+        state: &mut [f64],
+        segments: &[Segment],
+        iteration: u64,
+    ) -> Result<(), ArrayError> {
+        let n = p.len();
+        apply_part(u, reg, p, g, state, segments, iteration, 0..n)
+    }
 
     fn step(u: Updater, reg: Regularization, iterations: u64) -> Vec<f64> {
         let mut p = vec![1.0, -2.0, 0.5];

@@ -129,19 +129,8 @@ impl<T: DataType> ParamStore<T> {
 
     /// One updater step over the whole array (`iteration` 0-based).
     pub fn apply_updater(&mut self, global: &GlobalConf, iteration: u64) -> Result<(), NnError> {
-        let mut pw = self.params.write()?;
-        let mut gw = self.grads.write()?;
-        let mut sw = self.updater_state.write()?;
-        updater::apply(
-            &global.updater,
-            &global.regularization,
-            pw.as_slice_mut().unwrap_or_default(),
-            gw.as_slice_mut().unwrap_or_default(),
-            sw.as_slice_mut().unwrap_or_default(),
-            &self.segments,
-            iteration,
-        )?;
-        Ok(())
+        let n = self.params.len();
+        self.apply_updater_part(global, iteration, 0..n)
     }
 
     /// The mean of several updater steps on `part`, one per gradient, from the current
