@@ -97,10 +97,28 @@ pub(crate) struct Layout {
     pub params: usize,
     pub state_offset: usize,
     pub state: usize,
-    /// Averaging every round: where trainer `w`'s gradient slot starts
-    /// (`slots + w × slot_stride`).
+    /// Averaging every round: where the gradient slots after the first start, and their
+    /// stride (`Layout::slot`).
     pub slots: usize,
     pub slot_stride: usize,
+}
+
+impl Layout {
+    /// Where gradient slot `k` starts. A part's owner reads its `k`-th other contributor's
+    /// gradient on the part in slot `k` (`slot_index`); slot 0 is the parameter region
+    /// itself, which the owner overwrites with the part's parameters once it has read it,
+    /// so two trainers need no slot memory beyond what SharedGradients uses.
+    pub(crate) fn slot(&self, k: usize) -> usize {
+        match k {
+            0 => 0,
+            k => self.slots + (k - 1) * self.slot_stride,
+        }
+    }
+}
+
+/// Trainer `w`'s position among the other contributors of part owner `owner`.
+fn slot_index(w: usize, owner: usize) -> usize {
+    if w < owner { w } else { w - 1 }
 }
 
 /// Everything one trainer owns.
@@ -323,7 +341,7 @@ impl<T: DataType> Trainer<T> {
             let g = g.as_slice().unwrap_or_default();
             for j in (0..n).filter(|&j| j != i) {
                 let pj = crate::exchange::part(l.params, j, n);
-                let at = l.slots + i * l.slot_stride + pj.start;
+                let at = l.slot(slot_index(i, j)) + pj.start;
                 self.exchange.put(generation, at, &g[pj]);
             }
             self.board.contribute(generation, 0);
@@ -336,7 +354,7 @@ impl<T: DataType> Trainer<T> {
         let len = part.len();
         let mut k = 0;
         for w in (0..contributors).filter(|&w| w != i) {
-            let at = l.slots + w * l.slot_stride + part.start;
+            let at = l.slot(slot_index(w, i)) + part.start;
             let dst = &mut self.others[k * len..(k + 1) * len];
             self.exchange.read(generation, at, dst, T::ONE, i, n);
             k += 1;

@@ -259,9 +259,10 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             slot_stride: region_start(params),
         };
         // SharedGradients and averaging in parts gather the updater state at the end of a
-        // fit (`Combine::Gather`); averaging in parts shares gradients through the slots.
+        // fit (`Combine::Gather`); averaging in parts shares gradients through `workers - 1`
+        // slots, the first of them the parameter region (`Layout::slot`).
         let len = if s.averages_in_parts() {
-            layout.slots + n * layout.slot_stride
+            layout.slots + n.saturating_sub(2) * layout.slot_stride
         } else if !averaging || s.average_updaters {
             layout.state_offset + state
         } else {
