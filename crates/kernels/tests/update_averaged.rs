@@ -77,7 +77,7 @@ fn the_averaged_step_is_the_mean_of_the_in_place_steps_on_every_path() {
     ];
     for &d in available_dispatches() {
         set_dispatch(d).unwrap();
-        for n in [1, 15, 63, 64, 65, 200] {
+        for n in [1, 15, 63, 64, 65, 200, 256, 257, 600] {
             let p = fill_scaled::<f32>(n, 1, 1.0);
             let grads: Vec<Vec<f32>> = (0..3).map(|c| fill_scaled(n, 10 + c, 0.5)).collect();
             for step in steps {

@@ -25,7 +25,7 @@ use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, REFILL_AT, RoundStat
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
 use crate::error::ParallelError;
-use crate::exchange::{Exchange, part, region_start};
+use crate::exchange::{CHUNK, Exchange, part, region_start};
 use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
@@ -300,7 +300,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 layout,
                 part: part(params, index, n),
                 others: if s.averages_in_parts() {
-                    vec![T::ZERO; (n - 1) * part(params, index, n).len()]
+                    vec![T::ZERO; (n - 1) * CHUNK]
                 } else {
                     Vec::new()
                 },

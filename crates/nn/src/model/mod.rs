@@ -78,13 +78,15 @@ pub trait Model<T: DataType>: Send {
     ) -> Result<(), NnError>;
     /// The mean of `contributors` updater steps on the elements `part`, each from the
     /// current parameters and updater state with its own gradient, written over them there
-    /// (the rest keep their values), and the iteration counted: what averaging replicas that
-    /// started the round equal gives after each stepped on its own batch, computed for one
-    /// part by one replica (ParallelWrapper averaging every round). The gradients, in order:
-    /// this model's own ([`Model::gradients`] on the part) at position `own`, the others in
-    /// `others`, `part.len()` values each; the sum in that order is scaled by `scale`
-    /// (`1 / contributors`). No listeners run. An error when the part or the gradients do
-    /// not fit.
+    /// (the rest keep their values): what averaging replicas that started the round equal
+    /// gives after each stepped on its own batch, computed for one part by one replica
+    /// (ParallelWrapper averaging every round). The gradients, in order: this model's own
+    /// ([`Model::gradients`] on the part) at position `own`, the others in `others`,
+    /// `part.len()` values each; the sum in that order is scaled by `scale`
+    /// (`1 / contributors`). The step is the one of [`Model::iteration_count`], which this
+    /// does not advance: a caller stepping its part in pieces (as they arrive) calls it once
+    /// per piece, then [`Model::set_counters`]. No listeners run. An error when the part or
+    /// the gradients do not fit.
     fn apply_averaged_gradients_part(
         &mut self,
         part: std::ops::Range<usize>,

@@ -499,17 +499,15 @@ impl<T: DataType> Engine<T> {
         Ok(())
     }
 
-    /// The mean of several updater steps on `part` (`Model::apply_averaged_gradients_part`),
-    /// then the iteration counter.
+    /// The mean of several updater steps on `part` (`Model::apply_averaged_gradients_part`);
+    /// the iteration counter is the caller's to set (a round steps its part piece by piece).
     pub fn apply_averaged_update_part(
         &mut self,
         part: std::ops::Range<usize>,
         averaged: (usize, Option<usize>, &[T], T),
     ) -> Result<(), NnError> {
         self.store
-            .apply_averaged_updater_part(&self.global, self.iteration, part, averaged)?;
-        self.iteration += 1;
-        Ok(())
+            .apply_averaged_updater_part(&self.global, self.iteration, part, averaged)
     }
 
     /// [`Engine::apply_update`] on the elements `part` of the flat arrays only.
