@@ -278,22 +278,30 @@ impl<T: DataType> Trainer<T> {
                 let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
-                let part = self.part.clone();
-                {
-                    // Dense: the own contribution is still in the gradient (`add_except`).
-                    let own = trained.filter(|_| !encoded).map(|e| T::from_f64(e as f64));
-                    let mut g = m.gradients_mut().write()?;
-                    let g = g.as_slice_mut().unwrap_or_default();
-                    self.exchange.reduce_into(
-                        generation,
-                        part.start,
-                        &mut g[part.clone()],
-                        own,
-                        scale,
-                    );
+                // Dense: the own contribution is still in the gradient (`add_except`).
+                let own = trained.filter(|_| !encoded).map(|e| T::from_f64(e as f64));
+                let iteration = m.iteration_count() + 1;
+                let mut lo = self.part.start;
+                while lo < self.part.end {
+                    // Chunk by chunk, as `average_parts`: the reduced gradient and the new
+                    // parameters are put and stepped while in L1. The step is the mean of
+                    // one step (`apply_averaged_gradients_part`, which leaves the counters
+                    // alone): the bits of `apply_gradients_part`.
+                    let piece = lo..(lo + CHUNK).min(self.part.end);
+                    {
+                        let mut g = m.gradients_mut().write()?;
+                        let g = g.as_slice_mut().unwrap_or_default();
+                        let g = &mut g[piece.clone()];
+                        self.exchange
+                            .reduce_into(generation, piece.start, g, own, scale);
+                    }
+                    m.apply_averaged_gradients_part(piece.clone(), 1, Some(0), &[], T::ONE)?;
+                    self.put_piece_params(m, generation, piece.clone())?;
+                    lo = piece.end;
                 }
-                m.apply_gradients_part(examples, part)?;
-                self.share_part_params(m, generation)?;
+                self.read_part_params(m, generation)?;
+                let epoch = m.epoch_count();
+                m.set_counters(iteration, epoch);
             }
             Combine::Gather { generation } => {
                 // Each updater state array (Adam: m, then v) at the positions of the part.
@@ -372,10 +380,7 @@ impl<T: DataType> Trainer<T> {
             }
             let others = &self.others[..k * len];
             m.apply_averaged_gradients_part(piece.clone(), contributors, own, others, scale)?;
-            let p = m.params().read()?;
-            let p = p.as_slice().unwrap_or_default();
-            self.exchange
-                .put(generation, piece.start, &p[piece.clone()]);
+            self.put_piece_params(m, generation, piece.clone())?;
             lo = piece.end;
         }
         self.read_part_params(m, generation)?;
@@ -384,20 +389,17 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
-    /// After stepping its part: puts the part's parameters into the exchange and, past the
-    /// barrier, reads the other parts' into the replica.
-    fn share_part_params(
-        &mut self,
-        m: &mut dyn Model<T>,
+    /// Puts the parameters of `piece` (a chunk of the part, just stepped) into the exchange.
+    fn put_piece_params(
+        &self,
+        m: &dyn Model<T>,
         generation: u64,
+        piece: std::ops::Range<usize>,
     ) -> Result<(), RoundError> {
-        {
-            let p = m.params().read()?;
-            let p = p.as_slice().unwrap_or_default();
-            self.exchange
-                .put(generation, self.part.start, &p[self.part.clone()]);
-        }
-        self.read_part_params(m, generation)
+        let p = m.params().read()?;
+        let p = p.as_slice().unwrap_or_default();
+        self.exchange.put(generation, piece.start, &p[piece]);
+        Ok(())
     }
 
     /// Past the barrier that follows every trainer's put of its part's parameters: reads
