@@ -20,7 +20,9 @@ fn bench(c: &mut Criterion) {
     let mut p = wave(n, 0.001, 1.0);
     let mut m = vec![0.01f32; n];
     let mut v = vec![0.001f32; n];
-    let grads: Vec<Vec<f32>> = (0..3).map(|k| wave(n, 0.003 + k as f32 * 0.002, 0.01)).collect();
+    let grads: Vec<Vec<f32>> = (0..3)
+        .map(|k| wave(n, 0.003 + k as f32 * 0.002, 0.01))
+        .collect();
     let step = Step::Adam {
         alpha: 1e-3,
         b1: 0.9,
