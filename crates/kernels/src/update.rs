@@ -388,23 +388,24 @@ pub fn averaged_step<'a, T: Float, G: Fn(usize) -> &'a [T]>(
     macro_rules! with_reg {
         ($f:expr) => {{
             let f = $f;
+            macro_rules! run {
+                ($pre:expr, $post:expr) => {
+                    multiversioned(Averaging {
+                        arrays,
+                        count,
+                        grad: &grad,
+                        scale,
+                        pre: $pre,
+                        post: $post,
+                        f,
+                    })
+                };
+            }
             match (l1_l2, decay) {
-                (None, None) => averaged(arrays, count, &grad, scale, |g, _| g, |p| p, f),
-                (Some((l1, l2)), None) => {
-                    averaged(arrays, count, &grad, scale, l1_l2_step(l1, l2), |p| p, f)
-                }
-                (None, Some(k)) => {
-                    averaged(arrays, count, &grad, scale, |g, _| g, decay_step(k), f)
-                }
-                (Some((l1, l2)), Some(k)) => averaged(
-                    arrays,
-                    count,
-                    &grad,
-                    scale,
-                    l1_l2_step(l1, l2),
-                    decay_step(k),
-                    f,
-                ),
+                (None, None) => run!(|g, _| g, |p| p),
+                (Some((l1, l2)), None) => run!(l1_l2_step(l1, l2), |p| p),
+                (None, Some(k)) => run!(|g, _| g, decay_step(k)),
+                (Some((l1, l2)), Some(k)) => run!(l1_l2_step(l1, l2), decay_step(k)),
             }
         }};
     }
@@ -447,96 +448,95 @@ struct Arrays<'s, T> {
     s1: &'s mut [T],
 }
 
-/// [`averaged_tiles`] compiled for AVX-512 or AVX2 when the dispatch resolved to them.
-#[allow(clippy::too_many_arguments)]
+/// One run of [`averaged_step`]'s loops, compiled for the dispatched instruction set
+/// ([`multiversioned`]).
+trait Kernel {
+    fn run(self);
+}
+
+/// `kernel.run()` compiled for AVX-512 or AVX2 when the dispatch resolved to them (the
+/// operations, and so the bits, are the same on every path).
 #[inline(always)]
-fn averaged<'a, T, G, Pre, Post, F>(
-    arrays: Arrays<'_, T>,
-    count: usize,
-    grad: &G,
-    scale: T,
-    pre: Pre,
-    post: Post,
-    f: F,
-) where
-    T: Float,
-    G: Fn(usize) -> &'a [T],
-    Pre: Fn(T, T) -> T,
-    Post: Fn(T) -> T,
-    F: Fn(T, T, T, T) -> (T, T, T),
-{
+fn multiversioned<K: Kernel>(kernel: K) {
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx512f")]
-        fn avx512<'a, T: Float, G, Pre, Post, F>(
-            arrays: Arrays<'_, T>,
-            count: usize,
-            grad: &G,
-            scale: T,
-            pre: Pre,
-            post: Post,
-            f: F,
-        ) where
-            G: Fn(usize) -> &'a [T],
-            Pre: Fn(T, T) -> T,
-            Post: Fn(T) -> T,
-            F: Fn(T, T, T, T) -> (T, T, T),
-        {
-            averaged_body(arrays, count, grad, scale, pre, post, f)
+        fn avx512<K: Kernel>(kernel: K) {
+            kernel.run()
         }
         #[target_feature(enable = "avx2")]
-        fn avx2<'a, T: Float, G, Pre, Post, F>(
-            arrays: Arrays<'_, T>,
-            count: usize,
-            grad: &G,
-            scale: T,
-            pre: Pre,
-            post: Post,
-            f: F,
-        ) where
-            G: Fn(usize) -> &'a [T],
-            Pre: Fn(T, T) -> T,
-            Post: Fn(T) -> T,
-            F: Fn(T, T, T, T) -> (T, T, T),
-        {
-            averaged_body(arrays, count, grad, scale, pre, post, f)
+        fn avx2<K: Kernel>(kernel: K) {
+            kernel.run()
         }
         let path = isa();
         if path >= Isa::Avx512 {
             // SAFETY: the dispatch resolves to Avx512 only after checking AVX-512F.
-            return unsafe { avx512(arrays, count, grad, scale, pre, post, f) };
+            return unsafe { avx512(kernel) };
         }
         if path >= Isa::Avx2 {
             // SAFETY: the dispatch resolves to Avx2 only after checking AVX2.
-            return unsafe { avx2(arrays, count, grad, scale, pre, post, f) };
+            return unsafe { avx2(kernel) };
         }
     }
-    averaged_body(arrays, count, grad, scale, pre, post, f)
+    kernel.run()
 }
 
-/// One or two contributors (two trainers, the common case; SharedGradients steps its part
-/// as the mean of one step) take a fused loop, more the tiles: all give the same bits.
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn averaged_body<'a, T, G, Pre, Post, F>(
-    arrays: Arrays<'_, T>,
+/// [`averaged_step`]'s arguments once the updater and the regularization are closures.
+struct Averaging<'s, T, G, Pre, Post, F> {
+    arrays: Arrays<'s, T>,
     count: usize,
-    grad: &G,
+    grad: &'s G,
     scale: T,
     pre: Pre,
     post: Post,
     f: F,
-) where
+}
+
+/// One to three contributors (two trainers are the common case; SharedGradients steps its
+/// part as the mean of one step) take the fused loop, more the tiles: all give the same
+/// bits.
+impl<'a, T, G, Pre, Post, F> Kernel for Averaging<'_, T, G, Pre, Post, F>
+where
     T: Float,
     G: Fn(usize) -> &'a [T],
     Pre: Fn(T, T) -> T,
     Post: Fn(T) -> T,
     F: Fn(T, T, T, T) -> (T, T, T),
 {
-    match count {
-        1 => averaged_one(grad(0), arrays, scale, pre, post, f),
-        2 => averaged_fused([grad(0), grad(1)], arrays, scale, pre, post, f),
-        _ => averaged_tiles(arrays, count, grad, scale, pre, post, f),
+    #[inline(always)]
+    fn run(self) {
+        let Averaging {
+            arrays,
+            count,
+            grad,
+            scale,
+            pre,
+            post,
+            f,
+        } = self;
+        match count {
+            1 => {
+                let g = grad(0);
+                let rows = |r: std::ops::Range<usize>| g[r].iter().map(|&x| [x]);
+                averaged_fused(rows, arrays, scale, pre, post, f)
+            }
+            2 => {
+                let (ga, gb) = (grad(0), grad(1));
+                let rows = |r: std::ops::Range<usize>| {
+                    ga[r.clone()].iter().zip(&gb[r]).map(|(&a, &b)| [a, b])
+                };
+                averaged_fused(rows, arrays, scale, pre, post, f)
+            }
+            3 => {
+                let (ga, gb, gc) = (grad(0), grad(1), grad(2));
+                let rows = |r: std::ops::Range<usize>| {
+                    let (ga, gb, gc) = (&ga[r.clone()], &gb[r.clone()], &gc[r]);
+                    ga.iter().zip(gb).zip(gc).map(|((&a, &b), &c)| [a, b, c])
+                };
+                averaged_fused(rows, arrays, scale, pre, post, f)
+            }
+            _ => averaged_tiles(arrays, count, grad, scale, pre, post, f),
+        }
     }
 }
 
@@ -551,10 +551,18 @@ fn state_tile<'s, T>(s: &'s mut [T], zeros: &'s mut [T; TILE], lo: usize, k: usi
     }
 }
 
-/// [`averaged_fused`] for one gradient: `scale ×` the step, in one pass.
+/// [`averaged_tiles`] for `N` (1-3) gradients, `rows(lo..hi)` giving each element's
+/// gradients as an array: every contributor's step of an element in registers, summed and
+/// scaled there, so each array is read and written once (the tiles' running sums cost
+/// three stores and loads per element and contributor): on W1's half part with two
+/// gradients 34 µs where the tiles took 69 (three: 63 against 93), less than one whole
+/// Adam step (40-45 µs).
+/// Zipped slices, not indices: indexed, the same loop kept its bounds checks and took
+/// 58-60 µs. A state the updater does not keep is a tile of zeros, which the steps pass
+/// through unchanged, so it stays zeros.
 #[inline(always)]
-fn averaged_one<T, Pre, Post, F>(
-    g: &[T],
+fn averaged_fused<T, Rows, I, Pre, Post, F, const N: usize>(
+    rows: Rows,
     arrays: Arrays<'_, T>,
     scale: T,
     pre: Pre,
@@ -562,6 +570,8 @@ fn averaged_one<T, Pre, Post, F>(
     f: F,
 ) where
     T: Float,
+    Rows: Fn(std::ops::Range<usize>) -> I,
+    I: Iterator<Item = [T; N]>,
     Pre: Fn(T, T) -> T,
     Post: Fn(T) -> T,
     F: Fn(T, T, T, T) -> (T, T, T),
@@ -576,65 +586,19 @@ fn averaged_one<T, Pre, Post, F>(
             state_tile(s0, &mut z0, lo, k),
             state_tile(s1, &mut z1, lo, k),
         );
-        let rows = p[lo..lo + k]
+        let olds = p[lo..lo + k]
             .iter_mut()
             .zip(st0.iter_mut())
-            .zip(st1.iter_mut())
-            .zip(&g[lo..lo + k]);
-        for (((p, a), b), &g) in rows {
-            let (np, na, nb) = f(*p, pre(g, *p), *a, *b);
-            (*p, *a, *b) = (scale * post(np), scale * na, scale * nb);
-        }
-        lo += k;
-    }
-}
-
-/// [`averaged_tiles`] for two gradients: both contributors' steps of an element in
-/// registers, summed and scaled there, so each array is read and written once (the tiles'
-/// running sums cost three stores and loads per element and contributor): on W1's half
-/// part 37-40 µs where the tiles took 72, less than one whole Adam step (45 µs). Zipped
-/// slices, not indices: indexed, the same loop kept its bounds checks and took 58-60 µs.
-/// A state the updater does not keep is a tile of zeros, which the steps pass through
-/// unchanged, so it stays zeros.
-#[inline(always)]
-fn averaged_fused<T, Pre, Post, F>(
-    [ga, gb]: [&[T]; 2],
-    arrays: Arrays<'_, T>,
-    scale: T,
-    pre: Pre,
-    post: Post,
-    f: F,
-) where
-    T: Float,
-    Pre: Fn(T, T) -> T,
-    Post: Fn(T) -> T,
-    F: Fn(T, T, T, T) -> (T, T, T),
-{
-    let Arrays { p, s0, s1 } = arrays;
-    let n = p.len();
-    let (mut z0, mut z1) = ([T::ZERO; TILE], [T::ZERO; TILE]);
-    let mut lo = 0;
-    while lo < n {
-        let k = TILE.min(n - lo);
-        let (st0, st1) = (
-            state_tile(s0, &mut z0, lo, k),
-            state_tile(s1, &mut z1, lo, k),
-        );
-        let rows = p[lo..lo + k]
-            .iter_mut()
-            .zip(st0.iter_mut())
-            .zip(st1.iter_mut())
-            .zip(&ga[lo..lo + k])
-            .zip(&gb[lo..lo + k]);
-        for ((((p, a), b), &ga), &gb) in rows {
+            .zip(st1.iter_mut());
+        for (((p, a), b), g) in olds.zip(rows(lo..lo + k)) {
             let (p0, a0, b0) = (*p, *a, *b);
-            let (pa, aa, ba) = f(p0, pre(ga, p0), a0, b0);
-            let (pb, ab, bb) = f(p0, pre(gb, p0), a0, b0);
-            (*p, *a, *b) = (
-                scale * (post(pa) + post(pb)),
-                scale * (aa + ab),
-                scale * (ba + bb),
-            );
+            let (np, na, nb) = f(p0, pre(g[0], p0), a0, b0);
+            let (mut sp, mut sa, mut sb) = (post(np), na, nb);
+            for &g in &g[1..] {
+                let (np, na, nb) = f(p0, pre(g, p0), a0, b0);
+                (sp, sa, sb) = (sp + post(np), sa + na, sb + nb);
+            }
+            (*p, *a, *b) = (scale * sp, scale * sa, scale * sb);
         }
         lo += k;
     }
