@@ -51,6 +51,13 @@ pub(crate) fn part(len: usize, worker: usize, workers: usize) -> std::ops::Range
     at(worker)..at(worker + 1)
 }
 
+/// The chunks of a [`part`] as ranges of the region, in order (the last may be short): the
+/// pieces a part's owner steps and puts one at a time, while they are in L1.
+pub(crate) fn pieces(part: std::ops::Range<usize>) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let end = part.end;
+    part.step_by(CHUNK).map(move |lo| lo..(lo + CHUNK).min(end))
+}
+
 /// Where a region starts: a chunk boundary.
 pub(crate) fn region_start(previous_regions_len: usize) -> usize {
     previous_regions_len.div_ceil(CHUNK) * CHUNK

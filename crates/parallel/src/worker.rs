@@ -34,7 +34,7 @@ use dl4rs_nn::{IterationInfo, Model, NnError};
 use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
-use crate::exchange::{CHUNK, Exchange};
+use crate::exchange::{Exchange, pieces};
 use crate::rendezvous::{Aborted, Patience};
 
 /// The id of the workspace a trainer copies its batch into.
@@ -281,13 +281,11 @@ impl<T: DataType> Trainer<T> {
                 // Dense: the own contribution is still in the gradient (`add_except`).
                 let own = trained.filter(|_| !encoded).map(|e| T::from_f64(e as f64));
                 let iteration = m.iteration_count() + 1;
-                let mut lo = self.part.start;
-                while lo < self.part.end {
+                for piece in pieces(self.part.clone()) {
                     // Chunk by chunk, as `average_parts`: the reduced gradient and the new
                     // parameters are put and stepped while in L1. The step is the mean of
                     // one step (`apply_averaged_gradients_part`, which leaves the counters
                     // alone): the bits of `apply_gradients_part`.
-                    let piece = lo..(lo + CHUNK).min(self.part.end);
                     {
                         let mut g = m.gradients_mut().write()?;
                         let g = g.as_slice_mut().unwrap_or_default();
@@ -296,8 +294,7 @@ impl<T: DataType> Trainer<T> {
                             .reduce_into(generation, piece.start, g, own, scale);
                     }
                     m.apply_averaged_gradients_part(piece.clone(), 1, Some(0), &[], T::ONE)?;
-                    self.put_piece_params(m, generation, piece.clone())?;
-                    lo = piece.end;
+                    self.put_piece_params(m, generation, piece)?;
                 }
                 self.read_part_params(m, generation)?;
                 let epoch = m.epoch_count();
@@ -366,10 +363,8 @@ impl<T: DataType> Trainer<T> {
         let (_, contributors) = self.board.sums(generation);
         let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
         let own = (i < contributors).then_some(i);
-        let mut lo = part.start;
-        while lo < part.end {
-            // Parts are runs of whole chunks: a piece is one chunk (the last may be short).
-            let piece = lo..(lo + CHUNK).min(part.end);
+        // Parts are runs of whole chunks: a piece is one chunk (the last may be short).
+        for piece in pieces(part) {
             let len = piece.len();
             let mut k = 0;
             for w in (0..contributors).filter(|&w| w != i) {
@@ -380,8 +375,7 @@ impl<T: DataType> Trainer<T> {
             }
             let others = &self.others[..k * len];
             m.apply_averaged_gradients_part(piece.clone(), contributors, own, others, scale)?;
-            self.put_piece_params(m, generation, piece.clone())?;
-            lo = piece.end;
+            self.put_piece_params(m, generation, piece)?;
         }
         self.read_part_params(m, generation)?;
         let epoch = m.epoch_count();
