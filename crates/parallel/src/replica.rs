@@ -78,7 +78,7 @@ pub fn replicate<T: DataType>(
     };
     // Built with the parameters (no weight initialization: 5 ms for W1's 235 k), then the
     // rest of the state.
-    copy_state(model, replica.as_mut())?;
+    copy_state_but_params(model, replica.as_mut())?;
     Ok(replica)
 }
 
@@ -86,6 +86,14 @@ pub fn replicate<T: DataType>(
 /// configuration). Allocates (layer states come out as vectors): used outside rounds only.
 pub fn copy_state<T: DataType>(from: &dyn Model<T>, to: &mut dyn Model<T>) -> Result<(), NnError> {
     to.set_params(&from.params().view())?;
+    copy_state_but_params(from, to)
+}
+
+/// [`copy_state`] but the parameters (a replica built with them).
+fn copy_state_but_params<T: DataType>(
+    from: &dyn Model<T>,
+    to: &mut dyn Model<T>,
+) -> Result<(), NnError> {
     if from.updater_state().len() == to.updater_state().len() {
         to.set_updater_state(&from.updater_state().view())?;
     }
