@@ -6,7 +6,9 @@
 //! (see `rendezvous` for how the waits work).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use dl4rs_array::DataType;
 use dl4rs_nn::{NnError, TrainingListener};
@@ -112,6 +114,13 @@ pub struct RoundStats {
     pub job_parks: u64,
     /// Waits of trainers at the barrier that parked.
     pub barrier_parks: u64,
+    /// The mean time one batch's gradient took, in nanoseconds, on the trainer where it was
+    /// shortest and on the one where it was longest. The trainers do the same work, so a
+    /// gap is the machine giving one core less (on a VM: another tenant on its host core);
+    /// every combining round waits for the slowest, two independent models would not.
+    pub gradient_ns_fastest: u64,
+    /// See [`RoundStats::gradient_ns_fastest`].
+    pub gradient_ns_slowest: u64,
 }
 
 /// A trainer's mailbox.
@@ -127,6 +136,9 @@ pub(crate) struct Slot<T: DataType> {
     outcome: Mutex<[(f64, usize); ROUND_SLOTS]>,
     /// The last round it set its outcome for, plus one.
     pub scored: Signal,
+    /// Its batches' gradients: how many, and their total time in nanoseconds.
+    gradients: AtomicU64,
+    gradient_ns: AtomicU64,
 }
 
 /// The examples and contributors of a combining round, tagged with its generation.
@@ -187,6 +199,8 @@ impl<T: DataType> Board<T> {
                     taken: Signal::default(),
                     outcome: Mutex::new([(0.0, 0); ROUND_SLOTS]),
                     scored: Signal::default(),
+                    gradients: AtomicU64::new(0),
+                    gradient_ns: AtomicU64::new(0),
                 })
                 .collect(),
             handed: Signal::default(),
@@ -264,6 +278,14 @@ impl<T: DataType> Board<T> {
         scored.add((round + 1).saturating_sub(scored.get()));
     }
 
+    /// Trainer `w` computed a batch's gradient in `elapsed`.
+    pub(crate) fn add_gradient_time(&self, w: usize, elapsed: Duration) {
+        let slot = &self.slots[w];
+        slot.gradients.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        slot.gradient_ns.fetch_add(ns, Ordering::Relaxed);
+    }
+
     /// Trainer 0: trainer `w`'s score and examples in `round` (once `scored` says it is set).
     pub(crate) fn outcome(&self, w: usize, round: u64) -> (f64, usize) {
         lock(&self.slots[w].outcome)[round_slot(round)]
@@ -292,6 +314,10 @@ impl<T: DataType> Board<T> {
 
     /// What the waits did so far.
     pub(crate) fn stats(&self) -> RoundStats {
+        let means = self.slots.iter().filter_map(|s| {
+            let n = s.gradients.load(Ordering::Relaxed);
+            (n > 0).then(|| s.gradient_ns.load(Ordering::Relaxed) / n)
+        });
         RoundStats {
             coordinator_parks: self.slots.iter().map(|s| s.taken.parks()).sum::<u64>()
                 + self.copied.parks()
@@ -299,6 +325,8 @@ impl<T: DataType> Board<T> {
             job_parks: self.slots.iter().map(|s| s.posted.parks()).sum(),
             barrier_parks: self.barrier.parks(),
             rounds: 0,
+            gradient_ns_fastest: means.clone().min().unwrap_or(0),
+            gradient_ns_slowest: means.max().unwrap_or(0),
         }
     }
 

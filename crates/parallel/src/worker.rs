@@ -21,7 +21,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dl4rs_array::DataType;
 use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
@@ -456,7 +456,9 @@ impl<T: DataType> Trainer<T> {
         if self.panic_at == Some(self.batches) {
             panic!("injected panic in batch {} (test hook)", self.batches);
         }
+        let started = Instant::now();
         let (score, examples) = local.gradient(m)?;
+        self.board.add_gradient_time(self.index, started.elapsed());
         drop(local);
         self.board.set_outcome(self.index, round, score, examples);
         match combine {

@@ -493,5 +493,17 @@ fn listeners_see_every_round_once_with_its_own_examples() {
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen.len(), want.len(), "{mode:?} every {f}");
         assert_eq!(seen, want, "{mode:?} every {f}");
+        // Every round ran (the final averaging counts too), and both trainers timed their
+        // gradients.
+        let stats = w.round_stats();
+        assert!(
+            stats.rounds >= want.len() as u64,
+            "{mode:?} every {f}: {stats:?}"
+        );
+        assert!(
+            stats.gradient_ns_fastest > 0,
+            "{mode:?} every {f}: {stats:?}"
+        );
+        assert!(stats.gradient_ns_fastest <= stats.gradient_ns_slowest);
     }
 }

@@ -338,6 +338,12 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
                 per(st.job_parks),
                 per(st.barrier_parks)
             );
+            println!(
+                "{:<44} gradient per batch: fastest trainer {:.0} us, slowest {:.0} us",
+                "",
+                st.gradient_ns_fastest as f64 / 1e3,
+                st.gradient_ns_slowest as f64 / 1e3
+            );
         }
     }
     Ok(())
