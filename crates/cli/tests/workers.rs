@@ -108,15 +108,24 @@ fn bench_parallel_reports_every_configuration_and_the_waits() {
     let base = row("1 model, 1 product thread");
     let shared = row("2 workers x 1 thread, SharedGradients");
     assert!(!stdout.contains("Averaging"), "--only filters:\n{stdout}");
-    // Columns: examples/s, CPU ms/1k, accuracy, allocations per round, peak heap.
+    // Columns: examples/s, CPU ms/1k, accuracy, allocations per round, peak heap, then the
+    // ratios (whole fit; after epoch 1).
     for r in [&base, &shared] {
         let cols: Vec<&str> = r.split_whitespace().collect();
-        let allocs = cols[cols.len() - 4];
-        assert_eq!(allocs, "0", "allocations per steady-state round: {r}");
+        let accuracy = cols.iter().position(|c| c.ends_with('%'));
+        let allocs = accuracy.and_then(|k| cols.get(k + 1)).copied();
+        assert_eq!(allocs, Some("0"), "allocations per steady-state round: {r}");
+        assert!(r.contains("after epoch 1 "), "no steady-state ratio: {r}");
     }
+    assert!(base.ends_with("(1.00x; after epoch 1 1.00x)"), "{base}");
     let waits = stdout
         .lines()
         .find(|l| l.contains("parks per round: coordinator"))
         .unwrap_or_else(|| panic!("no wait statistics in:\n{stdout}"));
     assert!(waits.contains("at the barrier"), "{waits}");
+    let gradients = stdout
+        .lines()
+        .find(|l| l.contains("gradient per batch: fastest trainer"))
+        .unwrap_or_else(|| panic!("no gradient times in:\n{stdout}"));
+    assert!(gradients.contains(" us, slowest "), "{gradients}");
 }

@@ -302,31 +302,25 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         .map(|o| (o.examples_per_s, o.steady_examples_per_s))
         .collect();
     for ((name, _), mut runs) in chosen.iter().zip(outcomes) {
-        let mut ratios: Vec<f64> = runs
-            .iter()
-            .zip(&base)
-            .map(|(o, b)| o.examples_per_s / b.0)
-            .collect();
-        ratios.sort_by(f64::total_cmp);
-        let mut steady: Vec<f64> = runs
-            .iter()
-            .zip(&base)
-            .map(|(o, b)| o.steady_examples_per_s / b.1)
-            .collect();
-        steady.sort_by(f64::total_cmp);
-        let mut cpu: Vec<f64> = runs.iter().map(|o| o.cpu_ms_per_1k).collect();
-        cpu.sort_by(f64::total_cmp);
+        let pairs = || runs.iter().zip(&base);
+        let ratio = median(pairs().map(|(o, b)| o.examples_per_s / b.0).collect());
+        let steady = median(
+            pairs()
+                .map(|(o, b)| o.steady_examples_per_s / b.1)
+                .collect(),
+        );
+        let cpu = median(runs.iter().map(|o| o.cpu_ms_per_1k).collect());
         runs.sort_by(|a, b| a.examples_per_s.total_cmp(&b.examples_per_s));
         let m = &runs[runs.len() / 2];
         println!(
             "{name:<44} {:>11.0} {:>8.1} {:>8.2}% {:>12} {:>10}  ({:.2}x; after epoch 1 {:.2}x)",
             m.examples_per_s,
-            cpu[cpu.len() / 2],
+            cpu,
             m.accuracy * 100.0,
             m.allocations,
             human_bytes(m.peak),
-            ratios[ratios.len() / 2],
-            steady[steady.len() / 2]
+            ratio,
+            steady
         );
         if let Some(st) = m.stats {
             let per = |x: u64| x as f64 / st.rounds.max(1) as f64;
@@ -347,4 +341,10 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// The median of `values` (the upper middle one of an even count; `--runs` is at least 1).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
