@@ -52,8 +52,8 @@ impl<T: DataType> Chunk<T> {
     }
 }
 
-/// The preallocated buffers of one wrapper: chunks `0..per_buffer` for even generations,
-/// the next `per_buffer` for odd ones.
+/// The two buffers of one wrapper (each chunk allocated once, by its first writer): chunks
+/// `0..per_buffer` for even generations, the next `per_buffer` for odd ones.
 pub(crate) struct Exchange<T> {
     chunks: Vec<Mutex<Chunk<T>>>,
     per_buffer: usize,
@@ -303,6 +303,10 @@ mod tests {
         let off = region_start(p);
         assert_eq!(off, CHUNK * 3);
         let ex = Exchange::<f64>::new(off + s);
+        // Nothing written yet (no chunk allocated): every region reads as zeros.
+        let mut untouched = vec![1.0; off + s];
+        ex.read(1, 0, &mut untouched, 1.0, 0, 2);
+        assert!(untouched.iter().all(|&v| v == 0.0));
         let a: Vec<f64> = (0..p).map(|i| i as f64).collect();
         let b: Vec<f64> = (0..p).map(|i| 2.0 * i as f64).collect();
         let sa: Vec<f64> = (0..s).map(|i| -(i as f64)).collect();
