@@ -167,8 +167,8 @@ fn run_once(
         let mut test_it = InMemoryDataSetIterator::new(test.dup()?, 500)?;
         net.do_evaluation(&mut test_it, &mut [&mut eval])?;
         let s = samples.lock().map(|s| s.clone()).unwrap_or_default();
-        // Steady state: after the first epoch, without each epoch's first two rounds.
-        // `per_epoch` iterations make an epoch; a sample lists the model's own iterations.
+        // From the end of the first epoch (`per_epoch` iterations; a sample lists the model's
+        // own iterations) to the end of the last.
         let steady = s
             .iter()
             .find(|x| x.0 as usize == per_epoch)
@@ -176,6 +176,7 @@ fn run_once(
             .map(|(a, b)| (b.2 - a.2).as_secs_f64())
             .filter(|&t| t > 0.0)
             .map_or(0.0, |t| (examples - examples / epochs) as f64 / t);
+        // Steady state: after the first epoch, without each epoch's first two rounds.
         let mut per_round: Vec<u64> = s
             .windows(2)
             .filter(|w| {
