@@ -128,4 +128,8 @@ fn bench_parallel_reports_every_configuration_and_the_waits() {
         .find(|l| l.contains("gradient per batch: fastest trainer"))
         .unwrap_or_else(|| panic!("no gradient times in:\n{stdout}"));
     assert!(gradients.contains(" us, slowest "), "{gradients}");
+    assert!(
+        gradients.contains("batches prepared while waiting at a barrier: "),
+        "{gradients}"
+    );
 }

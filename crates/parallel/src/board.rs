@@ -121,6 +121,9 @@ pub struct RoundStats {
     pub gradient_ns_fastest: u64,
     /// See [`RoundStats::gradient_ns_fastest`].
     pub gradient_ns_slowest: u64,
+    /// Batches a trainer copied or gathered while it waited at a barrier of the round
+    /// before (arriving before the others), instead of at the start of their own round.
+    pub prepared_ahead: u64,
 }
 
 /// A trainer's mailbox.
@@ -139,6 +142,8 @@ pub(crate) struct Slot<T: DataType> {
     /// Its batches' gradients: how many, and their total time in nanoseconds.
     gradients: AtomicU64,
     gradient_ns: AtomicU64,
+    /// Batches it prepared while waiting at a barrier.
+    prepared_ahead: AtomicU64,
 }
 
 /// The examples and contributors of a combining round, tagged with its generation.
@@ -201,6 +206,7 @@ impl<T: DataType> Board<T> {
                     scored: Signal::default(),
                     gradients: AtomicU64::new(0),
                     gradient_ns: AtomicU64::new(0),
+                    prepared_ahead: AtomicU64::new(0),
                 })
                 .collect(),
             handed: Signal::default(),
@@ -224,11 +230,23 @@ impl<T: DataType> Board<T> {
 
     /// Trainer: takes its oldest posted job, if any, and counts it taken.
     pub(crate) fn take(&self, w: usize) -> Option<Job<T>> {
-        let job = lock(&self.slots[w].jobs).pop_front();
+        let job = self.take_ahead(w);
         if job.is_some() {
-            self.slots[w].taken.add(1);
+            self.started(w);
         }
         job
+    }
+
+    /// Trainer `w`: its next job, taken before its round starts (its batch is prepared while
+    /// the trainer waits in the round before); [`Board::started`] counts it taken when the
+    /// round starts, so the coordinator's look-ahead is that of [`Board::take`].
+    pub(crate) fn take_ahead(&self, w: usize) -> Option<Job<T>> {
+        lock(&self.slots[w].jobs).pop_front()
+    }
+
+    /// Trainer `w` starts the round of a job it took ahead.
+    pub(crate) fn started(&self, w: usize) {
+        self.slots[w].taken.add(1);
     }
 
     /// Coordinator: every batch of `round` is handed out, `active` of them (to trainers
@@ -286,6 +304,11 @@ impl<T: DataType> Board<T> {
         slot.gradient_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
+    /// Trainer `w` prepared its next batch while it waited at a barrier.
+    pub(crate) fn add_prepared_ahead(&self, w: usize) {
+        self.slots[w].prepared_ahead.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Trainer 0: trainer `w`'s score and examples in `round` (once `scored` says it is set).
     pub(crate) fn outcome(&self, w: usize, round: u64) -> (f64, usize) {
         lock(&self.slots[w].outcome)[round_slot(round)]
@@ -327,6 +350,11 @@ impl<T: DataType> Board<T> {
             rounds: 0,
             gradient_ns_fastest: means.clone().min().unwrap_or(0),
             gradient_ns_slowest: means.max().unwrap_or(0),
+            prepared_ahead: self
+                .slots
+                .iter()
+                .map(|s| s.prepared_ahead.load(Ordering::Relaxed))
+                .sum(),
         }
     }
 

@@ -261,6 +261,19 @@ impl Signal {
     }
 }
 
+/// How an arrival at a [`Barrier`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// This arrival completed the barrier.
+    Last,
+    /// Others have yet to arrive.
+    Early(Ticket),
+}
+
+/// An early arrival at a [`Barrier`]: the count of barriers passed before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ticket(u64);
+
 /// A reusable barrier of a fixed number of threads (the trainers of a combining round).
 #[derive(Debug, Default)]
 pub(crate) struct Barrier {
@@ -274,12 +287,23 @@ impl Barrier {
     /// set meanwhile (a failed party never arrives). Everything a party wrote before arriving
     /// is visible to every party after the barrier (the arrival is `AcqRel` on one counter,
     /// the release a `SeqCst` increment every waiter acquires).
+    #[cfg(test)]
     pub(crate) fn wait(
         &self,
         parties: usize,
         patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<(), Aborted> {
+        match self.arrive(parties) {
+            Arrival::Last => Ok(()),
+            Arrival::Early(ticket) => self.wait_passed(ticket, patience, abort),
+        }
+    }
+
+    /// Arrives without waiting: [`Arrival::Last`] when this arrival completed the barrier
+    /// (the others are released), else a ticket to check ([`Barrier::passed`]) and wait
+    /// for ([`Barrier::wait_passed`]), so the party can do other work in between.
+    pub(crate) fn arrive(&self, parties: usize) -> Arrival {
         // Read before arriving: the last arrival of this barrier increments it.
         let passed = self.passed.get();
         if self.arrived.fetch_add(1, Ordering::AcqRel) + 1 == parties {
@@ -287,9 +311,26 @@ impl Barrier {
             // `passed`, which is incremented after this store).
             self.arrived.store(0, Ordering::Relaxed);
             self.passed.add(1);
-            return Ok(());
+            return Arrival::Last;
         }
-        self.passed.wait_change(passed, patience, abort).map(|_| ())
+        Arrival::Early(Ticket(passed))
+    }
+
+    /// Whether the barrier `ticket` arrived at is complete.
+    pub(crate) fn passed(&self, ticket: Ticket) -> bool {
+        self.passed.get() != ticket.0
+    }
+
+    /// Waits until the barrier `ticket` arrived at is complete (what a waiting arrival does).
+    pub(crate) fn wait_passed(
+        &self,
+        ticket: Ticket,
+        patience: &mut Patience,
+        abort: &AbortFlag,
+    ) -> Result<(), Aborted> {
+        self.passed
+            .wait_change(ticket.0, patience, abort)
+            .map(|_| ())
     }
 
     /// How many parties parked at the barrier so far.
@@ -395,7 +436,8 @@ mod tests {
     #[test]
     fn a_barrier_orders_every_round() {
         // Three parties, thousands of rounds: after barrier r every party sees the value
-        // every other party wrote before it.
+        // every other party wrote before it; one party arrives early and works before it
+        // waits (`arrive`, `passed`, `wait_passed`) every other round.
         let parties = 3;
         let rounds = 3000;
         let slots: Arc<Vec<AtomicU64>> =
@@ -410,7 +452,18 @@ mod tests {
                         Patience::spin(Duration::from_micros(if k == 0 { 0 } else { 30 }));
                     for r in 1..=rounds {
                         slots[k].store(r, Ordering::Relaxed);
-                        b.wait(parties, &mut patience, &abort).unwrap();
+                        if k == 1 && r % 2 == 0 {
+                            // Arrive, work while the others have not, then wait.
+                            if let Arrival::Early(ticket) = b.arrive(parties) {
+                                let mut polls = 0u32;
+                                while !b.passed(ticket) && polls < 1000 {
+                                    polls += 1;
+                                }
+                                b.wait_passed(ticket, &mut patience, &abort).unwrap();
+                            }
+                        } else {
+                            b.wait(parties, &mut patience, &abort).unwrap();
+                        }
                         for s in slots.iter() {
                             assert!(s.load(Ordering::Relaxed) >= r);
                         }

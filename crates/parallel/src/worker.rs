@@ -11,6 +11,12 @@
 //! all at the same time. On W1 the coordinator's two gathers, one after the other, were most
 //! of what the trainers waited for between rounds.
 //!
+//! **An early arrival at a barrier prepares its next batch.** The copy or gather needs the
+//! next job, not the combined parameters, and jobs are posted ahead: a trainer that
+//! reaches a barrier before the others takes its next job there and prepares it while
+//! they arrive ([`Trainer::arrive_and_wait`], [`Ahead`]), instead of adding the work to
+//! its next round.
+//!
 //! **A batch in the source's memory is copied first.** A prefetch ring keeps a batch valid
 //! only until the consumer's next `next()`, and a source that allocates in the current
 //! workspace makes it in the coordinator's, whose cycle ends after the hand-out. So the
@@ -26,7 +32,7 @@ use std::time::{Duration, Instant};
 use dl4rs_array::DataType;
 use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
 use dl4rs_memory::{
-    SpillPolicy, WorkspaceConfig, destroy_all_workspaces_for_current_thread,
+    SpillPolicy, WorkspaceConfig, WorkspaceScope, destroy_all_workspaces_for_current_thread,
     get_and_activate_workspace,
 };
 use dl4rs_nn::{IterationInfo, Model, NnError};
@@ -35,7 +41,7 @@ use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
 use crate::exchange::{Exchange, pieces};
-use crate::rendezvous::{Aborted, Patience};
+use crate::rendezvous::{Aborted, Arrival, Patience};
 
 /// The id of the workspace a trainer copies its batch into.
 pub const BATCH_WORKSPACE: &str = "PW_BATCH";
@@ -70,6 +76,12 @@ impl<T: DataType> Batch<T> {
         }
     }
 
+    /// Whether the trainer copies or gathers it before its gradient (told to copy it, or
+    /// rows to gather).
+    fn needs_preparing(&self, copy: bool) -> bool {
+        copy || matches!(self, Batch::Rows(_) | Batch::MultiRows(_))
+    }
+
     fn copy(self, into_workspace: bool) -> Result<Batch<T>, NnError> {
         Ok(match (self, into_workspace) {
             (Batch::Single(d), true) => Batch::Single(d.migrate()?),
@@ -89,6 +101,22 @@ impl<T: DataType> Batch<T> {
             Batch::MultiRows(r) => (m.compute_gradient_multi(&r.gather()?)?, r.num_examples()),
         })
     }
+}
+
+/// A batch ready to train on (copied or gathered, see the module's notes) and the
+/// `PW_BATCH` scope it lives in, open until its gradient is computed.
+struct Ready<T: DataType> {
+    // Declared first: dropped before the scope it lives in.
+    batch: Batch<T>,
+    scope: Option<WorkspaceScope>,
+}
+
+/// The next round's job, taken while the trainer waited at a barrier of the round before
+/// ([`Trainer::arrive_and_wait`]), its batch already prepared. Thread-local: the scope in it
+/// belongs to the trainer's thread.
+struct Ahead<T: DataType> {
+    job: Job<T>,
+    ready: Option<Ready<T>>,
 }
 
 /// Where the exchange buffer holds what.
@@ -183,19 +211,29 @@ impl<T: DataType> Trainer<T> {
         };
         let board = Arc::clone(&self.board);
         let slot = &board.slots[self.index];
+        let mut ahead = None;
         loop {
-            // Read before looking: a job posted after the look changes it.
-            let seen = slot.posted.get();
-            let Some(job) = board.take(self.index) else {
-                if let Err(Aborted) =
-                    slot.posted
-                        .wait_change(seen, &mut self.patience, &board.abort)
-                {
-                    return Ok(Stopped);
+            let (job, ready) = match ahead.take() {
+                Some(Ahead { job, ready }) => {
+                    board.started(self.index);
+                    (job, ready)
                 }
-                continue;
+                None => {
+                    // Read before looking: a job posted after the look changes it.
+                    let seen = slot.posted.get();
+                    let Some(job) = board.take(self.index) else {
+                        if let Err(Aborted) =
+                            slot.posted
+                                .wait_change(seen, &mut self.patience, &board.abort)
+                        {
+                            return Ok(Stopped);
+                        }
+                        continue;
+                    };
+                    (job, None)
+                }
             };
-            match self.round(job, &config) {
+            match self.round(job, ready, &config, &mut ahead) {
                 Ok(()) => board.finished.add(1),
                 Err(RoundError::Stopped) => return Ok(Stopped),
                 Err(RoundError::Failed(e)) => return Err(e),
@@ -203,18 +241,29 @@ impl<T: DataType> Trainer<T> {
         }
     }
 
-    /// One round's job: the batch (copied or gathered first, see the module's notes; then
-    /// trained on, or its gradient computed), then the combine; trainer 0 then reports the
-    /// round to the listeners.
-    fn round(&mut self, mut job: Job<T>, config: &WorkspaceConfig) -> Result<(), RoundError> {
+    /// One round's job: the batch (prepared first, unless it was while the trainer waited
+    /// in the round before: `ready`; then trained on, or its gradient computed), then the
+    /// combine; trainer 0 then reports the round to the listeners.
+    fn round(
+        &mut self,
+        mut job: Job<T>,
+        ready: Option<Ready<T>>,
+        config: &WorkspaceConfig,
+        ahead: &mut Option<Ahead<T>>,
+    ) -> Result<(), RoundError> {
         let replica = Arc::clone(&self.replica);
         let mut m = lock(&replica);
         let combine = job.combine;
+        let ready = match (ready, job.batch.take()) {
+            (Some(ready), _) => Some(ready),
+            (None, Some(batch)) => Some(self.prepare(batch, job.copy, config)?),
+            (None, None) => None,
+        };
         let mut trained = None;
-        if let Some(batch) = job.batch.take() {
-            trained = Some(self.train(batch, job.copy, m.as_mut(), job.round, combine, config)?);
+        if let Some(ready) = ready {
+            trained = Some(self.train(ready, m.as_mut(), job.round, combine)?);
         }
-        self.combine(m.as_mut(), combine, trained)?;
+        self.combine(m.as_mut(), combine, trained, config, ahead)?;
         if self.index == 0 && trained.is_some() {
             self.report(m.as_ref(), &job)?;
         }
@@ -228,6 +277,8 @@ impl<T: DataType> Trainer<T> {
         m: &mut dyn Model<T>,
         combine: Combine,
         trained: Option<usize>,
+        config: &WorkspaceConfig,
+        ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
         match combine {
@@ -237,7 +288,7 @@ impl<T: DataType> Trainer<T> {
                 iteration,
                 sharded: true,
                 ..
-            } => self.average_parts(m, generation, iteration, trained.is_some())?,
+            } => self.average_parts(m, generation, iteration, trained.is_some(), config, ahead)?,
             Combine::Average {
                 generation,
                 updaters,
@@ -249,9 +300,7 @@ impl<T: DataType> Trainer<T> {
                     self.contribute(&*m, generation, updaters)?;
                     self.board.contribute(generation, 0);
                 }
-                self.board
-                    .barrier
-                    .wait(n, &mut self.patience, &self.board.abort)?;
+                self.arrive_and_wait(config, ahead)?;
                 let (_, contributors) = self.board.sums(generation);
                 let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
                 {
@@ -272,9 +321,7 @@ impl<T: DataType> Trainer<T> {
                 generation,
                 encoded,
             } => {
-                self.board
-                    .barrier
-                    .wait(n, &mut self.patience, &self.board.abort)?;
+                self.arrive_and_wait(config, ahead)?;
                 let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
@@ -296,7 +343,7 @@ impl<T: DataType> Trainer<T> {
                     m.apply_averaged_gradients_part(piece.clone(), 1, Some(0), &[], T::ONE)?;
                     self.put_piece_params(m, generation, piece)?;
                 }
-                self.read_part_params(m, generation)?;
+                self.read_part_params(m, generation, config, ahead)?;
                 let epoch = m.epoch_count();
                 m.set_counters(iteration, epoch);
             }
@@ -312,9 +359,7 @@ impl<T: DataType> Trainer<T> {
                             self.exchange.put(generation, at, &s[part.clone()]);
                         }
                     }
-                    self.board
-                        .barrier
-                        .wait(n, &mut self.patience, &self.board.abort)?;
+                    self.arrive_and_wait(config, ahead)?;
                     let mut s = m.updater_state_mut().write()?;
                     let s = s.as_slice_mut().unwrap_or_default();
                     for (k, s) in s.chunks_exact_mut(np).enumerate() {
@@ -344,6 +389,8 @@ impl<T: DataType> Trainer<T> {
         generation: u64,
         iteration: u64,
         trained: bool,
+        config: &WorkspaceConfig,
+        ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
         let part = self.part.clone();
@@ -357,9 +404,7 @@ impl<T: DataType> Trainer<T> {
             }
             self.board.contribute(generation, 0);
         }
-        self.board
-            .barrier
-            .wait(n, &mut self.patience, &self.board.abort)?;
+        self.arrive_and_wait(config, ahead)?;
         let (_, contributors) = self.board.sums(generation);
         let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
         let own = (i < contributors).then_some(i);
@@ -377,7 +422,7 @@ impl<T: DataType> Trainer<T> {
             m.apply_averaged_gradients_part(piece.clone(), contributors, own, others, scale)?;
             self.put_piece_params(m, generation, piece)?;
         }
-        self.read_part_params(m, generation)?;
+        self.read_part_params(m, generation, config, ahead)?;
         let epoch = m.epoch_count();
         m.set_counters(iteration, epoch);
         Ok(())
@@ -402,10 +447,10 @@ impl<T: DataType> Trainer<T> {
         &mut self,
         m: &mut dyn Model<T>,
         generation: u64,
+        config: &WorkspaceConfig,
+        ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
-        self.board
-            .barrier
-            .wait(self.workers, &mut self.patience, &self.board.abort)?;
+        self.arrive_and_wait(config, ahead)?;
         let mut p = m.params_mut().write()?;
         let p = p.as_slice_mut().unwrap_or_default();
         self.read_others(generation, 0, p);
@@ -423,35 +468,78 @@ impl<T: DataType> Trainer<T> {
             .read(generation, offset + part.end, after, T::ONE, i, n);
     }
 
-    /// Copies the batch when told to and says so, computes its gradient and sets the
-    /// round's outcome (trainer 0 may be waiting for it: before the updater step, not after);
-    /// then, training alone or averaging, the updater step; sharing gradients, adds the
-    /// gradient into the exchange.
-    fn train(
+    /// The trainers' barrier. A trainer that arrives before the others first prepares its
+    /// next round's batch ([`Ahead`]), when that job is posted and none is prepared yet: the
+    /// copy or gather it would start that round with (on W1 the gather of a batch's rows,
+    /// ~40 µs on a 2-vCPU VM) fills the wait (15-70 µs per round, from the trainers'
+    /// differing speeds) instead of adding to the next round. The last to arrive goes on.
+    fn arrive_and_wait(
         &mut self,
+        config: &WorkspaceConfig,
+        ahead: &mut Option<Ahead<T>>,
+    ) -> Result<(), RoundError> {
+        let barrier = &self.board.barrier;
+        let Arrival::Early(ticket) = barrier.arrive(self.workers) else {
+            return Ok(());
+        };
+        if ahead.is_none()
+            && !barrier.passed(ticket)
+            && let Some(mut job) = self.board.take_ahead(self.index)
+        {
+            let ready = match job.batch.take() {
+                Some(batch) => {
+                    if batch.needs_preparing(job.copy) {
+                        self.board.add_prepared_ahead(self.index);
+                    }
+                    Some(self.prepare(batch, job.copy, config)?)
+                }
+                None => None,
+            };
+            *ahead = Some(Ahead { job, ready });
+        }
+        barrier.wait_passed(ticket, &mut self.patience, &self.board.abort)?;
+        Ok(())
+    }
+
+    /// The batch ready to train on: copied into `PW_BATCH` when told to (and said so: the
+    /// coordinator may take the source's next one), rows gathered there, a batch on the heap
+    /// as it is.
+    fn prepare(
+        &self,
         batch: Batch<T>,
         copy: bool,
-        m: &mut dyn Model<T>,
-        round: u64,
-        combine: Combine,
         config: &WorkspaceConfig,
-    ) -> Result<usize, RoundError> {
-        let gather = matches!(batch, Batch::Rows(_) | Batch::MultiRows(_));
-        let _scope = if self.workspaces && (copy || gather) {
+    ) -> Result<Ready<T>, RoundError> {
+        if !batch.needs_preparing(copy) {
+            return Ok(Ready { batch, scope: None });
+        }
+        let scope = if self.workspaces {
             Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
         } else {
             None
         };
-        let local = if copy || gather {
-            let local = batch.copy(self.workspaces)?;
-            if copy {
-                // The source's batch is dropped: the coordinator may take the next one.
-                self.board.copied.add(1);
-            }
-            local
-        } else {
-            batch
-        };
+        let batch = batch.copy(self.workspaces)?;
+        if copy {
+            // The source's batch is dropped: the coordinator may take the next one.
+            self.board.copied.add(1);
+        }
+        Ok(Ready { batch, scope })
+    }
+
+    /// Computes the gradient of the prepared batch and sets the round's outcome (trainer 0
+    /// may be waiting for it: before the updater step, not after); then, training alone or
+    /// averaging, the updater step; sharing gradients, adds the gradient into the exchange.
+    fn train(
+        &mut self,
+        ready: Ready<T>,
+        m: &mut dyn Model<T>,
+        round: u64,
+        combine: Combine,
+    ) -> Result<usize, RoundError> {
+        let Ready {
+            batch: local,
+            scope,
+        } = ready;
         self.batches += 1;
         if self.panic_at == Some(self.batches) {
             panic!("injected panic in batch {} (test hook)", self.batches);
@@ -485,6 +573,7 @@ impl<T: DataType> Trainer<T> {
             }
             Combine::Gather { .. } => {}
         }
+        drop(scope);
         Ok(examples)
     }
 

@@ -303,8 +303,8 @@ fn a_computation_graph_trains_through_fit_multi() {
 
 /// Stress: 3,000 rounds of tiny batches through the hand-off and the barrier (Averaging every
 /// round and every 3rd, SharedGradients), each checked against the single model at the end
-/// (a lost, repeated or torn batch, or a replica averaged at the wrong time, shows as a
-/// difference far above the tolerance).
+/// (a lost, repeated or torn batch, a batch prepared ahead for the wrong round, or a replica
+/// averaged at the wrong time, shows as a difference far above the tolerance).
 #[test]
 fn stress_thousands_of_rounds() {
     let d = data::<f64>(3000 * 2, 3, 2, 21);
@@ -324,6 +324,13 @@ fn stress_thousands_of_rounds() {
             .unwrap();
         let mut src = source(&d, 1);
         w.fit(&mut src).unwrap();
+        // The trainer that reaches a barrier first gathers its next batch's rows while it
+        // waits (with two, one of them at nearly every barrier): the path those batches took.
+        let ahead = w.round_stats().prepared_ahead;
+        assert!(
+            ahead > 0 && ahead <= 6000,
+            "{mode:?}: {ahead} batches prepared ahead"
+        );
         let net = w.into_model().unwrap();
         assert_eq!(net.iteration_count(), 3000);
         let diff = max_diff(net.params(), single.params());

@@ -334,10 +334,12 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
                 per(st.barrier_parks)
             );
             println!(
-                "{:<44} gradient per batch: fastest trainer {:.0} us, slowest {:.0} us",
+                "{:<44} gradient per batch: fastest trainer {:.0} us, slowest {:.0} us; \
+                 batches prepared while waiting at a barrier: {:.2} per round",
                 "",
                 st.gradient_ns_fastest as f64 / 1e3,
-                st.gradient_ns_slowest as f64 / 1e3
+                st.gradient_ns_slowest as f64 / 1e3,
+                per(st.prepared_ahead)
             );
         }
     }
