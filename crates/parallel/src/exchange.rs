@@ -265,6 +265,22 @@ impl<T: DataType> Exchange<T> {
         }
     }
 
+    /// `f` of the region's `offset..offset + len`, which lies in one chunk, read in place
+    /// under the chunk's lock: `None` when the chunk holds another generation (reads as
+    /// zeros). Saves a part's owner the copy of a gradient chunk it reads once.
+    pub(crate) fn with_chunk<R>(
+        &self,
+        generation: u64,
+        offset: usize,
+        len: usize,
+        f: impl FnOnce(Option<&[T]>) -> R,
+    ) -> R {
+        let (c, at) = (offset / CHUNK, offset % CHUNK);
+        debug_assert!(at + len <= CHUNK, "{offset} + {len} crosses a chunk");
+        let chunk = self.lock(generation, c);
+        f((chunk.generation == generation).then(|| &chunk.values[at..at + len]))
+    }
+
     /// `dst = scale × region at offset` (chunks of another generation read as zeros).
     pub(crate) fn read(
         &self,
@@ -347,5 +363,18 @@ mod tests {
             };
             assert_eq!(*v, want, "index {i}");
         }
+    }
+
+    #[test]
+    fn a_chunk_is_read_in_place_only_in_its_generation() {
+        let ex = Exchange::<f32>::new(CHUNK * 2);
+        let values: Vec<f32> = (0..CHUNK * 2).map(|i| i as f32).collect();
+        ex.put(4, 0, &values);
+        let (at, len) = (CHUNK + 10, 100);
+        let seen = ex.with_chunk(4, at, len, |g| g.map(<[f32]>::to_vec));
+        assert_eq!(seen.as_deref(), Some(&values[at..at + len]));
+        // The other buffer (odd generations) and an older even generation hold nothing.
+        assert!(ex.with_chunk(5, at, len, |g| g.is_none()));
+        assert!(ex.with_chunk(6, at, len, |g| g.is_none()));
     }
 }
