@@ -310,3 +310,117 @@ fn a_stalled_worker_sends_the_team_solo_for_a_backoff() {
     }
     assert!(back, "{:?}", team.take_stats());
 }
+
+/// A lent team's tasks run exactly once whether a helper takes them or the caller does:
+/// thousands of regions with a thread that helps all along, then with one that helps only
+/// now and then, and gemm on a lent team gives the one-thread bits with a helper joining at
+/// any point of a product.
+#[test]
+fn a_lent_team_runs_every_task_once_with_or_without_its_helper() {
+    let team = std::sync::Arc::new(KernelTeam::lent(2));
+    assert_eq!(team.threads(), 2);
+    // Nobody helps: the caller runs both tasks.
+    hammer(&team, 2, 2_000, 0, Duration::ZERO);
+    for pause_every in [0usize, 7] {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let helped = std::sync::Arc::new(AtomicUsize::new(0));
+        let helper = {
+            let (team, stop, helped) = (team.clone(), stop.clone(), helped.clone());
+            std::thread::spawn(move || {
+                let mut polls = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    polls += 1;
+                    // Now and then away for a while: regions without a helper.
+                    if pause_every > 0 && polls.is_multiple_of(100_000) {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    if team.help() {
+                        helped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        hammer_with(
+            &team,
+            2,
+            10_000,
+            pause_every,
+            Duration::from_micros(20),
+            Duration::from_micros(3),
+        );
+        let m = 64;
+        let (a, b): (Vec<f32>, Vec<f32>) = (
+            (0..m * 784)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                .collect(),
+            (0..784 * 256)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0)
+                .collect(),
+        );
+        let run = |par: Parallelism| {
+            let mut c = vec![0.0f32; m * 256];
+            let mut s = vec![0.0f32; gemm_scratch_len::<f32>(m, 256, 784, par)];
+            gemm(
+                1.0,
+                MatRef::row_major(&a, m, 784).unwrap(),
+                MatRef::row_major(&b, 784, 256).unwrap(),
+                0.0,
+                MatMut::row_major(&mut c, m, 256).unwrap(),
+                &mut s,
+                par,
+            )
+            .unwrap();
+            c.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        };
+        let one = run(Parallelism::None);
+        for r in 0..300 {
+            assert!(run(Parallelism::Team(&team)) == one, "round {r}");
+        }
+        stop.store(true, Ordering::Relaxed);
+        helper.join().unwrap();
+        // On a machine with a second CPU the helper takes some tasks; on one CPU it may not
+        // get to, and the caller ran them all (checked above either way).
+        eprintln!(
+            "lent team, pause every {pause_every}: {} tasks helped",
+            helped.load(Ordering::Relaxed)
+        );
+    }
+    assert!(!team.help(), "no region runs now");
+}
+
+/// A task that panics on the helper reaches the region's caller, and the team stays usable.
+#[test]
+fn a_panic_in_a_helped_task_reaches_the_caller() {
+    let team = std::sync::Arc::new(KernelTeam::lent(2));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let helper = {
+        let (team, stop) = (team.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                team.help();
+            }
+        })
+    };
+    let mut reached = 0;
+    for _ in 0..200 {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            team.run(2, |i| {
+                if i == 1 {
+                    panic!("task 1");
+                }
+                let t = Instant::now();
+                while t.elapsed() < Duration::from_micros(20) {}
+            })
+        }));
+        reached += usize::from(r.is_err());
+    }
+    // Task 1 panics wherever it runs (helper or caller): every region reports it.
+    assert_eq!(reached, 200);
+    let sum = AtomicUsize::new(0);
+    team.run(2, |i| {
+        sum.fetch_add(i + 1, Ordering::Relaxed);
+    });
+    assert_eq!(sum.load(Ordering::Relaxed), 3);
+    stop.store(true, Ordering::Relaxed);
+    helper.join().unwrap();
+}

@@ -191,6 +191,19 @@ impl Signal {
         patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
+        self.wait_for_helping(target, patience, abort, &mut || false)
+    }
+
+    /// [`Signal::wait_for`], calling `help` between polls while it spins (work for others
+    /// that the waiter can do meanwhile: it returns whether it did some). A poll after help
+    /// does not count the time helped as a preemption.
+    pub(crate) fn wait_for_helping(
+        &self,
+        target: u64,
+        patience: &mut Patience,
+        abort: &AbortFlag,
+        help: &mut dyn FnMut() -> bool,
+    ) -> Result<u64, Aborted> {
         let check = || {
             if abort.is_set() {
                 return Some(Err(Aborted));
@@ -213,6 +226,11 @@ impl Signal {
                         patience.clean();
                         return r;
                     }
+                }
+                if help() {
+                    last = Instant::now();
+                    yielded = last;
+                    continue;
                 }
                 let now = Instant::now();
                 if now - last >= PREEMPTED {
@@ -245,19 +263,6 @@ impl Signal {
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         result
-    }
-}
-
-impl Signal {
-    /// Waits until the value differs from `seen` (it only grows: until it passes `seen`; see
-    /// [`Signal::wait_for`]).
-    pub(crate) fn wait_change(
-        &self,
-        seen: u64,
-        patience: &mut Patience,
-        abort: &AbortFlag,
-    ) -> Result<u64, Aborted> {
-        self.wait_for(seen + 1, patience, abort)
     }
 }
 
@@ -296,7 +301,7 @@ impl Barrier {
     ) -> Result<(), Aborted> {
         match self.arrive(parties) {
             Arrival::Last => Ok(()),
-            Arrival::Early(ticket) => self.wait_passed(ticket, patience, abort),
+            Arrival::Early(ticket) => self.wait_passed(ticket, patience, abort, &mut || false),
         }
     }
 
@@ -327,9 +332,10 @@ impl Barrier {
         ticket: Ticket,
         patience: &mut Patience,
         abort: &AbortFlag,
+        help: &mut dyn FnMut() -> bool,
     ) -> Result<(), Aborted> {
         self.passed
-            .wait_change(ticket.0, patience, abort)
+            .wait_for_helping(ticket.0 + 1, patience, abort, help)
             .map(|_| ())
     }
 
@@ -459,7 +465,13 @@ mod tests {
                                 while !b.passed(ticket) && polls < 1000 {
                                     polls += 1;
                                 }
-                                b.wait_passed(ticket, &mut patience, &abort).unwrap();
+                                let mut helped = 0u32;
+                                let mut help = || {
+                                    helped += 1;
+                                    helped < 100
+                                };
+                                b.wait_passed(ticket, &mut patience, &abort, &mut help)
+                                    .unwrap();
                             }
                         } else {
                             b.wait(parties, &mut patience, &abort).unwrap();
