@@ -141,9 +141,9 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
 
     /// Matrix-product threads per worker (default: the caller's rayon pool size divided by
     /// the workers, at least 1, so workers never oversubscribe the cores). At 1, a worker's
-    /// products can still take a second thread: a worker that waits for the others at a
-    /// barrier runs a share of their products meanwhile, on no thread but its own
-    /// (`RoundStats::tasks_helped`).
+    /// products can still take a second thread: a worker that waits for the others (at a
+    /// barrier, or for its next batch) runs a share of their products meanwhile, on no
+    /// thread but its own (`RoundStats::tasks_helped`).
     pub fn product_threads(mut self, n: usize) -> Self {
         self.settings.product_threads = Some(n);
         self

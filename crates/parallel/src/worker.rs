@@ -180,8 +180,7 @@ pub(crate) struct Trainer<T: DataType> {
     /// Trainer 0: print the score of averaging rounds (`report_score`).
     pub report_score: bool,
     /// Products on one thread each: this trainer's products run on its own lent team
-    /// ([`KernelTeam::lent`]), and while it waits at a barrier it helps the others'
-    /// (`helps`).
+    /// ([`KernelTeam::lent`]), and while it waits it helps the others' (`helps`).
     pub lent: Option<Arc<KernelTeam>>,
     pub helps: Vec<Arc<KernelTeam>>,
 }
@@ -233,10 +232,13 @@ impl<T: DataType> Trainer<T> {
                     // Read before looking: a job posted after the look changes it.
                     let seen = slot.posted.get();
                     let Some(job) = board.take(self.index) else {
-                        if let Err(Aborted) =
-                            slot.posted
-                                .wait_for(seen + 1, &mut self.patience, &board.abort)
-                        {
+                        let (helps, i) = (&self.helps, self.index);
+                        if let Err(Aborted) = slot.posted.wait_for_helping(
+                            seen + 1,
+                            &mut self.patience,
+                            &board.abort,
+                            &mut || help_one(helps, &board, i),
+                        ) {
                             return Ok(Stopped);
                         }
                         continue;
