@@ -17,8 +17,6 @@
 //! `-- --l1`: only the L1 peaks, per path.
 //! `-- --gap-us N`: the W1 step with the caller busy N µs between products (the element-wise
 //! work a network does between them), 1 thread vs rayon vs team, interleaved, 31 rounds.
-//! `-- --lent`: the W1 step on 1 thread vs on a `KernelTeam::lent(2)` nobody helps (what
-//! a ParallelWrapper trainer's products cost while the other trainer is busy), interleaved.
 //! `-- --wake`: how long an idle rayon worker takes to pick up a `join` (2-thread pool) after
 //! the caller has run alone for 0 .. 1000 µs.
 
@@ -211,14 +209,6 @@ enum Par {
     One,
     Rayon2,
     Team2,
-    /// A lent team of 2 that nobody helps: what a trainer's product costs when the other
-    /// trainer is busy (the split into blocks and the hand-off, for nothing).
-    Lent2,
-}
-
-fn lent2() -> &'static KernelTeam {
-    static TEAM: std::sync::OnceLock<KernelTeam> = std::sync::OnceLock::new();
-    TEAM.get_or_init(|| KernelTeam::lent(2))
 }
 
 fn team2() -> &'static KernelTeam {
@@ -239,7 +229,6 @@ fn pass(ps: &mut [Prob], par: Par, scratch: &mut [f32], gap_us: u64) {
         Par::One => Parallelism::None,
         Par::Rayon2 => Parallelism::Rayon(2),
         Par::Team2 => Parallelism::Team(team2()),
-        Par::Lent2 => Parallelism::Team(lent2()),
     };
     for pr in ps.iter_mut() {
         spin_us(gap_us);
@@ -385,7 +374,6 @@ fn breakdown() {
                     Par::One => Parallelism::None,
                     Par::Rayon2 => Parallelism::Rayon(2),
                     Par::Team2 => Parallelism::Team(team2()),
-                    Par::Lent2 => Parallelism::Team(lent2()),
                 };
                 std::thread::sleep(std::time::Duration::from_millis(3));
                 // 4 steps back to back, the first not recorded (its workers start idle).
@@ -419,7 +407,6 @@ fn breakdown() {
                 Par::One => "1",
                 Par::Rayon2 => "R",
                 Par::Team2 => "T",
-                Par::Lent2 => "L",
             };
             format!("{d:?} {t}")
         })
@@ -473,18 +460,6 @@ fn main() {
     }
     if args.get(1).map(String::as_str) == Some("--breakdown") {
         breakdown();
-        return;
-    }
-    if args.get(1).map(String::as_str) == Some("--lent") {
-        println!(
-            "W1 step (dispatch {:?}), 1 thread vs a lent team of 2 nobody helps; GFLOP/s, median / best of 31 rounds",
-            current_dispatch()
-        );
-        let r = measure_pars(&W1, &[Par::One, Par::Lent2], 5, 31, 0);
-        println!(
-            "| 1 thread {:.1} / {:.1} | lent, unhelped {:.1} / {:.1} |",
-            r[0].0, r[0].1, r[1].0, r[1].1
-        );
         return;
     }
     if args.get(1).map(String::as_str) == Some("--gap-us") {

@@ -270,83 +270,6 @@ impl KernelTeam {
         Ok(team)
     }
 
-    /// A team of `threads` with no threads of its own: the `threads - 1` tasks a region
-    /// offers besides the caller's are run by whichever threads call [`KernelTeam::help`]
-    /// in time, otherwise by the caller after its own, as for a worker that is not there.
-    /// For threads that have their own work and would otherwise wait idle (the trainers of
-    /// a data-parallel wrapper, each lending itself to the others' products while it waits
-    /// for them): a region of a lent team costs its caller nothing beyond the hand-off
-    /// (~0.1 µs) when nobody helps, and a gemm's blocks are claimed dynamically, so a
-    /// helper that comes late still takes a share.
-    ///
-    /// ```
-    /// use dl4rs_kernels::KernelTeam;
-    /// use std::sync::atomic::{AtomicUsize, Ordering};
-    /// let team = KernelTeam::lent(2);
-    /// let sum = AtomicUsize::new(0);
-    /// team.run(2, |i| { sum.fetch_add(i + 1, Ordering::Relaxed); }); // nobody helps
-    /// assert_eq!(sum.load(Ordering::Relaxed), 3);
-    /// assert!(!team.help()); // no region is running
-    /// ```
-    pub fn lent(threads: usize) -> Self {
-        let workers = threads.max(1) - 1;
-        KernelTeam {
-            shared: Arc::new(Shared {
-                slots: (0..workers)
-                    .map(|_| Slot {
-                        state: AtomicU32::new(IDLE),
-                        sleeping: AtomicBool::new(false),
-                        panicked: AtomicBool::new(false),
-                        started: AtomicBool::new(true),
-                    })
-                    .collect(),
-                job: UnsafeCell::new(JobRef {
-                    data: std::ptr::null(),
-                    call: |_, _| {},
-                }),
-                busy: AtomicBool::new(false),
-                epoch: Instant::now(),
-                solo_until_ns: AtomicU64::new(0),
-                backoff_ns: AtomicU64::new(0),
-                stats: [const { AtomicU64::new(0) }; 6],
-                blocktime_ns: AtomicU64::new(0),
-            }),
-            threads: Vec::new(),
-            handles: Vec::new(),
-        }
-    }
-
-    /// Runs, on the calling thread, one task of the current region that no thread has taken
-    /// yet, if there is one; returns whether it ran one. Any thread may call it, on any team
-    /// (for a team with workers of its own it only races them for a task); it never waits.
-    /// A panic in the task is handed to the region's caller, as a worker's is.
-    pub fn help(&self) -> bool {
-        let sh = &*self.shared;
-        for (w, slot) in sh.slots.iter().enumerate() {
-            if slot.state.load(Ordering::Relaxed) != POSTED
-                || slot
-                    .state
-                    .compare_exchange(POSTED, RUNNING, Ordering::Acquire, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            // SAFETY: as in `worker`: RUNNING was reached from the caller's POSTED (Release,
-            // after writing the job), so the job is the current region's, and its `f` lives
-            // until this slot is DONE and the caller has seen it.
-            let job = unsafe { *sh.job.get() };
-            // SAFETY: job.data is the region's `&F`, alive as argued above.
-            let r = catch_unwind(AssertUnwindSafe(|| unsafe { (job.call)(job.data, w + 1) }));
-            if r.is_err() {
-                slot.panicked.store(true, Ordering::Relaxed);
-            }
-            // Release: the task's writes (and `panicked`) happen-before the caller's Acquire.
-            slot.state.store(DONE, Ordering::Release);
-            return true;
-        }
-        false
-    }
-
     /// Moves the team into a `'static` reference, for `Parallelism::Team` (the workers then
     /// live, parked when idle, until the process ends).
     pub fn leak(self) -> &'static KernelTeam {
@@ -423,11 +346,8 @@ impl KernelTeam {
         }
         for (w, slot) in sh.slots[..workers].iter().enumerate() {
             slot.state.store(POSTED, Ordering::SeqCst);
-            // A lent team's slots have no thread, and never sleep.
-            if slot.sleeping.load(Ordering::SeqCst)
-                && let Some(t) = self.threads.get(w)
-            {
-                t.unpark();
+            if slot.sleeping.load(Ordering::SeqCst) {
+                self.threads[w].unpark();
             }
         }
         let started = Instant::now();

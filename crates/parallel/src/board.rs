@@ -124,10 +124,6 @@ pub struct RoundStats {
     /// Batches a trainer copied or gathered while it waited at a barrier of the round
     /// before (arriving before the others), instead of at the start of their own round.
     pub prepared_ahead: u64,
-    /// Tasks of another trainer's matrix products (a share of a product's blocks) that a
-    /// trainer ran while it waited for the others (products on one thread each: each
-    /// trainer's run on a lent team the waiting trainers help).
-    pub tasks_helped: u64,
 }
 
 /// A trainer's mailbox.
@@ -148,8 +144,6 @@ pub(crate) struct Slot<T: DataType> {
     gradient_ns: AtomicU64,
     /// Batches it prepared while waiting at a barrier.
     prepared_ahead: AtomicU64,
-    /// Product tasks of other trainers it ran while waiting.
-    tasks_helped: AtomicU64,
 }
 
 /// The examples and contributors of a combining round, tagged with its generation.
@@ -213,7 +207,6 @@ impl<T: DataType> Board<T> {
                     gradients: AtomicU64::new(0),
                     gradient_ns: AtomicU64::new(0),
                     prepared_ahead: AtomicU64::new(0),
-                    tasks_helped: AtomicU64::new(0),
                 })
                 .collect(),
             handed: Signal::default(),
@@ -311,11 +304,6 @@ impl<T: DataType> Board<T> {
         slot.gradient_ns.fetch_add(ns, Ordering::Relaxed);
     }
 
-    /// Trainer `w` ran a product task of another trainer while it waited.
-    pub(crate) fn add_task_helped(&self, w: usize) {
-        self.slots[w].tasks_helped.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Trainer `w` prepared its next batch while it waited at a barrier.
     pub(crate) fn add_prepared_ahead(&self, w: usize) {
         self.slots[w].prepared_ahead.fetch_add(1, Ordering::Relaxed);
@@ -366,11 +354,6 @@ impl<T: DataType> Board<T> {
                 .slots
                 .iter()
                 .map(|s| s.prepared_ahead.load(Ordering::Relaxed))
-                .sum(),
-            tasks_helped: self
-                .slots
-                .iter()
-                .map(|s| s.tasks_helped.load(Ordering::Relaxed))
                 .sum(),
         }
     }

@@ -41,9 +41,6 @@ pub(crate) struct Settings {
     pub product_threads: Option<usize>,
     /// Test hook: `(worker, batch)` panics in that worker's `batch`-th batch (1-based).
     pub panic_at: Option<(usize, u64)>,
-    /// Test hook: `(worker, delay)` keeps that worker busy for `delay` before each batch's
-    /// gradient (a slower core).
-    pub delay: Option<(usize, std::time::Duration)>,
 }
 
 impl Settings {
@@ -82,7 +79,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
                 threshold: None,
                 product_threads: None,
                 panic_at: None,
-                delay: None,
             },
             _t: PhantomData,
         }
@@ -140,10 +136,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
     }
 
     /// Matrix-product threads per worker (default: the caller's rayon pool size divided by
-    /// the workers, at least 1, so workers never oversubscribe the cores). At 1, a worker's
-    /// products can still take a second thread: a worker that waits for the others (at a
-    /// barrier, or for its next batch) runs a share of their products meanwhile, on no
-    /// thread but its own (`RoundStats::tasks_helped`).
+    /// the workers, at least 1, so workers never oversubscribe the cores).
     pub fn product_threads(mut self, n: usize) -> Self {
         self.settings.product_threads = Some(n);
         self
@@ -153,14 +146,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapperBuilder<T, M> {
     #[doc(hidden)]
     pub fn panic_in_worker_for_tests(mut self, worker: usize, batch: u64) -> Self {
         self.settings.panic_at = Some((worker, batch));
-        self
-    }
-
-    /// Fault injection for tests: worker `worker` spins `delay` before each batch's gradient,
-    /// as on a core the machine gives less time.
-    #[doc(hidden)]
-    pub fn delay_worker_for_tests(mut self, worker: usize, delay: std::time::Duration) -> Self {
-        self.settings.delay = Some((worker, delay));
         self
     }
 

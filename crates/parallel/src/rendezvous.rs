@@ -191,19 +191,6 @@ impl Signal {
         patience: &mut Patience,
         abort: &AbortFlag,
     ) -> Result<u64, Aborted> {
-        self.wait_for_helping(target, patience, abort, &mut || false)
-    }
-
-    /// [`Signal::wait_for`], calling `help` between polls while it spins (work for others
-    /// that the waiter can do meanwhile: it returns whether it did some). A poll after help
-    /// does not count the time helped as a preemption.
-    pub(crate) fn wait_for_helping(
-        &self,
-        target: u64,
-        patience: &mut Patience,
-        abort: &AbortFlag,
-        help: &mut dyn FnMut() -> bool,
-    ) -> Result<u64, Aborted> {
         let check = || {
             if abort.is_set() {
                 return Some(Err(Aborted));
@@ -226,11 +213,6 @@ impl Signal {
                         patience.clean();
                         return r;
                     }
-                }
-                if help() {
-                    last = Instant::now();
-                    yielded = last;
-                    continue;
                 }
                 let now = Instant::now();
                 if now - last >= PREEMPTED {
@@ -263,6 +245,19 @@ impl Signal {
         };
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
         result
+    }
+}
+
+impl Signal {
+    /// Waits until the value differs from `seen` (it only grows: until it passes `seen`; see
+    /// [`Signal::wait_for`]).
+    pub(crate) fn wait_change(
+        &self,
+        seen: u64,
+        patience: &mut Patience,
+        abort: &AbortFlag,
+    ) -> Result<u64, Aborted> {
+        self.wait_for(seen + 1, patience, abort)
     }
 }
 
@@ -301,7 +296,7 @@ impl Barrier {
     ) -> Result<(), Aborted> {
         match self.arrive(parties) {
             Arrival::Last => Ok(()),
-            Arrival::Early(ticket) => self.wait_passed(ticket, patience, abort, &mut || false),
+            Arrival::Early(ticket) => self.wait_passed(ticket, patience, abort),
         }
     }
 
@@ -332,10 +327,9 @@ impl Barrier {
         ticket: Ticket,
         patience: &mut Patience,
         abort: &AbortFlag,
-        help: &mut dyn FnMut() -> bool,
     ) -> Result<(), Aborted> {
         self.passed
-            .wait_for_helping(ticket.0 + 1, patience, abort, help)
+            .wait_change(ticket.0, patience, abort)
             .map(|_| ())
     }
 
@@ -465,13 +459,7 @@ mod tests {
                                 while !b.passed(ticket) && polls < 1000 {
                                     polls += 1;
                                 }
-                                let mut helped = 0u32;
-                                let mut help = || {
-                                    helped += 1;
-                                    helped < 100
-                                };
-                                b.wait_passed(ticket, &mut patience, &abort, &mut help)
-                                    .unwrap();
+                                b.wait_passed(ticket, &mut patience, &abort).unwrap();
                             }
                         } else {
                             b.wait(parties, &mut patience, &abort).unwrap();

@@ -30,9 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use dl4rs_array::DataType;
-use dl4rs_array::ops::lend_product_team;
 use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
-use dl4rs_kernels::KernelTeam;
 use dl4rs_memory::{
     SpillPolicy, WorkspaceConfig, WorkspaceScope, destroy_all_workspaces_for_current_thread,
     get_and_activate_workspace,
@@ -173,16 +171,10 @@ pub(crate) struct Trainer<T: DataType> {
     pub batches: u64,
     /// Test hook: panic in this batch (1-based).
     pub panic_at: Option<u64>,
-    /// Test hook: spin this long before each gradient.
-    pub delay: Option<Duration>,
     /// How this thread waits (spin, then park; backs off when preempted).
     pub patience: Patience,
     /// Trainer 0: print the score of averaging rounds (`report_score`).
     pub report_score: bool,
-    /// Products on one thread each: this trainer's products run on its own lent team
-    /// ([`KernelTeam::lent`]), and while it waits it helps the others' (`helps`).
-    pub lent: Option<Arc<KernelTeam>>,
-    pub helps: Vec<Arc<KernelTeam>>,
 }
 
 /// How long a trainer spins for its next job, or at the barrier, before it parks: longer
@@ -201,9 +193,7 @@ impl<T: DataType> Trainer<T> {
     pub(crate) fn run(mut self) {
         let index = self.index;
         let board = Arc::clone(&self.board);
-        lend_product_team(self.lent.clone());
         let outcome = catch_unwind(AssertUnwindSafe(|| self.serve()));
-        lend_product_team(None);
         match outcome {
             Ok(Ok(Stopped)) => {}
             Ok(Err(Failed::Own(e))) => board.fail(index, Failure::Error(e)),
@@ -232,13 +222,10 @@ impl<T: DataType> Trainer<T> {
                     // Read before looking: a job posted after the look changes it.
                     let seen = slot.posted.get();
                     let Some(job) = board.take(self.index) else {
-                        let (helps, i) = (&self.helps, self.index);
-                        if let Err(Aborted) = slot.posted.wait_for_helping(
-                            seen + 1,
-                            &mut self.patience,
-                            &board.abort,
-                            &mut || help_one(helps, &board, i),
-                        ) {
+                        if let Err(Aborted) =
+                            slot.posted
+                                .wait_change(seen, &mut self.patience, &board.abort)
+                        {
                             return Ok(Stopped);
                         }
                         continue;
@@ -525,10 +512,7 @@ impl<T: DataType> Trainer<T> {
             };
             *ahead = Some(Ahead { job, ready });
         }
-        let (helps, board, i) = (&self.helps, &self.board, self.index);
-        barrier.wait_passed(ticket, &mut self.patience, &self.board.abort, &mut || {
-            help_one(helps, board, i)
-        })?;
+        barrier.wait_passed(ticket, &mut self.patience, &self.board.abort)?;
         Ok(())
     }
 
@@ -574,10 +558,6 @@ impl<T: DataType> Trainer<T> {
         self.batches += 1;
         if self.panic_at == Some(self.batches) {
             panic!("injected panic in batch {} (test hook)", self.batches);
-        }
-        if let Some(delay) = self.delay {
-            let t = Instant::now();
-            while t.elapsed() < delay {}
         }
         let started = Instant::now();
         let (score, examples) = local.gradient(m)?;
@@ -669,15 +649,6 @@ impl<T: DataType> Trainer<T> {
         }
         Ok(())
     }
-}
-
-/// Runs one waiting task of another trainer's product, if there is one (and counts it).
-fn help_one<T: DataType>(teams: &[Arc<KernelTeam>], board: &Board<T>, w: usize) -> bool {
-    let helped = teams.iter().any(|t| t.help());
-    if helped {
-        board.add_task_helped(w);
-    }
-    helped
 }
 
 /// Why a round ended early.

@@ -18,7 +18,6 @@ use dl4rs_data::{
     AsyncDataSetIterator, AsyncMultiDataSetIterator, DataSetIterator, MultiDataSetIterator,
     MultiSource, Source,
 };
-use dl4rs_kernels::KernelTeam;
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{NnError, TrainingListener, WorkspaceMode};
 
@@ -290,13 +289,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 ..WorkspaceConfig::default()
             },
         };
-        // Products on one thread each: each trainer's on a lent team the others help with
-        // while they wait (`Trainer::lent`).
-        let teams: Vec<Arc<KernelTeam>> = if threads_each == 1 && n > 1 {
-            (0..n).map(|_| Arc::new(KernelTeam::lent(n))).collect()
-        } else {
-            Vec::new()
-        };
         for index in 0..n {
             let replica: Replica<T> = Arc::new(Mutex::new(replicate(model, mode)?));
             let trainer = Trainer {
@@ -316,16 +308,8 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 batches: 0,
                 panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
-                delay: s.delay.filter(|(w, _)| *w == index).map(|(_, d)| d),
                 patience: Patience::spin(TRAINER_SPIN),
                 report_score: s.report_score,
-                lent: teams.get(index).cloned(),
-                helps: teams
-                    .iter()
-                    .enumerate()
-                    .filter(|&(k, _)| k != index)
-                    .map(|(_, t)| Arc::clone(t))
-                    .collect(),
             };
             let thread =
                 WorkerThread::spawn(format!("dl4rs trainer {index}"), threads_each, || {

@@ -37,9 +37,7 @@ pub use reduce::{
     sum_all,
 };
 pub use structure::{concat, gather_rows, gather_rows_into, stack};
-pub use threads::{
-    ProductThreads, lend_product_team, product_thread_count, product_threads, set_product_threads,
-};
+pub use threads::{ProductThreads, product_thread_count, product_threads, set_product_threads};
 
 use crate::array::{ArrayView, AsView, AsViewMut, DataType, NdArray};
 use crate::error::{ArrayError, invalid};

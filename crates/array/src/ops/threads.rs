@@ -14,14 +14,10 @@
 //! `k` threads, products use `k`; elsewhere, the global pool's size. So running each trainer
 //! inside its own pool of `cores / workers` threads keeps deciding the product's thread
 //! count, as it did when products ran on rayon. [`set_product_threads`] overrides it for the
-//! calling thread. [`lend_product_team`] gives a thread whose products get one thread a
-//! [`KernelTeam::lent`] team instead: the thread still computes alone, and idle threads
-//! that call [`KernelTeam::help`] take a share (ParallelWrapper's trainers, each helping
-//! the others while it waits for them). Results are the same bits whatever the setting (the gemm fixes each
+//! calling thread. Results are the same bits whatever the setting (the gemm fixes each
 //! element's summation order).
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
 
 use dl4rs_kernels::{KernelTeam, Parallelism};
 
@@ -41,15 +37,6 @@ pub enum ProductThreads {
 thread_local! {
     static SETTING: Cell<ProductThreads> = const { Cell::new(ProductThreads::Auto) };
     static TEAM: RefCell<Option<KernelTeam>> = const { RefCell::new(None) };
-    static LENT: RefCell<Option<Arc<KernelTeam>>> = const { RefCell::new(None) };
-}
-
-/// Runs the calling thread's products whose setting gives them one thread on `team`
-/// instead (a [`KernelTeam::lent`] team, whose other tasks idle threads take with
-/// [`KernelTeam::help`]), or, with `None`, on the thread alone again; returns the previous
-/// one. A setting of more threads keeps its own team. Results are the same bits.
-pub fn lend_product_team(team: Option<Arc<KernelTeam>>) -> Option<Arc<KernelTeam>> {
-    LENT.try_with(|t| t.replace(team)).ok().flatten()
 }
 
 /// Sets how the calling thread's matrix products are threaded; returns the previous setting.
@@ -85,17 +72,7 @@ pub fn product_thread_count() -> usize {
 pub(crate) fn with_parallelism<R>(f: impl FnOnce(Parallelism<'_>) -> R) -> R {
     let n = product_thread_count();
     if n <= 1 {
-        let mut f = Some(f);
-        let lent = LENT.try_with(|t| {
-            let t = t.borrow();
-            t.as_ref()
-                .map(|team| f.take().expect("called once")(Parallelism::Team(team)))
-        });
-        return match (lent, f) {
-            (Ok(Some(r)), _) => r,
-            (_, Some(f)) => f(Parallelism::None),
-            (_, None) => unreachable!("the closure ran, so it returned"),
-        };
+        return f(Parallelism::None);
     }
     if product_threads() == ProductThreads::Rayon {
         return f(Parallelism::Rayon(n));
@@ -175,25 +152,6 @@ mod tests {
         assert_eq!(first, again);
         set_product_threads(ProductThreads::Fixed(3));
         with_parallelism(|p| assert!(matches!(p, Parallelism::Team(t) if t.threads() == 3)));
-        set_product_threads(ProductThreads::Auto);
-    }
-
-    #[test]
-    fn a_lent_team_serves_one_thread_products_only() {
-        let team = Arc::new(KernelTeam::lent(2));
-        let addr = Arc::as_ptr(&team) as usize;
-        assert!(lend_product_team(Some(team)).is_none());
-        set_product_threads(ProductThreads::Fixed(1));
-        with_parallelism(|p| {
-            assert!(matches!(p, Parallelism::Team(t) if t as *const KernelTeam as usize == addr))
-        });
-        // A setting of more threads keeps its own team.
-        set_product_threads(ProductThreads::Fixed(3));
-        with_parallelism(|p| assert!(matches!(p, Parallelism::Team(t) if t.threads() == 3)));
-        set_product_threads(ProductThreads::Fixed(1));
-        let back = lend_product_team(None);
-        assert_eq!(back.map(|t| Arc::as_ptr(&t) as usize), Some(addr));
-        with_parallelism(|p| assert_eq!(p, Parallelism::None));
         set_product_threads(ProductThreads::Auto);
     }
 }

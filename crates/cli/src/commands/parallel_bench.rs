@@ -341,11 +341,6 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
                 st.gradient_ns_slowest as f64 / 1e3,
                 per(st.prepared_ahead)
             );
-            println!(
-                "{:<44} product tasks run for another trainer while waiting: {:.2} per round",
-                "",
-                per(st.tasks_helped)
-            );
         }
     }
     Ok(())
