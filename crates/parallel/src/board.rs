@@ -13,8 +13,8 @@ use std::time::Duration;
 use dl4rs_array::DataType;
 use dl4rs_nn::{NnError, TrainingListener};
 
+use crate::batch::Batch;
 use crate::rendezvous::{AbortFlag, Aborted, Barrier, Patience, Signal};
-use crate::worker::Batch;
 
 /// How a round's results are combined (what a trainer does after its batch).
 #[derive(Debug, Clone, Copy, PartialEq)]

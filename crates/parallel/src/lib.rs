@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod batch;
 mod board;
 mod builder;
 mod encoding;
@@ -48,11 +49,11 @@ mod threads;
 mod worker;
 mod wrapper;
 
+pub use batch::BATCH_WORKSPACE;
 pub use board::RoundStats;
 pub use builder::{DEFAULT_PREFETCH_BUFFER, ParallelWrapperBuilder, TrainingMode};
 pub use encoding::ThresholdEncoding;
 pub use error::ParallelError;
 pub use inference::{InferenceMode, ParallelInference, ParallelInferenceBuilder};
 pub use replica::{AsModel, copy_state, replicate};
-pub use worker::BATCH_WORKSPACE;
 pub use wrapper::{ParallelWrapper, ROUND_WORKSPACE};

@@ -5,8 +5,8 @@
 use dl4rs_array::DataType;
 use dl4rs_data::{DataError, DataSet, DataSetIterator, Lazy, MultiDataSet, MultiDataSetIterator};
 
+use crate::batch::Batch;
 use crate::error::ParallelError;
-use crate::worker::Batch;
 
 /// A source of batches for rounds (data set or multi data set iterator).
 pub(crate) trait Rounds<T: DataType> {

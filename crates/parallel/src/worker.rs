@@ -6,45 +6,26 @@
 //! back into its replica, the updater step. Trainer 0 then reports the round to the
 //! listeners. Nothing on this path allocates.
 //!
-//! **Rows are gathered by their trainer.** An in-memory source hands out which rows make a
-//! batch (`Lazy::Rows`); each trainer gathers its own into its workspace `PW_BATCH`,
-//! all at the same time. On W1 the coordinator's two gathers, one after the other, were most
-//! of what the trainers waited for between rounds.
-//!
 //! **An early arrival at a barrier prepares its next batch.** The copy or gather needs the
 //! next job, not the combined parameters, and jobs are posted ahead: a trainer that
 //! reaches a barrier before the others takes its next job there and prepares it while
 //! they arrive ([`Trainer::arrive_and_wait`], [`Ahead`]), instead of adding the work to
-//! its next round.
-//!
-//! **A batch in the source's memory is copied first.** A prefetch ring keeps a batch valid
-//! only until the consumer's next `next()`, and a source that allocates in the current
-//! workspace makes it in the coordinator's, whose cycle ends after the hand-out. So the
-//! trainer copies such a batch into `PW_BATCH` (learned like any workspace) and counts it
-//! copied before the coordinator goes on: the source's memory is never read after its
-//! contract ends, and the copy lives in memory nobody else reuses. A batch on the heap is
-//! read where it is.
+//! its next round. Preparing a batch (`batch`) is the same either way.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use dl4rs_array::DataType;
-use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
-use dl4rs_memory::{
-    SpillPolicy, WorkspaceConfig, WorkspaceScope, destroy_all_workspaces_for_current_thread,
-    get_and_activate_workspace,
-};
+use dl4rs_memory::{SpillPolicy, WorkspaceConfig, destroy_all_workspaces_for_current_thread};
 use dl4rs_nn::{IterationInfo, Model, NnError};
 
+use crate::batch::{Batch, Ready, prepare};
 use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
 use crate::exchange::{Exchange, pieces};
 use crate::rendezvous::{Aborted, Arrival, Patience};
-
-/// The id of the workspace a trainer copies its batch into.
-pub const BATCH_WORKSPACE: &str = "PW_BATCH";
 
 /// A network shared between its worker and the coordinator (which touches it only between
 /// rounds, when the worker is idle: the lock is never contended).
@@ -52,63 +33,6 @@ pub(crate) type Replica<T> = Arc<Mutex<Box<dyn Model<T>>>>;
 
 pub(crate) fn lock<T: DataType>(r: &Replica<T>) -> MutexGuard<'_, Box<dyn Model<T>>> {
     r.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A batch on its way to a trainer.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Batch<T: DataType> {
-    Single(DataSet<T>),
-    Multi(MultiDataSet<T>),
-    /// Rows the trainer gathers itself (`Lazy::Rows`).
-    Rows(RowBatch<DataSet<T>>),
-    MultiRows(RowBatch<MultiDataSet<T>>),
-}
-
-impl<T: DataType> Batch<T> {
-    /// Whether the batch stays valid for as long as it is held, wherever the source puts its
-    /// next one: rows to gather, or every array on the heap. Otherwise (a ring slot, the
-    /// coordinator's workspace) its trainer copies it first.
-    pub(crate) fn outlives_the_source(&self) -> bool {
-        match self {
-            Batch::Single(d) => d.is_held_by(None),
-            Batch::Multi(d) => d.is_held_by(None),
-            Batch::Rows(_) | Batch::MultiRows(_) => true,
-        }
-    }
-
-    /// Whether the trainer copies or gathers it before its gradient (told to copy it, or
-    /// rows to gather).
-    fn needs_preparing(&self, copy: bool) -> bool {
-        copy || matches!(self, Batch::Rows(_) | Batch::MultiRows(_))
-    }
-
-    fn copy(self, into_workspace: bool) -> Result<Batch<T>, NnError> {
-        Ok(match (self, into_workspace) {
-            (Batch::Single(d), true) => Batch::Single(d.migrate()?),
-            (Batch::Single(d), false) => Batch::Single(d.detach()?),
-            (Batch::Multi(d), true) => Batch::Multi(d.migrate()?),
-            (Batch::Multi(d), false) => Batch::Multi(d.detach()?),
-            (Batch::Rows(r), _) => Batch::Single(r.gather()?),
-            (Batch::MultiRows(r), _) => Batch::Multi(r.gather()?),
-        })
-    }
-
-    fn gradient(&self, m: &mut dyn Model<T>) -> Result<(f64, usize), NnError> {
-        Ok(match self {
-            Batch::Single(d) => (m.compute_gradient_data_set(d)?, d.num_examples()),
-            Batch::Multi(d) => (m.compute_gradient_multi(d)?, d.num_examples()?),
-            Batch::Rows(r) => (m.compute_gradient_data_set(&r.gather()?)?, r.num_examples()),
-            Batch::MultiRows(r) => (m.compute_gradient_multi(&r.gather()?)?, r.num_examples()),
-        })
-    }
-}
-
-/// A batch ready to train on (copied or gathered, see the module's notes) and the
-/// `PW_BATCH` scope it lives in, open until its gradient is computed.
-struct Ready<T: DataType> {
-    // Declared first: dropped before the scope it lives in.
-    batch: Batch<T>,
-    scope: Option<WorkspaceScope>,
 }
 
 /// The next round's job, taken while the trainer waited at a barrier of the round before
@@ -516,29 +440,14 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
-    /// The batch ready to train on: copied into `PW_BATCH` when told to (and said so: the
-    /// coordinator may take the source's next one), rows gathered there, a batch on the heap
-    /// as it is.
+    /// [`prepare`] with this trainer's workspace mode and copy count.
     fn prepare(
         &self,
         batch: Batch<T>,
         copy: bool,
         config: &WorkspaceConfig,
-    ) -> Result<Ready<T>, RoundError> {
-        if !batch.needs_preparing(copy) {
-            return Ok(Ready { batch, scope: None });
-        }
-        let scope = if self.workspaces {
-            Some(get_and_activate_workspace(config, BATCH_WORKSPACE).map_err(NnError::from)?)
-        } else {
-            None
-        };
-        let batch = batch.copy(self.workspaces)?;
-        if copy {
-            // The source's batch is dropped: the coordinator may take the next one.
-            self.board.copied.add(1);
-        }
-        Ok(Ready { batch, scope })
+    ) -> Result<Ready<T>, NnError> {
+        prepare(batch, copy, self.workspaces, &self.board.copied, config)
     }
 
     /// Computes the gradient of the prepared batch and sets the round's outcome (trainer 0

@@ -21,6 +21,7 @@ use dl4rs_data::{
 use dl4rs_memory::{SpillPolicy, WorkspaceConfig, get_and_activate_workspace};
 use dl4rs_nn::{NnError, TrainingListener, WorkspaceMode};
 
+use crate::batch::Batch;
 use crate::board::{Board, Combine, Failure, Job, LOOKAHEAD, REFILL_AT, RoundStats};
 use crate::builder::{ParallelWrapperBuilder, Settings, TrainingMode};
 use crate::encoding::Encoder;
@@ -30,7 +31,7 @@ use crate::rendezvous::{Patience, Signal};
 use crate::replica::{AsModel, copy_state, replicate};
 use crate::rounds::{Exhausted, Rounds, finish_epoch, finish_multi_epoch};
 use crate::threads::{WorkerThread, product_threads};
-use crate::worker::{Batch, Layout, Replica, TRAINER_SPIN, Trainer, lock};
+use crate::worker::{Layout, Replica, TRAINER_SPIN, Trainer, lock};
 
 /// DL4J's ParallelWrapper: data-parallel training of one network on several threads, each
 /// trainer with its own replica and its own workspaces.
