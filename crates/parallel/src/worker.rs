@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use dl4rs_array::DataType;
-use dl4rs_memory::{SpillPolicy, WorkspaceConfig, destroy_all_workspaces_for_current_thread};
+use dl4rs_memory::{WorkspaceConfig, destroy_all_workspaces_for_current_thread};
 use dl4rs_nn::{IterationInfo, Model, NnError};
 
 use crate::batch::{Batch, Ready, prepare};
@@ -91,6 +91,8 @@ pub(crate) struct Trainer<T: DataType> {
     pub encoder: Option<Encoder<T>>,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
+    /// The configuration of `PW_BATCH`.
+    pub batch_config: WorkspaceConfig,
     /// Batches trained so far (for the test hook).
     pub batches: u64,
     /// Test hook: panic in this batch (1-based).
@@ -129,10 +131,6 @@ impl<T: DataType> Trainer<T> {
     }
 
     fn serve(&mut self) -> Result<Stopped, Failed> {
-        let config = WorkspaceConfig {
-            policy_spill: SpillPolicy::Reallocate,
-            ..WorkspaceConfig::default()
-        };
         let board = Arc::clone(&self.board);
         let slot = &board.slots[self.index];
         let mut ahead = None;
@@ -157,7 +155,7 @@ impl<T: DataType> Trainer<T> {
                     (job, None)
                 }
             };
-            match self.round(job, ready, &config, &mut ahead) {
+            match self.round(job, ready, &mut ahead) {
                 Ok(()) => board.finished.add(1),
                 Err(RoundError::Stopped) => return Ok(Stopped),
                 Err(RoundError::Failed(e)) => return Err(e),
@@ -172,7 +170,6 @@ impl<T: DataType> Trainer<T> {
         &mut self,
         mut job: Job<T>,
         ready: Option<Ready<T>>,
-        config: &WorkspaceConfig,
         ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         let replica = Arc::clone(&self.replica);
@@ -180,14 +177,14 @@ impl<T: DataType> Trainer<T> {
         let combine = job.combine;
         let ready = match (ready, job.batch.take()) {
             (Some(ready), _) => Some(ready),
-            (None, Some(batch)) => Some(self.prepare(batch, job.copy, config)?),
+            (None, Some(batch)) => Some(self.prepare(batch, job.copy)?),
             (None, None) => None,
         };
         let mut trained = None;
         if let Some(ready) = ready {
             trained = Some(self.train(ready, m.as_mut(), job.round, combine)?);
         }
-        self.combine(m.as_mut(), combine, trained, config, ahead)?;
+        self.combine(m.as_mut(), combine, trained, ahead)?;
         if self.index == 0 && trained.is_some() {
             self.report(m.as_ref(), &job)?;
         }
@@ -201,7 +198,6 @@ impl<T: DataType> Trainer<T> {
         m: &mut dyn Model<T>,
         combine: Combine,
         trained: Option<usize>,
-        config: &WorkspaceConfig,
         ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
@@ -212,7 +208,7 @@ impl<T: DataType> Trainer<T> {
                 iteration,
                 sharded: true,
                 ..
-            } => self.average_parts(m, generation, iteration, trained.is_some(), config, ahead)?,
+            } => self.average_parts(m, generation, iteration, trained.is_some(), ahead)?,
             Combine::Average {
                 generation,
                 updaters,
@@ -224,7 +220,7 @@ impl<T: DataType> Trainer<T> {
                     self.contribute(&*m, generation, updaters)?;
                     self.board.contribute(generation, 0);
                 }
-                self.arrive_and_wait(config, ahead)?;
+                self.arrive_and_wait(ahead)?;
                 let (_, contributors) = self.board.sums(generation);
                 let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
                 {
@@ -245,7 +241,7 @@ impl<T: DataType> Trainer<T> {
                 generation,
                 encoded,
             } => {
-                self.arrive_and_wait(config, ahead)?;
+                self.arrive_and_wait(ahead)?;
                 let (examples, contributors) = self.board.sums(generation);
                 let divisor = if encoded { contributors } else { examples };
                 let scale = T::from_f64(1.0 / divisor.max(1) as f64);
@@ -267,7 +263,7 @@ impl<T: DataType> Trainer<T> {
                     m.apply_averaged_gradients_part(piece.clone(), 1, Some(0), &[], T::ONE)?;
                     self.put_piece_params(m, generation, piece)?;
                 }
-                self.read_part_params(m, generation, config, ahead)?;
+                self.read_part_params(m, generation, ahead)?;
                 let epoch = m.epoch_count();
                 m.set_counters(iteration, epoch);
             }
@@ -283,7 +279,7 @@ impl<T: DataType> Trainer<T> {
                             self.exchange.put(generation, at, &s[part.clone()]);
                         }
                     }
-                    self.arrive_and_wait(config, ahead)?;
+                    self.arrive_and_wait(ahead)?;
                     let mut s = m.updater_state_mut().write()?;
                     let s = s.as_slice_mut().unwrap_or_default();
                     for (k, s) in s.chunks_exact_mut(np).enumerate() {
@@ -315,7 +311,6 @@ impl<T: DataType> Trainer<T> {
         generation: u64,
         iteration: u64,
         trained: bool,
-        config: &WorkspaceConfig,
         ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         let (i, n, l) = (self.index, self.workers, self.layout);
@@ -330,7 +325,7 @@ impl<T: DataType> Trainer<T> {
             }
             self.board.contribute(generation, 0);
         }
-        self.arrive_and_wait(config, ahead)?;
+        self.arrive_and_wait(ahead)?;
         let (_, contributors) = self.board.sums(generation);
         let scale = T::ONE / T::from_f64(contributors.max(1) as f64);
         let own = (i < contributors).then_some(i);
@@ -361,7 +356,7 @@ impl<T: DataType> Trainer<T> {
             m.apply_averaged_gradients_part(piece.clone(), contributors, own, others, scale)?;
             self.put_piece_params(m, generation, piece)?;
         }
-        self.read_part_params(m, generation, config, ahead)?;
+        self.read_part_params(m, generation, ahead)?;
         let epoch = m.epoch_count();
         m.set_counters(iteration, epoch);
         Ok(())
@@ -386,10 +381,9 @@ impl<T: DataType> Trainer<T> {
         &mut self,
         m: &mut dyn Model<T>,
         generation: u64,
-        config: &WorkspaceConfig,
         ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
-        self.arrive_and_wait(config, ahead)?;
+        self.arrive_and_wait(ahead)?;
         let mut p = m.params_mut().write()?;
         let p = p.as_slice_mut().unwrap_or_default();
         self.read_others(generation, 0, p);
@@ -412,11 +406,7 @@ impl<T: DataType> Trainer<T> {
     /// copy or gather it would start that round with (on W1 the gather of a batch's rows,
     /// ~40 µs on a 2-vCPU VM) fills the wait (15-70 µs per round, from the trainers'
     /// differing speeds) instead of adding to the next round. The last to arrive goes on.
-    fn arrive_and_wait(
-        &mut self,
-        config: &WorkspaceConfig,
-        ahead: &mut Option<Ahead<T>>,
-    ) -> Result<(), RoundError> {
+    fn arrive_and_wait(&mut self, ahead: &mut Option<Ahead<T>>) -> Result<(), RoundError> {
         let barrier = &self.board.barrier;
         let Arrival::Early(ticket) = barrier.arrive(self.workers) else {
             return Ok(());
@@ -430,7 +420,7 @@ impl<T: DataType> Trainer<T> {
                     if batch.needs_preparing(job.copy) {
                         self.board.add_prepared_ahead(self.index);
                     }
-                    Some(self.prepare(batch, job.copy, config)?)
+                    Some(self.prepare(batch, job.copy)?)
                 }
                 None => None,
             };
@@ -441,13 +431,9 @@ impl<T: DataType> Trainer<T> {
     }
 
     /// [`prepare`] with this trainer's workspace mode and copy count.
-    fn prepare(
-        &self,
-        batch: Batch<T>,
-        copy: bool,
-        config: &WorkspaceConfig,
-    ) -> Result<Ready<T>, NnError> {
-        prepare(batch, copy, self.workspaces, &self.board.copied, config)
+    fn prepare(&self, batch: Batch<T>, copy: bool) -> Result<Ready<T>, NnError> {
+        let copied = &self.board.copied;
+        prepare(batch, copy, self.workspaces, copied, &self.batch_config)
     }
 
     /// Computes the gradient of the prepared batch and sets the round's outcome (trainer 0

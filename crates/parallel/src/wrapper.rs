@@ -307,6 +307,9 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 },
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
+                // The round's settings: a batch that outgrows the block spills, and the block
+                // grows to it when the cycle ends.
+                batch_config: pool.round_config.clone(),
                 batches: 0,
                 panic_at: s.panic_at.filter(|(w, _)| *w == index).map(|(_, b)| b),
                 patience: Patience::spin(TRAINER_SPIN),
