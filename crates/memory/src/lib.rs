@@ -65,6 +65,7 @@ mod error;
 mod manager;
 mod mapped;
 mod registry;
+mod shared;
 mod stats;
 mod workspace;
 
