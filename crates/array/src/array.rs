@@ -250,57 +250,6 @@ impl<T: DataType> NdArray<T> {
         })
     }
 
-    /// Borrows the elements `range` (in row-major order) of a contiguous array for writing:
-    /// [`NdArray::write`] of a part. For shared memory ([`NdArray::to_shared`]) other threads'
-    /// handles may write disjoint ranges meanwhile.
-    pub fn write_range(
-        &mut self,
-        range: std::ops::Range<usize>,
-    ) -> Result<BufMut<'_, T>, ArrayError> {
-        let n = self.layout.shape.len();
-        if !self.layout.is_c_contiguous() || range.start > range.end || range.end > n {
-            return Err(invalid(
-                "write_range",
-                format!(
-                    "expected a range inside a contiguous array of {n} elements, found {range:?} \
-                     (contiguous: {}); take a contiguous copy (dup) or a range inside it",
-                    self.layout.is_c_contiguous()
-                ),
-            ));
-        }
-        let at = self.layout.offset;
-        Ok(self.buf.write_range(at + range.start..at + range.end)?)
-    }
-
-    /// A contiguous copy in shared memory: [`NdArray::share`] gives further handles on it
-    /// (for other threads), which see each other's writes. Reads of the whole and writes of
-    /// disjoint ranges ([`NdArray::write_range`]) may not overlap in time across the
-    /// handles; one that does is an error (`SharedBorrowConflict`), so the threads order
-    /// their phases themselves (a barrier). ParallelWrapper's replicas hold their parameters
-    /// so in the modes that end every round with them equal.
-    pub fn to_shared(&self) -> Result<NdArray<T>, ArrayError> {
-        let copy = self.view().detach()?;
-        let buf = Buffer::shared_from_slice(&copy.buf.read()?)?;
-        Ok(NdArray {
-            buf,
-            layout: copy.layout,
-        })
-    }
-
-    /// Another handle on a shared array's memory ([`NdArray::to_shared`]); `None` for an
-    /// array that is not shared.
-    pub fn share(&self) -> Option<NdArray<T>> {
-        self.buf.share().map(|buf| NdArray {
-            buf,
-            layout: self.layout,
-        })
-    }
-
-    /// Whether the array is in shared memory ([`NdArray::to_shared`]).
-    pub fn is_shared(&self) -> bool {
-        self.buf.is_shared()
-    }
-
     /// Reorders the axes without copying (`axes` is a permutation of `0..ndim`).
     pub fn permute(self, axes: &[usize]) -> Result<Self, ArrayError> {
         Ok(NdArray {

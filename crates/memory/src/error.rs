@@ -296,26 +296,6 @@ pub enum WorkspaceError {
         borrows: usize,
     },
 
-    /// A borrow of shared memory that another handle's borrow rules out: the threads sharing
-    /// it did not keep their phases apart.
-    #[error(
-        "shared buffer of {len} x {elem}: expected {wanted}, but another handle holds {held}. \
-         Shared memory is for threads in lock-step phases (all read, or each writes its own \
-         part), and this borrow overlapped another thread's.\nFix: separate the phases with a \
-         barrier, write disjoint ranges only (write_range), and drop each guard before the \
-         barrier."
-    )]
-    SharedBorrowConflict {
-        /// Elements in the buffer.
-        len: usize,
-        /// Element type name.
-        elem: &'static str,
-        /// The refused borrow ("to read it", "to write elements 0..4096").
-        wanted: String,
-        /// What holds it.
-        held: String,
-    },
-
     /// A memory-mapped workspace's file could not be created or mapped.
     #[error("memory-mapped workspace \"{workspace}\": {path}: {message}")]
     Mmap {

@@ -65,7 +65,6 @@ mod error;
 mod manager;
 mod mapped;
 mod registry;
-mod shared;
 mod stats;
 mod workspace;
 

@@ -207,8 +207,6 @@ pub(crate) fn apply_part<T: DataType>(
 /// The mean of `contributors` updater steps on `part`, each from the same parameters and
 /// state with its own gradient, written over the parameters and state there: what averaging
 /// the replicas after each stepped on its batch gives, when they started the round equal.
-/// `params` holds the part's parameters only (a trainer borrows just its part of parameters
-/// other trainers write the rest of meanwhile); `grads` and `state` are whole.
 /// The gradients come in order: `grads` (the model's own) at position `own`, the others'
 /// parts in `others`, `part.len()` values each, in one pass of the kernels' `averaged_step`
 /// (no step is stored). Each step is [`apply_part`]'s arithmetic, and
@@ -226,19 +224,9 @@ pub(crate) fn apply_averaged_part<T: DataType>(
     part: Range<usize>,
     (contributors, own, others, scale): (usize, Option<usize>, &[T], T),
 ) -> Result<(), ArrayError> {
-    let n = grads.len();
+    let n = params.len();
     check_part(n, &part)?;
     let len = part.len();
-    if params.len() != len {
-        return Err(ArrayError::Invalid {
-            op: "apply_averaged_gradients_part",
-            message: format!(
-                "expected the part's {len} parameters, but got {}; pass the parameters of \
-                 the part only",
-                params.len()
-            ),
-        });
-    }
     let expected = (contributors - usize::from(own.is_some())) * len;
     if others.len() != expected || own.is_some_and(|o| o >= contributors) {
         return Err(ArrayError::Invalid {
@@ -289,7 +277,7 @@ pub(crate) fn apply_averaged_part<T: DataType>(
             contributors,
             grad,
             scale,
-            &mut params[lo - part.start..hi - part.start],
+            &mut params[lo..hi],
             s0.as_deref_mut().map_or(&mut [], |s| &mut s[lo..hi]),
             s1.as_deref_mut().map_or(&mut [], |s| &mut s[lo..hi]),
         )?;
@@ -654,7 +642,7 @@ mod tests {
                 apply_averaged_part(
                     &u,
                     &reg,
-                    &mut p[part.clone()],
+                    &mut p,
                     &own_grad,
                     &mut s,
                     &seg,

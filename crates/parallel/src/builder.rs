@@ -52,14 +52,6 @@ impl Settings {
             && self.averaging_frequency == 1
             && self.average_updaters
     }
-
-    /// The modes whose rounds all end with the replicas' parameters equal, each trainer
-    /// stepping its part (averaging in parts, SharedGradients): the replicas hold one copy
-    /// of the parameters, in shared memory (`NdArray::to_shared`), instead of one each kept
-    /// equal by copying the other parts in after every round.
-    pub(crate) fn shares_params(&self) -> bool {
-        self.averages_in_parts() || self.training_mode == TrainingMode::SharedGradients
-    }
 }
 
 /// Builds a [`ParallelWrapper`]; see [`ParallelWrapper::builder`].

@@ -89,9 +89,6 @@ pub(crate) struct Trainer<T: DataType> {
     /// read from their slots (`workers - 1` chunks; allocated once).
     pub others: Vec<T>,
     pub encoder: Option<Encoder<T>>,
-    /// The replicas' parameters are one shared array (`Settings::shares_params`): a stepped
-    /// part is in every replica as it is written, so nothing is put or read back.
-    pub shared_params: bool,
     /// Copy batches into `PW_BATCH` (training workspaces on) or onto the heap.
     pub workspaces: bool,
     /// The configuration of `PW_BATCH`.
@@ -365,17 +362,13 @@ impl<T: DataType> Trainer<T> {
         Ok(())
     }
 
-    /// Puts the parameters of `piece` (a chunk of the part, just stepped) into the exchange,
-    /// unless the replicas share them.
+    /// Puts the parameters of `piece` (a chunk of the part, just stepped) into the exchange.
     fn put_piece_params(
         &self,
         m: &dyn Model<T>,
         generation: u64,
         piece: std::ops::Range<usize>,
     ) -> Result<(), RoundError> {
-        if self.shared_params {
-            return Ok(());
-        }
         let p = m.params().read()?;
         let p = p.as_slice().unwrap_or_default();
         self.exchange.put(generation, piece.start, &p[piece]);
@@ -383,8 +376,7 @@ impl<T: DataType> Trainer<T> {
     }
 
     /// Past the barrier that follows every trainer's put of its part's parameters: reads
-    /// the other parts' into the replica. Shared parameters need the barrier only: past it,
-    /// every part is written (and no trainer still writes one when another reads).
+    /// the other parts' into the replica.
     fn read_part_params(
         &mut self,
         m: &mut dyn Model<T>,
@@ -392,9 +384,6 @@ impl<T: DataType> Trainer<T> {
         ahead: &mut Option<Ahead<T>>,
     ) -> Result<(), RoundError> {
         self.arrive_and_wait(ahead)?;
-        if self.shared_params {
-            return Ok(());
-        }
         let mut p = m.params_mut().write()?;
         let p = p.as_slice_mut().unwrap_or_default();
         self.read_others(generation, 0, p);

@@ -13,7 +13,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dl4rs_array::{DataType, NdArray};
+use dl4rs_array::DataType;
 use dl4rs_data::{
     AsyncDataSetIterator, AsyncMultiDataSetIterator, DataSetIterator, MultiDataSetIterator,
     MultiSource, Source,
@@ -290,20 +290,8 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                 ..WorkspaceConfig::default()
             },
         };
-        // The replicas' one parameter array, where they share it.
-        let mut shared: Option<NdArray<T>> = None;
         for index in 0..n {
-            let mut replica = replicate(model, mode)?;
-            if s.shares_params() {
-                let first = match &mut shared {
-                    Some(p) => p,
-                    None => shared.insert(replica.params().to_shared().map_err(NnError::from)?),
-                };
-                if let Some(handle) = first.share() {
-                    *replica.params_mut() = handle;
-                }
-            }
-            let replica: Replica<T> = Arc::new(Mutex::new(replica));
+            let replica: Replica<T> = Arc::new(Mutex::new(replicate(model, mode)?));
             let trainer = Trainer {
                 index,
                 workers: n,
@@ -318,7 +306,6 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
                     Vec::new()
                 },
                 encoder: s.threshold.map(|t| Encoder::new(params, t)),
-                shared_params: s.shares_params(),
                 workspaces: s.workspace_mode == WorkspaceMode::Enabled,
                 // The round's settings: a batch that outgrows the block spills, and the block
                 // grows to it when the cycle ends.

@@ -142,15 +142,13 @@ impl<T: DataType> ParamStore<T> {
         part: std::ops::Range<usize>,
         averaged: (usize, Option<usize>, &[T], T),
     ) -> Result<(), NnError> {
-        // The part only: other replicas' trainers may be writing the rest of parameters they
-        // share with this one (`NdArray::to_shared`).
-        let mut pw = self.params.write_range(part.clone())?;
+        let mut pw = self.params.write()?;
         let gr = self.grads.read()?;
         let mut sw = self.updater_state.write()?;
         updater::apply_averaged_part(
             &global.updater,
             &global.regularization,
-            &mut pw,
+            pw.as_slice_mut().unwrap_or_default(),
             gr.as_slice().unwrap_or_default(),
             sw.as_slice_mut().unwrap_or_default(),
             &self.segments,
