@@ -18,10 +18,11 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use dl4rs_array::ops::gather_rows_into;
 use dl4rs_array::{ArrayOps, DataType};
 
 use crate::dataset::DataSet;
-use crate::error::DataError;
+use crate::error::{DataError, invalid};
 use crate::multi::MultiDataSet;
 
 /// A mini-batch as `next_lazy` returns it: made already, or rows still to gather.
@@ -45,6 +46,11 @@ pub trait GatherRows: Sized {
     /// The rows `rows` (indices below the number of examples), in that order, in new arrays
     /// in the current workspace (or on the heap when none is open).
     fn gather_rows(&self, rows: &[usize]) -> Result<Self, DataError>;
+
+    /// The rows `rows` written over `out`, which has the shapes [`GatherRows::gather_rows`]
+    /// would give (an earlier gather of as many rows, reused: nothing is allocated). An error
+    /// names the first array whose shape differs.
+    fn gather_rows_into(&self, rows: &[usize], out: &mut Self) -> Result<(), DataError>;
 }
 
 impl<T: DataType> GatherRows for DataSet<T> {
@@ -64,11 +70,42 @@ impl<T: DataType> GatherRows for DataSet<T> {
                 .transpose()?,
         })
     }
+
+    fn gather_rows_into(&self, rows: &[usize], out: &mut Self) -> Result<(), DataError> {
+        gather_rows_into(&self.features, rows, &mut out.features)?;
+        gather_rows_into(&self.labels, rows, &mut out.labels)?;
+        for (mask, into) in [
+            (&self.features_mask, &mut out.features_mask),
+            (&self.labels_mask, &mut out.labels_mask),
+        ] {
+            match (mask, into) {
+                (Some(m), Some(o)) => gather_rows_into(m, rows, o)?,
+                (None, None) => {}
+                (m, _) => {
+                    return Err(invalid(
+                        "gather_rows_into",
+                        format!(
+                            "expected an output with the source's masks, but the source {} \
+                             a mask the output {}; gather into an earlier gather of the same \
+                             source",
+                            if m.is_some() { "has" } else { "lacks" },
+                            if m.is_some() { "lacks" } else { "has" },
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<T: DataType> GatherRows for MultiDataSet<T> {
     fn gather_rows(&self, rows: &[usize]) -> Result<Self, DataError> {
         self.try_map_ref(|a| Ok(a.gather_rows(rows)?))
+    }
+
+    fn gather_rows_into(&self, rows: &[usize], out: &mut Self) -> Result<(), DataError> {
+        self.try_zip_into(out, |a, o| Ok(gather_rows_into(a, rows, o)?))
     }
 }
 
@@ -113,6 +150,12 @@ impl<D: GatherRows> RowBatch<D> {
     /// open): the batch `next()` would have returned.
     pub fn gather(&self) -> Result<D, DataError> {
         self.data.gather_rows(self.rows())
+    }
+
+    /// Copies the rows over `out`, an earlier gather of as many rows of the same source
+    /// (its arrays are reused wherever they live: nothing is allocated).
+    pub fn gather_into(&self, out: &mut D) -> Result<(), DataError> {
+        self.data.gather_rows_into(self.rows(), out)
     }
 }
 

@@ -248,6 +248,44 @@ impl<T: DataType> MultiDataSet<T> {
         })
     }
 
+    /// `f(array, out's array)` for every array and its counterpart in `out` (same counts of
+    /// inputs, outputs and masks, else an error).
+    pub(crate) fn try_zip_into(
+        &self,
+        out: &mut Self,
+        mut f: impl FnMut(&NdArray<T>, &mut NdArray<T>) -> Result<(), DataError>,
+    ) -> Result<(), DataError> {
+        let same_masks = |a: &[Option<NdArray<T>>], b: &[Option<NdArray<T>>]| {
+            a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.is_some() == y.is_some())
+        };
+        let same = self.features.len() == out.features.len()
+            && self.labels.len() == out.labels.len()
+            && same_masks(&self.features_masks, &out.features_masks)
+            && same_masks(&self.labels_masks, &out.labels_masks);
+        if !same {
+            return Err(crate::error::invalid(
+                "gather_rows_into",
+                "expected an output with the source's inputs, outputs and masks, but they \
+                 differ; gather into an earlier gather of the same source",
+            ));
+        }
+        let pairs = self.features.iter().zip(out.features.iter_mut());
+        for (a, o) in pairs.chain(self.labels.iter().zip(out.labels.iter_mut())) {
+            f(a, o)?;
+        }
+        let masks = self
+            .features_masks
+            .iter()
+            .zip(out.features_masks.iter_mut());
+        let masks = masks.chain(self.labels_masks.iter().zip(out.labels_masks.iter_mut()));
+        for (a, o) in masks {
+            if let (Some(a), Some(o)) = (a, o) {
+                f(a, o)?;
+            }
+        }
+        Ok(())
+    }
+
     /// ND4J `detach()`: heap copies of every array (heap arrays are kept as they are).
     pub fn detach(self) -> Result<Self, DataError> {
         self.try_map(|a| Ok(a.detach()?))

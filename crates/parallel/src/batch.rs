@@ -12,12 +12,20 @@
 //! copied before the coordinator goes on: the source's memory is never read after its
 //! contract ends, and the copy lives in memory nobody else reuses. A batch on the heap is
 //! read where it is.
+//!
+//! **Rows can be gathered by another trainer.** One waiting at a barrier for a trainer still
+//! on its round gathers that trainer's next rows for it ([`gather_for_another`]), onto the
+//! heap (the waiting trainer's workspaces are its own), into the other's inbox: a batch-sized
+//! data set made by the first such gather and reused by every later one.
 
 use dl4rs_array::DataType;
 use dl4rs_data::{DataSet, MultiDataSet, RowBatch};
-use dl4rs_memory::{WorkspaceConfig, WorkspaceScope, get_and_activate_workspace};
+use dl4rs_memory::{
+    WorkspaceConfig, WorkspaceScope, get_and_activate_workspace, scope_out_of_workspaces,
+};
 use dl4rs_nn::{Model, NnError};
 
+use crate::board::Inbox;
 use crate::rendezvous::Signal;
 
 /// The id of the workspace a trainer copies its batch into.
@@ -51,6 +59,16 @@ impl<T: DataType> Batch<T> {
         copy || matches!(self, Batch::Rows(_) | Batch::MultiRows(_))
     }
 
+    /// Its examples (`None` for a multi data set whose arrays disagree).
+    pub(crate) fn examples(&self) -> Option<usize> {
+        match self {
+            Batch::Single(d) => Some(d.num_examples()),
+            Batch::Multi(d) => d.num_examples().ok(),
+            Batch::Rows(r) => Some(r.num_examples()),
+            Batch::MultiRows(r) => Some(r.num_examples()),
+        }
+    }
+
     pub(crate) fn copy(self, into_workspace: bool) -> Result<Batch<T>, NnError> {
         Ok(match (self, into_workspace) {
             (Batch::Single(d), true) => Batch::Single(d.migrate()?),
@@ -78,6 +96,38 @@ pub(crate) struct Ready<T: DataType> {
     // Declared first: dropped before the scope it lives in.
     pub batch: Batch<T>,
     pub scope: Option<WorkspaceScope>,
+    /// Gathered by another trainer into this one's inbox (which it goes back to).
+    pub delivered: bool,
+}
+
+/// Another trainer's rows (`batch`, rows of an in-memory source) gathered onto the heap:
+/// into one of its inboxes (an earlier such batch of theirs, overwritten: nothing is
+/// allocated), or, the first time, into new arrays, with a copy of them as its second
+/// inbox (`Some`).
+pub(crate) fn gather_for_another<T: DataType>(
+    batch: Batch<T>,
+    inbox: Inbox<T>,
+) -> Result<(Batch<T>, Option<Batch<T>>), NnError> {
+    Ok(match (batch, inbox) {
+        (Batch::Rows(r), Inbox::Reuse(Batch::Single(mut d))) => {
+            r.gather_into(&mut d)?;
+            (Batch::Single(d), None)
+        }
+        (Batch::MultiRows(r), Inbox::Reuse(Batch::Multi(mut d))) => {
+            r.gather_into(&mut d)?;
+            (Batch::Multi(d), None)
+        }
+        (batch, _) => {
+            // New arrays, on the heap whatever workspace this trainer has open.
+            let _heap = scope_out_of_workspaces();
+            let spare = match &batch {
+                Batch::Rows(r) => Some(Batch::Single(r.gather()?)),
+                Batch::MultiRows(r) => Some(Batch::Multi(r.gather()?)),
+                _ => None,
+            };
+            (batch.copy(false)?, spare)
+        }
+    })
 }
 
 /// The batch ready to train on: copied into `PW_BATCH` when told to (and counted in
@@ -91,7 +141,11 @@ pub(crate) fn prepare<T: DataType>(
     config: &WorkspaceConfig,
 ) -> Result<Ready<T>, NnError> {
     if !batch.needs_preparing(copy) {
-        return Ok(Ready { batch, scope: None });
+        return Ok(Ready {
+            batch,
+            scope: None,
+            delivered: false,
+        });
     }
     let scope = if workspaces {
         Some(get_and_activate_workspace(config, BATCH_WORKSPACE)?)
@@ -103,5 +157,9 @@ pub(crate) fn prepare<T: DataType>(
         // The source's batch is dropped: the coordinator may take the next one.
         copied.add(1);
     }
-    Ok(Ready { batch, scope })
+    Ok(Ready {
+        batch,
+        scope,
+        delivered: false,
+    })
 }

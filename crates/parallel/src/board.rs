@@ -1,4 +1,5 @@
-//! The board the coordinator and the trainers share: one mailbox per trainer (its next job),
+//! The board the coordinator and the trainers share: one mailbox per trainer (its next jobs,
+//! and the next one another trainer is gathering the batch of, see [`Board::take_to_gather`]),
 //! the counters the coordinator waits on (jobs taken, batches copied, jobs finished), the
 //! trainers' barrier, what a combining round's contributors add up (examples, contributors),
 //! the batches' scores trainer 0 reports, the listeners lent to trainer 0, and the first
@@ -70,6 +71,9 @@ pub(crate) struct Job<T: DataType> {
     pub round: u64,
     /// The iteration the round completes (what the listeners are told).
     pub iteration: u64,
+    /// Its batch was gathered by another trainer, onto the heap, into the owner's inbox
+    /// ([`Board::take_to_gather`]): ready as it is, and back to the inbox after the gradient.
+    pub delivered: bool,
 }
 
 /// How many rounds the coordinator keeps posted ahead of the oldest one still being taken.
@@ -77,8 +81,11 @@ pub(crate) struct Job<T: DataType> {
 /// `r + 1`, which it does only once it gets a CPU after every trainer took round `r`; with
 /// both cores computing, the scheduler often gives it one only when a trainer starts
 /// spinning at the end of the round (measured: ~100 µs waits per round on W1). With several
-/// it has several rounds to do that, and it refills them in bursts ([`REFILL_AT`]).
-pub(crate) const LOOKAHEAD: usize = 6;
+/// it has several rounds to do that, and it refills them in bursts ([`REFILL_AT`]): 16 woke
+/// it once per 14 rounds and measured 2 % faster rounds than 6 (each wake-up takes a
+/// trainer's core for a moment), for as many batches queued as DL4J's `prefetchSize ×
+/// workers`.
+pub(crate) const LOOKAHEAD: usize = 16;
 
 /// The coordinator, finding the queue full, parks until only this many rounds are left
 /// untaken, then posts up to [`LOOKAHEAD`] again in one go: one wake-up (which takes a
@@ -124,12 +131,20 @@ pub struct RoundStats {
     /// Batches a trainer copied or gathered while it waited at a barrier of the round
     /// before (arriving before the others), instead of at the start of their own round.
     pub prepared_ahead: u64,
+    /// Of those, batches one trainer gathered for another (still on its round) while it
+    /// waited at a barrier: the other's next round starts with its batch ready.
+    pub gathered_for_another: u64,
 }
 
 /// A trainer's mailbox.
 pub(crate) struct Slot<T: DataType> {
-    /// Its posted jobs, oldest first (capacity `LOOKAHEAD`, never exceeded: no allocation).
-    jobs: Mutex<VecDeque<Job<T>>>,
+    /// Its posted jobs and the one being gathered for it.
+    jobs: Mutex<Queue<T>>,
+    /// Jobs other trainers delivered to it (a trainer waiting for a [`Delivery::Gathering`]
+    /// waits for this to change).
+    pub delivered: Signal,
+    /// Batches other trainers gathered for it.
+    gathered_for: AtomicU64,
     /// Jobs posted to this trainer so far.
     pub posted: Signal,
     /// Jobs this trainer has taken so far.
@@ -147,6 +162,56 @@ pub(crate) struct Slot<T: DataType> {
 }
 
 /// The examples and contributors of a combining round, tagged with its generation.
+/// A trainer's jobs: posted ones, oldest first (capacity `LOOKAHEAD`, never exceeded: no
+/// allocation), and, before them, the one another trainer took out to gather its batch.
+struct Queue<T: DataType> {
+    jobs: VecDeque<Job<T>>,
+    delivery: Delivery<T>,
+    /// Where the batch of a delivery is gathered: heap data sets the size of a batch, made
+    /// by the first gather and reused by the next ones (the owner hands one back after its
+    /// gradient), so a delivery allocates nothing. Two: the next batch is gathered while
+    /// the owner still trains on the one before.
+    inboxes: [Option<Batch<T>>; 2],
+    /// The inboxes were made (by the first gather).
+    made: bool,
+}
+
+/// What a trainer gathers another's rows into ([`Board::take_to_gather`]).
+#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
+pub(crate) enum Inbox<T: DataType> {
+    /// One of its inboxes, with as many rows.
+    Reuse(Batch<T>),
+    /// None yet: gather into new arrays, and hand a copy back as the second inbox.
+    Make,
+}
+
+/// The owner's next job, when another trainer took it out to gather its batch.
+#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
+enum Delivery<T: DataType> {
+    None,
+    /// Being gathered: the owner waits for it (its later jobs must not go first).
+    Gathering,
+    Ready(Job<T>),
+}
+
+/// What a trainer finds when it looks for its next job.
+#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
+pub(crate) enum Next<T: DataType> {
+    Job(Job<T>),
+    /// None posted.
+    Empty,
+    /// Another trainer is gathering its batch: wait for `Slot::delivered` to change.
+    Gathering,
+}
+
+impl<T: DataType> Queue<T> {
+    fn put_inbox(&mut self, batch: Batch<T>) {
+        if let Some(free) = self.inboxes.iter_mut().find(|i| i.is_none()) {
+            *free = Some(batch);
+        }
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Sums {
     generation: u64,
@@ -199,7 +264,14 @@ impl<T: DataType> Board<T> {
         Board {
             slots: (0..workers)
                 .map(|_| Slot {
-                    jobs: Mutex::new(VecDeque::with_capacity(LOOKAHEAD)),
+                    jobs: Mutex::new(Queue {
+                        jobs: VecDeque::with_capacity(LOOKAHEAD),
+                        delivery: Delivery::None,
+                        inboxes: [None, None],
+                        made: false,
+                    }),
+                    delivered: Signal::default(),
+                    gathered_for: AtomicU64::new(0),
                     posted: Signal::default(),
                     taken: Signal::default(),
                     outcome: Mutex::new([(0.0, 0); ROUND_SLOTS]),
@@ -224,24 +296,93 @@ impl<T: DataType> Board<T> {
     /// Coordinator: queues a job for trainer `w` (behind fewer than `LOOKAHEAD` others: the
     /// coordinator's wait on `taken` sees to that).
     pub(crate) fn post(&self, w: usize, job: Job<T>) {
-        lock(&self.slots[w].jobs).push_back(job);
+        lock(&self.slots[w].jobs).jobs.push_back(job);
         self.slots[w].posted.add(1);
     }
 
-    /// Trainer: takes its oldest posted job, if any, and counts it taken.
-    pub(crate) fn take(&self, w: usize) -> Option<Job<T>> {
-        let job = self.take_ahead(w);
-        if job.is_some() {
+    /// Trainer: takes its next job (a delivered one first), if any, and counts it taken.
+    pub(crate) fn take(&self, w: usize) -> Next<T> {
+        let next = {
+            let mut q = lock(&self.slots[w].jobs);
+            match std::mem::replace(&mut q.delivery, Delivery::None) {
+                Delivery::Ready(job) => Next::Job(job),
+                Delivery::Gathering => {
+                    q.delivery = Delivery::Gathering;
+                    Next::Gathering
+                }
+                Delivery::None => q.jobs.pop_front().map_or(Next::Empty, Next::Job),
+            }
+        };
+        if let Next::Job(_) = next {
             self.started(w);
         }
-        job
+        next
     }
 
     /// Trainer `w`: its next job, taken before its round starts (its batch is prepared while
     /// the trainer waits in the round before); [`Board::started`] counts it taken when the
-    /// round starts, so the coordinator's look-ahead is that of [`Board::take`].
+    /// round starts, so the coordinator's look-ahead is that of [`Board::take`]. None while
+    /// another trainer holds its next job (gathering or gathered: the owner takes that one
+    /// at its round's start).
     pub(crate) fn take_ahead(&self, w: usize) -> Option<Job<T>> {
-        lock(&self.slots[w].jobs).pop_front()
+        let mut q = lock(&self.slots[w].jobs);
+        match q.delivery {
+            Delivery::None => q.jobs.pop_front(),
+            _ => None,
+        }
+    }
+
+    /// Another trainer, waiting at a barrier: takes trainer `w`'s next job out to gather its
+    /// rows for it (`w` is still on its round: it would gather them at the start of its
+    /// next), with the inbox to gather into. None unless that job is posted, none of `w`'s
+    /// is out already, its batch is rows (`Lazy::Rows`) and an inbox with as many rows is
+    /// free (a short batch is its owner's to gather). [`Board::deliver`] hands it back;
+    /// until then `w` waits for it rather than take a later one.
+    pub(crate) fn take_to_gather(&self, w: usize) -> Option<(Job<T>, Inbox<T>)> {
+        let mut q = lock(&self.slots[w].jobs);
+        let rows = match q.jobs.front() {
+            Some(Job {
+                batch: Some(b @ (Batch::Rows(_) | Batch::MultiRows(_))),
+                copy: false,
+                ..
+            }) => b.examples(),
+            _ => None,
+        };
+        if !matches!(q.delivery, Delivery::None) || rows.is_none() {
+            return None;
+        }
+        let inbox = if q.made {
+            let free = q
+                .inboxes
+                .iter_mut()
+                .find(|i| i.as_ref().is_some_and(|b| b.examples() == rows))?;
+            Inbox::Reuse(free.take()?)
+        } else {
+            q.made = true;
+            Inbox::Make
+        };
+        let job = q.jobs.pop_front()?;
+        q.delivery = Delivery::Gathering;
+        Some((job, inbox))
+    }
+
+    /// Hands trainer `w` the job [`Board::take_to_gather`] took, its batch gathered (and,
+    /// from the first gather, its second inbox).
+    pub(crate) fn deliver(&self, w: usize, job: Job<T>, spare: Option<Batch<T>>) {
+        {
+            let mut q = lock(&self.slots[w].jobs);
+            q.delivery = Delivery::Ready(job);
+            if let Some(spare) = spare {
+                q.put_inbox(spare);
+            }
+        }
+        self.slots[w].gathered_for.fetch_add(1, Ordering::Relaxed);
+        self.slots[w].delivered.add(1);
+    }
+
+    /// Trainer `w`, after the gradient of a delivered batch: its inbox back, for the next.
+    pub(crate) fn return_inbox(&self, w: usize, batch: Batch<T>) {
+        lock(&self.slots[w].jobs).put_inbox(batch);
     }
 
     /// Trainer `w` starts the round of a job it took ahead.
@@ -355,6 +496,11 @@ impl<T: DataType> Board<T> {
                 .iter()
                 .map(|s| s.prepared_ahead.load(Ordering::Relaxed))
                 .sum(),
+            gathered_for_another: self
+                .slots
+                .iter()
+                .map(|s| s.gathered_for.load(Ordering::Relaxed))
+                .sum(),
         }
     }
 
@@ -363,6 +509,7 @@ impl<T: DataType> Board<T> {
         self.abort.set();
         for s in &self.slots {
             s.posted.wake_all();
+            s.delivered.wake_all();
             s.taken.wake_all();
             s.scored.wake_all();
         }
@@ -370,5 +517,95 @@ impl<T: DataType> Board<T> {
         self.copied.wake_all();
         self.finished.wake_all();
         self.barrier.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dl4rs_array::NdArray;
+    use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator, Lazy};
+
+    /// Jobs of `rows`-row batches of rows (round numbers 0, 1, ...).
+    fn jobs(batches: &[usize]) -> Vec<Job<f32>> {
+        let mut out = Vec::new();
+        for (round, &rows) in batches.iter().enumerate() {
+            let features = NdArray::from_slice(&[rows, 1], &vec![round as f32; rows]).unwrap();
+            let labels = NdArray::from_slice(&[rows, 1], &vec![0.0; rows]).unwrap();
+            let d = DataSet::new(features, labels).unwrap();
+            // An in-memory iterator's `next_lazy` hands out rows, not arrays.
+            let mut it = InMemoryDataSetIterator::new(d, rows).unwrap();
+            let Some(Ok(Lazy::Rows(r))) = it.next_lazy() else {
+                panic!("expected rows")
+            };
+            out.push(Job {
+                batch: Some(Batch::Rows(r)),
+                copy: false,
+                combine: Combine::Alone,
+                round: round as u64,
+                iteration: round as u64 + 1,
+                delivered: false,
+            });
+        }
+        out
+    }
+
+    fn round(next: Next<f32>) -> Option<u64> {
+        match next {
+            Next::Job(j) => Some(j.round),
+            Next::Empty | Next::Gathering => None,
+        }
+    }
+
+    /// A job taken out to be gathered goes back to its owner before its later ones, which
+    /// wait (and are not taken ahead) meanwhile; the first gather makes the two inboxes,
+    /// the next ones reuse them, and a batch with no inbox of its size stays its owner's.
+    #[test]
+    fn a_job_gathered_by_another_keeps_its_place() {
+        let board = Board::<f32>::new(2);
+        for job in jobs(&[2, 2, 2, 1]) {
+            board.post(1, job);
+        }
+        let (mut job, inbox) = board.take_to_gather(1).expect("rows, posted");
+        assert_eq!(job.round, 0);
+        assert!(matches!(inbox, Inbox::Make));
+        assert!(matches!(board.take(1), Next::Gathering));
+        assert!(board.take_ahead(1).is_none(), "job 1 must wait for job 0");
+        assert!(board.take_to_gather(1).is_none(), "one out at a time");
+        let batch = job.batch.take().unwrap();
+        let (gathered, spare) = crate::batch::gather_for_another(batch, inbox).unwrap();
+        assert!(spare.is_some());
+        job.batch = Some(gathered);
+        board.deliver(1, job, spare);
+        assert_eq!(board.slots[1].delivered.get(), 1);
+        let Next::Job(mut first) = board.take(1) else {
+            panic!("delivered")
+        };
+        assert_eq!(first.round, 0);
+        // Job 1 into the spare inbox while job 0 still holds the first.
+        let (mut second, inbox) = board.take_to_gather(1).expect("the spare is free");
+        assert_eq!(second.round, 1);
+        let Inbox::Reuse(_) = &inbox else {
+            panic!("the spare")
+        };
+        let batch = second.batch.take().unwrap();
+        let (gathered, spare) = crate::batch::gather_for_another(batch, inbox).unwrap();
+        assert!(spare.is_none());
+        second.batch = Some(gathered);
+        board.deliver(1, second, None);
+        // Both inboxes are out: nothing to gather job 2 into until one comes back.
+        assert!(board.take_to_gather(1).is_none());
+        board.return_inbox(1, first.batch.take().unwrap());
+        assert_eq!(round(board.take(1)), Some(1));
+        let (third, _) = board.take_to_gather(1).expect("an inbox is back");
+        assert_eq!(third.round, 2);
+        board.deliver(1, third, None);
+        assert_eq!(round(board.take(1)), Some(2));
+        // The short batch: no inbox of its size, its owner gathers it.
+        assert!(board.take_to_gather(1).is_none());
+        assert_eq!(round(board.take(1)), Some(3));
+        assert!(matches!(board.take(1), Next::Empty));
+        assert_eq!(board.stats().gathered_for_another, 3);
+        assert_eq!(board.slots[1].taken.get(), 4);
     }
 }

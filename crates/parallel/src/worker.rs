@@ -10,7 +10,11 @@
 //! next job, not the combined parameters, and jobs are posted ahead: a trainer that
 //! reaches a barrier before the others takes its next job there and prepares it while
 //! they arrive ([`Trainer::arrive_and_wait`], [`Ahead`]), instead of adding the work to
-//! its next round. Preparing a batch (`batch`) is the same either way.
+//! its next round. Preparing a batch (`batch`) is the same either way. Still waiting, it
+//! gathers the next rows of a trainer that has not arrived ([`Board::take_to_gather`]):
+//! that one is late because its core is slower this round or this second (another tenant
+//! on the host), and the last to arrive never prepares ahead itself, so without this it
+//! would add its gather to every round it is late in.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,8 +24,8 @@ use dl4rs_array::DataType;
 use dl4rs_memory::{WorkspaceConfig, destroy_all_workspaces_for_current_thread};
 use dl4rs_nn::{IterationInfo, Model, NnError};
 
-use crate::batch::{Batch, Ready, prepare};
-use crate::board::{Board, Combine, Failure, Job};
+use crate::batch::{Batch, Ready, gather_for_another, prepare};
+use crate::board::{Board, Combine, Failure, Job, Next};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
 use crate::exchange::{Exchange, pieces};
@@ -141,18 +145,23 @@ impl<T: DataType> Trainer<T> {
                     (job, ready)
                 }
                 None => {
-                    // Read before looking: a job posted after the look changes it.
-                    let seen = slot.posted.get();
-                    let Some(job) = board.take(self.index) else {
-                        if let Err(Aborted) =
-                            slot.posted
-                                .wait_change(seen, &mut self.patience, &board.abort)
-                        {
-                            return Ok(Stopped);
+                    // Read before looking: a job posted (or delivered) after the look
+                    // changes it.
+                    let (posted, delivered) = (slot.posted.get(), slot.delivered.get());
+                    match board.take(self.index) {
+                        Next::Job(job) => (job, None),
+                        next => {
+                            let (signal, seen) = match next {
+                                Next::Gathering => (&slot.delivered, delivered),
+                                _ => (&slot.posted, posted),
+                            };
+                            let waited = signal.wait_change(seen, &mut self.patience, &board.abort);
+                            if let Err(Aborted) = waited {
+                                return Ok(Stopped);
+                            }
+                            continue;
                         }
-                        continue;
-                    };
-                    (job, None)
+                    }
                 }
             };
             match self.round(job, ready, &mut ahead) {
@@ -177,6 +186,11 @@ impl<T: DataType> Trainer<T> {
         let combine = job.combine;
         let ready = match (ready, job.batch.take()) {
             (Some(ready), _) => Some(ready),
+            (None, Some(batch)) if job.delivered => Some(Ready {
+                batch,
+                scope: None,
+                delivered: true,
+            }),
             (None, Some(batch)) => Some(self.prepare(batch, job.copy)?),
             (None, None) => None,
         };
@@ -426,6 +440,23 @@ impl<T: DataType> Trainer<T> {
             };
             *ahead = Some(Ahead { job, ready });
         }
+        let (i, n) = (self.index, self.workers);
+        for other in (1..n).map(|k| (i + k) % n) {
+            if barrier.passed(ticket) {
+                break;
+            }
+            if let Some((mut job, inbox)) = self.board.take_to_gather(other) {
+                let mut spare = None;
+                if let Some(batch) = job.batch.take() {
+                    let (gathered, second) = gather_for_another(batch, inbox)?;
+                    job.batch = Some(gathered);
+                    spare = second;
+                }
+                job.delivered = true;
+                self.board.add_prepared_ahead(i);
+                self.board.deliver(other, job, spare);
+            }
+        }
         barrier.wait_passed(ticket, &mut self.patience, &self.board.abort)?;
         Ok(())
     }
@@ -449,6 +480,7 @@ impl<T: DataType> Trainer<T> {
         let Ready {
             batch: local,
             scope,
+            delivered,
         } = ready;
         self.batches += 1;
         if self.panic_at == Some(self.batches) {
@@ -457,7 +489,11 @@ impl<T: DataType> Trainer<T> {
         let started = Instant::now();
         let (score, examples) = local.gradient(m)?;
         self.board.add_gradient_time(self.index, started.elapsed());
-        drop(local);
+        if delivered {
+            self.board.return_inbox(self.index, local);
+        } else {
+            drop(local);
+        }
         self.board.set_outcome(self.index, round, score, examples);
         match combine {
             // Averaging every round steps the mean of the replicas' steps, part by part.

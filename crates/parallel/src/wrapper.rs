@@ -1,10 +1,10 @@
 //! [`ParallelWrapper`]: the coordinator. It runs on the caller's thread, takes batches from
 //! one (prefetching) iterator and hands them out round-robin, one per trainer per *round*,
-//! **rounds ahead** (`LOOKAHEAD`, 6): it posts round `r` once every trainer has taken its
+//! **rounds ahead** (`LOOKAHEAD`, 16): it posts round `r` once every trainer has taken its
 //! jobs of round `r - LOOKAHEAD`; finding the queue full, it parks until only `REFILL_AT`
 //! (2) rounds are left untaken and then refills it in one go. A trainer that finishes a
 //! round finds its next job waiting, so no round waits for the coordinator to wake up, and
-//! the coordinator wakes once per 4 rounds. The trainers combine among
+//! the coordinator wakes once per 14 rounds. The trainers combine among
 //! themselves (averaging every `f` rounds, or the gradient allreduce before every updater
 //! step: `worker`), and trainer 0 reports each round's score to the listeners, lent to it for
 //! the `fit`. A trainer's error or panic, a listener's, an iterator error, or the wrapper
@@ -442,6 +442,7 @@ impl<T: DataType> Pool<T> {
             combine,
             round: self.rounds,
             iteration: self.iteration + 1,
+            delivered: false,
         }
     }
 

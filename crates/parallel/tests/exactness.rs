@@ -326,10 +326,17 @@ fn stress_thousands_of_rounds() {
         w.fit(&mut src).unwrap();
         // The trainer that reaches a barrier first gathers its next batch's rows while it
         // waits (with two, one of them at nearly every barrier): the path those batches took.
-        let ahead = w.round_stats().prepared_ahead;
+        // Some of them for the other trainer, still on its round (its next round then
+        // starts with them gathered, in the inbox it hands back after the gradient).
+        let stats = w.round_stats();
+        let (ahead, for_other) = (stats.prepared_ahead, stats.gathered_for_another);
         assert!(
             ahead > 0 && ahead <= 6000,
             "{mode:?}: {ahead} batches prepared ahead"
+        );
+        assert!(
+            for_other > 0 && for_other <= ahead,
+            "{mode:?}: {for_other} of {ahead} batches gathered for the other trainer"
         );
         let net = w.into_model().unwrap();
         assert_eq!(net.iteration_count(), 3000);

@@ -335,11 +335,13 @@ pub fn run(args: ParallelBench, alloc: &'static CountingAllocator) -> Result<(),
             );
             println!(
                 "{:<44} gradient per batch: fastest trainer {:.0} us, slowest {:.0} us; \
-                 batches prepared while waiting at a barrier: {:.2} per round",
+                 batches prepared while waiting at a barrier: {:.2} per round ({:.2} for \
+                 the other trainer)",
                 "",
                 st.gradient_ns_fastest as f64 / 1e3,
                 st.gradient_ns_slowest as f64 / 1e3,
-                per(st.prepared_ahead)
+                per(st.prepared_ahead),
+                per(st.gathered_for_another)
             );
         }
     }
