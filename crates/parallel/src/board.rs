@@ -30,7 +30,8 @@ pub(crate) enum Combine {
     /// `sharded`: averaging every round with the updater state, the replicas equal at the
     /// start of each: a trainer does not step its replica but shares its gradient, and each
     /// computes the mean of the contributors' steps on its part (`Trainer::average_parts`);
-    /// the updater state is then gathered at the end of the `fit`, as SharedGradients'.
+    /// each replica's updater state is then current on its part only, as SharedGradients'
+    /// (the model gets each part from its owner at the end of the `fit`).
     Average {
         generation: u64,
         updaters: bool,
@@ -48,10 +49,6 @@ pub(crate) enum Combine {
     /// each. `encoded`: divide by the contributors (DL4J's threshold messages are summed,
     /// then averaged per worker), else by the examples.
     Share { generation: u64, encoded: bool },
-    /// SharedGradients, at the end of a `fit`: each trainer puts the updater state of its
-    /// part into the exchange and reads the others', so every replica (and the model the
-    /// wrapper hands back) holds the whole state.
-    Gather { generation: u64 },
 }
 
 /// One trainer's job for a round: its batch (none in a short round's combine), whether the

@@ -87,7 +87,8 @@ pub(crate) struct Trainer<T: DataType> {
     pub layout: Layout,
     /// SharedGradients and averaging every round: the part of the parameters this trainer
     /// reduces and steps (`exchange::part`); the replica's updater state is current only
-    /// there until the end of the `fit` gathers it (`Combine::Gather`).
+    /// there (the coordinator copies each part from its owner into the model at the end of
+    /// a `fit`: `ParallelWrapper::end_of_fit`).
     pub part: std::ops::Range<usize>,
     /// Averaging every round: the other contributors' gradients on one chunk of the part,
     /// read from their slots (`workers - 1` chunks; allocated once).
@@ -280,26 +281,6 @@ impl<T: DataType> Trainer<T> {
                 self.read_part_params(m, generation, ahead)?;
                 let epoch = m.epoch_count();
                 m.set_counters(iteration, epoch);
-            }
-            Combine::Gather { generation } => {
-                // Each updater state array (Adam: m, then v) at the positions of the part.
-                let (np, part) = (l.params, self.part.clone());
-                if l.state > 0 && np > 0 {
-                    {
-                        let s = m.updater_state().read()?;
-                        let s = s.as_slice().unwrap_or_default();
-                        for (k, s) in s.chunks_exact(np).enumerate() {
-                            let at = l.state_offset + k * np + part.start;
-                            self.exchange.put(generation, at, &s[part.clone()]);
-                        }
-                    }
-                    self.arrive_and_wait(ahead)?;
-                    let mut s = m.updater_state_mut().write()?;
-                    let s = s.as_slice_mut().unwrap_or_default();
-                    for (k, s) in s.chunks_exact_mut(np).enumerate() {
-                        self.read_others(generation, l.state_offset + k * np, s);
-                    }
-                }
             }
         }
         Ok(())
@@ -517,7 +498,6 @@ impl<T: DataType> Trainer<T> {
                 }
                 self.board.contribute(generation, examples);
             }
-            Combine::Gather { .. } => {}
         }
         drop(scope);
         Ok(examples)

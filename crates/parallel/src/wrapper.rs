@@ -220,7 +220,9 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
 
     fn rounds(&mut self, source: &mut dyn Rounds<T>) -> Result<(), ParallelError> {
         if self.pool.is_none() {
+            let t0 = std::time::Instant::now();
             self.start_pool()?;
+            eprintln!("START {:?}", t0.elapsed());
         }
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         *pool.board.listeners() = std::mem::take(&mut self.listeners);
@@ -252,19 +254,21 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
         let state = model.updater_state().len();
         let averaging = s.training_mode == TrainingMode::Averaging;
         let state_offset = region_start(params);
+        // Averaging in parts shares gradients through `workers - 1` slots, the first of them
+        // the parameter region (`Layout::slot`), the others after it; averaging the updater
+        // state whole puts it after the parameters. SharedGradients and averaging in parts
+        // never exchange the updater state (each replica's is current on its own part: the
+        // coordinator copies each part into the model at the end of a fit).
         let layout = Layout {
             params,
             state_offset,
             state,
-            slots: region_start(state_offset + state),
+            slots: state_offset,
             slot_stride: region_start(params),
         };
-        // SharedGradients and averaging in parts gather the updater state at the end of a
-        // fit (`Combine::Gather`); averaging in parts shares gradients through `workers - 1`
-        // slots, the first of them the parameter region (`Layout::slot`).
         let len = if s.averages_in_parts() {
             layout.slots + n.saturating_sub(2) * layout.slot_stride
-        } else if !averaging || s.average_updaters {
+        } else if averaging && s.average_updaters {
             layout.state_offset + state
         } else {
             params
@@ -403,26 +407,34 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
             pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
             pool.since_average = 0;
         }
-        if s.training_mode == TrainingMode::SharedGradients || s.averages_in_parts() {
-            pool.generation += 1;
-            let combine = Combine::Gather {
-                generation: pool.generation,
-            };
-            for w in 0..s.workers {
-                let job = pool.job(None, false, combine);
-                pool.post(w, job);
-            }
-            pool.wait(&pool.board.finished, pool.posted, &mut Patience::park())?;
-        }
         for r in &pool.replicas {
             lock(r).increment_epoch();
         }
-        let replica = lock(&pool.replicas[0]);
         let model = self
             .model
             .as_mut()
-            .ok_or_else(|| ParallelError::Thread("the model was lost".into()))?;
-        copy_state(&**replica, model.as_model_mut())?;
+            .ok_or_else(|| ParallelError::Thread("the model was lost".into()))?
+            .as_model_mut();
+        copy_state(&**lock(&pool.replicas[0]), model)?;
+        if s.training_mode == TrainingMode::SharedGradients || s.averages_in_parts() {
+            // Each replica's updater state is current on its own part: the model takes the
+            // others' parts from their owners (each state array, Adam's m then v).
+            let np = model.num_params();
+            let mut state = model.updater_state_mut().write().map_err(NnError::from)?;
+            let state = state.as_slice_mut().unwrap_or_default();
+            for (w, r) in pool.replicas.iter().enumerate().skip(1) {
+                let r = lock(r);
+                let theirs = r.updater_state().read().map_err(NnError::from)?;
+                let theirs = theirs.as_slice().unwrap_or_default();
+                let p = part(np, w, s.workers);
+                if np == 0 || theirs.len() != state.len() {
+                    continue;
+                }
+                for (mine, theirs) in state.chunks_exact_mut(np).zip(theirs.chunks_exact(np)) {
+                    mine[p.clone()].copy_from_slice(&theirs[p.clone()]);
+                }
+            }
+        }
         Ok(())
     }
 }
