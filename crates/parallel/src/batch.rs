@@ -25,7 +25,7 @@ use dl4rs_memory::{
 };
 use dl4rs_nn::{Model, NnError};
 
-use crate::board::Inbox;
+use crate::mailbox::Inbox;
 use crate::rendezvous::Signal;
 
 /// The id of the workspace a trainer copies its batch into.

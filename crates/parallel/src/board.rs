@@ -1,12 +1,10 @@
-//! The board the coordinator and the trainers share: one mailbox per trainer (its next jobs,
-//! and the next one another trainer is gathering the batch of, see [`Board::take_to_gather`]),
-//! the counters the coordinator waits on (jobs taken, batches copied, jobs finished), the
-//! trainers' barrier, what a combining round's contributors add up (examples, contributors),
-//! the batches' scores trainer 0 reports, the listeners lent to trainer 0, and the first
-//! failure. Everything is allocated when the trainers start; a round only stores into it
+//! The board the coordinator and the trainers share: one mailbox per trainer (its next jobs:
+//! `mailbox`), the counters the coordinator waits on (jobs taken, batches copied, jobs
+//! finished), the trainers' barrier, what a combining round's contributors add up (examples,
+//! contributors), the batches' scores trainer 0 reports, the listeners lent to trainer 0, and
+//! the first failure. Everything is allocated when the trainers start; a round only stores into it
 //! (see `rendezvous` for how the waits work).
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -15,6 +13,7 @@ use dl4rs_array::DataType;
 use dl4rs_nn::{NnError, TrainingListener};
 
 use crate::batch::Batch;
+use crate::mailbox::{Inbox, Mailbox, Next};
 use crate::rendezvous::{AbortFlag, Aborted, Barrier, Patience, Signal};
 
 /// How a round's results are combined (what a trainer does after its batch).
@@ -136,9 +135,9 @@ pub struct RoundStats {
 /// A trainer's mailbox.
 pub(crate) struct Slot<T: DataType> {
     /// Its posted jobs and the one being gathered for it.
-    jobs: Mutex<Queue<T>>,
-    /// Jobs other trainers delivered to it (a trainer waiting for a [`Delivery::Gathering`]
-    /// waits for this to change).
+    mailbox: Mutex<Mailbox<T>>,
+    /// Jobs other trainers delivered to it (a trainer that finds its next job being
+    /// gathered, `Next::Gathering`, waits for this to change).
     pub delivered: Signal,
     /// Batches other trainers gathered for it.
     gathered_for: AtomicU64,
@@ -159,56 +158,6 @@ pub(crate) struct Slot<T: DataType> {
 }
 
 /// The examples and contributors of a combining round, tagged with its generation.
-/// A trainer's jobs: posted ones, oldest first (capacity `LOOKAHEAD`, never exceeded: no
-/// allocation), and, before them, the one another trainer took out to gather its batch.
-struct Queue<T: DataType> {
-    jobs: VecDeque<Job<T>>,
-    delivery: Delivery<T>,
-    /// Where the batch of a delivery is gathered: heap data sets the size of a batch, made
-    /// by the first gather and reused by the next ones (the owner hands one back after its
-    /// gradient), so a delivery allocates nothing. Two: the next batch is gathered while
-    /// the owner still trains on the one before.
-    inboxes: [Option<Batch<T>>; 2],
-    /// The inboxes were made (by the first gather).
-    made: bool,
-}
-
-/// What a trainer gathers another's rows into ([`Board::take_to_gather`]).
-#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
-pub(crate) enum Inbox<T: DataType> {
-    /// One of its inboxes, with as many rows.
-    Reuse(Batch<T>),
-    /// None yet: gather into new arrays, and hand a copy back as the second inbox.
-    Make,
-}
-
-/// The owner's next job, when another trainer took it out to gather its batch.
-#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
-enum Delivery<T: DataType> {
-    None,
-    /// Being gathered: the owner waits for it (its later jobs must not go first).
-    Gathering,
-    Ready(Job<T>),
-}
-
-/// What a trainer finds when it looks for its next job.
-#[allow(clippy::large_enum_variant)] // boxed, every round would allocate
-pub(crate) enum Next<T: DataType> {
-    Job(Job<T>),
-    /// None posted.
-    Empty,
-    /// Another trainer is gathering its batch: wait for `Slot::delivered` to change.
-    Gathering,
-}
-
-impl<T: DataType> Queue<T> {
-    fn put_inbox(&mut self, batch: Batch<T>) {
-        if let Some(free) = self.inboxes.iter_mut().find(|i| i.is_none()) {
-            *free = Some(batch);
-        }
-    }
-}
-
 #[derive(Clone, Copy, Default)]
 struct Sums {
     generation: u64,
@@ -261,12 +210,7 @@ impl<T: DataType> Board<T> {
         Board {
             slots: (0..workers)
                 .map(|_| Slot {
-                    jobs: Mutex::new(Queue {
-                        jobs: VecDeque::with_capacity(LOOKAHEAD),
-                        delivery: Delivery::None,
-                        inboxes: [None, None],
-                        made: false,
-                    }),
+                    mailbox: Mutex::new(Mailbox::new()),
                     delivered: Signal::default(),
                     gathered_for: AtomicU64::new(0),
                     posted: Signal::default(),
@@ -293,23 +237,13 @@ impl<T: DataType> Board<T> {
     /// Coordinator: queues a job for trainer `w` (behind fewer than `LOOKAHEAD` others: the
     /// coordinator's wait on `taken` sees to that).
     pub(crate) fn post(&self, w: usize, job: Job<T>) {
-        lock(&self.slots[w].jobs).jobs.push_back(job);
+        lock(&self.slots[w].mailbox).post(job);
         self.slots[w].posted.add(1);
     }
 
     /// Trainer: takes its next job (a delivered one first), if any, and counts it taken.
     pub(crate) fn take(&self, w: usize) -> Next<T> {
-        let next = {
-            let mut q = lock(&self.slots[w].jobs);
-            match std::mem::replace(&mut q.delivery, Delivery::None) {
-                Delivery::Ready(job) => Next::Job(job),
-                Delivery::Gathering => {
-                    q.delivery = Delivery::Gathering;
-                    Next::Gathering
-                }
-                Delivery::None => q.jobs.pop_front().map_or(Next::Empty, Next::Job),
-            }
-        };
+        let next = lock(&self.slots[w].mailbox).take();
         if let Next::Job(_) = next {
             self.started(w);
         }
@@ -319,67 +253,30 @@ impl<T: DataType> Board<T> {
     /// Trainer `w`: its next job, taken before its round starts (its batch is prepared while
     /// the trainer waits in the round before); [`Board::started`] counts it taken when the
     /// round starts, so the coordinator's look-ahead is that of [`Board::take`]. None while
-    /// another trainer holds its next job (gathering or gathered: the owner takes that one
-    /// at its round's start).
+    /// another trainer holds it (`Mailbox::take_ahead`).
     pub(crate) fn take_ahead(&self, w: usize) -> Option<Job<T>> {
-        let mut q = lock(&self.slots[w].jobs);
-        match q.delivery {
-            Delivery::None => q.jobs.pop_front(),
-            _ => None,
-        }
+        lock(&self.slots[w].mailbox).take_ahead()
     }
 
     /// Another trainer, waiting at a barrier: takes trainer `w`'s next job out to gather its
     /// rows for it (`w` is still on its round: it would gather them at the start of its
-    /// next), with the inbox to gather into. None unless that job is posted, none of `w`'s
-    /// is out already, its batch is rows (`Lazy::Rows`) and an inbox with as many rows is
-    /// free (a short batch is its owner's to gather). [`Board::deliver`] hands it back;
-    /// until then `w` waits for it rather than take a later one.
+    /// next), with the inbox to gather into (`Mailbox::take_to_gather`). [`Board::deliver`]
+    /// hands it back; until then `w` waits for it rather than take a later one.
     pub(crate) fn take_to_gather(&self, w: usize) -> Option<(Job<T>, Inbox<T>)> {
-        let mut q = lock(&self.slots[w].jobs);
-        let rows = match q.jobs.front() {
-            Some(Job {
-                batch: Some(b @ (Batch::Rows(_) | Batch::MultiRows(_))),
-                copy: false,
-                ..
-            }) => b.examples(),
-            _ => None,
-        };
-        if !matches!(q.delivery, Delivery::None) || rows.is_none() {
-            return None;
-        }
-        let inbox = if q.made {
-            let free = q
-                .inboxes
-                .iter_mut()
-                .find(|i| i.as_ref().is_some_and(|b| b.examples() == rows))?;
-            Inbox::Reuse(free.take()?)
-        } else {
-            q.made = true;
-            Inbox::Make
-        };
-        let job = q.jobs.pop_front()?;
-        q.delivery = Delivery::Gathering;
-        Some((job, inbox))
+        lock(&self.slots[w].mailbox).take_to_gather()
     }
 
     /// Hands trainer `w` the job [`Board::take_to_gather`] took, its batch gathered (and,
     /// from the first gather, its second inbox).
     pub(crate) fn deliver(&self, w: usize, job: Job<T>, spare: Option<Batch<T>>) {
-        {
-            let mut q = lock(&self.slots[w].jobs);
-            q.delivery = Delivery::Ready(job);
-            if let Some(spare) = spare {
-                q.put_inbox(spare);
-            }
-        }
+        lock(&self.slots[w].mailbox).deliver(job, spare);
         self.slots[w].gathered_for.fetch_add(1, Ordering::Relaxed);
         self.slots[w].delivered.add(1);
     }
 
     /// Trainer `w`, after the gradient of a delivered batch: its inbox back, for the next.
     pub(crate) fn return_inbox(&self, w: usize, batch: Batch<T>) {
-        lock(&self.slots[w].jobs).put_inbox(batch);
+        lock(&self.slots[w].mailbox).put_inbox(batch);
     }
 
     /// Trainer `w` starts the round of a job it took ahead.
@@ -514,95 +411,5 @@ impl<T: DataType> Board<T> {
         self.copied.wake_all();
         self.finished.wake_all();
         self.barrier.wake_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use dl4rs_array::NdArray;
-    use dl4rs_data::{DataSet, DataSetIterator, InMemoryDataSetIterator, Lazy};
-
-    /// Jobs of `rows`-row batches of rows (round numbers 0, 1, ...).
-    fn jobs(batches: &[usize]) -> Vec<Job<f32>> {
-        let mut out = Vec::new();
-        for (round, &rows) in batches.iter().enumerate() {
-            let features = NdArray::from_slice(&[rows, 1], &vec![round as f32; rows]).unwrap();
-            let labels = NdArray::from_slice(&[rows, 1], &vec![0.0; rows]).unwrap();
-            let d = DataSet::new(features, labels).unwrap();
-            // An in-memory iterator's `next_lazy` hands out rows, not arrays.
-            let mut it = InMemoryDataSetIterator::new(d, rows).unwrap();
-            let Some(Ok(Lazy::Rows(r))) = it.next_lazy() else {
-                panic!("expected rows")
-            };
-            out.push(Job {
-                batch: Some(Batch::Rows(r)),
-                copy: false,
-                combine: Combine::Alone,
-                round: round as u64,
-                iteration: round as u64 + 1,
-                delivered: false,
-            });
-        }
-        out
-    }
-
-    fn round(next: Next<f32>) -> Option<u64> {
-        match next {
-            Next::Job(j) => Some(j.round),
-            Next::Empty | Next::Gathering => None,
-        }
-    }
-
-    /// A job taken out to be gathered goes back to its owner before its later ones, which
-    /// wait (and are not taken ahead) meanwhile; the first gather makes the two inboxes,
-    /// the next ones reuse them, and a batch with no inbox of its size stays its owner's.
-    #[test]
-    fn a_job_gathered_by_another_keeps_its_place() {
-        let board = Board::<f32>::new(2);
-        for job in jobs(&[2, 2, 2, 1]) {
-            board.post(1, job);
-        }
-        let (mut job, inbox) = board.take_to_gather(1).expect("rows, posted");
-        assert_eq!(job.round, 0);
-        assert!(matches!(inbox, Inbox::Make));
-        assert!(matches!(board.take(1), Next::Gathering));
-        assert!(board.take_ahead(1).is_none(), "job 1 must wait for job 0");
-        assert!(board.take_to_gather(1).is_none(), "one out at a time");
-        let batch = job.batch.take().unwrap();
-        let (gathered, spare) = crate::batch::gather_for_another(batch, inbox).unwrap();
-        assert!(spare.is_some());
-        job.batch = Some(gathered);
-        board.deliver(1, job, spare);
-        assert_eq!(board.slots[1].delivered.get(), 1);
-        let Next::Job(mut first) = board.take(1) else {
-            panic!("delivered")
-        };
-        assert_eq!(first.round, 0);
-        // Job 1 into the spare inbox while job 0 still holds the first.
-        let (mut second, inbox) = board.take_to_gather(1).expect("the spare is free");
-        assert_eq!(second.round, 1);
-        let Inbox::Reuse(_) = &inbox else {
-            panic!("the spare")
-        };
-        let batch = second.batch.take().unwrap();
-        let (gathered, spare) = crate::batch::gather_for_another(batch, inbox).unwrap();
-        assert!(spare.is_none());
-        second.batch = Some(gathered);
-        board.deliver(1, second, None);
-        // Both inboxes are out: nothing to gather job 2 into until one comes back.
-        assert!(board.take_to_gather(1).is_none());
-        board.return_inbox(1, first.batch.take().unwrap());
-        assert_eq!(round(board.take(1)), Some(1));
-        let (third, _) = board.take_to_gather(1).expect("an inbox is back");
-        assert_eq!(third.round, 2);
-        board.deliver(1, third, None);
-        assert_eq!(round(board.take(1)), Some(2));
-        // The short batch: no inbox of its size, its owner gathers it.
-        assert!(board.take_to_gather(1).is_none());
-        assert_eq!(round(board.take(1)), Some(3));
-        assert!(matches!(board.take(1), Next::Empty));
-        assert_eq!(board.stats().gathered_for_another, 3);
-        assert_eq!(board.slots[1].taken.get(), 4);
     }
 }

@@ -42,6 +42,7 @@ mod encoding;
 mod error;
 mod exchange;
 mod inference;
+mod mailbox;
 mod rendezvous;
 mod replica;
 mod rounds;

@@ -25,10 +25,11 @@ use dl4rs_memory::{WorkspaceConfig, destroy_all_workspaces_for_current_thread};
 use dl4rs_nn::{IterationInfo, Model, NnError};
 
 use crate::batch::{Batch, Ready, gather_for_another, prepare};
-use crate::board::{Board, Combine, Failure, Job, Next};
+use crate::board::{Board, Combine, Failure, Job};
 use crate::encoding::Encoder;
 use crate::error::panic_message;
 use crate::exchange::{Exchange, pieces};
+use crate::mailbox::Next;
 use crate::rendezvous::{Aborted, Arrival, Patience};
 
 /// A network shared between its worker and the coordinator (which touches it only between
