@@ -220,9 +220,7 @@ impl<T: DataType, M: AsModel<T>> ParallelWrapper<T, M> {
 
     fn rounds(&mut self, source: &mut dyn Rounds<T>) -> Result<(), ParallelError> {
         if self.pool.is_none() {
-            let t0 = std::time::Instant::now();
             self.start_pool()?;
-            eprintln!("START {:?}", t0.elapsed());
         }
         let pool = self.pool.as_mut().ok_or_else(not_running)?;
         *pool.board.listeners() = std::mem::take(&mut self.listeners);
