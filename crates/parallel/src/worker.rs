@@ -401,7 +401,10 @@ impl<T: DataType> Trainer<T> {
     /// next round's batch ([`Ahead`]), when that job is posted and none is prepared yet: the
     /// copy or gather it would start that round with (on W1 the gather of a batch's rows,
     /// ~40 µs on a 2-vCPU VM) fills the wait (15-70 µs per round, from the trainers'
-    /// differing speeds) instead of adding to the next round. The last to arrive goes on.
+    /// differing speeds) instead of adding to the next round. Then, while the barrier has
+    /// not passed, it gathers the next rows of each trainer still on its round
+    /// ([`Board::take_to_gather`]): the last to arrive never prepares ahead itself. The last
+    /// to arrive goes on.
     fn arrive_and_wait(&mut self, ahead: &mut Option<Ahead<T>>) -> Result<(), RoundError> {
         let barrier = &self.board.barrier;
         let Arrival::Early(ticket) = barrier.arrive(self.workers) else {
